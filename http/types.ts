@@ -1,0 +1,71 @@
+/**
+ * The contract between the connection engine (`http/engine.ts`, bytes in and
+ * out of one connection) and the file handler (`http/handler.ts`, request →
+ * reply). Neither side knows about threads or sockets.
+ *
+ * @module
+ */
+
+/** A parsed request head. Header names are lower-cased; values are trimmed. */
+export interface RequestHead {
+  /** Method token exactly as sent, e.g. `GET`. */
+  method: string;
+  /** The raw request-target, e.g. `/a%20b/?sort=size`. */
+  target: string;
+  /** The target up to `?` (still percent-encoded). */
+  path: string;
+  /** The target after `?`, without it; `""` when absent. */
+  query: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: 0 | 1;
+  /** Flat list: `[name0, value0, name1, value1, …]`, names lower-cased. */
+  headers: string[];
+}
+
+/** A slice `[start, end)` of an open file, streamed by the engine. */
+export interface FileSlice {
+  file: Deno.FsFile;
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
+/** One piece of a reply body, written in order. */
+export type BodyPart = Uint8Array | FileSlice;
+
+/**
+ * What the handler answers. The engine adds `Date`, `Connection` and (unless
+ * `rawHead` is given) the status line and `Content-Length`, writes the head and
+ * body, and calls `release()` exactly once afterwards (also when the client
+ * went away or the request was HEAD), so open files are always closed.
+ */
+export interface Reply {
+  status: number;
+  /** Headers other than Date / Connection / Content-Length. */
+  headers: Array<[string, string]>;
+  /** Body parts; their total byte length is `length`. HEAD: computed, not sent. */
+  body: BodyPart[];
+  /** Content-Length. */
+  length: number;
+  /**
+   * Optional pre-serialised head: the status line and every header line
+   * including `Content-Length`, each ending in CRLF, without the blank line.
+   * The engine appends `Date`, `Connection` and the final CRLF. Used by caches
+   * so that a hit allocates nothing.
+   */
+  rawHead?: Uint8Array;
+  /** Called once when the engine is done with the reply (closes files). */
+  release?: () => void;
+}
+
+/** Request → reply. Must not throw: map errors to a 4xx/5xx reply. */
+export type Handler = (req: RequestHead) => Reply | Promise<Reply>;
+
+/** Returns the first value of header `name` (lower-case), or undefined. */
+export function getHeader(req: RequestHead, name: string): string | undefined {
+  const h = req.headers;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === name) return h[i + 1];
+  }
+  return undefined;
+}
