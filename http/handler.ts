@@ -141,6 +141,32 @@ function errCode(e: unknown): string | undefined {
 }
 
 /**
+ * Maps an error thrown by a filesystem call to the status the client sees:
+ * missing, not-a-directory, symlink loop and name-too-long look absent (404);
+ * permission denied is 403; out of descriptors is 503 (temporary); anything
+ * else is 500.
+ *
+ * @param e The thrown value.
+ * @returns 403, 404, 500 or 503.
+ * @example
+ * ```ts
+ * import { errorStatus } from "./handler.ts";
+ * errorStatus(new Deno.errors.NotFound("gone")); // 404
+ * ```
+ */
+export function errorStatus(e: unknown): 403 | 404 | 500 | 503 {
+  const code = errCode(e);
+  if (
+    e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory ||
+    e instanceof Deno.errors.FilesystemLoop || code === "ENAMETOOLONG" ||
+    code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP"
+  ) return 404;
+  if (e instanceof Deno.errors.PermissionDenied || code === "EACCES") return 403;
+  if (code === "EMFILE" || code === "ENFILE") return 503;
+  return 500;
+}
+
+/**
  * Creates the request handler for a root directory. The real root is
  * resolved once here; every served file's real path must lie under it.
  *
@@ -199,17 +225,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   }
 
   function mapError(e: unknown): Reply {
-    const code = errCode(e);
-    if (
-      e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory ||
-      e instanceof Deno.errors.FilesystemLoop || code === "ENAMETOOLONG" ||
-      code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP"
-    ) return errorReply(404);
-    if (e instanceof Deno.errors.PermissionDenied || code === "EACCES") return errorReply(403);
+    const status = errorStatus(e);
     // Out of descriptors is temporary: tell the client to come back.
-    if (code === "EMFILE" || code === "ENFILE") return errorReply(503, [["Retry-After", "1"]]);
-    console.error(`ringhttpd: 500: ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
-    return errorReply(500);
+    if (status === 503) return errorReply(503, [["Retry-After", "1"]]);
+    if (status === 500) {
+      console.error(`ringhttpd: 500: ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
+    }
+    return errorReply(status);
   }
 
   /** The real path, or null when it must look absent (outside root, hidden). */
