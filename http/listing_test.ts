@@ -5,10 +5,12 @@ import {
   entryHref,
   escapeHtml,
   humanSize,
+  isoLike,
   listingETag,
   parseListingQuery,
   renderHtml,
   renderJson,
+  rfc3339,
   sortEntries,
 } from "./listing.ts";
 
@@ -157,4 +159,18 @@ Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles", 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("isoLike() and rfc3339() match Date#toISOString for years 1970-9999", () => {
+  let seed = 12345;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 20000; i++) {
+    const ms = Math.floor(rand() * 253402300799999);
+    const iso = new Date(ms).toISOString();
+    assert.equal(rfc3339(ms), iso);
+    assert.equal(isoLike(ms), iso.slice(0, 10) + " " + iso.slice(11, 19));
+  }
+  assert.equal(rfc3339(951782400000), "2000-02-29T00:00:00.000Z");
+  assert.equal(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+  assert.equal(rfc3339(NaN), "1970-01-01T00:00:00.000Z");
 });
