@@ -6,7 +6,8 @@
  * @module
  */
 import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
-import { decodePath, hasDotComponent, isInside } from "./resolve.ts";
+import { decodePath, decodeRawPath, hasDotComponent, INVALID_UTF8, isInside } from "./resolve.ts";
+import { rawAvailable, rawReadFile, rawRealPath } from "./_rawfs.ts";
 import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from "./conditional.ts";
 import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
 import { contentType } from "./mime.ts";
@@ -60,6 +61,8 @@ const REASONS: Record<number, string> = {
 };
 
 const encoder = new TextEncoder();
+/** Largest non-UTF-8-named file served (it is read into memory). */
+export const RAW_MAX_BYTES = 16 * 1024 * 1024;
 const TEXT = "text/plain; charset=utf-8";
 // One boundary per process is enough: it only has to be absent from the
 // part headers we write, and the file bytes are framed by length anyway.
@@ -453,9 +456,51 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return reply(200, h, [body], body.length);
   }
 
+  const rootBytes = encoder.encode(root === "/" ? "/" : root + "/");
+  const lossy = new TextDecoder();
+
+  /**
+   * A file whose name is not UTF-8 (linked from listings by its raw bytes):
+   * the same checks on bytes, through libc; read into memory because Deno
+   * cannot adopt the descriptor (see `_rawfs.ts`), so bounded by
+   * RAW_MAX_BYTES (larger: 403). Files only, never cached.
+   */
+  function rawFile(req: RequestHead): Reply {
+    const r = decodeRawPath(req.path, dotfiles);
+    if (!r.ok) return errorReply(r.status);
+    if (r.trailingSlash) return errorReply(404);
+    const full = new Uint8Array(rootBytes.length + r.bytes.length);
+    full.set(rootBytes);
+    full.set(r.bytes, rootBytes.length);
+    const real = rawRealPath(full);
+    if (real === null) return errorReply(404);
+    let inside = real.length > rootBytes.length;
+    for (let i = 0; inside && i < rootBytes.length; i++) inside = real[i] === rootBytes[i];
+    if (!inside && !follow) return errorReply(404);
+    const realName = lossy.decode(real);
+    if (inside && !dotfiles && hasDotComponent(root, realName)) return errorReply(404);
+    const r2 = rawReadFile(real, RAW_MAX_BYTES);
+    if (r2 === null) return errorReply(404);
+    if (r2 === "too large") return errorReply(403);
+    const { info, bytes } = r2;
+    const m: FileMeta = {
+      type: contentType(realName),
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      etag: makeETag(info.size, info.mtimeMs, info.ino),
+      lastModified: httpDate(info.mtimeMs),
+      vary: false,
+    };
+    return fileReply(pick(req), m, null, bytes);
+  }
+
   async function slow(req: RequestHead): Promise<Reply> {
     const d = decodePath(req.path, dotfiles);
-    if (!d.ok) return errorReply(d.status);
+    if (!d.ok) {
+      // Not UTF-8: may name a file Deno cannot spell; try the exact bytes.
+      if (d.reason === INVALID_UTF8 && rawAvailable()) return rawFile(req);
+      return errorReply(d.status);
+    }
     const p = pick(req);
     const fsPath = d.segments.length === 0 ? root : root + "/" + d.segments.join("/");
     const real = await realInRoot(fsPath);

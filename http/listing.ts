@@ -19,9 +19,12 @@ export interface Entry {
   mtimeMs: number;
   /**
    * The on-disk name is not valid UTF-8: Deno 2.9.6 hands out a lossy name
-   * that does not open, so the entry is listed without a link.
+   * that does not open. Listed with `href` when FFI could read the raw bytes
+   * (a file), else without a link.
    */
   lossy?: boolean;
+  /** For a lossy file name: its raw bytes, percent-encoded (not HTML-escaped). */
+  href?: string;
 }
 
 /** What a listing is sorted by. */
@@ -66,6 +69,31 @@ export function parseListingQuery(query: string): ListingQuery {
   return q;
 }
 
+import { percentEncodeBytes, rawAvailable, rawInvalidNames, rawStat } from "./_rawfs.ts";
+
+/** Mirrors `RAW_MAX_BYTES` in handler.ts: larger non-UTF-8 files get no link. */
+const RAW_LINK_MAX = 16 * 1024 * 1024;
+
+const lossyDecoder = new TextDecoder(); // replacement mode, like Deno's own conversion
+
+/** Fills in a lossy entry from the raw name whose lossy form matches it. */
+function lossyEntry(dir: string, d: Deno.DirEntry, raws: Uint8Array[]): Entry {
+  const type = d.isDirectory ? "dir" : d.isSymlink ? "symlink" : "file";
+  const e: Entry = { name: d.name, type, isDir: d.isDirectory, size: 0, mtimeMs: 0, lossy: true };
+  const matches = raws.filter((r) => lossyDecoder.decode(r) === d.name);
+  // Two raw names with one lossy form cannot be told apart: link neither.
+  if (matches.length !== 1) return e;
+  const raw = matches[0];
+  const path = new Uint8Array([...new TextEncoder().encode(dir + "/"), ...raw]);
+  const info = rawStat(path);
+  if (info === null) return e;
+  e.size = info.size;
+  e.mtimeMs = info.mtimeMs;
+  if (info.isFile && info.size <= RAW_LINK_MAX) e.href = percentEncodeBytes(raw);
+  else if (info.isDirectory) e.isDir = true;
+  return e;
+}
+
 /**
  * Reads a directory: `readDirSync` + `lstatSync` per entry. Synchronous on
  * purpose: one async op per entry costs ~10x more (see DENO_FACTS), and the
@@ -84,6 +112,7 @@ export function parseListingQuery(query: string): ListingQuery {
 export function collectEntries(dir: string, dotfiles: boolean): Entry[] {
   const out: Entry[] = [];
   const base = dir.endsWith("/") ? dir : dir + "/";
+  let raws: Uint8Array[] | undefined;
   for (const d of Deno.readDirSync(dir)) {
     const name = d.name;
     if (!dotfiles && name.charCodeAt(0) === 46) continue;
@@ -92,8 +121,8 @@ export function collectEntries(dir: string, dotfiles: boolean): Entry[] {
       info = Deno.lstatSync(base + name);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound && name.includes("\uFFFD")) {
-        const type = d.isDirectory ? "dir" : d.isSymlink ? "symlink" : "file";
-        out.push({ name, type, isDir: d.isDirectory, size: 0, mtimeMs: 0, lossy: true });
+        raws ??= rawAvailable() ? rawInvalidNames(dir) : [];
+        out.push(lossyEntry(base.slice(0, -1), d, raws));
       }
       continue; // vanished or unreadable: skip the entry, keep the page
     }
@@ -382,12 +411,13 @@ export function renderHtml(entries: readonly Entry[], ctx: RenderContext): Uint8
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     const text = escapeHtml(e.name) + (e.isDir ? "/" : "");
-    if (e.lossy) {
+    if (e.lossy && e.href === undefined) {
       s += `<tr><td><span class="x" title="name is not valid UTF-8">${text}</span></td>` +
         "<td></td><td></td></tr>\n";
       continue;
     }
-    s += `<tr><td><a href="${entryHref(e.name, e.isDir)}">${text}</a></td>` +
+    const href = e.href === undefined ? entryHref(e.name, e.isDir) : escapeHtml(e.href);
+    s += `<tr><td><a href="${href}">${text}</a></td>` +
       (e.isDir ? '<td class="s">-</td>' : `<td class="s" title="${e.size} bytes">` +
         humanSize(e.size) + "</td>") +
       "<td>" + (e.mtimeMs ? isoLike(e.mtimeMs) : "") + "</td></tr>\n";

@@ -42,6 +42,33 @@ function reject(status: 400 | 404, reason: string): RejectedPath {
   return { ok: false, status, reason };
 }
 
+/** The `reason` of a path refused only for not being valid UTF-8. */
+export const INVALID_UTF8 = "invalid UTF-8";
+
+/** Percent-decodes to bytes; refuses escapes that would change the path's shape. */
+function percentDecode(path: string): Uint8Array | RejectedPath {
+  const n = path.length;
+  const bytes = new Uint8Array(n);
+  let len = 0;
+  for (let i = 0; i < n; i++) {
+    let c = path.charCodeAt(i);
+    if (c === 37) {
+      const hi = i + 2 < n ? hex(path.charCodeAt(i + 1)) : -1;
+      const lo = hi >= 0 ? hex(path.charCodeAt(i + 2)) : -1;
+      if (lo < 0) return reject(400, "invalid percent escape");
+      c = hi * 16 + lo;
+      // These would change the meaning of the path if decoded; a legitimate
+      // file name cannot contain NUL or `/`, and `\` is a separator elsewhere.
+      if (c === 0) return reject(400, "encoded NUL");
+      if (c === 47) return reject(400, "encoded slash");
+      if (c === 92) return reject(400, "encoded backslash");
+      i += 2;
+    }
+    bytes[len++] = c;
+  }
+  return bytes.subarray(0, len);
+}
+
 /**
  * Percent-decodes a request path once and checks it segment by segment.
  *
@@ -72,28 +99,12 @@ export function decodePath(path: string, dotfiles: boolean): DecodedPath | Rejec
   }
   let decoded = path;
   if (hasEscape) {
-    const bytes = new Uint8Array(n);
-    let len = 0;
-    for (let i = 0; i < n; i++) {
-      let c = path.charCodeAt(i);
-      if (c === 37) {
-        const hi = i + 2 < n ? hex(path.charCodeAt(i + 1)) : -1;
-        const lo = hi >= 0 ? hex(path.charCodeAt(i + 2)) : -1;
-        if (lo < 0) return reject(400, "invalid percent escape");
-        c = hi * 16 + lo;
-        // These would change the meaning of the path if decoded; a legitimate
-        // file name cannot contain NUL or `/`, and `\` is a separator elsewhere.
-        if (c === 0) return reject(400, "encoded NUL");
-        if (c === 47) return reject(400, "encoded slash");
-        if (c === 92) return reject(400, "encoded backslash");
-        i += 2;
-      }
-      bytes[len++] = c;
-    }
+    const bytes = percentDecode(path);
+    if (!(bytes instanceof Uint8Array)) return bytes;
     try {
-      decoded = utf8.decode(bytes.subarray(0, len));
+      decoded = utf8.decode(bytes);
     } catch {
-      return reject(400, "invalid UTF-8");
+      return reject(400, INVALID_UTF8);
     }
   }
   const trailingSlash = decoded.charCodeAt(decoded.length - 1) === 47;
@@ -148,4 +159,59 @@ export function isInside(root: string, real: string): boolean {
 export function hasDotComponent(root: string, real: string): boolean {
   const start = root === "/" ? 0 : root.length;
   return real.indexOf("/.", start) >= 0;
+}
+
+/** A request path kept as raw bytes (for names that are not UTF-8). */
+export interface RawPath {
+  ok: true;
+  /** The decoded path without its leading and trailing `/`. */
+  bytes: Uint8Array;
+  trailingSlash: boolean;
+}
+
+/**
+ * The byte-level twin of {@link decodePath}, for paths that decodePath
+ * refused only as invalid UTF-8: the same rules applied to bytes, with the
+ * bytes kept as they are (the kernel treats them as opaque, so nothing is
+ * repaired). Overlong forms (lead byte C0/C1, E0 80-9F, F0 80-8F), which
+ * lenient decoders turn into `/` or `.`, are still refused with 400.
+ *
+ * @param path The request path up to `?`, still percent-encoded.
+ * @param dotfiles Whether names starting with `.` may be served.
+ * @returns The raw bytes, or the status to answer.
+ * @example
+ * ```ts
+ * import { decodeRawPath } from "./resolve.ts";
+ * decodeRawPath("/a%FF.txt", false); // { ok: true, bytes: [0x61, 0xff, ...], trailingSlash: false }
+ * ```
+ */
+export function decodeRawPath(path: string, dotfiles: boolean): RawPath | RejectedPath {
+  const d = decodePath(path, dotfiles);
+  if (!d.ok && d.reason !== INVALID_UTF8) return d;
+  const all = percentDecode(path);
+  if (!(all instanceof Uint8Array)) return all;
+  for (let i = 0; i < all.length; i++) {
+    const b = all[i];
+    const next = i + 1 < all.length ? all[i + 1] : 0;
+    if (
+      b === 0xc0 || b === 0xc1 || (b === 0xe0 && next < 0xa0 && next >= 0x80) ||
+      (b === 0xf0 && next < 0x90 && next >= 0x80)
+    ) {
+      return reject(400, "overlong UTF-8");
+    }
+  }
+  const trailingSlash = all[all.length - 1] === 47;
+  const bytes = all.subarray(1, trailingSlash ? all.length - 1 : all.length);
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 47) continue;
+    const len = i - start;
+    if (len === 0) return reject(400, "empty segment");
+    if (bytes[start] === 46) {
+      if (len === 1 || (len === 2 && bytes[start + 1] === 46)) return reject(400, "dot segment");
+      if (!dotfiles) return reject(404, "dotfile");
+    }
+    start = i + 1;
+  }
+  return { ok: true, bytes, trailingSlash };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodePath, hasDotComponent, isInside } from "./resolve.ts";
+import { decodePath, decodeRawPath, hasDotComponent, isInside } from "./resolve.ts";
 
 Deno.test("decodePath() decodes percent escapes once", () => {
   assert.deepEqual(decodePath("/a%20b/c%25d.txt", false), {
@@ -84,4 +84,32 @@ Deno.test("hasDotComponent() looks only below the root", () => {
   assert.ok(hasDotComponent("/srv", "/srv/a/.b"));
   assert.ok(!hasDotComponent("/home/.u/srv", "/home/.u/srv/a"));
   assert.ok(!hasDotComponent("/srv", "/srv/a.b/c"));
+});
+
+Deno.test("decodeRawPath() keeps invalid UTF-8 bytes but refuses overlong forms and traversal", () => {
+  const r = decodeRawPath("/d/a%FF%FE.txt", false);
+  assert.ok(r.ok);
+  assert.deepEqual([...r.bytes], [0x64, 0x2f, 0x61, 0xff, 0xfe, 0x2e, 0x74, 0x78, 0x74]);
+  assert.equal(r.trailingSlash, false);
+  for (
+    const p of [
+      "/%c0%af",
+      "/%c1%81",
+      "/%e0%80%af",
+      "/%f0%80%80%af",
+      "/%ff/../x",
+      "/%ff//x",
+      "/%ff/./x",
+      "/%ff%2f",
+      "/%ff%00",
+    ]
+  ) {
+    const x = decodeRawPath(p, false);
+    assert.ok(!x.ok && x.status === 400, p);
+  }
+  const hidden = decodeRawPath("/.%ff", false);
+  assert.ok(!hidden.ok && hidden.status === 404);
+  assert.ok(decodeRawPath("/.%ff", true).ok);
+  // a valid path is accepted the same way
+  assert.ok(decodeRawPath("/a/b", false).ok);
 });
