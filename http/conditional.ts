@@ -16,7 +16,7 @@
  * @example
  * ```ts
  * import { makeETag } from "./conditional.ts";
- * makeETag(26, 1700000000000, 1234); // "\"q-lp2x5nls-ya\""
+ * makeETag(26, 1700000000000, 1234); // "\"q-loyw3v28-ya\""
  * ```
  */
 export function makeETag(size: number, mtimeMs: number, ino: number): string {

@@ -205,7 +205,17 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const cacheMaxFileBytes = options.cacheMaxFileBytes ?? 65536;
   const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024;
   const revalidateMs = options.revalidateMs ?? 1000;
-  const common: Array<[string, string]> = [...(options.headers ?? [])];
+  const common: Array<[string, string]> = [];
+  for (const [k, v] of options.headers ?? []) {
+    // Checked once here so no reply can carry a broken or injected header.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+      throw new Error(`header name must be an HTTP token, got ${JSON.stringify(k)}`);
+    }
+    if (/[\0\r\n]/.test(v)) {
+      throw new Error(`header value must not contain CR, LF or NUL, got ${JSON.stringify(v)}`);
+    }
+    common.push([k, v]);
+  }
   if (options.cors) common.push(["Access-Control-Allow-Origin", "*"]);
 
   const cache = new Map<string, CacheEntry>();

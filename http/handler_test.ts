@@ -618,7 +618,7 @@ Deno.test("errorStatus() maps filesystem errors to statuses", () => {
   assert.deepEqual(errorStatus("a string"), 500);
 });
 
-Deno.test("createHandler() refuses a root that is not a readable directory", async () => {
+Deno.test("createHandler() refuses a bad root and bad extra headers", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${tmp}/file`, "x");
@@ -627,6 +627,11 @@ Deno.test("createHandler() refuses a root that is not a readable directory", asy
       /root must be a readable directory/,
     );
     await assert.rejects(createHandler({ root: `${tmp}/missing` }), /missing/);
+    await assert.rejects(
+      createHandler({ root: tmp, headers: [["X-A", "b\r\nSet-Cookie: x"]] }),
+      /CR, LF/,
+    );
+    await assert.rejects(createHandler({ root: tmp, headers: [["X A", "b"]] }), /HTTP token/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
