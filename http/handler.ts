@@ -535,6 +535,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   }
 
   async function revalidate(req: RequestHead, e: CacheEntry): Promise<Reply> {
+    // Claim the check: requests arriving while this stat runs keep using the
+    // entry instead of each starting their own stat (one check per window).
+    e.checked = Date.now();
     try {
       const d = decodePath(req.path, dotfiles);
       if (d.ok) {
