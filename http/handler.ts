@@ -61,6 +61,8 @@ const REASONS: Record<number, string> = {
 };
 
 const encoder = new TextEncoder();
+/** Most entries read from one directory for a listing (or listingCap if larger). */
+export const COLLECT_MAX = 100_000;
 /** Largest non-UTF-8-named file served (it is read into memory). */
 export const RAW_MAX_BYTES = 16 * 1024 * 1024;
 const TEXT = "text/plain; charset=utf-8";
@@ -430,7 +432,12 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     const accept = getHeader(req, "accept");
     const json = q.json || (accept !== undefined && accept.includes("application/json"));
     const dirInfo = await Deno.stat(real);
-    const entries = collectEntries(real, dotfiles);
+    // Bounded: collecting is synchronous (~5 us per entry), so a huge
+    // directory costs at most COLLECT_MAX entries of worker time and memory.
+    const collectMax = Math.max(COLLECT_MAX, listingCap);
+    const entries = collectEntries(real, dotfiles, collectMax + 1);
+    const truncated = entries.length > collectMax;
+    if (truncated) entries.length = collectMax;
     let mtime = dirInfo.mtime?.getTime() ?? 0;
     for (const e of entries) if (e.mtimeMs > mtime) mtime = e.mtimeMs;
     sortEntries(entries, q.sort, q.order);
@@ -447,6 +454,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       ["ETag", etag],
       ["Last-Modified", lastModified],
     ];
+    if (truncated) h.push(["X-Listing-Truncated", String(collectMax)]);
     if (pre === 304) return reply(304, h);
     if (pre === 412) return errorReply(412);
     const page = entries.slice((q.page - 1) * listingCap, q.page * listingCap);
@@ -460,7 +468,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
     } else {
       const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-      body = renderHtml(page, { path, query: q, pages, total: entries.length });
+      body = renderHtml(page, { path, query: q, pages, total: entries.length, truncated });
       h.unshift(["Content-Type", "text/html; charset=utf-8"]);
     }
     return reply(200, h, [body], body.length);

@@ -102,6 +102,7 @@ function lossyEntry(dir: string, d: Deno.DirEntry, raws: Uint8Array[]): Entry {
  *
  * @param dir The real path of the directory.
  * @param dotfiles Whether to include names starting with `.`.
+ * @param max Stop after this many entries (directory order, before sorting).
  * @returns The entries, unsorted; unreadable ones are skipped.
  * @example
  * ```ts ignore
@@ -109,11 +110,12 @@ function lossyEntry(dir: string, d: Deno.DirEntry, raws: Uint8Array[]): Entry {
  * const entries = collectEntries("/srv/www", false);
  * ```
  */
-export function collectEntries(dir: string, dotfiles: boolean): Entry[] {
+export function collectEntries(dir: string, dotfiles: boolean, max = Infinity): Entry[] {
   const out: Entry[] = [];
   const base = dir.endsWith("/") ? dir : dir + "/";
   let raws: Uint8Array[] | undefined;
   for (const d of Deno.readDirSync(dir)) {
+    if (out.length >= max) break;
     const name = d.name;
     if (!dotfiles && name.charCodeAt(0) === 46) continue;
     let info: Deno.FileInfo;
@@ -343,6 +345,8 @@ export interface RenderContext {
   pages: number;
   /** Total entries across all pages. */
   total: number;
+  /** Collection stopped at `total` entries: the directory holds more. */
+  truncated?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -423,6 +427,9 @@ export function renderHtml(entries: readonly Entry[], ctx: RenderContext): Uint8
       "<td>" + (e.mtimeMs ? isoLike(e.mtimeMs) : "") + "</td></tr>\n";
   }
   s += "</tbody></table>\n";
+  if (ctx.truncated) {
+    s += `<p>Only the first ${ctx.total} entries read from this directory are listed.</p>\n`;
+  }
   if (ctx.pages > 1) {
     s += "<nav>";
     if (q.page > 1) {

@@ -108,6 +108,11 @@ Deno.test("renderHtml() omits ../ at the root and adds page links when paginated
   assert.ok(html.includes("page 2 of 3 (25 entries)"));
 });
 
+Deno.test("renderHtml() says when the directory was too large to read whole", () => {
+  const ctx = { path: "/", query: Q, pages: 1, total: 5, truncated: true };
+  assert.ok(dec.decode(renderHtml([], ctx)).includes("Only the first 5 entries"));
+});
+
 Deno.test("renderHtml() lists a lossy (non-UTF-8) name without a link", () => {
   const lossy: Entry = { ...e("a\uFFFDb"), lossy: true };
   const html = dec.decode(renderHtml([lossy], { path: "/", query: Q, pages: 1, total: 1 }));
@@ -156,6 +161,7 @@ Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles", 
     ]);
     assert.equal(got.find((x) => x.name === "f.txt")!.size, 5);
     assert.ok(collectEntries(dir, true).some((x) => x.name === ".hidden"));
+    assert.equal(collectEntries(dir, false, 2).length, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
