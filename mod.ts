@@ -5,10 +5,16 @@
  */
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
-export { createHandler, errorStatus } from "./http/handler.ts";
+export { COLLECT_MAX, createHandler, errorStatus, RAW_MAX_BYTES } from "./http/handler.ts";
 export type { HandlerOptions } from "./http/handler.ts";
-export { decodePath, hasDotComponent, isInside } from "./http/resolve.ts";
-export type { DecodedPath, RejectedPath } from "./http/resolve.ts";
+export {
+  decodePath,
+  decodeRawPath,
+  hasDotComponent,
+  INVALID_UTF8,
+  isInside,
+} from "./http/resolve.ts";
+export type { DecodedPath, RawPath, RejectedPath } from "./http/resolve.ts";
 export {
   etagMatches,
   evaluatePreconditions,
