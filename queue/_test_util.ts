@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Job, Outcome } from "./_test_worker.ts";
+import type { Job, Outcome, Progress } from "./_test_worker.ts";
 
 /** A started test worker and its single answer. */
 export interface Running {
@@ -12,11 +12,17 @@ export interface Running {
   outcome: Promise<Outcome>;
 }
 
-/** Starts `_test_worker.ts` on `job`; an error in the worker rejects `outcome`. */
-export function start(job: Job): Running {
+/**
+ * Starts `_test_worker.ts` on `job`; an error in the worker rejects `outcome`.
+ * `onProgress` gets the worker's progress messages, if any.
+ */
+export function start(job: Job, onProgress?: (p: Progress) => void): Running {
   const worker = new Worker(new URL("./_test_worker.ts", import.meta.url), { type: "module" });
   const outcome = new Promise<Outcome>((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent<Outcome>) => resolve(e.data);
+    worker.onmessage = (e: MessageEvent<Outcome | Progress>) => {
+      if ("progress" in e.data) onProgress?.(e.data);
+      else resolve(e.data);
+    };
     worker.onerror = (e) => {
       e.preventDefault();
       reject(new Error(`${job.role} worker failed: ${e.message}`));

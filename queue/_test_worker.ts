@@ -28,7 +28,17 @@ export type Job =
     useAsync: boolean;
     lockstep?: SharedArrayBuffer;
   }
-  | { role: "mpmc-producer"; buffer: SharedArrayBuffer; id: number; count: number; seed: number }
+  | {
+    role: "mpmc-producer";
+    buffer: SharedArrayBuffer;
+    id: number;
+    count: number;
+    seed: number;
+    notify: boolean;
+    /** Push until the ring is closed (at most `count`); say "progress" after `progressAt`. */
+    untilClosed?: boolean;
+    progressAt?: number;
+  }
   | {
     role: "mpmc-consumer";
     buffer: SharedArrayBuffer;
@@ -37,12 +47,18 @@ export type Job =
     perProducer: number;
     seed: number;
     useAsync: boolean;
+    notify: boolean;
   };
 
 /** What a worker answers. `errors` lists the first problems found. */
 export interface Outcome {
   received: number;
   errors: string[];
+}
+
+/** Sent before the outcome by producers given `progressAt`. */
+export interface Progress {
+  progress: number;
 }
 
 /** mulberry32: a small seeded PRNG so a failing run can be replayed. */
@@ -146,7 +162,7 @@ async function spscConsumer(job: Extract<Job, { role: "spsc-consumer" }>): Promi
 }
 
 function mpmcProducer(job: Extract<Job, { role: "mpmc-producer" }>): Outcome {
-  const ring = new MpmcRing(job.buffer);
+  const ring = new MpmcRing(job.buffer, { notify: job.notify });
   const rand = mulberry32(job.seed);
   const words = new Int32Array(4);
   const errors: string[] = [];
@@ -166,9 +182,12 @@ function mpmcProducer(job: Extract<Job, { role: "mpmc-producer" }>): Outcome {
       }
       if (!ok) break;
       next++;
+      if (next === job.progressAt) self.postMessage({ progress: next } satisfies Progress);
     }
+    if (job.untilClosed && ring.closed) break;
     if (next < job.count && rand() < 0.5) {
       const r = ring.waitForSpace(WAIT_MS);
+      if (r === "closed" && job.untilClosed) break;
       if (r !== "ok") {
         errors.push(`waitForSpace said ${r} at ${next}`);
         break;
@@ -179,7 +198,7 @@ function mpmcProducer(job: Extract<Job, { role: "mpmc-producer" }>): Outcome {
 }
 
 async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promise<Outcome> {
-  const ring = new MpmcRing(job.buffer);
+  const ring = new MpmcRing(job.buffer, { notify: job.notify });
   const seen = new Int32Array(job.seen);
   const rand = mulberry32(job.seed);
   const last = new Int32Array(job.producers).fill(-1);

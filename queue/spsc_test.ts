@@ -172,7 +172,8 @@ async function runPair(
   seed: number,
   opts: { useAsync: boolean; notify: boolean; lockstep?: boolean },
 ): Promise<void> {
-  const buffer = SpscRing.allocate(opts.lockstep ? 4 : 1024, 3, seed);
+  // Counters start so that the run crosses 2^31, where Int32 counters turn negative.
+  const buffer = SpscRing.allocate(opts.lockstep ? 4 : 1024, 3, 2 ** 31 - (count >> 1));
   const lockstep = opts.lockstep ? new SharedArrayBuffer(4) : undefined;
   const consumer = start({
     role: "spsc-consumer",
