@@ -248,7 +248,12 @@ export class MpmcRing {
    * Appends one record. Words past `recordWords` are ignored; record words
    * past the fourth are set to 0.
    *
-   * @returns `false`, and changes nothing, when the ring is full or closed.
+   * @param w0 Word 0 of the record.
+   * @param w1 Word 1 (if `recordWords > 1`).
+   * @param w2 Word 2 (if `recordWords > 2`).
+   * @param w3 Word 3 (if `recordWords > 3`).
+   * @returns `true` once published; `false`, changing nothing, when the ring
+   *   is full or closed.
    */
   push(w0: number, w1 = 0, w2 = 0, w3 = 0): boolean {
     const s = this.#claim();
@@ -274,6 +279,7 @@ export class MpmcRing {
    * Appends one record copied from `words` (first `recordWords` words;
    * missing ones are 0).
    *
+   * @param words The record's words.
    * @returns `false`, and changes nothing, when the ring is full or closed.
    */
   pushRecord(words: ArrayLike<number>): boolean {
@@ -342,8 +348,9 @@ export class MpmcRing {
   // ---- consumers ---------------------------------------------------------
 
   /**
-   * Consumes one record into `out` (which must hold `recordWords` words).
+   * Consumes one record into `out`.
    *
+   * @param out Receives the record; must hold `recordWords` words.
    * @returns `false` when no record is ready (empty, or the head record's
    *   producer has not published it yet).
    */
@@ -410,6 +417,7 @@ export class MpmcRing {
    * record is ready, the ring is closed and empty, or `timeoutMs` pass.
    * `"ok"` is a hint: another consumer may take the record first.
    *
+   * @param timeoutMs Longest total wait; 0 checks once; `Infinity` never gives up.
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   wait(timeoutMs: number): WaitResult {
@@ -418,8 +426,9 @@ export class MpmcRing {
 
   /**
    * Producer side: blocks (in bounded slices) until the next slot is free,
-   * the ring is closed, or `timeoutMs` pass.
+   * the ring is closed, or `timeoutMs` pass. `"ok"` is a hint, as for `wait`.
    *
+   * @param timeoutMs Longest total wait; 0 checks once; `Infinity` never gives up.
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitForSpace(timeoutMs: number): WaitResult {
@@ -428,13 +437,22 @@ export class MpmcRing {
 
   /**
    * Consumer side, for threads that keep an event loop: like {@linkcode wait}
-   * but sleeps with `Atomics.waitAsync`.
+   * but sleeps with `Atomics.waitAsync` (a timer keeps the event loop alive
+   * meanwhile).
+   *
+   * @param timeoutMs Longest total wait; 0 checks once.
+   * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitAsync(timeoutMs: number): Promise<WaitResult> {
     return this.#waitAsync(timeoutMs, W_C_SLEEPERS, W_C_WAKE, true);
   }
 
-  /** Producer side, like {@linkcode waitForSpace} with `Atomics.waitAsync`. */
+  /**
+   * Producer side, like {@linkcode waitForSpace} with `Atomics.waitAsync`.
+   *
+   * @param timeoutMs Longest total wait; 0 checks once.
+   * @returns `"ok"`, `"closed"` or `"timed-out"`.
+   */
   waitForSpaceAsync(timeoutMs: number): Promise<WaitResult> {
     return this.#waitAsync(timeoutMs, W_P_SLEEPERS, W_P_WAKE, false);
   }

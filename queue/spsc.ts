@@ -240,7 +240,20 @@ export class SpscRing {
    * Appends one record and publishes it. Words past `recordWords` are ignored;
    * record words past the fourth are set to 0.
    *
-   * @returns `false`, and changes nothing, when the ring is full or closed.
+   * @param w0 Word 0 of the record.
+   * @param w1 Word 1 (if `recordWords > 1`).
+   * @param w2 Word 2 (if `recordWords > 2`).
+   * @param w3 Word 3 (if `recordWords > 3`).
+   * @returns `true` once published; `false`, changing nothing, when the ring
+   *   is full or closed.
+   * @example Push until full
+   * ```ts
+   * import { SpscRing } from "./spsc.ts";
+   * const ring = new SpscRing(SpscRing.allocate(2));
+   * ring.push(1);
+   * ring.push(2);
+   * console.assert(ring.push(3) === false);
+   * ```
    */
   push(w0: number, w1 = 0, w2 = 0, w3 = 0): boolean {
     const i32 = this.#i32;
@@ -287,12 +300,22 @@ export class SpscRing {
   /**
    * Writes word `word` of the `i`-th reserved (unpublished) record.
    * Indexes must lie within the last {@linkcode reserve}; nothing is checked.
+   *
+   * @param i Record index in the reserved region, from 0.
+   * @param word Word index in the record, from 0.
+   * @param value Int32 value.
    */
   write(i: number, word: number, value: number): void {
     this.#i32[W_DATA + (((this.#tail + i) | 0) & this.#mask) * this.recordWords + word] = value;
   }
 
-  /** Writes the `i`-th reserved record from `words` (first `recordWords` words). */
+  /**
+   * Writes the `i`-th reserved record from `words` (first `recordWords` words;
+   * missing ones are 0).
+   *
+   * @param i Record index in the reserved region, from 0.
+   * @param words The record's words.
+   */
   writeRecord(i: number, words: ArrayLike<number>): void {
     const rw = this.recordWords;
     const base = W_DATA + (((this.#tail + i) | 0) & this.#mask) * rw;
@@ -305,7 +328,16 @@ export class SpscRing {
    * `tail`, and notifies only if the consumer sleeps. `n` is clamped to the
    * free space (call {@linkcode reserve} first).
    *
+   * @param n Records to publish, an integer.
    * @returns Records published.
+   * @example Publish a batch
+   * ```ts
+   * import { SpscRing } from "./spsc.ts";
+   * const ring = new SpscRing(SpscRing.allocate(256));
+   * const n = ring.reserve(100);
+   * for (let i = 0; i < n; i++) ring.write(i, 0, i);
+   * ring.publish(n);
+   * ```
    */
   publish(n: number): number {
     const free = this.capacity - ((this.#tail - this.#headCache) | 0);
@@ -342,6 +374,9 @@ export class SpscRing {
   /**
    * Producer side: blocks (in bounded slices) until there is space, the ring
    * is closed, or `timeoutMs` pass. Only for threads that may block.
+   *
+   * @param timeoutMs Longest total wait; 0 checks once; `Infinity` never gives up.
+   * @returns `"ok"` when a slot is free, `"closed"`, or `"timed-out"`.
    */
   waitForSpace(timeoutMs: number): WaitResult {
     const i32 = this.#i32;
@@ -368,7 +403,19 @@ export class SpscRing {
    * If `fn` throws, the records before it and the one it threw on count as
    * consumed.
    *
+   * @param fn Called with each record; copy what you keep.
+   * @param max Most records to consume.
    * @returns Records consumed (0 when empty).
+   * @example Sum what is there
+   * ```ts
+   * import { SpscRing } from "./spsc.ts";
+   * const ring = new SpscRing(SpscRing.allocate(8));
+   * ring.push(1);
+   * ring.push(2);
+   * let sum = 0;
+   * ring.drain((rec) => sum += rec[0]);
+   * console.assert(sum === 3);
+   * ```
    */
   drain(fn: (rec: Int32Array) => void, max: number = this.capacity): number {
     const i32 = this.#i32;
@@ -404,8 +451,9 @@ export class SpscRing {
   }
 
   /**
-   * Consumes one record into `out` (which must hold `recordWords` words).
+   * Consumes one record into `out`.
    *
+   * @param out Receives the record; must hold `recordWords` words.
    * @returns `false` when the ring is empty.
    */
   pop(out: Int32Array): boolean {
@@ -447,6 +495,7 @@ export class SpscRing {
    * record is available, the ring is closed and empty, or `timeoutMs` pass.
    * `Infinity` waits for good, still re-checking every slice.
    *
+   * @param timeoutMs Longest total wait; 0 checks once.
    * @returns `"ok"` when records are available, `"closed"` when closed and
    *   empty, `"timed-out"` otherwise.
    */
@@ -471,8 +520,10 @@ export class SpscRing {
 
   /**
    * Consumer side, for threads that keep an event loop: like {@linkcode wait}
-   * but sleeps with `Atomics.waitAsync`.
+   * but sleeps with `Atomics.waitAsync` (a timer keeps the event loop alive
+   * meanwhile).
    *
+   * @param timeoutMs Longest total wait; 0 checks once.
    * @returns `"ok"`, `"closed"` or `"timed-out"`, as {@linkcode wait}.
    */
   async waitAsync(timeoutMs: number): Promise<WaitResult> {
