@@ -1,0 +1,478 @@
+/**
+ * Incremental, strict parser of HTTP/1.1 request heads from bytes.
+ *
+ * Contract: the caller keeps the bytes of the head being parsed contiguous and
+ * passes them again, with more appended, after {@linkcode RequestParser.parse}
+ * returned 0; the parser remembers how far it looked (offsets relative to
+ * `start`, so the caller may move the bytes), so a head fed one byte at a time
+ * costs O(length), not O(length^2). Bytes are checked in place with lookup
+ * tables; strings are made once per head (one latin1 decode, then substrings)
+ * because a decode per header costs more than the whole parse.
+ *
+ * Why strict: a static GET/HEAD server needs nothing the lenient forms give,
+ * and every leniency (bare LF, obs-fold, space before `:`, two Content-Length)
+ * is a request-smuggling vector when a proxy reads the bytes differently.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { RequestHead } from "./types.ts";
+import {
+  MAX_CONTENT_LENGTH_DIGITS,
+  MAX_DISCARD_BODY,
+  MAX_HEADER_BLOCK,
+  MAX_HEADERS,
+  MAX_METHOD,
+  MAX_REQUEST_LINE,
+} from "./limits.ts";
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+const QMARK = 63;
+const SLASH = 47;
+
+/** 0: not a tchar; 1: tchar; 2: tchar and an upper-case letter (RFC 9110 sec. 5.6.2). */
+const TCHAR = new Uint8Array(256);
+/** Byte -> lower-case byte (ASCII letters only). */
+const LOWER = new Uint8Array(256);
+for (let c = 0; c < 256; c++) LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") {
+  TCHAR[ch.charCodeAt(0)] = 1;
+}
+for (let c = 65; c <= 90; c++) TCHAR[c] = 2;
+
+// One latin1 decode per head. Deno's node:buffer `latin1Slice` works on any
+// Uint8Array and is ~6x faster than TextDecoder("latin1") (which is really
+// windows-1252 and would also change bytes 0x80-0x9F).
+const latin1Slice = (Buffer.prototype as unknown as {
+  latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+}).latin1Slice;
+
+/** Decodes `buf[start, end)` as ISO-8859-1 (byte n -> U+00nn). */
+export function latin1(buf: Uint8Array, start: number, end: number): string {
+  if (latin1Slice !== undefined) return latin1Slice.call(buf, start, end);
+  let s = "";
+  for (let i = start; i < end; i += 4096) {
+    s += String.fromCharCode.apply(
+      null,
+      buf.subarray(i, Math.min(end, i + 4096)) as unknown as number[],
+    );
+  }
+  return s;
+}
+
+// Common header names, so a hit costs no allocation and no toLowerCase: an
+// open-addressed table keyed by a hash of the lower-cased bytes.
+const KNOWN_NAMES = [
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "user-agent",
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "accept-charset",
+  "cache-control",
+  "pragma",
+  "referer",
+  "origin",
+  "cookie",
+  "authorization",
+  "if-none-match",
+  "if-modified-since",
+  "if-match",
+  "if-unmodified-since",
+  "if-range",
+  "range",
+  "upgrade-insecure-requests",
+  "upgrade",
+  "dnt",
+  "te",
+  "priority",
+  "keep-alive",
+  "content-type",
+  "expect",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-requested-with",
+  "sec-fetch-site",
+  "sec-fetch-mode",
+  "sec-fetch-dest",
+  "sec-fetch-user",
+  "sec-ch-ua",
+  "sec-ch-ua-mobile",
+  "sec-ch-ua-platform",
+  "sec-gpc",
+];
+const KNOWN_SLOTS = 256;
+const knownStr: (string | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
+const knownBytes: (Uint8Array | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
+for (const name of KNOWN_NAMES) {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
+  let slot = h & (KNOWN_SLOTS - 1);
+  while (knownStr[slot] !== undefined) slot = (slot + 1) & (KNOWN_SLOTS - 1);
+  knownStr[slot] = name;
+  knownBytes[slot] = new TextEncoder().encode(name);
+}
+
+function knownName(buf: Uint8Array, start: number, end: number, hash: number): string | undefined {
+  const len = end - start;
+  let slot = hash & (KNOWN_SLOTS - 1);
+  for (;;) {
+    const bytes = knownBytes[slot];
+    if (bytes === undefined) return undefined;
+    if (bytes.length === len) {
+      let i = 0;
+      while (i < len && LOWER[buf[start + i]] === bytes[i]) i++;
+      if (i === len) return knownStr[slot];
+    }
+    slot = (slot + 1) & (KNOWN_SLOTS - 1);
+  }
+}
+
+const CONN_CLOSE = 1;
+const CONN_KEEP_ALIVE = 2;
+
+/** Flags for the `close` / `keep-alive` tokens in a Connection value, without allocating. */
+function connectionTokens(v: string): number {
+  let flags = 0;
+  let i = 0;
+  const n = v.length;
+  while (i < n) {
+    while (i < n && (v.charCodeAt(i) === SP || v.charCodeAt(i) === HT || v.charCodeAt(i) === 44)) {
+      i++;
+    }
+    const s = i;
+    while (i < n && v.charCodeAt(i) !== 44) i++;
+    let e = i;
+    while (e > s && (v.charCodeAt(e - 1) === SP || v.charCodeAt(e - 1) === HT)) e--;
+    if (e - s === 5 && tokenIs(v, s, "close")) flags |= CONN_CLOSE;
+    else if (e - s === 10 && tokenIs(v, s, "keep-alive")) flags |= CONN_KEEP_ALIVE;
+  }
+  return flags;
+}
+
+function tokenIs(v: string, at: number, lower: string): boolean {
+  for (let j = 0; j < lower.length; j++) {
+    if ((v.charCodeAt(at + j) | 0x20) !== lower.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+/** Parses a Content-Length value: digits only; -1 when malformed. */
+function parseContentLength(v: string): number {
+  if (v.length === 0 || v.length > MAX_CONTENT_LENGTH_DIGITS) return -1;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * Incremental strict parser of request heads. One instance per connection.
+ *
+ * @example Parse a request that arrives in two pieces
+ * ```ts
+ * import { RequestParser } from "./parser.ts";
+ * const p = new RequestParser();
+ * const bytes = new TextEncoder().encode("GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n");
+ * p.parse(bytes.subarray(0, 10), 0); // 0: needs more
+ * const used = p.parse(bytes, 0); // the whole head, given again from its start
+ * console.assert(used === bytes.length && p.head!.path === "/a");
+ * ```
+ */
+export class RequestParser {
+  /** The head, after `parse` returned a positive count. */
+  head: RequestHead | null = null;
+  /** Status to answer (400, 413, 414, 431, 501, 505), after `parse` returned -1. */
+  error = 0;
+  /** Whether the connection may be kept after answering `head`. */
+  keepAlive = false;
+  /** Body bytes that follow `head` (<= MAX_DISCARD_BODY); the caller skips them. */
+  contentLength = 0;
+
+  // Scan state, relative to `start`: where the current line begins, how far
+  // LF was searched, and where the request line begins (after empty lines).
+  #lineStart = 0;
+  #scan = 0;
+  #off = 0;
+  #inHeaders = false;
+  #blockBytes = 0;
+  #count = 0;
+  // Request-line offsets, relative to `start`.
+  #methodEnd = 0;
+  #targetStart = 0;
+  #targetEnd = 0;
+  #qmark = -1;
+  #minor: 0 | 1 = 1;
+  // Per header: name start, name end, value start, value end (relative).
+  #pos = new Int32Array(4 * MAX_HEADERS);
+  #known: (string | undefined)[] = new Array(MAX_HEADERS).fill(undefined);
+  #upper = new Uint8Array(MAX_HEADERS);
+
+  /** `true` while some bytes of a head have been seen but the head is not complete. */
+  get partial(): boolean {
+    return this.#scan !== 0;
+  }
+
+  /** Forgets a partly seen head. */
+  reset(): void {
+    this.#lineStart = 0;
+    this.#scan = 0;
+    this.#off = 0;
+    this.#inHeaders = false;
+    this.#blockBytes = 0;
+    this.#count = 0;
+    this.#qmark = -1;
+  }
+
+  /**
+   * Parses the head that starts at `buf[start]`; `buf.length` is the end of
+   * the data. Must be called again with the same head bytes (plus more) after
+   * it returned 0.
+   *
+   * @param buf The received bytes; exactly its length is used.
+   * @param start Offset of the first byte of the head.
+   * @returns Bytes used by the head (> 0; `head`, `keepAlive`, `contentLength`
+   * are set), 0 when more bytes are needed, or -1 on error (`error` is set).
+   */
+  parse(buf: Uint8Array, start: number): number {
+    const end = buf.length;
+    let ls = start + this.#lineStart;
+    let i = start + this.#scan;
+    for (;;) {
+      while (i < end && buf[i] !== LF) i++;
+      if (i === end) {
+        this.#scan = end - start;
+        const pending = end - ls;
+        if (!this.#inHeaders) {
+          // Content plus a CR may be MAX + 1 bytes before the LF arrives.
+          if (pending > MAX_REQUEST_LINE + 1) return this.#fail(414);
+        } else if (pending > 1 && this.#blockBytes + pending + 1 > MAX_HEADER_BLOCK) {
+          return this.#fail(431);
+        }
+        return 0;
+      }
+      const cr = i - 1;
+      // Bare LF: we only accept CRLF line ends (a proxy may split differently).
+      if (cr < ls || buf[cr] !== CR) return this.#fail(400);
+      if (!this.#inHeaders) {
+        if (cr === ls) {
+          // RFC 9112 sec. 2.2: ignore empty lines before the request line; they
+          // count against the request-line limit so they cannot pile up.
+          if (i + 1 - start > MAX_REQUEST_LINE) return this.#fail(400);
+          ls = i + 1;
+          this.#off = ls - start;
+        } else {
+          if (cr - ls > MAX_REQUEST_LINE) return this.#fail(414);
+          const status = this.#requestLine(buf, ls, cr, start);
+          if (status !== 0) return this.#fail(status);
+          this.#inHeaders = true;
+          ls = i + 1;
+        }
+      } else if (cr === ls) {
+        return this.#finish(buf, start, i + 1);
+      } else {
+        this.#blockBytes += i + 1 - ls;
+        if (this.#blockBytes > MAX_HEADER_BLOCK || this.#count === MAX_HEADERS) {
+          return this.#fail(431);
+        }
+        const status = this.#headerLine(buf, ls, cr, start);
+        if (status !== 0) return this.#fail(status);
+        ls = i + 1;
+      }
+      i = ls;
+      this.#lineStart = ls - start;
+    }
+  }
+
+  #fail(status: number): number {
+    this.reset();
+    this.error = status;
+    this.head = null;
+    return -1;
+  }
+
+  /** Checks `method SP origin-form SP HTTP/1.x` in `buf[ls, cr)`; returns 0 or a status. */
+  #requestLine(buf: Uint8Array, ls: number, cr: number, start: number): number {
+    let i = ls;
+    while (i < cr && TCHAR[buf[i]] !== 0) i++;
+    if (i === ls || i === cr || buf[i] !== SP) return 400;
+    if (i - ls > MAX_METHOD) return 501;
+    this.#methodEnd = i - start;
+    const ts = ++i;
+    let q = -1;
+    for (; i < cr; i++) {
+      const c = buf[i];
+      if (c <= SP || c >= 0x7f) break;
+      if (c === QMARK && q < 0) q = i;
+    }
+    if (i === ts) return 400;
+    // `GET /` with no version is an HTTP/0.9 request: a version we do not speak.
+    if (i === cr) return 505;
+    if (buf[i] !== SP) return 400;
+    // Only origin-form: the handler resolves `path` as a file path, and
+    // absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
+    if (buf[ts] !== SLASH) return 400;
+    this.#targetStart = ts - start;
+    this.#targetEnd = i - start;
+    this.#qmark = q < 0 ? -1 : q - start;
+    i++;
+    // "HTTP/" DIGIT "." DIGIT exactly; any other HTTP/<digits and dots> -> 505.
+    if (
+      cr - i < 6 || buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 ||
+      buf[i + 3] !== 80 || buf[i + 4] !== SLASH
+    ) return 400;
+    for (let j = i + 5; j < cr; j++) {
+      const c = buf[j];
+      if ((c < 48 || c > 57) && c !== 46) return 400;
+    }
+    if (cr - i !== 8 || buf[i + 5] !== 49 || buf[i + 6] !== 46) return 505;
+    const m = buf[i + 7];
+    if (m === 49) this.#minor = 1;
+    else if (m === 48) this.#minor = 0;
+    else return 505;
+    return 0;
+  }
+
+  /** Checks `token ":" OWS value OWS` in `buf[ls, cr)`; returns 0 or a status. */
+  #headerLine(buf: Uint8Array, ls: number, cr: number, start: number): number {
+    let i = ls;
+    let h = 0;
+    let kind = 0;
+    for (; i < cr; i++) {
+      const c = buf[i];
+      const t = TCHAR[c];
+      if (t === 0) break;
+      kind |= t;
+      h = (Math.imul(h, 31) + LOWER[c]) | 0;
+    }
+    // Covers obs-fold (line starts with SP/HT), space before ":", bad name bytes.
+    if (i === ls || i === cr || buf[i] !== COLON) return 400;
+    const n = this.#count;
+    const p = 4 * n;
+    this.#pos[p] = ls - start;
+    this.#pos[p + 1] = i - start;
+    this.#known[n] = knownName(buf, ls, i, h);
+    this.#upper[n] = kind & 2;
+    i++;
+    while (i < cr && (buf[i] === SP || buf[i] === HT)) i++;
+    const vs = i;
+    let ve = i;
+    // field-value: VCHAR / obs-text / SP / HT; anything else (a bare CR, NUL,
+    // other controls, DEL) is rejected rather than repaired.
+    for (; i < cr; i++) {
+      const c = buf[i];
+      if (c > SP) {
+        if (c === 0x7f) return 400;
+        ve = i + 1;
+      } else if (c !== SP && c !== HT) return 400;
+    }
+    this.#pos[p + 2] = vs - start;
+    this.#pos[p + 3] = ve - start;
+    this.#count = n + 1;
+    return 0;
+  }
+
+  #finish(buf: Uint8Array, start: number, headEnd: number): number {
+    const off = this.#off;
+    const s = latin1(buf, start + off, headEnd);
+    const me = this.#methodEnd - off;
+    const method = me === 3 && s.charCodeAt(0) === 71 && s.charCodeAt(1) === 69 &&
+        s.charCodeAt(2) === 84
+      ? "GET"
+      : me === 4 && s.startsWith("HEAD")
+      ? "HEAD"
+      : s.substring(0, me);
+    const ts = this.#targetStart - off;
+    const te = this.#targetEnd - off;
+    const target = s.substring(ts, te);
+    const q = this.#qmark;
+    const path = q < 0 ? target : s.substring(ts, q - off);
+    const query = q < 0 ? "" : s.substring(q - off + 1, te);
+    const minor = this.#minor;
+    const count = this.#count;
+    const headers: string[] = new Array(2 * count);
+    const pos = this.#pos;
+    let hosts = 0;
+    let lengths = 0;
+    let length = "";
+    let chunked = false;
+    let close = false;
+    let keep = false;
+    for (let n = 0; n < count; n++) {
+      const p = 4 * n;
+      let name = this.#known[n];
+      if (name === undefined) {
+        name = s.substring(pos[p] - off, pos[p + 1] - off);
+        if (this.#upper[n] !== 0) name = name.toLowerCase();
+      }
+      const value = s.substring(pos[p + 2] - off, pos[p + 3] - off);
+      headers[2 * n] = name;
+      headers[2 * n + 1] = value;
+      if (name === "host") hosts++;
+      else if (name === "content-length") {
+        lengths++;
+        length = value;
+      } else if (name === "transfer-encoding") chunked = true;
+      else if (name === "connection") {
+        const flags = connectionTokens(value);
+        if (flags & CONN_CLOSE) close = true;
+        if (flags & CONN_KEEP_ALIVE) keep = true;
+      }
+    }
+    const used = headEnd - start;
+    this.reset();
+    // Host: exactly one on 1.1 (RFC 9112 sec. 3.2); two are ambiguous on 1.0 too.
+    if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
+    // Two lengths, or a length next to Transfer-Encoding, are smuggling shapes.
+    if (lengths > 1 || (lengths === 1 && chunked)) return this.#fail(400);
+    // We take no bodies, so no transfer coding is implemented.
+    if (chunked) return this.#fail(501);
+    let cl = 0;
+    if (lengths === 1) {
+      cl = parseContentLength(length);
+      if (cl < 0) return this.#fail(400);
+      if (cl > MAX_DISCARD_BODY) return this.#fail(413);
+    }
+    this.contentLength = cl;
+    this.keepAlive = !close && (minor === 1 || keep);
+    this.error = 0;
+    this.head = { method, target, path, query, minor, headers };
+    return used;
+  }
+}
+
+/**
+ * Parses one complete request head from `bytes` (a convenience for tests and
+ * tools; the engine uses {@linkcode RequestParser} incrementally).
+ *
+ * @param bytes The bytes of a request, starting at its first byte.
+ * @returns `{ head, used }`, `{ error }` (a status code), or `null` when the head is incomplete.
+ * @example Parse a request
+ * ```ts
+ * import { parseRequest } from "./parser.ts";
+ * const r = parseRequest(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+ * console.assert(r !== null && "head" in r && r.head.minor === 0);
+ * ```
+ */
+export function parseRequest(
+  bytes: Uint8Array,
+): { head: RequestHead; used: number; keepAlive: boolean; contentLength: number } | {
+  error: number;
+} | null {
+  const p = new RequestParser();
+  const n = p.parse(bytes, 0);
+  if (n === 0) return null;
+  if (n < 0) return { error: p.error };
+  return { head: p.head!, used: n, keepAlive: p.keepAlive, contentLength: p.contentLength };
+}
