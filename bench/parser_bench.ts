@@ -7,24 +7,22 @@ import { RequestParser } from "../http/parser.ts";
 import { HttpConnection, type Transport } from "../http/engine.ts";
 import type { Reply } from "../http/types.ts";
 
-/** A typical Chrome GET for a sub-resource, about 400 bytes. */
+/** A typical browser GET for a sub-resource (Firefox 120 shape), about 400 bytes. */
 const BROWSER_GET = "GET /assets/app.js?v=1234 HTTP/1.1\r\n" +
   "Host: localhost:8000\r\n" +
-  "Connection: keep-alive\r\n" +
-  'sec-ch-ua: "Chromium";v="120", "Not?A_Brand";v="24"\r\n' +
-  "sec-ch-ua-mobile: ?0\r\n" +
-  "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n" +
-  'sec-ch-ua-platform: "Linux"\r\n' +
+  "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n" +
   "Accept: */*\r\n" +
-  "Sec-Fetch-Site: same-origin\r\n" +
-  "Sec-Fetch-Mode: no-cors\r\n" +
-  "Sec-Fetch-Dest: script\r\n" +
-  "Referer: http://localhost:8000/\r\n" +
+  "Accept-Language: en-US,en;q=0.5\r\n" +
   "Accept-Encoding: gzip, deflate, br\r\n" +
-  "Accept-Language: en-US,en;q=0.9\r\n" +
+  "Referer: http://localhost:8000/\r\n" +
+  "Connection: keep-alive\r\n" +
+  "Sec-Fetch-Dest: script\r\n" +
+  "Sec-Fetch-Mode: no-cors\r\n" +
+  "Sec-Fetch-Site: same-origin\r\n" +
+  'If-None-Match: "5f3a-18c2b4e1a00"\r\n' +
   "\r\n";
 const bytes = new TextEncoder().encode(BROWSER_GET);
-if (bytes.length < 380 || bytes.length > 520) throw new Error(`request is ${bytes.length} bytes`);
+if (bytes.length < 360 || bytes.length > 440) throw new Error(`request is ${bytes.length} bytes`);
 
 const parser = new RequestParser();
 let sink = 0;

@@ -33,6 +33,8 @@ const HT = 9;
 const COLON = 58;
 const QMARK = 63;
 const SLASH = 47;
+/** A line runs past the data received so far. */
+const NEED = -1;
 
 /** 0: not a tchar; 1: tchar; 2: tchar and an upper-case letter (RFC 9110 sec. 5.6.2). */
 const TCHAR = new Uint8Array(256);
@@ -113,17 +115,22 @@ const KNOWN_SLOTS = 256;
 const knownStr: (string | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
 const knownBytes: (Uint8Array | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
 for (const name of KNOWN_NAMES) {
-  let h = 0;
-  for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
-  let slot = h & (KNOWN_SLOTS - 1);
+  const len = name.length;
+  let slot = nameHash(len, name.charCodeAt(0), name.charCodeAt(len - 1)) & (KNOWN_SLOTS - 1);
   while (knownStr[slot] !== undefined) slot = (slot + 1) & (KNOWN_SLOTS - 1);
   knownStr[slot] = name;
   knownBytes[slot] = new TextEncoder().encode(name);
 }
 
-function knownName(buf: Uint8Array, start: number, end: number, hash: number): string | undefined {
+/** Hash of a lower-case name from its length and first and last bytes (cheap; verified after). */
+function nameHash(len: number, first: number, last: number): number {
+  return (len * 31 + first) * 31 + last;
+}
+
+/** The interned lower-case string for a known name in `buf[start, end)`, else undefined. */
+function knownName(buf: Uint8Array, start: number, end: number): string | undefined {
   const len = end - start;
-  let slot = hash & (KNOWN_SLOTS - 1);
+  let slot = nameHash(len, LOWER[buf[start]], LOWER[buf[end - 1]]) & (KNOWN_SLOTS - 1);
   for (;;) {
     const bytes = knownBytes[slot];
     if (bytes === undefined) return undefined;
@@ -248,51 +255,54 @@ export class RequestParser {
   parse(buf: Uint8Array, start: number): number {
     const end = buf.length;
     let ls = start + this.#lineStart;
-    let i = start + this.#scan;
     for (;;) {
-      while (i < end && buf[i] !== LF) i++;
-      if (i === end) {
-        this.#scan = end - start;
-        const pending = end - ls;
-        if (!this.#inHeaders) {
-          // Content plus a CR may be MAX + 1 bytes before the LF arrives.
-          if (pending > MAX_REQUEST_LINE + 1) return this.#fail(414);
-        } else if (pending > 1 && this.#blockBytes + pending + 1 > MAX_HEADER_BLOCK) {
-          return this.#fail(431);
-        }
-        return 0;
+      // Resuming inside a line that was incomplete: look for its LF first, so
+      // a line fed byte by byte is validated once, not once per byte.
+      const scan = start + this.#scan;
+      if (scan > ls) {
+        let i = scan;
+        while (i < end && buf[i] !== LF) i++;
+        if (i === end) return this.#incomplete(end - ls, end - start);
       }
-      const cr = i - 1;
-      // Bare LF: we only accept CRLF line ends (a proxy may split differently).
-      if (cr < ls || buf[cr] !== CR) return this.#fail(400);
-      if (!this.#inHeaders) {
-        if (cr === ls) {
-          // RFC 9112 sec. 2.2: ignore empty lines before the request line; they
-          // count against the request-line limit so they cannot pile up.
-          if (i + 1 - start > MAX_REQUEST_LINE) return this.#fail(400);
-          ls = i + 1;
-          this.#off = ls - start;
-        } else {
-          if (cr - ls > MAX_REQUEST_LINE) return this.#fail(414);
-          const status = this.#requestLine(buf, ls, cr, start);
-          if (status !== 0) return this.#fail(status);
-          this.#inHeaders = true;
-          ls = i + 1;
+      let r: number;
+      if (this.#inHeaders) {
+        if (ls < end && buf[ls] === CR) {
+          if (ls + 1 === end) return this.#incomplete(1, end - start);
+          if (buf[ls + 1] !== LF) return this.#fail(400);
+          return this.#finish(buf, start, ls + 2);
         }
-      } else if (cr === ls) {
-        return this.#finish(buf, start, i + 1);
+        if (this.#count === MAX_HEADERS) return this.#fail(431);
+        r = this.#headerLine(buf, ls, end, start);
       } else {
-        this.#blockBytes += i + 1 - ls;
-        if (this.#blockBytes > MAX_HEADER_BLOCK || this.#count === MAX_HEADERS) {
-          return this.#fail(431);
+        if (ls < end && buf[ls] === CR) {
+          // RFC 9112 sec. 2.2: ignore empty lines before the request line;
+          // they count against the request-line limit so they cannot pile up.
+          if (ls + 1 === end) return this.#incomplete(1, end - start);
+          if (buf[ls + 1] !== LF || ls + 2 - start > MAX_REQUEST_LINE) return this.#fail(400);
+          ls += 2;
+          this.#off = this.#lineStart = ls - start;
+          continue;
         }
-        const status = this.#headerLine(buf, ls, cr, start);
-        if (status !== 0) return this.#fail(status);
-        ls = i + 1;
+        r = this.#requestLine(buf, ls, end, start);
       }
-      i = ls;
+      if (r === NEED) return this.#incomplete(end - ls, end - start);
+      if (r < 0) return this.#fail(-r);
+      ls = r + 1;
       this.#lineStart = ls - start;
+      this.#scan = 0;
     }
+  }
+
+  /** Enforces the limits on a line still being received; returns 0 or -1. */
+  #incomplete(pending: number, seen: number): number {
+    this.#scan = seen;
+    if (!this.#inHeaders) {
+      // Content plus a CR may be MAX + 1 bytes before the LF arrives.
+      if (pending > MAX_REQUEST_LINE + 1) return this.#fail(414);
+    } else if (pending > 1 && this.#blockBytes + pending + 1 > MAX_HEADER_BLOCK) {
+      return this.#fail(431);
+    }
+    return 0;
   }
 
   #fail(status: number): number {
@@ -302,85 +312,113 @@ export class RequestParser {
     return -1;
   }
 
-  /** Checks `method SP origin-form SP HTTP/1.x` in `buf[ls, cr)`; returns 0 or a status. */
-  #requestLine(buf: Uint8Array, ls: number, cr: number, start: number): number {
+  /**
+   * Checks `method SP origin-form SP HTTP/1.x CRLF` from `ls`.
+   * Returns the index of its LF, NEED, or a negated status.
+   */
+  #requestLine(buf: Uint8Array, ls: number, end: number, start: number): number {
     let i = ls;
-    while (i < cr && TCHAR[buf[i]] !== 0) i++;
-    if (i === ls || i === cr || buf[i] !== SP) return 400;
-    if (i - ls > MAX_METHOD) return 501;
-    this.#methodEnd = i - start;
+    while (i < end && TCHAR[buf[i]] !== 0) i++;
+    if (i === end) return NEED;
+    if (i === ls || buf[i] !== SP) return -400;
+    if (i - ls > MAX_METHOD) return -501;
+    const methodEnd = i;
     const ts = ++i;
     let q = -1;
-    for (; i < cr; i++) {
-      const c = buf[i];
+    let c = 0;
+    for (; i < end; i++) {
+      c = buf[i];
       if (c <= SP || c >= 0x7f) break;
       if (c === QMARK && q < 0) q = i;
     }
-    if (i === ts) return 400;
-    // `GET /` with no version is an HTTP/0.9 request: a version we do not speak.
-    if (i === cr) return 505;
-    if (buf[i] !== SP) return 400;
+    if (i === end) return NEED;
+    if (i - ls > MAX_REQUEST_LINE) return -414;
+    if (i === ts) return -400;
+    if (c === CR) {
+      // `GET /` with no version is an HTTP/0.9 request: a version we do not speak.
+      if (i + 1 === end) return NEED;
+      return buf[i + 1] === LF ? -505 : -400;
+    }
+    if (c !== SP) return -400;
     // Only origin-form: the handler resolves `path` as a file path, and
     // absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
-    if (buf[ts] !== SLASH) return 400;
-    this.#targetStart = ts - start;
-    this.#targetEnd = i - start;
-    this.#qmark = q < 0 ? -1 : q - start;
-    i++;
+    if (buf[ts] !== SLASH) return -400;
+    const te = i;
+    const vs = ++i;
+    while (i < end && buf[i] > SP && buf[i] < 0x7f) i++;
+    if (i === end) return NEED;
+    if (i - ls > MAX_REQUEST_LINE) return -414;
+    if (buf[i] !== CR) return -400;
+    if (i + 1 === end) return NEED;
+    if (buf[i + 1] !== LF) return -400;
+    const cr = i;
+    i = vs;
     // "HTTP/" DIGIT "." DIGIT exactly; any other HTTP/<digits and dots> -> 505.
     if (
       cr - i < 6 || buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 ||
       buf[i + 3] !== 80 || buf[i + 4] !== SLASH
-    ) return 400;
+    ) return -400;
     for (let j = i + 5; j < cr; j++) {
-      const c = buf[j];
-      if ((c < 48 || c > 57) && c !== 46) return 400;
+      const d = buf[j];
+      if ((d < 48 || d > 57) && d !== 46) return -400;
     }
-    if (cr - i !== 8 || buf[i + 5] !== 49 || buf[i + 6] !== 46) return 505;
+    if (cr - i !== 8 || buf[i + 5] !== 49 || buf[i + 6] !== 46) return -505;
     const m = buf[i + 7];
     if (m === 49) this.#minor = 1;
     else if (m === 48) this.#minor = 0;
-    else return 505;
-    return 0;
+    else return -505;
+    this.#methodEnd = methodEnd - start;
+    this.#targetStart = ts - start;
+    this.#targetEnd = te - start;
+    this.#qmark = q < 0 ? -1 : q - start;
+    this.#inHeaders = true;
+    return cr + 1;
   }
 
-  /** Checks `token ":" OWS value OWS` in `buf[ls, cr)`; returns 0 or a status. */
-  #headerLine(buf: Uint8Array, ls: number, cr: number, start: number): number {
+  /**
+   * Checks `token ":" OWS value OWS CRLF` from `ls` and records it.
+   * Returns the index of its LF, NEED, or a negated status.
+   */
+  #headerLine(buf: Uint8Array, ls: number, end: number, start: number): number {
     let i = ls;
-    let h = 0;
     let kind = 0;
-    for (; i < cr; i++) {
-      const c = buf[i];
-      const t = TCHAR[c];
+    for (; i < end; i++) {
+      const t = TCHAR[buf[i]];
       if (t === 0) break;
       kind |= t;
-      h = (Math.imul(h, 31) + LOWER[c]) | 0;
     }
+    if (i === end) return NEED;
     // Covers obs-fold (line starts with SP/HT), space before ":", bad name bytes.
-    if (i === ls || i === cr || buf[i] !== COLON) return 400;
-    const n = this.#count;
-    const p = 4 * n;
-    this.#pos[p] = ls - start;
-    this.#pos[p + 1] = i - start;
-    this.#known[n] = knownName(buf, ls, i, h);
-    this.#upper[n] = kind & 2;
-    i++;
-    while (i < cr && (buf[i] === SP || buf[i] === HT)) i++;
+    if (i === ls || buf[i] !== COLON) return -400;
+    const ne = i++;
+    while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
     const vs = i;
-    let ve = i;
     // field-value: VCHAR / obs-text / SP / HT; anything else (a bare CR, NUL,
     // other controls, DEL) is rejected rather than repaired.
-    for (; i < cr; i++) {
+    for (; i < end; i++) {
       const c = buf[i];
-      if (c > SP) {
-        if (c === 0x7f) return 400;
-        ve = i + 1;
-      } else if (c !== SP && c !== HT) return 400;
+      if ((c > SP && c !== 0x7f) || c === SP || c === HT) continue;
+      break;
     }
-    this.#pos[p + 2] = vs - start;
-    this.#pos[p + 3] = ve - start;
+    if (i === end) return NEED;
+    if (buf[i] !== CR) return -400;
+    let ve = i;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
+    if (i + 1 === end) return NEED;
+    if (buf[i + 1] !== LF) return -400;
+    this.#blockBytes += i + 2 - ls;
+    if (this.#blockBytes > MAX_HEADER_BLOCK) return -431;
+    const n = this.#count;
+    const p = 4 * n;
+    const pos = this.#pos;
+    pos[p] = ls - start;
+    pos[p + 1] = ne - start;
+    pos[p + 2] = vs - start;
+    pos[p + 3] = ve - start;
+    this.#known[n] = knownName(buf, ls, ne);
+    this.#upper[n] = kind & 2;
     this.#count = n + 1;
-    return 0;
+    return i + 1;
   }
 
   #finish(buf: Uint8Array, start: number, headEnd: number): number {
