@@ -1,7 +1,33 @@
 /**
  * ringhttpd: a multi-core static file server with directory listing.
  *
+ * @example Serve one connection with the HTTP engine
+ * ```ts ignore
+ * import { ConnectionSet, serveDenoConn } from "./mod.ts";
+ * const set = new ConnectionSet();
+ * for await (const conn of Deno.listen({ port: 8000 })) {
+ *   serveDenoConn(conn, () => ({ status: 204, headers: [], body: [], length: 0 }), set);
+ * }
+ * ```
+ *
  * @module
  */
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
+export { parseRequest, RequestParser } from "./http/parser.ts";
+export {
+  ConnectionSet,
+  errorResponse,
+  HttpConnection,
+  reasonPhrase,
+  serveDenoConn,
+} from "./http/engine.ts";
+export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts";
+export {
+  MAX_CONTENT_LENGTH_DIGITS,
+  MAX_DISCARD_BODY,
+  MAX_HEADER_BLOCK,
+  MAX_HEADERS,
+  MAX_METHOD,
+  MAX_REQUEST_LINE,
+} from "./http/limits.ts";

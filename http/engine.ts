@@ -480,6 +480,19 @@ export class HttpConnection {
   ): Promise<void> {
     let bytes = 0;
     try {
+      if (await this.#writeSmall(reply, head)) {
+        if (!this.#dead) {
+          return this.#finish(req, reply.status, head.length + reply.length, keep, release);
+        }
+        release();
+        return;
+      }
+      if (this.#dead) {
+        // Truncated file (nothing was sent) or a failed write.
+        release();
+        this.#hooks.onResponse?.(req, reply.status, 0);
+        return;
+      }
       await this.#send(head);
       bytes += head.length;
       for (const part of reply.body) {
@@ -518,6 +531,37 @@ export class HttpConnection {
       return;
     }
     this.#finish(req, reply.status, bytes, keep, release);
+  }
+
+  /**
+   * Head + a body that fits the out buffer, files included, as one write.
+   * Returns false (having sent nothing) when it does not fit; closes the
+   * connection when a file is shorter than its slice.
+   */
+  async #writeSmall(reply: Reply, head: Uint8Array): Promise<boolean> {
+    if (head.length + reply.length > head.buffer.byteLength) return false;
+    const buf = new Uint8Array(head.buffer, head.byteOffset, head.length + reply.length);
+    let n = head.length;
+    for (const part of reply.body) {
+      if (!isSlice(part)) {
+        buf.set(part, n);
+        n += part.length;
+        continue;
+      }
+      let pos = part.start;
+      if (pos < part.end) await part.file.seek(pos, Deno.SeekMode.Start);
+      while (pos < part.end) {
+        const r = await part.file.read(buf.subarray(n, n + part.end - pos));
+        if (r === null || r === 0) {
+          this.#destroy();
+          return false;
+        }
+        pos += r;
+        n += r;
+      }
+    }
+    await this.#send(buf);
+    return true;
   }
 
   #finish(

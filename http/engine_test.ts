@@ -589,3 +589,54 @@ Deno.test("serveDenoConn: drain closes idle kept-alive sockets", async () => {
   listener.close();
   await accepting;
 });
+
+Deno.test("engine: a small FileSlice body goes out in the same write as the head", async () => {
+  const content = bytes("0123456789abcdef");
+  await withFile(content, async (path) => {
+    const t = new MemTransport();
+    let released = 0;
+    const c = new HttpConnection(t, async () => {
+      const file = await Deno.open(path);
+      return {
+        status: 206,
+        headers: [["Content-Range", "bytes 2-11/16"]],
+        body: [{ file, start: 2, end: 12 }],
+        length: 10,
+        release: () => {
+          released++;
+          file.close();
+        },
+      };
+    });
+    await c.feed(bytes(GET() + GET()));
+    assert.equal(t.chunks.length, 2);
+    assert.ok(t.text.endsWith("\r\n\r\n23456789ab"));
+    assert.deepEqual(t.statuses, [206, 206]);
+    assert.equal(released, 2);
+  });
+});
+
+Deno.test("engine: a small file truncated before it is read closes without a response", async () => {
+  await withFile(bytes("0123456789"), async (path) => {
+    const t = new MemTransport();
+    let released = 0;
+    const c = new HttpConnection(t, async () => {
+      const file = await Deno.open(path);
+      await Deno.truncate(path, 4);
+      return {
+        status: 200,
+        headers: [],
+        body: [{ file, start: 0, end: 10 }],
+        length: 10,
+        release: () => {
+          released++;
+          file.close();
+        },
+      };
+    });
+    await c.feed(bytes(GET()));
+    assert.equal(t.chunks.length, 0);
+    assert.equal(t.closed, 1);
+    assert.equal(released, 1);
+  });
+});
