@@ -36,6 +36,20 @@ Deno.bench({
   },
 });
 
+/** Only finds the line ends: a floor that shows how loaded the machine is. */
+function countLines(buf: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < buf.length; i++) if (buf[i] === 10) n++;
+  return n;
+}
+Deno.bench({
+  group: "parse",
+  name: "floor: count LF bytes of the same GET (no parsing)",
+  fn() {
+    sink += countLines(bytes);
+  },
+});
+
 const split = 200;
 const first = bytes.subarray(0, split);
 Deno.bench({

@@ -38,6 +38,9 @@ const NEED = -1;
 
 /** 0: not a tchar; 1: tchar; 2: tchar and an upper-case letter (RFC 9110 sec. 5.6.2). */
 const TCHAR = new Uint8Array(256);
+/** 1 for bytes allowed in a field value: VCHAR, obs-text, SP, HT (RFC 9110 sec. 5.5). */
+const FIELD_VALUE = new Uint8Array(256);
+for (let c = 0; c < 256; c++) FIELD_VALUE[c] = (c >= SP && c !== 0x7f) || c === HT ? 1 : 0;
 /** Byte -> lower-case byte (ASCII letters only). */
 const LOWER = new Uint8Array(256);
 for (let c = 0; c < 256; c++) LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
@@ -114,12 +117,25 @@ const KNOWN_NAMES = [
 const KNOWN_SLOTS = 256;
 const knownStr: (string | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
 const knownBytes: (Uint8Array | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
+/** Headers the parser itself acts on, by slot. */
+const knownSpecial = new Uint8Array(KNOWN_SLOTS);
+const HOST = 1;
+const CONTENT_LENGTH = 2;
+const TRANSFER_ENCODING = 3;
+const CONNECTION = 4;
+const SPECIAL: Record<string, number> = {
+  "host": HOST,
+  "content-length": CONTENT_LENGTH,
+  "transfer-encoding": TRANSFER_ENCODING,
+  "connection": CONNECTION,
+};
 for (const name of KNOWN_NAMES) {
   const len = name.length;
   let slot = nameHash(len, name.charCodeAt(0), name.charCodeAt(len - 1)) & (KNOWN_SLOTS - 1);
   while (knownStr[slot] !== undefined) slot = (slot + 1) & (KNOWN_SLOTS - 1);
   knownStr[slot] = name;
   knownBytes[slot] = new TextEncoder().encode(name);
+  knownSpecial[slot] = SPECIAL[name] ?? 0;
 }
 
 /** Hash of a lower-case name from its length and first and last bytes (cheap; verified after). */
@@ -127,17 +143,17 @@ function nameHash(len: number, first: number, last: number): number {
   return (len * 31 + first) * 31 + last;
 }
 
-/** The interned lower-case string for a known name in `buf[start, end)`, else undefined. */
-function knownName(buf: Uint8Array, start: number, end: number): string | undefined {
+/** The slot of the known name in `buf[start, end)` (any case), else -1. */
+function knownName(buf: Uint8Array, start: number, end: number): number {
   const len = end - start;
   let slot = nameHash(len, LOWER[buf[start]], LOWER[buf[end - 1]]) & (KNOWN_SLOTS - 1);
   for (;;) {
     const bytes = knownBytes[slot];
-    if (bytes === undefined) return undefined;
+    if (bytes === undefined) return -1;
     if (bytes.length === len) {
       let i = 0;
       while (i < len && LOWER[buf[start + i]] === bytes[i]) i++;
-      if (i === len) return knownStr[slot];
+      if (i === len) return slot;
     }
     slot = (slot + 1) & (KNOWN_SLOTS - 1);
   }
@@ -223,8 +239,8 @@ export class RequestParser {
   #minor: 0 | 1 = 1;
   // Per header: name start, name end, value start, value end (relative).
   #pos = new Int32Array(4 * MAX_HEADERS);
-  #known: (string | undefined)[] = new Array(MAX_HEADERS).fill(undefined);
-  #upper = new Uint8Array(MAX_HEADERS);
+  /** Per header: its known-name slot, or -1 (lower-case) / -2 (needs lower-casing). */
+  #slots = new Int16Array(MAX_HEADERS);
 
   /** `true` while some bytes of a head have been seen but the head is not complete. */
   get partial(): boolean {
@@ -255,42 +271,83 @@ export class RequestParser {
   parse(buf: Uint8Array, start: number): number {
     const end = buf.length;
     let ls = start + this.#lineStart;
-    for (;;) {
-      // Resuming inside a line that was incomplete: look for its LF first, so
-      // a line fed byte by byte is validated once, not once per byte.
-      const scan = start + this.#scan;
-      if (scan > ls) {
-        let i = scan;
-        while (i < end && buf[i] !== LF) i++;
-        if (i === end) return this.#incomplete(end - ls, end - start);
+    // Resuming inside a line that was incomplete: look for its LF first, so
+    // a line fed byte by byte is validated once, not once per byte.
+    const scan = start + this.#scan;
+    if (scan > ls) {
+      let i = scan;
+      while (i < end && buf[i] !== LF) i++;
+      if (i === end) return this.#incomplete(end - ls, end - start);
+    }
+    while (!this.#inHeaders) {
+      if (ls < end && buf[ls] === CR) {
+        // RFC 9112 sec. 2.2: ignore empty lines before the request line;
+        // they count against the request-line limit so they cannot pile up.
+        if (ls + 1 === end) return this.#incomplete(1, end - start);
+        if (buf[ls + 1] !== LF || ls + 2 - start > MAX_REQUEST_LINE) return this.#fail(400);
+        ls += 2;
+        this.#off = this.#lineStart = ls - start;
+        continue;
       }
-      let r: number;
-      if (this.#inHeaders) {
-        if (ls < end && buf[ls] === CR) {
-          if (ls + 1 === end) return this.#incomplete(1, end - start);
-          if (buf[ls + 1] !== LF) return this.#fail(400);
-          return this.#finish(buf, start, ls + 2);
-        }
-        if (this.#count === MAX_HEADERS) return this.#fail(431);
-        r = this.#headerLine(buf, ls, end, start);
-      } else {
-        if (ls < end && buf[ls] === CR) {
-          // RFC 9112 sec. 2.2: ignore empty lines before the request line;
-          // they count against the request-line limit so they cannot pile up.
-          if (ls + 1 === end) return this.#incomplete(1, end - start);
-          if (buf[ls + 1] !== LF || ls + 2 - start > MAX_REQUEST_LINE) return this.#fail(400);
-          ls += 2;
-          this.#off = this.#lineStart = ls - start;
-          continue;
-        }
-        r = this.#requestLine(buf, ls, end, start);
-      }
+      const r = this.#requestLine(buf, ls, end, start);
       if (r === NEED) return this.#incomplete(end - ls, end - start);
       if (r < 0) return this.#fail(-r);
       ls = r + 1;
       this.#lineStart = ls - start;
-      this.#scan = 0;
     }
+    // Header lines, with the per-line state in locals (this loop is the hot path).
+    const tchar = TCHAR;
+    const fieldValue = FIELD_VALUE;
+    const pos = this.#pos;
+    const slots = this.#slots;
+    let count = this.#count;
+    let block = this.#blockBytes;
+    for (;;) {
+      if (ls < end && buf[ls] === CR) {
+        if (ls + 1 === end) break;
+        if (buf[ls + 1] !== LF) return this.#fail(400);
+        this.#count = count;
+        return this.#finish(buf, start, ls + 2);
+      }
+      if (count === MAX_HEADERS) return this.#fail(431);
+      let i = ls;
+      let kind = 0;
+      for (; i < end; i++) {
+        const t = tchar[buf[i]];
+        if (t === 0) break;
+        kind |= t;
+      }
+      if (i === end) break;
+      // Covers obs-fold (line starts with SP/HT), space before ":", bad name bytes.
+      if (i === ls || buf[i] !== COLON) return this.#fail(400);
+      const ne = i++;
+      while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+      const vs = i;
+      // field-value: VCHAR / obs-text / SP / HT; anything else (a bare CR, NUL,
+      // other controls, DEL) is rejected rather than repaired.
+      while (i < end && fieldValue[buf[i]] !== 0) i++;
+      if (i === end || i + 1 === end) break;
+      if (buf[i] !== CR || buf[i + 1] !== LF) return this.#fail(400);
+      let ve = i;
+      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
+      block += i + 2 - ls;
+      if (block > MAX_HEADER_BLOCK) return this.#fail(431);
+      const p = 4 * count;
+      pos[p] = ls - start;
+      pos[p + 1] = ne - start;
+      pos[p + 2] = vs - start;
+      pos[p + 3] = ve - start;
+      const slot = knownName(buf, ls, ne);
+      // -2: unknown with upper-case letters, -1: unknown and lower-case.
+      slots[count] = slot >= 0 ? slot : (kind & 2) !== 0 ? -2 : -1;
+      count++;
+      ls = i + 2;
+    }
+    // The data ends inside a line.
+    this.#count = count;
+    this.#blockBytes = block;
+    this.#lineStart = ls - start;
+    return this.#incomplete(end - ls, end - start);
   }
 
   /** Enforces the limits on a line still being received; returns 0 or -1. */
@@ -375,52 +432,6 @@ export class RequestParser {
     return cr + 1;
   }
 
-  /**
-   * Checks `token ":" OWS value OWS CRLF` from `ls` and records it.
-   * Returns the index of its LF, NEED, or a negated status.
-   */
-  #headerLine(buf: Uint8Array, ls: number, end: number, start: number): number {
-    let i = ls;
-    let kind = 0;
-    for (; i < end; i++) {
-      const t = TCHAR[buf[i]];
-      if (t === 0) break;
-      kind |= t;
-    }
-    if (i === end) return NEED;
-    // Covers obs-fold (line starts with SP/HT), space before ":", bad name bytes.
-    if (i === ls || buf[i] !== COLON) return -400;
-    const ne = i++;
-    while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
-    const vs = i;
-    // field-value: VCHAR / obs-text / SP / HT; anything else (a bare CR, NUL,
-    // other controls, DEL) is rejected rather than repaired.
-    for (; i < end; i++) {
-      const c = buf[i];
-      if ((c > SP && c !== 0x7f) || c === SP || c === HT) continue;
-      break;
-    }
-    if (i === end) return NEED;
-    if (buf[i] !== CR) return -400;
-    let ve = i;
-    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
-    if (i + 1 === end) return NEED;
-    if (buf[i + 1] !== LF) return -400;
-    this.#blockBytes += i + 2 - ls;
-    if (this.#blockBytes > MAX_HEADER_BLOCK) return -431;
-    const n = this.#count;
-    const p = 4 * n;
-    const pos = this.#pos;
-    pos[p] = ls - start;
-    pos[p + 1] = ne - start;
-    pos[p + 2] = vs - start;
-    pos[p + 3] = ve - start;
-    this.#known[n] = knownName(buf, ls, ne);
-    this.#upper[n] = kind & 2;
-    this.#count = n + 1;
-    return i + 1;
-  }
-
   #finish(buf: Uint8Array, start: number, headEnd: number): number {
     const off = this.#off;
     const s = latin1(buf, start + off, headEnd);
@@ -441,6 +452,7 @@ export class RequestParser {
     const count = this.#count;
     const headers: string[] = new Array(2 * count);
     const pos = this.#pos;
+    const slots = this.#slots;
     let hosts = 0;
     let lengths = 0;
     let length = "";
@@ -449,20 +461,23 @@ export class RequestParser {
     let keep = false;
     for (let n = 0; n < count; n++) {
       const p = 4 * n;
-      let name = this.#known[n];
-      if (name === undefined) {
-        name = s.substring(pos[p] - off, pos[p + 1] - off);
-        if (this.#upper[n] !== 0) name = name.toLowerCase();
-      }
+      const slot = slots[n];
       const value = s.substring(pos[p + 2] - off, pos[p + 3] - off);
-      headers[2 * n] = name;
       headers[2 * n + 1] = value;
-      if (name === "host") hosts++;
-      else if (name === "content-length") {
+      if (slot < 0) {
+        const name = s.substring(pos[p] - off, pos[p + 1] - off);
+        headers[2 * n] = slot === -2 ? name.toLowerCase() : name;
+        continue;
+      }
+      headers[2 * n] = knownStr[slot]!;
+      const special = knownSpecial[slot];
+      if (special === 0) continue;
+      if (special === HOST) hosts++;
+      else if (special === CONTENT_LENGTH) {
         lengths++;
         length = value;
-      } else if (name === "transfer-encoding") chunked = true;
-      else if (name === "connection") {
+      } else if (special === TRANSFER_ENCODING) chunked = true;
+      else {
         const flags = connectionTokens(value);
         if (flags & CONN_CLOSE) close = true;
         if (flags & CONN_KEEP_ALIVE) keep = true;
