@@ -152,7 +152,9 @@ function knownName(buf: Uint8Array, start: number, end: number): number {
     if (bytes === undefined) return -1;
     if (bytes.length === len) {
       let i = 0;
-      while (i < len && LOWER[buf[start + i]] === bytes[i]) i++;
+      // Known names are only a-z and "-", for which OR 0x20 is an exact
+      // case fold among tchars; a table lookup per byte costs more.
+      while (i < len && (buf[start + i] | 0x20) === bytes[i]) i++;
       if (i === len) return slot;
     }
     slot = (slot + 1) & (KNOWN_SLOTS - 1);
