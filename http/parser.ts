@@ -115,8 +115,11 @@ const KNOWN_NAMES = [
   "sec-gpc",
 ];
 const KNOWN_SLOTS = 256;
-const knownStr: (string | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
-const knownBytes: (Uint8Array | undefined)[] = new Array(KNOWN_SLOTS).fill(undefined);
+/** Per slot: the lower-case name, its length (0 = empty slot), its offset in KNOWN_FLAT. */
+const knownStr: string[] = new Array(KNOWN_SLOTS).fill("");
+const knownLen = new Int32Array(KNOWN_SLOTS);
+const knownOff = new Int32Array(KNOWN_SLOTS);
+const KNOWN_FLAT = new TextEncoder().encode(KNOWN_NAMES.join(""));
 /** Headers the parser itself acts on, by slot. */
 const knownSpecial = new Uint8Array(KNOWN_SLOTS);
 const HOST = 1;
@@ -129,32 +132,41 @@ const SPECIAL: Record<string, number> = {
   "transfer-encoding": TRANSFER_ENCODING,
   "connection": CONNECTION,
 };
-for (const name of KNOWN_NAMES) {
-  const len = name.length;
-  let slot = nameHash(len, name.charCodeAt(0), name.charCodeAt(len - 1)) & (KNOWN_SLOTS - 1);
-  while (knownStr[slot] !== undefined) slot = (slot + 1) & (KNOWN_SLOTS - 1);
-  knownStr[slot] = name;
-  knownBytes[slot] = new TextEncoder().encode(name);
-  knownSpecial[slot] = SPECIAL[name] ?? 0;
+{
+  let off = 0;
+  for (const name of KNOWN_NAMES) {
+    const len = name.length;
+    let slot = nameHash(len, name.charCodeAt(0), name.charCodeAt(len - 1));
+    while (knownLen[slot] !== 0) slot = (slot + 1) & (KNOWN_SLOTS - 1);
+    knownStr[slot] = name;
+    knownLen[slot] = len;
+    knownOff[slot] = off;
+    knownSpecial[slot] = SPECIAL[name] ?? 0;
+    off += len;
+  }
 }
 
-/** Hash of a lower-case name from its length and first and last bytes (cheap; verified after). */
+/**
+ * Slot hash of a name from its length and first and last bytes, case-folded
+ * with OR 0x20 (cheap; a hit is verified byte by byte).
+ */
 function nameHash(len: number, first: number, last: number): number {
-  return (len * 31 + first) * 31 + last;
+  return ((len * 31 + (first | 0x20)) * 31 + (last | 0x20)) & (KNOWN_SLOTS - 1);
 }
 
 /** The slot of the known name in `buf[start, end)` (any case), else -1. */
 function knownName(buf: Uint8Array, start: number, end: number): number {
   const len = end - start;
-  let slot = nameHash(len, LOWER[buf[start]], LOWER[buf[end - 1]]) & (KNOWN_SLOTS - 1);
+  let slot = nameHash(len, buf[start], buf[end - 1]);
   for (;;) {
-    const bytes = knownBytes[slot];
-    if (bytes === undefined) return -1;
-    if (bytes.length === len) {
+    const l = knownLen[slot];
+    if (l === 0) return -1;
+    if (l === len) {
+      const o = knownOff[slot];
       let i = 0;
       // Known names are only a-z and "-", for which OR 0x20 is an exact
       // case fold among tchars; a table lookup per byte costs more.
-      while (i < len && (buf[start + i] | 0x20) === bytes[i]) i++;
+      while (i < len && (buf[start + i] | 0x20) === KNOWN_FLAT[o + i]) i++;
       if (i === len) return slot;
     }
     slot = (slot + 1) & (KNOWN_SLOTS - 1);
@@ -471,7 +483,7 @@ export class RequestParser {
         headers[2 * n] = slot === -2 ? name.toLowerCase() : name;
         continue;
       }
-      headers[2 * n] = knownStr[slot]!;
+      headers[2 * n] = knownStr[slot];
       const special = knownSpecial[slot];
       if (special === 0) continue;
       if (special === HOST) hosts++;
