@@ -178,6 +178,8 @@ const CONN_KEEP_ALIVE = 2;
 
 /** Flags for the `close` / `keep-alive` tokens in a Connection value, without allocating. */
 function connectionTokens(v: string): number {
+  if (v === "keep-alive") return CONN_KEEP_ALIVE;
+  if (v === "close") return CONN_CLOSE;
   let flags = 0;
   let i = 0;
   const n = v.length;
