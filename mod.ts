@@ -1,15 +1,6 @@
 /**
  * ringhttpd: a multi-core static file server with directory listing.
  *
- * @example Serve one connection with the HTTP engine
- * ```ts ignore
- * import { ConnectionSet, serveDenoConn } from "./mod.ts";
- * const set = new ConnectionSet();
- * for await (const conn of Deno.listen({ port: 8000 })) {
- *   serveDenoConn(conn, () => ({ status: 204, headers: [], body: [], length: 0 }), set);
- * }
- * ```
- *
  * @module
  */
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
