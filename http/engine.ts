@@ -68,10 +68,23 @@ const WAIT_WRITE = 3;
 
 /** Head + body up to this size go out in one write. */
 const OUT_SIZE = 16384;
+/**
+ * Read buffer of one `Deno.Conn`. A pending read pins it, idle connections
+ * included, so it is small: a browser head fits; larger input just takes more
+ * reads (the engine joins partial heads).
+ */
+const READ_SIZE = 8192;
 /** File slices are read and written in chunks of this size. */
 const FILE_CHUNK = 65536;
 
 const encoder = new TextEncoder();
+
+// Output and file-chunk buffers are pooled per thread and held by a
+// connection only while it is answering, so idle keep-alive connections
+// cost no buffers (10,000 idle connections would otherwise pin 800 MB).
+const POOL_MAX = 64;
+const outPool: Uint8Array[] = [];
+const chunkPool: Uint8Array[] = [];
 
 const REASONS: Record<number, string> = {
   100: "Continue",
@@ -301,6 +314,18 @@ export class HttpConnection {
     }
   }
 
+  /** Gives the pooled buffers back; only called when no write is pending. */
+  #returnBuffers(): void {
+    if (this.#out !== null) {
+      if (outPool.length < POOL_MAX) outPool.push(this.#out);
+      this.#out = null;
+    }
+    if (this.#chunk !== null) {
+      if (chunkPool.length < POOL_MAX) chunkPool.push(this.#chunk);
+      this.#chunk = null;
+    }
+  }
+
   #setWait(kind: number): void {
     this.#wait = kind;
     this.#since = NaN;
@@ -322,10 +347,12 @@ export class HttpConnection {
       if (pos === end) {
         if (this.#eof || this.#draining) this.#destroy();
         else this.#setWait(WAIT_IDLE);
+        this.#returnBuffers();
         return;
       }
       const used = this.#parser.parse(data, pos);
       if (used === 0) {
+        this.#returnBuffers();
         this.#pending = data.slice(pos);
         if (this.#wait !== WAIT_HEAD) this.#setWait(WAIT_HEAD);
         if (this.#eof) this.#destroy();
@@ -399,7 +426,7 @@ export class HttpConnection {
     const tail = keep ? KEEP_TAIL : CLOSE_TAIL;
     const raw = reply.rawHead;
     const rawLen = raw === undefined ? 0 : raw.length;
-    let out = this.#out ??= new Uint8Array(OUT_SIZE);
+    let out = this.#out ??= outPool.pop() ?? new Uint8Array(OUT_SIZE);
     if (rawLen + s.length * 3 + tail.length > out.length) {
       out = new Uint8Array(rawLen + s.length * 3 + tail.length + OUT_SIZE);
     }
@@ -440,7 +467,8 @@ export class HttpConnection {
       } else total += p.length;
     }
     const keep = keepAlive && !this.#draining && !this.#eof;
-    const head = (noBody || total === reply.length) && reply.length >= 0
+    const head = (noBody || total === reply.length) && reply.length >= 0 &&
+        Number.isInteger(status) && status >= 100 && status <= 999
       ? this.#head(reply, keep, !bodiless)
       : null;
     if (head === null) {
@@ -504,7 +532,7 @@ export class HttpConnection {
         }
         let pos = part.start;
         if (pos < part.end) await part.file.seek(pos, Deno.SeekMode.Start);
-        const chunk = this.#chunk ??= new Uint8Array(FILE_CHUNK);
+        const chunk = this.#chunk ??= chunkPool.pop() ?? new Uint8Array(FILE_CHUNK);
         while (pos < part.end && !this.#dead) {
           const n = await part.file.read(chunk.subarray(0, Math.min(FILE_CHUNK, part.end - pos)));
           if (n === null || n === 0) {
@@ -767,7 +795,7 @@ export async function serveDenoConn(
     // Not TCP, or already gone.
   }
   set.add(c);
-  const buf = new Uint8Array(65536);
+  const buf = new Uint8Array(READ_SIZE);
   try {
     while (!c.closed) {
       const n = await conn.read(buf);

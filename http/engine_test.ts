@@ -640,3 +640,29 @@ Deno.test("engine: a small file truncated before it is read closes without a res
     assert.equal(released, 1);
   });
 });
+
+Deno.test("engine: a reply with an impossible status is a 500", async () => {
+  const t = new MemTransport();
+  const orig = console.error;
+  console.error = () => {};
+  try {
+    const c = new HttpConnection(t, () => ({ status: 42, headers: [], body: [], length: 0 }));
+    await c.feed(bytes(GET()));
+  } finally {
+    console.error = orig;
+  }
+  assert.deepEqual(t.statuses, [500]);
+});
+
+Deno.test("engine: output buffers are shared, not kept by idle connections", async () => {
+  const t1 = new MemTransport();
+  const t2 = new MemTransport();
+  const c1 = new HttpConnection(t1, echo().handler);
+  const c2 = new HttpConnection(t2, echo().handler);
+  await c1.feed(bytes(GET("/a")));
+  await c2.feed(bytes(GET("/b")));
+  await c1.feed(bytes(GET("/c")));
+  assert.ok(t1.text.endsWith("/c"));
+  assert.ok(t2.text.endsWith("/b"));
+  assert.ok(t1.text.includes("\r\n\r\n/a"));
+});

@@ -126,11 +126,13 @@ const HOST = 1;
 const CONTENT_LENGTH = 2;
 const TRANSFER_ENCODING = 3;
 const CONNECTION = 4;
+const EXPECT = 5;
 const SPECIAL: Record<string, number> = {
   "host": HOST,
   "content-length": CONTENT_LENGTH,
   "transfer-encoding": TRANSFER_ENCODING,
   "connection": CONNECTION,
+  "expect": EXPECT,
 };
 {
   let off = 0;
@@ -475,6 +477,7 @@ export class RequestParser {
     let chunked = false;
     let close = false;
     let keep = false;
+    let expect = false;
     for (let n = 0; n < count; n++) {
       const p = 4 * n;
       const slot = slots[n];
@@ -493,6 +496,7 @@ export class RequestParser {
         lengths++;
         length = value;
       } else if (special === TRANSFER_ENCODING) chunked = true;
+      else if (special === EXPECT) expect = true;
       else {
         const flags = connectionTokens(value);
         if (flags & CONN_CLOSE) close = true;
@@ -514,7 +518,10 @@ export class RequestParser {
       if (cl > MAX_DISCARD_BODY) return this.#fail(413);
     }
     this.contentLength = cl;
-    this.keepAlive = !close && (minor === 1 || keep);
+    // A client that sent `Expect: 100-continue` may never send the body once
+    // it sees our final answer, so skipping Content-Length bytes could eat
+    // its next request: answer, then close.
+    this.keepAlive = !close && (minor === 1 || keep) && !(expect && cl > 0);
     this.error = 0;
     this.head = { method, target, path, query, minor, headers };
     return used;

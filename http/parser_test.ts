@@ -256,3 +256,14 @@ Deno.test("parser: after an error the parser starts clean on a new head", () => 
   assert.equal(p.error, 400);
   assert.equal(p.parse(bytes(GET), 0), GET.length);
 });
+
+Deno.test("parser: a body announced with Expect: 100-continue ends the connection after the answer", () => {
+  const r = parseRequest(
+    bytes("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+  );
+  assert.ok(r && "head" in r);
+  assert.equal(r.keepAlive, false);
+  const s = parseRequest(bytes("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n"));
+  assert.ok(s && "head" in s);
+  assert.equal(s.keepAlive, true);
+});
