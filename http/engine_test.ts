@@ -666,3 +666,15 @@ Deno.test("engine: output buffers are shared, not kept by idle connections", asy
   assert.ok(t2.text.endsWith("/b"));
   assert.ok(t1.text.includes("\r\n\r\n/a"));
 });
+
+Deno.test("engine: a body of exactly MAX_DISCARD_BODY bytes is skipped and the connection kept", async () => {
+  const t = new MemTransport();
+  const e = echo();
+  const c = new HttpConnection(t, e.handler);
+  const body = new Uint8Array(65536).fill(0x47);
+  await c.feed(bytes(GET("/a", "Content-Length: 65536\r\n")));
+  for (let i = 0; i < body.length; i += 8192) await c.feed(body.subarray(i, i + 8192));
+  await c.feed(bytes(GET("/b")));
+  assert.deepEqual(e.seen.map((r) => r.path), ["/a", "/b"]);
+  assert.equal(t.closed, 0);
+});

@@ -415,9 +415,6 @@ export class RequestParser {
       return buf[i + 1] === LF ? -505 : -400;
     }
     if (c !== SP) return -400;
-    // Only origin-form: the handler resolves `path` as a file path, and
-    // absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
-    if (buf[ts] !== SLASH) return -400;
     const te = i;
     const vs = ++i;
     while (i < end && buf[i] > SP && buf[i] < 0x7f) i++;
@@ -442,6 +439,10 @@ export class RequestParser {
     if (m === 49) this.#minor = 1;
     else if (m === 48) this.#minor = 0;
     else return -505;
+    // Only origin-form (checked after the version, so an HTTP/2 preface
+    // `PRI * HTTP/2.0` gets 505): the handler resolves `path` as a file path,
+    // and absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
+    if (buf[ts] !== SLASH) return -400;
     this.#methodEnd = methodEnd - start;
     this.#targetStart = ts - start;
     this.#targetEnd = te - start;

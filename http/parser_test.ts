@@ -147,6 +147,7 @@ Deno.test("parser: 505 for other versions, including HTTP/0.9-style and HTTP/2.0
   assert.equal(status("GET / HTTP/2\r\nHost: h\r\n\r\n"), 505);
   assert.equal(status("GET / HTTP/10.0\r\nHost: h\r\n\r\n"), 505);
   assert.equal(status("GET /\r\n\r\n"), 505);
+  assert.equal(status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
 });
 
 Deno.test("parser: 400 for bare CR, bare LF, obs-fold, space before colon, bad name bytes", () => {
