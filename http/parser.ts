@@ -13,6 +13,19 @@
  * and every leniency (bare LF, obs-fold, space before `:`, two Content-Length)
  * is a request-smuggling vector when a proxy reads the bytes differently.
  *
+ * Answers, where RFC 9112 leaves a choice:
+ * - 400: malformed request line (also `*` and absolute-form targets, bytes
+ *   outside 0x21-0x7E in the target), bare CR or bare LF anywhere, obs-fold,
+ *   whitespace before `:`, a non-token name, control bytes or DEL in a value,
+ *   no Host on 1.1 or two Host, two Content-Length, Content-Length with
+ *   Transfer-Encoding, a Content-Length that is not 1-15 digits.
+ * - 501: any Transfer-Encoding (we take no bodies); a method over 16 bytes.
+ * - 505: `HTTP/x.y` other than 1.0 / 1.1 (digits-and-dots versions like
+ *   `HTTP/2`), and a request line without a version (HTTP/0.9 style).
+ * - 413: Content-Length over 64 KiB; up to that the caller skips the body.
+ * - Empty lines before the request line are skipped (RFC 9112 sec. 2.2).
+ * - `Expect: 100-continue` with a body: answered, then the connection closes.
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
