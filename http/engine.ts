@@ -16,6 +16,15 @@
  *   it, so a deadline fires within one tick interval after it is due, and the
  *   hot path never reads the clock.
  *
+ * Choices: a header timeout with part of a head received is answered 408
+ * (nothing received: silent close, since a 408 could cross a request in
+ * flight); idle and write timeouts close silently. A handler that throws or
+ * rejects, or a reply whose body length disagrees with `length`, whose status
+ * is not 100-999, or whose header holds CR/LF, is answered 500 with one
+ * `console.error` line and the connection is closed. 204/304 replies and HEAD
+ * get no body; 204/304 also no Content-Length. Every response carries
+ * `Connection: keep-alive` or `Connection: close`.
+ *
  * @module
  */
 import type { FileSlice, Handler, Reply, RequestHead } from "./types.ts";
