@@ -142,43 +142,67 @@ Deno.test("fuzz: the parser never throws, and a split never changes the outcome 
 
 Deno.test("fuzz: the engine never throws and never sends more responses than requests", async () => {
   await fc.assert(
-    fc.asyncProperty(anyBytes, fc.array(fc.nat(), { maxLength: 4 }), async (bytes, cuts) => {
-      const chunks: Uint8Array[] = [];
-      let out = "";
-      let requests = 0;
-      let releases = 0;
-      const conn = new HttpConnection(
-        {
-          write: (b) => {
-            out += new TextDecoder().decode(b);
+    fc.asyncProperty(
+      anyBytes,
+      fc.array(fc.nat(), { maxLength: 4 }),
+      fc.boolean(),
+      fc.boolean(),
+      async (bytes, cuts, asyncHandler, asyncWrite) => {
+        const chunks: Uint8Array[] = [];
+        let out = "";
+        let requests = 0;
+        let releases = 0;
+        const seen: string[] = [];
+        const conn = new HttpConnection(
+          {
+            write: (b) => {
+              out += new TextDecoder().decode(b);
+              return asyncWrite ? Promise.resolve() : undefined;
+            },
+            close() {},
           },
-          close() {},
-        },
-        (req) => {
-          requests++;
-          const body = enc.encode(req.path);
-          return {
-            status: 200,
-            headers: [],
-            body: [body],
-            length: body.length,
-            release: () => void releases++,
-          };
-        },
-      );
-      const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-      let prev = 0;
-      for (const p of [...points, bytes.length]) {
-        chunks.push(bytes.subarray(prev, p));
-        prev = p;
-      }
-      for (const ch of chunks) await conn.feed(ch);
-      conn.end();
-      const responses = out.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0;
-      // One response per handled request, plus at most one engine error.
-      assert.ok(responses === requests || responses === requests + 1, out);
-      assert.equal(releases, requests);
-    }),
+          (req) => {
+            requests++;
+            seen.push(req.path);
+            const body = enc.encode(req.path);
+            const reply = {
+              status: 200,
+              headers: [],
+              body: [body],
+              length: body.length,
+              release: () => void releases++,
+            };
+            return asyncHandler ? Promise.resolve(reply) : reply;
+          },
+        );
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        let prev = 0;
+        for (const p of [...points, bytes.length]) {
+          chunks.push(bytes.subarray(prev, p));
+          prev = p;
+        }
+        for (const ch of chunks) await conn.feed(ch);
+        conn.end();
+        const responses = out.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0;
+        // One response per handled request, plus at most one engine error.
+        assert.ok(responses === requests || responses === requests + 1, out);
+        assert.equal(releases, requests);
+        // Answers come in request order: each 200 body is the path of its request.
+        const bodies: string[] = [];
+        let at = 0;
+        while (at < out.length) {
+          const headEnd = out.indexOf("\r\n\r\n", at);
+          if (headEnd < 0) break;
+          const head = out.slice(at, headEnd);
+          const length = Number(/Content-Length: (\d+)/.exec(head)?.[1] ?? 0);
+          if (head.startsWith("HTTP/1.1 200 ")) {
+            bodies.push(out.slice(headEnd + 4, headEnd + 4 + length));
+          }
+          at = headEnd + 4 + length;
+        }
+        assert.deepEqual(bodies, seen);
+      },
+    ),
     { seed: SEED, numRuns: 1000 },
   );
 });
