@@ -268,3 +268,31 @@ Deno.test("parser: a body announced with Expect: 100-continue ends the connectio
   assert.ok(s && "head" in s);
   assert.equal(s.keepAlive, true);
 });
+
+Deno.test("parser: names guessed from the previous head never mislabel a different name", () => {
+  const p = new RequestParser();
+  const first = bytes("GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\nConnection: close\r\n\r\n");
+  assert.equal(p.parse(first, 0), first.length);
+  for (
+    const [n0, n1, n2] of [
+      ["Hosx", "Accepts", "Connectio"],
+      ["hos", "accept-", "connection-x"],
+      ["ACCEPT-X", "ACCEPT", "CONNECTION"],
+      ["x", "y", "z"],
+    ]
+  ) {
+    const req = bytes(`GET / HTTP/1.1\r\nHost: h\r\n${n0}: 1\r\n${n1}: 2\r\n${n2}: 3\r\n\r\n`);
+    assert.equal(p.parse(req, 0), req.length);
+    assert.deepEqual(p.head!.headers, [
+      "host",
+      "h",
+      n0.toLowerCase(),
+      "1",
+      n1.toLowerCase(),
+      "2",
+      n2.toLowerCase(),
+      "3",
+    ]);
+    assert.equal(p.keepAlive, true);
+  }
+});
