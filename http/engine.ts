@@ -219,6 +219,8 @@ export class HttpConnection {
   #parser = new RequestParser();
   /** Unconsumed input, copied (a partial head, or bytes fed while busy). */
   #pending: Uint8Array | null = null;
+  /** The buffer behind the data `feed` built from `#pending` (ours to keep). */
+  #owned: ArrayBufferLike | null = null;
   /** Body bytes still to skip before the next head. */
   #discard = 0;
   /** Resolves when the in-flight work is done; null when idle. */
@@ -269,12 +271,15 @@ export class HttpConnection {
     if (this.#closing || chunk.length === 0) return this.#busy ?? undefined;
     if (this.#busy !== null) {
       // The caller ignored backpressure: keep a copy, handle it afterwards.
-      this.#pending = this.#pending === null ? chunk.slice() : concat(this.#pending, chunk);
+      this.#pending = append(this.#pending, chunk);
       return this.#busy;
     }
     let data = chunk;
     if (this.#pending !== null) {
-      data = concat(this.#pending, chunk);
+      // Appending in place to a buffer that grows by doubling keeps a head
+      // sent one byte per read at O(length) copying, not O(length^2).
+      data = append(this.#pending, chunk);
+      this.#owned = data.buffer;
       this.#pending = null;
     }
     if (this.#wait === WAIT_IDLE) this.#setWait(WAIT_HEAD);
@@ -362,7 +367,10 @@ export class HttpConnection {
       const used = this.#parser.parse(data, pos);
       if (used === 0) {
         this.#returnBuffers();
-        this.#pending = data.slice(pos);
+        this.#pending = pos === 0 && data.buffer === this.#owned
+          ? data
+          : append(null, data.subarray(pos));
+        this.#owned = null;
         if (this.#wait !== WAIT_HEAD) this.#setWait(WAIT_HEAD);
         if (this.#eof) this.#destroy();
         return;
@@ -663,6 +671,29 @@ export class HttpConnection {
     }
     this.#hooks.onClose?.();
   }
+}
+
+/**
+ * Appends `chunk` after `pending`, a view at offset 0 of a buffer we own,
+ * growing the buffer geometrically; returns the new view.
+ */
+function append(pending: Uint8Array | null, chunk: Uint8Array): Uint8Array {
+  if (pending === null) {
+    const b = new Uint8Array(Math.max(1024, chunk.length));
+    b.set(chunk);
+    return b.subarray(0, chunk.length);
+  }
+  const len = pending.length;
+  const need = len + chunk.length;
+  let buf = pending.buffer;
+  if (pending.byteOffset !== 0 || need > buf.byteLength) {
+    const grown = new Uint8Array(Math.max(need, 2 * buf.byteLength));
+    grown.set(pending);
+    buf = grown.buffer;
+  }
+  const view = new Uint8Array(buf, 0, need);
+  view.set(chunk, len);
+  return view;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -678,3 +678,15 @@ Deno.test("engine: a body of exactly MAX_DISCARD_BODY bytes is skipped and the c
   assert.deepEqual(e.seen.map((r) => r.path), ["/a", "/b"]);
   assert.equal(t.closed, 0);
 });
+
+Deno.test("engine: a maximal head fed one byte per read is answered once", async () => {
+  const t = new MemTransport();
+  const e = echo();
+  const c = new HttpConnection(t, e.handler);
+  const filler = "X: " + "v".repeat(16384 - 9 - 5) + "\r\n";
+  const req = bytes(`GET /${"p".repeat(8000)} HTTP/1.1\r\nHost: h\r\n${filler}\r\n` + GET("/next"));
+  for (let i = 0; i < req.length; i++) await c.feed(req.subarray(i, i + 1));
+  assert.deepEqual(t.statuses, [200, 200]);
+  assert.equal(e.seen[0].headers[3].length, 16384 - 9 - 5);
+  assert.equal(e.seen[1].path, "/next");
+});
