@@ -440,6 +440,8 @@ export function renderHtml(entries: readonly Entry[], ctx: RenderContext): Uint8
   let s = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width,initial-scale=1">' +
     '<meta name="color-scheme" content="light dark">' +
+    // No favicon request: a 404 per listing would be noise in every console.
+    '<link rel="icon" href="data:,">' +
     `<title>Index of ${title}</title><style>${CSS}</style></head>\n<body><h1>Index of ` +
     breadcrumbs(ctx.path) + '</h1>\n<div id="bar">' +
     (ctx.download ? '<a href="?download=tar" rel="nofollow">Download folder as .tar</a>' : "") +
