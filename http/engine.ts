@@ -359,6 +359,11 @@ export class HttpConnection {
         }
       }
       if (pos === end) {
+        if (this.#owned !== null) {
+          // A buffer we built for a split or queued head: let it go while idle.
+          this.#owned = null;
+          this.#parser.forgetBuffer();
+        }
         if (this.#eof || this.#draining) this.#destroy();
         else this.#setWait(WAIT_IDLE);
         this.#returnBuffers();
@@ -397,6 +402,7 @@ export class HttpConnection {
     if (this.#closing) return;
     if (this.#pending !== null) {
       data = concat(data.subarray(pos), this.#pending);
+      this.#owned = data.buffer;
       pos = 0;
       this.#pending = null;
     }
