@@ -63,6 +63,9 @@ export interface ArchiveItem {
 }
 
 const FILE_CHUNK = 65536;
+/** Entries stat'ed synchronously between two event-loop turns. */
+const TURN_EVERY = 512;
+const turns = { n: 0 };
 /** Small tar pieces (headers, padding) are joined into blocks of this size. */
 const BLOCK = 65536;
 const utf8 = new TextEncoder();
@@ -73,8 +76,8 @@ function modeOf(info: Deno.FileInfo): number {
 
 /**
  * Walks `dir` depth first in name order and yields every member the policy
- * allows (the directory itself first). Uses async I/O, one call per entry,
- * so a large tree never blocks the worker.
+ * allows (the directory itself first). Directories are read with async I/O;
+ * entries are stat'ed synchronously, one at a time between yields.
  *
  * @param dir The real path of the directory to archive (already checked).
  * @param base The top-level member name, e.g. `photos`.
@@ -150,14 +153,18 @@ async function* walkEntries(
     let st: Deno.FileInfo;
     let real = path;
     try {
-      st = await Deno.lstat(path);
+      // Sync: ~5 us per entry instead of ~50 (DENO_FACTS). Output goes to
+      // the socket every 64 KiB (an event-loop turn); entries that add no
+      // bytes get a turn of their own every TURN_EVERY entries.
+      if (++turns.n % TURN_EVERY === 0) await new Promise((r) => setTimeout(r, 0));
+      st = Deno.lstatSync(path);
       if (st.isSymlink) {
         // Archived as its target, under the same rules as serving it.
-        real = await Deno.realPath(path);
+        real = Deno.realPathSync(path);
         if (isInside(policy.root, real)) {
           if (!policy.dotfiles && hasDotComponent(policy.root, real)) continue;
         } else if (!policy.followSymlinks) continue;
-        st = await Deno.stat(real);
+        st = Deno.statSync(real);
       }
     } catch {
       // Gone, a dangling or looping link, or a non-UTF-8 name (its lossy
@@ -259,7 +266,7 @@ interface Sink {
   end(): void;
   destroy(err?: Error): void;
   readonly destroying: boolean;
-  on(event: string, fn: () => void): void;
+  on(event: string, fn: (err?: Error) => void): void;
   off(event: string, fn: () => void): void;
 }
 
@@ -278,6 +285,29 @@ function drained(sink: Sink): Promise<void> {
 }
 
 type Pack = ReturnType<typeof tarPack>;
+type EntryHeader = Parameters<Pack["entry"]>[0];
+
+/**
+ * Starts one member; `done` settles when tar-stream has taken all of it (so
+ * awaiting it is the backpressure). The member's own `error` event is
+ * swallowed: every failure also reaches the pack, whose consumer throws it
+ * (an unheard `error` event would crash the process).
+ */
+function entry(
+  p: Pack,
+  header: EntryHeader,
+  body?: Uint8Array,
+): { sink: Sink; done: Promise<void> } {
+  let sink!: Sink;
+  const done = new Promise<void>((resolve, reject) => {
+    const cb = (err?: Error | null) => err ? reject(err) : resolve();
+    sink =
+      (body === undefined ? p.entry(header, cb) : p.entry(header, body, cb)) as unknown as Sink;
+  });
+  sink.on("error", () => {});
+  done.catch(() => {}); // awaited by the caller unless it fails first
+  return { sink, done };
+}
 
 /** Adds one member; resolves once tar-stream has taken all of it. */
 async function addMember(p: Pack, item: ArchiveItem): Promise<void> {
@@ -289,30 +319,37 @@ async function addMember(p: Pack, item: ArchiveItem): Promise<void> {
     gid: 0,
   };
   if (item.kind === "dir") {
-    await new Promise<void>((resolve, reject) => {
-      p.entry({ ...header, type: "directory" }, (err) => err ? reject(err) : resolve());
-    });
+    await entry(p, { ...header, type: "directory" }).done;
     return;
   }
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(item.path, { read: true });
+    // Sync open/stat/read for small files: one async op costs ~10x a sync
+    // one (DENO_FACTS), and a page-cache read of <= 64 KiB blocks for
+    // microseconds, so a folder of many small files goes ~3x faster.
+    file = Deno.openSync(item.path, { read: true });
   } catch {
     return; // unreadable or gone since the walk: leave it out
   }
   try {
     // The header must describe exactly the bytes we send: take the size
     // from the open file, and send no more than that if it grows.
-    const info = await file.stat();
+    const info = file.statSync();
     if (!info.isFile) return;
-    let sink!: Sink;
-    const done = new Promise<void>((resolve, reject) => {
-      sink = p.entry(
-        { ...header, type: "file", size: info.size, mode: modeOf(info) },
-        (err) => err ? reject(err) : resolve(),
-      ) as unknown as Sink;
-    });
-    done.catch(() => {}); // awaited below unless we fail first
+    const fileHeader = { ...header, type: "file" as const, mode: modeOf(info) };
+    if (info.size <= FILE_CHUNK) {
+      const buf = Buffer.allocUnsafe(info.size);
+      let got = 0;
+      while (got < buf.length) {
+        const n = file.readSync(buf.subarray(got));
+        if (n === null || n === 0) break;
+        got += n;
+      }
+      // Shrunk under us: what we read is the member, header and all.
+      await entry(p, { ...fileHeader, size: got }, buf.subarray(0, got)).done;
+      return;
+    }
+    const { sink, done } = entry(p, { ...fileHeader, size: info.size });
     let left = info.size;
     while (left > 0) {
       // A fresh buffer per read: tar-stream keeps it until it is sent.

@@ -246,3 +246,24 @@ Deno.test("contentDisposition() quotes ASCII names and adds filename* for others
   // No CR/LF can reach the header.
   assert.ok(!/[\r\n]/.test(contentDisposition("a\r\nSet-Cookie: x.tar")));
 });
+
+Deno.test("tarStream() fails, rather than pad with zeros, when a large file shrinks while read", async () => {
+  const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd-tar-" }));
+  try {
+    await Deno.mkdir(`${tmp}/d`);
+    await Deno.writeFile(`${tmp}/d/big.bin`, bytesOf(2 * 1024 * 1024, 7));
+    const policy: ArchivePolicy = { root: tmp, dotfiles: false, followSymlinks: false };
+    const it = tarStream(`${tmp}/d`, "d", policy)[Symbol.asyncIterator]();
+    assert.equal((await it.next()).done, false);
+    // At most a few 64 KiB chunks are read ahead of the consumer.
+    await Deno.truncate(`${tmp}/d/big.bin`, 512 * 1024);
+    await assert.rejects(
+      (async () => {
+        while (!(await it.next()).done) { /* drain */ }
+      })(),
+      /shrank while being archived/,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -696,11 +696,7 @@ export class HttpConnection {
     const release = () => {
       if (released) return;
       released = true;
-      try {
-        reply.release?.();
-      } catch (err) {
-        console.error(`ringhttpd: release threw: ${err}`);
-      }
+      releaseReply(reply);
     };
     if (this.#dead) return release();
     const status = reply.status;
