@@ -8,6 +8,14 @@ export { getHeader } from "./http/types.ts";
 export { COLLECT_MAX, createHandler, errorStatus, RAW_MAX_BYTES } from "./http/handler.ts";
 export type { HandlerOptions } from "./http/handler.ts";
 export {
+  archiveSize,
+  contentDisposition,
+  tarHeaderBytes,
+  tarStream,
+  walkTree,
+} from "./http/archive.ts";
+export type { ArchiveItem, ArchivePolicy } from "./http/archive.ts";
+export {
   decodePath,
   decodeRawPath,
   hasDotComponent,

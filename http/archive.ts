@@ -49,6 +49,7 @@ export interface ArchivePolicy {
 
 /** One member of the archive, as found by {@linkcode walkTree}. */
 export interface ArchiveItem {
+  /** A directory (no body) or a regular file. */
   kind: "dir" | "file";
   /** The member name: `<base>/<path>`, directories ending in `/`. */
   name: string;

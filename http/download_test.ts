@@ -161,3 +161,13 @@ Deno.test("handler: no tar without listings or with maxArchiveBytes 0; /dir?down
     });
   });
 });
+
+Deno.test("createHandler() refuses a negative or NaN maxArchiveBytes", async () => {
+  await withTree(async (_tmp, root) => {
+    await assert.rejects(
+      createHandler({ root, maxArchiveBytes: -1 }),
+      /maxArchiveBytes must be >= 0, got -1/,
+    );
+    await assert.rejects(createHandler({ root, maxArchiveBytes: NaN }), /got NaN/);
+  });
+});

@@ -457,7 +457,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     if (q.page > pages) return errorReply(404);
     const etag = listingETag(
       entries,
-      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}`,
+      // `archives` changes the page (the tar link); `2`: the page template.
+      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}|${archives}|2`,
     );
     const lastModified = httpDate(mtime);
     const pre = evaluatePreconditions(p, etag, mtime);
