@@ -50,7 +50,8 @@ function visibleNames(page: Page): Promise<string[]> {
 const DOCS_BY_NAME = ["sub/", `a <b> & "c".txt`, "beta.txt", "Zeta.md", "\u65e5\u672c\u8a9e.txt"];
 
 Deno.test({
-  name: "browser: the listing renders cleanly, sorts, navigates, goes dark, filters 1,000 rows",
+  name:
+    "browser: the listing renders cleanly, sorts, navigates, goes dark, filters 1,000 rows, downloads a tar",
   ignore: chromium === null,
   async fn(t) {
     const root = await makeFixture();
@@ -208,6 +209,49 @@ Deno.test({
         assert.equal(await page.eval("document.activeElement.id"), "filter");
         assert.equal(await page.eval("document.getElementById('filter').value"), "");
         assert.deepEqual(page.errors, []);
+      });
+
+      await t.step("the tar link downloads docs.tar, which extracts to the folder", async () => {
+        const dl = await Deno.makeTempDir({ prefix: "ringhttpd-dl-" });
+        try {
+          await browser!.send("Browser.setDownloadBehavior", {
+            behavior: "allow",
+            downloadPath: dl,
+            eventsEnabled: true,
+          });
+          let name = "";
+          const offBegin = browser!.on("Browser.downloadWillBegin", (p) => {
+            name = p.suggestedFilename as string;
+          });
+          let offDone = () => {};
+          const done = new Promise<string>((resolve) => {
+            offDone = browser!.on("Browser.downloadProgress", (p) => {
+              if (p.state === "completed" || p.state === "canceled") resolve(p.state as string);
+            });
+          });
+          try {
+            await page.goto(`${base}/docs/`);
+            await page.click("#bar a");
+            assert.equal(await done, "completed");
+          } finally {
+            offBegin();
+            offDone();
+          }
+          assert.equal(name, "docs.tar");
+          const r = await new Deno.Command("tar", { args: ["-xf", `${dl}/docs.tar`, "-C", dl] })
+            .output();
+          assert.ok(r.success, new TextDecoder().decode(r.stderr));
+          assert.deepEqual(
+            await Deno.readFile(`${dl}/docs/Zeta.md`),
+            await Deno.readFile(`${root}/docs/Zeta.md`),
+          );
+          assert.equal(await Deno.readTextFile(`${dl}/docs/sub/inner.txt`), "inner\n");
+          await assert.rejects(Deno.stat(`${dl}/docs/.hidden`), Deno.errors.NotFound);
+          assert.equal(await page.eval("location.pathname"), "/docs/", "the page stays");
+          assert.deepEqual(page.errors, []);
+        } finally {
+          await Deno.remove(dl, { recursive: true });
+        }
       });
 
       await t.step(
