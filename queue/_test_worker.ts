@@ -48,6 +48,12 @@ export type Job =
     seed: number;
     useAsync: boolean;
     notify: boolean;
+  }
+  | {
+    /** Says progress 0, then sleeps in `wait`/`waitAsync` on an empty ring until terminated. */
+    role: "mpmc-sleeper";
+    buffer: SharedArrayBuffer;
+    useAsync: boolean;
   };
 
 /** What a worker answers. `errors` lists the first problems found. */
@@ -236,6 +242,13 @@ async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promi
   return { received, errors };
 }
 
+async function mpmcSleeper(job: Extract<Job, { role: "mpmc-sleeper" }>): Promise<Outcome> {
+  const ring = new MpmcRing(job.buffer);
+  self.postMessage({ progress: 0 } satisfies Progress);
+  const r = job.useAsync ? await ring.waitAsync(Infinity) : ring.wait(Infinity);
+  return { received: 0, errors: [`wait answered ${r}`] };
+}
+
 self.onmessage = async (e: MessageEvent<Job>) => {
   const job = e.data;
   let outcome: Outcome;
@@ -251,6 +264,9 @@ self.onmessage = async (e: MessageEvent<Job>) => {
       break;
     case "mpmc-consumer":
       outcome = await mpmcConsumer(job);
+      break;
+    case "mpmc-sleeper":
+      outcome = await mpmcSleeper(job);
       break;
   }
   self.postMessage(outcome);

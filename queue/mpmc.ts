@@ -16,8 +16,8 @@
  * | 3    | 12   | recordWords                | `allocate`                 |
  * | 32   | 128  | tail (+ closed mark bit 0) | producers (CAS), `close`   |
  * | 64   | 256  | head                       | consumers (CAS)            |
- * | 96   | 384  | consumer sleepers, wake    | consumers; producers bump wake |
- * | 128  | 512  | producer sleepers, wake    | producers; consumers bump wake |
+ * | 96   | 384  | consumers sleeping, wake   | consumers set, producers clear + bump wake |
+ * | 128  | 512  | producers sleeping, wake   | producers set, consumers clear + bump wake |
  * | 160  | 640  | slots                      | slot `i` at word 160 + i x (1 + recordWords): `[seq, w0 ... ]` |
  *
  * - Counters step by 2 so that bit 0 of `tail` is free for the closed mark.
@@ -48,13 +48,25 @@
  *   alone on its 64-byte cache line and the adjacent-line prefetcher does not
  *   pair them (crossbeam's `CachePadded` uses 128 on x86-64): producers'
  *   CASes on `tail` do not invalidate consumers' `head` line.
- * - Sleeping protocol (an event count): a waiter reads `wake`, increments
- *   `sleepers`, re-checks the ring, and `Atomics.wait`s on `wake` expecting
- *   the value it read. A publisher stores `seq`, then loads `sleepers`, and
- *   only if non-zero increments `wake` and notifies one waiter. Both are
- *   store-then-load under sequential consistency, so a waiter either sees the
- *   record or its `wake` changes. Deno 2.9.6 still loses some notifies, so
- *   every sleep is at most `WAIT_SLICE_MS` and re-checks.
+ * - Sleeping protocol (an event count): a waiter reads `wake`, stores 1 in
+ *   `sleeping`, re-checks the ring, and `Atomics.wait`s on `wake` expecting
+ *   the value it read. A publisher stores `seq`, then loads `sleeping`, and
+ *   only if it is set swaps it to 0 and, if it won the swap, increments `wake`
+ *   and notifies every waiter. Both are store-then-load under sequential
+ *   consistency, so a waiter either sees the record or `wake` moves past the
+ *   value it read (whoever cleared its mark bumps `wake` after that read).
+ *   Only publishers clear the mark, never the waiter itself, so a Worker
+ *   terminated in its sleep (`finally` does not run on termination) costs
+ *   one spurious wake-up, not a notify on every later push. Deno 2.9.6 still
+ *   loses some notifies, so every sleep is at most `WAIT_SLICE_MS` and
+ *   re-checks.
+ *
+ * - Terminating a Worker: `Worker.terminate()` can stop a thread between the
+ *   CAS that claims a position and the `seq` store that publishes (or frees)
+ *   it. A position claimed and never published stalls every consumer at it
+ *   for good; a slot taken and never freed stalls producers one lap later. So
+ *   terminate ring users only at a safe point (after `close()` and their
+ *   exit, or while they sleep in `wait`), or replace the ring after a crash.
  *
  * Note: `size()`, and the readiness checks inside `wait`, read counters other
  * threads are moving: the answer may be stale, never outside `0 ... capacity`.
@@ -76,9 +88,9 @@ const W_CAPACITY = 2;
 const W_RECORD_WORDS = 3;
 const W_TAIL = 32;
 const W_HEAD = 64;
-const W_C_SLEEPERS = 96;
+const W_C_SLEEPING = 96;
 const W_C_WAKE = 97;
-const W_P_SLEEPERS = 128;
+const W_P_SLEEPING = 128;
 const W_P_WAKE = 129;
 const W_SLOTS = 160;
 const MAX_CAPACITY = 1 << 24;
@@ -320,9 +332,15 @@ export class MpmcRing {
     const i32 = this.#i32;
     // The owner of slot s reads seq == t, so t + 1 is seq + 1.
     Atomics.store(i32, s, (i32[s] + 1) | 0);
-    if (Atomics.load(i32, W_C_SLEEPERS) !== 0 && this.#notify) {
-      Atomics.add(i32, W_C_WAKE, 1);
-      Atomics.notify(i32, W_C_WAKE, 1);
+    if (Atomics.load(i32, W_C_SLEEPING) !== 0) this.#wake(W_C_SLEEPING, W_C_WAKE);
+  }
+
+  /** Clears a sleeping mark and, if this call cleared it, wakes every waiter. */
+  #wake(sleeping: number, wake: number): void {
+    const i32 = this.#i32;
+    if (this.#notify && Atomics.exchange(i32, sleeping, 0) !== 0) {
+      Atomics.add(i32, wake, 1);
+      Atomics.notify(i32, wake);
     }
   }
 
@@ -366,10 +384,7 @@ export class MpmcRing {
           const rw = this.recordWords;
           for (let w = 0; w < rw; w++) out[w] = i32[s + 1 + w];
           Atomics.store(i32, s, (h + this.#lap) | 0);
-          if (Atomics.load(i32, W_P_SLEEPERS) !== 0 && this.#notify) {
-            Atomics.add(i32, W_P_WAKE, 1);
-            Atomics.notify(i32, W_P_WAKE, 1);
-          }
+          if (Atomics.load(i32, W_P_SLEEPING) !== 0) this.#wake(W_P_SLEEPING, W_P_WAKE);
           return true;
         }
         h = prev;
@@ -421,7 +436,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   wait(timeoutMs: number): WaitResult {
-    return this.#wait(timeoutMs, W_C_SLEEPERS, W_C_WAKE, true);
+    return this.#wait(timeoutMs, W_C_SLEEPING, W_C_WAKE, true);
   }
 
   /**
@@ -432,7 +447,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitForSpace(timeoutMs: number): WaitResult {
-    return this.#wait(timeoutMs, W_P_SLEEPERS, W_P_WAKE, false);
+    return this.#wait(timeoutMs, W_P_SLEEPING, W_P_WAKE, false);
   }
 
   /**
@@ -444,7 +459,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitAsync(timeoutMs: number): Promise<WaitResult> {
-    return this.#waitAsync(timeoutMs, W_C_SLEEPERS, W_C_WAKE, true);
+    return this.#waitAsync(timeoutMs, W_C_SLEEPING, W_C_WAKE, true);
   }
 
   /**
@@ -454,14 +469,14 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitForSpaceAsync(timeoutMs: number): Promise<WaitResult> {
-    return this.#waitAsync(timeoutMs, W_P_SLEEPERS, W_P_WAKE, false);
+    return this.#waitAsync(timeoutMs, W_P_SLEEPING, W_P_WAKE, false);
   }
 
   #state(consumer: boolean): number {
     return consumer ? this.#consumerState() : this.#producerState();
   }
 
-  #wait(timeoutMs: number, sleepers: number, wake: number, consumer: boolean): WaitResult {
+  #wait(timeoutMs: number, sleeping: number, wake: number, consumer: boolean): WaitResult {
     const i32 = this.#i32;
     const deadline = deadlineOf(timeoutMs);
     for (;;) {
@@ -471,15 +486,14 @@ export class MpmcRing {
       const ms = sliceUntil(deadline);
       if (ms === 0) return "timed-out";
       const w = Atomics.load(i32, wake);
-      Atomics.add(i32, sleepers, 1);
+      Atomics.store(i32, sleeping, 1);
       if (this.#state(consumer) === NOTHING) Atomics.wait(i32, wake, w, ms);
-      Atomics.sub(i32, sleepers, 1);
     }
   }
 
   async #waitAsync(
     timeoutMs: number,
-    sleepers: number,
+    sleeping: number,
     wake: number,
     consumer: boolean,
   ): Promise<WaitResult> {
@@ -492,12 +506,8 @@ export class MpmcRing {
       const ms = sliceUntil(deadline);
       if (ms === 0) return "timed-out";
       const w = Atomics.load(i32, wake);
-      Atomics.add(i32, sleepers, 1);
-      try {
-        if (this.#state(consumer) === NOTHING) await sleepAsync(i32, wake, w, ms);
-      } finally {
-        Atomics.sub(i32, sleepers, 1);
-      }
+      Atomics.store(i32, sleeping, 1);
+      if (this.#state(consumer) === NOTHING) await sleepAsync(i32, wake, w, ms);
     }
   }
 }

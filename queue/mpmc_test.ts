@@ -263,3 +263,43 @@ Deno.test("MpmcRing close racing 2 producers: every accepted push is delivered o
     for (const r of running) r.worker.terminate();
   }
 });
+
+// Words of the layout in mpmc.ts's contract: the consumers' sleeping word and wake count.
+const W_C_SLEEPING = 96;
+const W_C_WAKE = 97;
+
+for (const useAsync of [false, true]) {
+  Deno.test(
+    `MpmcRing consumer Worker terminated asleep in ${
+      useAsync ? "waitAsync" : "wait"
+    } does not leave producers notifying on every push`,
+    async () => {
+      const ring = new MpmcRing(MpmcRing.allocate(8));
+      const i32 = new Int32Array(ring.buffer);
+      let asleep!: () => void;
+      const said = new Promise<void>((resolve) => asleep = resolve);
+      const sleeper = start({ role: "mpmc-sleeper", buffer: ring.buffer, useAsync }, asleep);
+      try {
+        await Promise.race([said, sleeper.outcome]);
+        // Wait for the event: the worker marks itself asleep right after it spoke.
+        for (let i = 0; Atomics.load(i32, W_C_SLEEPING) === 0; i++) {
+          if (i > 5000) assert.fail("the sleeper never marked itself asleep");
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      } finally {
+        sleeper.worker.terminate();
+      }
+      const wake = Atomics.load(i32, W_C_WAKE);
+      const out = new Int32Array(1);
+      for (let i = 0; i < 10; i++) {
+        assert.equal(ring.push(i), true);
+        assert.equal(ring.pop(out), true);
+      }
+      assert.equal(Atomics.load(i32, W_C_SLEEPING), 0, "sleeping mark cleared");
+      assert.ok(
+        Atomics.load(i32, W_C_WAKE) - wake <= 1,
+        "at most one wake-up after the sleeper died",
+      );
+    },
+  );
+}

@@ -45,6 +45,12 @@
  *   `wait` answers `"closed"`. Call `close()` from the producer thread (or once
  *   the producer is known to be done), since a push racing a close from
  *   another thread could land after the consumer saw "closed".
+ * - Terminating a Worker mid-operation loses nothing that was published: a
+ *   producer stopped before its `tail` store published nothing; a consumer
+ *   stopped inside `drain` before its `head` store leaves those records for
+ *   the next consumer view (delivered again). A consumer terminated asleep (in
+ *   `waitAsync`) may leave its flag set, so the producer notifies on each publish until the
+ *   next consumer view sleeps once and clears it.
  * - One producer view and one consumer view at a time. A view caches its own
  *   side's counter when it is constructed, and the other side's counter as a
  *   hint that is refreshed whenever it would make the ring look full or empty.
