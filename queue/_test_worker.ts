@@ -147,8 +147,20 @@ async function spscConsumer(job: Extract<Job, { role: "spsc-consumer" }>): Promi
     }
     expect++;
   };
+  const many = new Int32Array(3 * 512);
+  const rec = new Int32Array(3);
   for (;;) {
-    const n = ring.drain(onRecord, 1 + Math.floor(rand() * 512));
+    // Half the batches through drain, half through popMany.
+    const max = 1 + Math.floor(rand() * 512);
+    let n: number;
+    if (rand() < 0.5) n = ring.drain(onRecord, max);
+    else {
+      n = ring.popMany(many, max);
+      for (let j = 0; j < n; j++) {
+        for (let w = 0; w < 3; w++) rec[w] = many[3 * j + w];
+        onRecord(rec);
+      }
+    }
     if (n > 0) {
       if (ack) {
         Atomics.store(ack, 0, expect);
@@ -208,13 +220,17 @@ async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promi
   const seen = new Int32Array(job.seen);
   const rand = mulberry32(job.seed);
   const last = new Int32Array(job.producers).fill(-1);
-  const out = new Int32Array(4);
+  const many = new Int32Array(4 * 64);
   const errors: string[] = [];
   let received = 0;
   for (;;) {
     const burst = 1 + Math.floor(rand() * 64);
     let got = 0;
-    while (got < burst && ring.pop(out)) {
+    // Half the bursts through popMany, half through pop.
+    const batch = rand() < 0.5 ? ring.popMany(many, burst) : -1;
+    for (let j = 0; batch < 0 ? got < burst : j < batch; j++) {
+      const out = batch < 0 ? many : many.subarray(4 * j, 4 * j + 4);
+      if (batch < 0 && !ring.pop(out)) break;
       got++;
       const [p, v] = out;
       if (
