@@ -36,6 +36,10 @@
  *   slot with `Atomics.store(seq, p + 2 x capacity)`. The words are written
  *   before the seq store that publishes them and read after the seq load that
  *   observed it (and never touched after the store that hands the slot on).
+ *   `popMany` checks the seqs of k consecutive positions from `head`, then
+ *   claims them all with one CAS to `head + 2k` (a ready slot stays ready
+ *   until its consumer frees it, so the checks still hold after the CAS).
+ *   First guesses of `head`/`tail` are plain reads; the CAS validates them.
  *   Every JS `Atomics` operation is sequentially consistent, and that order is
  *   all this relies on.
  * - Invariants: `0 <= ((tail & ~1) - head) | 0 <= 2 x capacity`; a slot's
