@@ -114,7 +114,7 @@ function run(lfd: number, config: AcceptorConfig): void {
       if (fds.length === 0) continue;
       const ring = rings[i];
       const room = ring.reserve(fds.length);
-      for (let j = 0; j < room; j++) ring.write(j, fds[j]);
+      for (let j = 0; j < room; j++) ring.write(j, 0, fds[j]);
       if (room > 0) ring.publish(room);
       // The ring holds at least the cap, so this only happens if a slot's
       // count went wrong: close rather than leak.
@@ -141,8 +141,10 @@ function run(lfd: number, config: AcceptorConfig): void {
     for (let i = 0; i < n; i++) {
       if (live[i] || Atomics.load(ctl, slot(i, ACK)) !== 0) continue;
       // Slot i died: nobody reads its ring now. Hand what was queued there
-      // (accepted, never read) to live workers, or close it; then ACK.
-      rings[i].drain(requeue);
+      // (accepted, never read) to live workers, or close it; then ACK. A
+      // fresh view, because a view caches its own side's counter and ours is
+      // the producer's.
+      new SpscRing(config.rings[i]).drain(requeue);
       flush();
       Atomics.store(ctl, slot(i, ACK), 1);
     }

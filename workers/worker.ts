@@ -231,6 +231,9 @@ async function runListener(
       continue;
     }
     backoffMs = 10;
+    // Head and body may go out in separate writes: without this, Nagle and
+    // delayed ACKs add 40 ms to each keep-alive response.
+    (conn as Deno.TcpConn).setNoDelay(true);
     local++;
     Atomics.add(ctl, open, 1);
     Atomics.add(ctl, conns, 1);
