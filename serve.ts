@@ -39,6 +39,15 @@ export interface ServeOptions {
    */
   accept?: "ring" | "reuseport";
   /**
+   * Ring mode only: how HTTP workers drive their sockets. `"epoll"`: each
+   * worker waits on its own epoll fd, where the acceptor registers the
+   * connections it hands over, and reads/writes through FFI (one thread
+   * wake-up per connection). `"socket"`: each worker adopts fds as
+   * `node:net` Sockets (two wake-ups per connection; kept for comparison).
+   * @default {"epoll"}
+   */
+  ringIo?: "epoll" | "socket";
+  /**
    * Cap on connections open at once (ring mode: plus those queued to a
    * worker). At the cap, new connections wait in the kernel's backlog.
    * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
@@ -174,6 +183,10 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   if (mode !== "ring" && mode !== "reuseport") {
     throw new RangeError(`accept must be "ring" or "reuseport", got "${mode}"`);
   }
+  const io = options.ringIo ?? "epoll";
+  if (io !== "epoll" && io !== "socket") {
+    throw new RangeError(`ringIo must be "epoll" or "socket", got "${io}"`);
+  }
   const ffi = ringSupported();
   if (mode === "ring" && !ffi) {
     log(
@@ -190,6 +203,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     port,
     workers: positiveInt("workers", options.workers, navigator.hardwareConcurrency || 1),
     mode,
+    io,
+    fdLimit: limit ?? 1024,
     maxConns: positiveInt("maxConns", options.maxConns, derivedCap),
     backlog: positiveInt("backlog", options.backlog, 4096),
     headerTimeoutMs: positiveInt("headerTimeoutMs", options.headerTimeoutMs, 10_000),

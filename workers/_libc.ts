@@ -52,6 +52,17 @@ const symbols = {
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -300,4 +311,90 @@ export function openFileLimit(): number | undefined {
   if (libc().getrlimit(RLIMIT_NOFILE, new Uint8Array(buf.buffer)) !== 0) return undefined;
   const soft = buf[0];
   return soft > 0x7fffffffn ? 0x7fffffff : Number(soft);
+}
+
+// ---- epoll (ring mode's I/O in the HTTP workers) ---------------------------
+
+/** epoll event bits. */
+export const EPOLLIN = 0x001, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010;
+const EPOLL_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+/** `struct epoll_event` is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+
+/** `epoll_create1(EPOLL_CLOEXEC)`. */
+export function epollCreate(): number {
+  const fd = libc().epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) throw new LibcError("epoll_create1", errno());
+  return fd;
+}
+
+const ctlEvent = new Uint8Array(16);
+const ctlView = new DataView(ctlEvent.buffer);
+
+function epollCtl(epfd: number, op: number, fd: number, events: number): number {
+  ctlView.setUint32(0, events, true);
+  ctlView.setUint32(EPOLL_DATA_OFFSET, fd, true);
+  ctlView.setUint32(EPOLL_DATA_OFFSET + 4, 0, true);
+  return libc().epoll_ctl(epfd, op, fd, ctlEvent) === 0 ? 0 : -errno();
+}
+
+/** Registers `fd` (as the event's data) with `events`; returns 0 or -errno. */
+export function epollAdd(epfd: number, fd: number, events: number): number {
+  return epollCtl(epfd, EPOLL_CTL_ADD, fd, events);
+}
+
+/** Changes the events `fd` is registered for; returns 0 or -errno. */
+export function epollMod(epfd: number, fd: number, events: number): number {
+  return epollCtl(epfd, EPOLL_CTL_MOD, fd, events);
+}
+
+/** Unregisters `fd`; returns 0 or -errno. */
+export function epollDel(epfd: number, fd: number): number {
+  return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0);
+}
+
+/**
+ * `epoll_wait` on a thread of Deno's blocking pool, so this thread's event
+ * loop keeps running meanwhile. `events` must not be touched until it settles.
+ *
+ * @returns the number of events (0 on timeout or EINTR)
+ */
+export async function epollWait(
+  epfd: number,
+  events: Uint8Array,
+  timeoutMs: number,
+): Promise<number> {
+  const n = await libc().epoll_wait_async(
+    epfd,
+    events,
+    events.length / EPOLL_EVENT_SIZE,
+    timeoutMs,
+  );
+  return n < 0 ? 0 : n;
+}
+
+/** `epoll_wait` with a zero timeout, on this thread. */
+export function epollPoll(epfd: number, events: Uint8Array): number {
+  const n = libc().epoll_wait(epfd, events, events.length / EPOLL_EVENT_SIZE, 0);
+  return n < 0 ? 0 : n;
+}
+
+/** Reads event `i` of an `epoll_wait` result: `[events, fd]`. */
+export function epollEvent(view: DataView, i: number): [number, number] {
+  const o = i * EPOLL_EVENT_SIZE;
+  return [view.getUint32(o, true), view.getInt32(o + EPOLL_DATA_OFFSET, true)];
+}
+
+/** `read(fd, buf, buf.length)`: bytes read, 0 at end of stream, or -errno. */
+export function readFd(fd: number, buf: Uint8Array): number {
+  const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+  return n >= 0 ? n : -errno();
+}
+
+/** `write(fd, buf, buf.length)`: bytes written or -errno. */
+export function writeFd(fd: number, buf: Uint8Array): number {
+  const n = Number(libc().write(fd, buf, BigInt(buf.length)));
+  return n >= 0 ? n : -errno();
 }

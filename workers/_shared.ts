@@ -21,7 +21,16 @@
  *   +3 REQUESTS  worker: responses sent (stat)
  *   +4 CONNS     worker: connections taken (stat)
  *   +5 RESTARTS  supervisor: replacements of this slot (stat)
+ *   +6 EPFD      epoll I/O: the worker stores its epoll fd before saying
+ *                ready; the acceptor registers each fd it hands over there,
+ *                and closes it when the worker died
  * ```
+ *
+ * Owners (epoll I/O only; an `Int32Array` indexed by fd number): the acceptor
+ * stores `slot + 1` before handing an fd over, the worker stores 0 just
+ * before it closes the fd (so a reused fd number is never clobbered). When a
+ * worker dies its raw fds stay open (they are not Deno resources); the
+ * acceptor closes every fd still owned by the dead slot.
  *
  * Note: the acceptor reads OPEN racily while workers decrement it; a stale
  * value only makes one dispatch slightly less balanced, never wrong.
@@ -50,7 +59,10 @@ export const SLOT_BASE = 16;
 /** Words per slot (64 bytes). */
 export const SLOT_WORDS = 16;
 /** Slot offsets. */
-export const OPEN = 0, ALIVE = 1, ACK = 2, REQUESTS = 3, CONNS = 4, RESTARTS = 5;
+export const OPEN = 0, ALIVE = 1, ACK = 2, REQUESTS = 3, CONNS = 4, RESTARTS = 5, EPFD = 6;
+
+/** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
+export type RingIo = "epoll" | "socket";
 
 /** Index of `field` of slot `i`. */
 export function slot(i: number, field: number): number {
@@ -69,6 +81,10 @@ export interface WorkerConfig {
   control: SharedArrayBuffer;
   /** Ring mode: this slot's SPSC ring of fds (one word per record). */
   ring?: SharedArrayBuffer;
+  /** Ring mode: how sockets are driven. */
+  io: RingIo;
+  /** Ring mode with epoll I/O: the owners table. */
+  owners?: SharedArrayBuffer;
   /** Reuseport mode: where to listen. */
   hostname: string;
   port: number;
@@ -97,6 +113,9 @@ export interface AcceptorConfig {
   backlog: number;
   control: SharedArrayBuffer;
   rings: SharedArrayBuffer[];
+  io: RingIo;
+  /** With epoll I/O: the owners table. */
+  owners?: SharedArrayBuffer;
 }
 
 /** Supervisor -> worker. */

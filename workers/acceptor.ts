@@ -26,7 +26,7 @@
  * @module
  */
 import { SpscRing } from "../queue/spsc.ts";
-import { accept, close, E, listenTcp, pollIn } from "./_libc.ts";
+import { accept, close, E, epollAdd, EPOLLIN, listenTcp, pollIn } from "./_libc.ts";
 import {
   ACCEPTED,
   type AcceptorConfig,
@@ -34,6 +34,7 @@ import {
   ALIVE,
   DROPPED,
   EMFILE,
+  EPFD,
   type FromAcceptor,
   MAX_CONNS,
   OPEN,
@@ -96,12 +97,20 @@ function run(lfd: number, config: AcceptorConfig): void {
     rr = (best + 1) % n;
     return best;
   };
+  const epoll = config.io === "epoll";
+  const owners = epoll ? new Int32Array(config.owners!) : new Int32Array(0);
+  const drop = (fd: number): void => {
+    if (fd < owners.length) Atomics.store(owners, fd, 0);
+    close(fd);
+    Atomics.add(ctl, DROPPED, 1);
+  };
   const dispatch = (fd: number): void => {
     const i = pick();
-    if (i < 0) {
-      close(fd);
-      Atomics.add(ctl, DROPPED, 1);
-      return;
+    if (i < 0 || (epoll && fd >= owners.length)) return drop(fd);
+    if (epoll) {
+      // Registered before it is published: the worker wakes when data comes.
+      Atomics.store(owners, fd, i + 1);
+      if (epollAdd(Atomics.load(ctl, slot(i, EPFD)), fd, EPOLLIN) !== 0) return drop(fd);
     }
     Atomics.add(ctl, slot(i, OPEN), 1);
     pending[i].push(fd);
@@ -127,10 +136,11 @@ function run(lfd: number, config: AcceptorConfig): void {
     }
   };
 
-  while (Atomics.load(ctl, STATE) === RUNNING) {
-    // Slot maintenance: a handful of loads per loop.
-    let liveCount = 0;
+  let liveCount = 0;
+  /** Refreshes `live` and `liveCount`; returns open + queued over live slots. */
+  const scan = (): number => {
     let total = 0;
+    liveCount = 0;
     for (let i = 0; i < n; i++) {
       live[i] = Atomics.load(ctl, slot(i, ALIVE)) === 1;
       if (live[i]) {
@@ -138,14 +148,35 @@ function run(lfd: number, config: AcceptorConfig): void {
         total += Atomics.load(ctl, slot(i, OPEN));
       }
     }
+    return total;
+  };
+
+  while (Atomics.load(ctl, STATE) === RUNNING) {
+    // Slot maintenance: a handful of loads per loop.
+    let total = scan();
     for (let i = 0; i < n; i++) {
       if (live[i] || Atomics.load(ctl, slot(i, ACK)) !== 0) continue;
       // Slot i died: nobody reads its ring now. Hand what was queued there
       // (accepted, never read) to live workers, or close it; then ACK. A
       // fresh view, because a view caches its own side's counter and ours is
       // the producer's.
+      const epfd = Atomics.load(ctl, slot(i, EPFD));
+      if (epoll && epfd > 0) {
+        close(epfd);
+        Atomics.store(ctl, slot(i, EPFD), 0);
+      }
       new SpscRing(config.rings[i]).drain(requeue);
       flush();
+      if (epoll) {
+        // Its sockets are raw fds, not Deno resources: they outlive the
+        // worker's isolate. Close those it still owned.
+        for (let fd = 0; fd < owners.length; fd++) {
+          if (owners[fd] === i + 1) {
+            Atomics.store(owners, fd, 0);
+            close(fd);
+          }
+        }
+      }
       Atomics.store(ctl, slot(i, ACK), 1);
     }
     const cap = Atomics.load(ctl, MAX_CONNS);
@@ -155,6 +186,9 @@ function run(lfd: number, config: AcceptorConfig): void {
       continue;
     }
     if (!pollIn(lfd, POLL_MS)) continue;
+    // The poll may have slept 100 ms: see workers that became ready meanwhile.
+    total = scan();
+    if (liveCount === 0) continue;
 
     let budget = Math.min(BATCH, cap - total);
     let accepted = 0;

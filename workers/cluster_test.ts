@@ -31,6 +31,7 @@ class Server implements AsyncDisposable {
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
   #done: Promise<unknown>;
   readonly proc: Deno.ChildProcess;
+  #exited = false;
 
   constructor(options: Record<string, unknown>, perms: string[]) {
     this.proc = new Deno.Command(Deno.execPath(), {
@@ -40,6 +41,7 @@ class Server implements AsyncDisposable {
       stderr: "piped",
     }).spawn();
     this.#stdin = this.proc.stdin.getWriter();
+    this.proc.status.then(() => this.#exited = true);
     this.#done = Promise.all([
       this.#read(this.proc.stdout, (l) => {
         this.#lines.push(l);
@@ -89,7 +91,12 @@ class Server implements AsyncDisposable {
       const found = check();
       if (found !== undefined) return found;
       const left = until - Date.now();
-      if (left <= 0) throw new Error(`${what}; stderr:\n${this.stderr}`);
+      if (this.#exited) {
+        await this.#done; // the last lines may still be in the pipe
+        const last = check();
+        if (last !== undefined) return last;
+      }
+      if (left <= 0 || this.#exited) throw new Error(`${what}; stderr:\n${this.stderr}`);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         new Promise<void>((r) => this.#waiters.push(r)),
@@ -169,10 +176,17 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
   return { status: Number(m[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
 }
 
-for (const accept of ["ring", "reuseport"]) {
-  Deno.test(`${accept} mode serves a file, a listing and a 404`, async () => {
-    await using server = await start({ accept });
-    assert.equal(server.mode, accept);
+const MODES = [
+  { accept: "ring" },
+  { accept: "ring", ringIo: "socket" },
+  { accept: "reuseport" },
+];
+
+for (const mode of MODES) {
+  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  Deno.test(`${name} mode serves a file, a listing and a 404`, async () => {
+    await using server = await start(mode);
+    assert.equal(server.mode, mode.accept);
     assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
     const listing = await get(server.port, "/sub/");
     assert.equal(listing.status, 200);
@@ -235,24 +249,67 @@ Deno.test("a header-stalled connection is closed after the header timeout while 
   }
 });
 
-Deno.test("a crashed worker is replaced and requests keep succeeding", async () => {
-  await using server = await start({});
-  await server.command("crash 0");
-  // Connections the worker held when it crashed die with it; every one
-  // accepted after the supervisor saw the crash must be served.
-  await server.logged(/worker 0 died .*; replacing it/);
-  for (let i = 0; i < 20; i++) {
-    assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
+/** Sends one keep-alive request on `conn` and reads its whole response. */
+async function keepAliveGet(conn: Deno.Conn, path: string): Promise<string> {
+  await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`));
+  const buf = new Uint8Array(4096);
+  let text = "";
+  while (
+    !/\r\n\r\n/.test(text) || text.length < text.indexOf("\r\n\r\n") + 4 + contentLength(text)
+  ) {
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`closed after ${JSON.stringify(text)}`);
+    text += new TextDecoder().decode(buf.subarray(0, n));
   }
-  const until = Date.now() + 15_000;
-  let stats;
-  do {
-    stats = await server.stats();
-  } while (!(stats.workers[0].restarts === 1 && stats.workers[0].alive) && Date.now() < until);
-  assert.equal(stats.workers[0].restarts, 1);
-  assert.equal(stats.workers[0].alive, true);
-  for (let i = 0; i < 10; i++) assert.equal((await get(server.port, "/sub/b.txt")).status, 200);
-});
+  return text;
+}
+
+function contentLength(text: string): number {
+  return Number(text.match(/content-length: (\d+)/i)?.[1] ?? 0);
+}
+
+for (const mode of MODES.slice(0, 2)) {
+  const name = mode.ringIo ? ` (${mode.ringIo} I/O)` : "";
+  Deno.test(`a crashed worker is replaced, its connections are closed, others keep being served${name}`, async () => {
+    await using server = await start({ ...mode, idleTimeoutMs: 60_000 });
+    // One kept-alive connection per worker (least-loaded dispatch).
+    const conns = [
+      await Deno.connect({ hostname: HOST, port: server.port }),
+      await Deno.connect({ hostname: HOST, port: server.port }),
+    ];
+    try {
+      for (const c of conns) assert.match(await keepAliveGet(c, "/a.txt"), /^HTTP\/1\.1 200/);
+      assert.deepEqual((await server.stats()).workers.map((w) => w.open), [1, 1]);
+      await server.command("crash 0");
+      // Connections the worker held when it crashed die with it; every one
+      // accepted after the supervisor saw the crash must be served.
+      await server.logged(/worker 0 died .*; replacing it/);
+      for (let i = 0; i < 20; i++) {
+        assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
+      }
+      // The dead worker's connection is closed (EOF), not left hanging.
+      const buf = new Uint8Array(64);
+      const timer = setTimeout(() => conns.forEach((c) => c.close()), 15_000);
+      const first = await Promise.race(conns.map((c) => c.read(buf).catch(() => "error")));
+      clearTimeout(timer);
+      assert.equal(first, null);
+      const until = Date.now() + 15_000;
+      let stats;
+      do {
+        stats = await server.stats();
+      } while (!(stats.workers[0].restarts === 1 && stats.workers[0].alive) && Date.now() < until);
+      assert.equal(stats.workers[0].restarts, 1);
+      assert.equal(stats.workers[0].alive, true);
+      for (let i = 0; i < 10; i++) assert.equal((await get(server.port, "/sub/b.txt")).status, 200);
+    } finally {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed by the timer */ }
+      }
+    }
+  });
+}
 
 Deno.test("SIGTERM during a large download lets it finish, then the process exits 0", async () => {
   await using server = await start({});

@@ -32,6 +32,7 @@ import {
   OPEN,
   REQUESTS,
   RESTARTS,
+  type RingIo,
   slot,
   STATE,
   STOPPING,
@@ -45,6 +46,10 @@ export interface ClusterConfig {
   port: number;
   workers: number;
   mode: "ring" | "reuseport";
+  /** Ring mode: how workers drive sockets. */
+  io: RingIo;
+  /** RLIMIT_NOFILE (ring mode with epoll I/O sizes the owners table by it). */
+  fdLimit: number;
   maxConns: number;
   backlog: number;
   headerTimeoutMs: number;
@@ -118,6 +123,7 @@ export class Supervisor implements Cluster {
   #config: ClusterConfig;
   #ctl: Int32Array;
   #rings: SharedArrayBuffer[] = [];
+  #owners?: SharedArrayBuffer;
   #threads: (Worker | undefined)[] = [];
   #acceptor?: Worker;
   #listenFd?: number;
@@ -135,7 +141,11 @@ export class Supervisor implements Cluster {
     this.mode = config.mode;
     this.#ctl = allocateControl(config.workers);
     Atomics.store(this.#ctl, MAX_CONNS, config.maxConns);
-    for (let i = 0; i < config.workers; i++) this.#crashes.push([]);
+    for (let i = 0; i < config.workers; i++) {
+      this.#crashes.push([]);
+      // Nothing to clean up for a slot that has not run yet.
+      Atomics.store(this.#ctl, slot(i, ACK), 1);
+    }
   }
 
   /**
@@ -163,6 +173,9 @@ export class Supervisor implements Cluster {
     if (c.mode === "ring") {
       const capacity = 2 ** Math.ceil(Math.log2(Math.min(Math.max(c.maxConns, 16), 65536)));
       for (let i = 0; i < c.workers; i++) this.#rings.push(SpscRing.allocate(capacity, 1));
+      if (c.io === "epoll") {
+        this.#owners = new SharedArrayBuffer(Math.min(c.fdLimit, 1 << 21) * 4);
+      }
       this.addr.port = await this.#startAcceptor();
       await Promise.all(this.#rings.map((_, i) => this.#startWorker(i)));
     } else {
@@ -212,6 +225,8 @@ export class Supervisor implements Cluster {
         backlog: c.backlog,
         control: this.#ctl.buffer as SharedArrayBuffer,
         rings: this.#rings,
+        io: c.io,
+        owners: this.#owners,
       };
       w.postMessage({ type: "start", config });
     });
@@ -252,6 +267,8 @@ export class Supervisor implements Cluster {
         mode: c.mode,
         control: this.#ctl.buffer as SharedArrayBuffer,
         ring: this.#rings[i],
+        io: c.io,
+        owners: this.#owners,
         hostname: c.hostname,
         port: this.addr.port,
         maxConns: Math.max(1, Math.ceil(c.maxConns / c.workers)),

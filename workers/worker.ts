@@ -3,10 +3,14 @@
  * An HTTP worker thread: runs the HTTP engine (`http/engine.ts`) with the
  * file handler (`http/handler.ts`) over connections from one of two sources.
  *
- * - **ring**: drains this slot's SPSC ring of accepted fds in batches
- *   (bounded `waitAsync` when empty), adopts each fd as a `node:net` Socket
- *   and drives an `HttpConnection` over it. Decrements the slot's OPEN count
- *   when the connection closes.
+ * - **ring**, epoll I/O (the default; `_epoll_io.ts`): waits on its own epoll
+ *   fd, where the acceptor registers each connection before queueing the fd
+ *   in this slot's ring; reads and writes through FFI.
+ * - **ring**, socket I/O: drains this slot's SPSC ring of accepted fds in
+ *   batches (bounded `waitAsync` when empty), adopts each fd as a `node:net`
+ *   Socket and drives an `HttpConnection` over it.
+ *
+ *   Either way the slot's OPEN count drops when a connection closes.
  * - **reuseport**: listens itself with `Deno.listen({ reusePort: true })` and
  *   hands each `Deno.Conn` to `serveDenoConn`, stopping `accept` at its share
  *   of the connection cap.
@@ -22,9 +26,11 @@ import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
 import { createHandler } from "../http/handler.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
+import { EpollLoop } from "./_epoll_io.ts";
 import {
   CONNS,
   EMFILE,
+  EPFD,
   type FromWorker,
   OPEN,
   REQUESTS,
@@ -86,7 +92,28 @@ async function start(config: WorkerConfig): Promise<void> {
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
   };
-  if (config.mode === "ring") {
+  if (config.mode === "ring" && config.io === "epoll") {
+    const ring = new SpscRing(config.ring!);
+    const conns = slot(config.index, CONNS);
+    const loop = new EpollLoop(
+      ctl,
+      slot(config.index, OPEN),
+      new Int32Array(config.owners!),
+      handler,
+      set,
+      options,
+    );
+    // The acceptor registers connections with this epoll fd: publish it
+    // before saying ready (the supervisor then marks the slot alive).
+    Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
+    stopSource = () => {
+      loop.stop();
+      // Served too: the supervisor stops the acceptor before the workers.
+      Atomics.add(ctl, conns, loop.drainRing(ring));
+    };
+    send({ type: "ready", port: config.port });
+    await loop.run(ring, (n) => Atomics.add(ctl, conns, n));
+  } else if (config.mode === "ring") {
     const ring = new SpscRing(config.ring!);
     send({ type: "ready", port: config.port });
     await runRing(ring, ctl, config.index, handler, set, options);

@@ -1,0 +1,249 @@
+/**
+ * Ring mode's fast I/O for an HTTP worker: the worker owns an epoll fd; the
+ * acceptor registers each connection there (EPOLLIN, data = the fd) before
+ * pushing the fd into the worker's ring. The worker waits in `epoll_wait` on
+ * Deno's blocking pool (so its event loop keeps running for the handler's
+ * file operations and timers) and reads and writes sockets with FFI
+ * `read`/`write`. A connection costs one wake-up (data arrived), instead of
+ * two wake-ups (ring, then socket) plus a `node:net` Socket.
+ *
+ * Per connection: level-triggered interest is `EPOLLIN` unless reading is
+ * paused (the engine returned a promise from `feed`) or the peer sent EOF,
+ * plus `EPOLLOUT` while output is pending. A write goes straight to the
+ * socket; what the kernel does not take is queued, and the returned promise
+ * settles when the queue is flushed (or the connection closes).
+ *
+ * @module
+ */
+import type { SpscRing } from "../queue/spsc.ts";
+import { type ConnectionSet, HttpConnection, type Transport } from "../http/engine.ts";
+import type { Handler } from "../http/types.ts";
+import {
+  close,
+  E,
+  EPOLL_EVENT_SIZE,
+  epollCreate,
+  EPOLLERR,
+  epollEvent,
+  EPOLLHUP,
+  EPOLLIN,
+  epollMod,
+  EPOLLOUT,
+  epollWait,
+  readFd,
+  writeFd,
+} from "./_libc.ts";
+
+const MAX_EVENTS = 256;
+const READ_SIZE = 64 * 1024;
+
+/** Engine timeouts. */
+export interface EngineOptions {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+}
+
+/** One socket fd driven through epoll; the engine's {@linkcode Transport}. */
+class FdConnection implements Transport {
+  readonly fd: number;
+  conn!: HttpConnection;
+  #loop: EpollLoop;
+  #pending: Uint8Array[] = [];
+  #waiters: (() => void)[] = [];
+  #paused = false;
+  #eof = false;
+  #closed = false;
+  #interest = EPOLLIN;
+
+  constructor(fd: number, loop: EpollLoop) {
+    this.fd = fd;
+    this.#loop = loop;
+  }
+
+  write(bytes: Uint8Array): Promise<void> | void {
+    if (this.#closed) return;
+    if (this.#pending.length === 0) {
+      const n = writeFd(this.fd, bytes);
+      if (n === bytes.length) return;
+      if (n < 0 && n !== -E.AGAIN && n !== -E.INTR) return this.#abort();
+      // The kernel took part: keep the rest (the caller waits, so it will
+      // not reuse the buffer before the promise settles).
+      bytes = bytes.subarray(n > 0 ? n : 0);
+    }
+    this.#pending.push(bytes);
+    this.#updateInterest();
+    return new Promise<void>((r) => this.#waiters.push(r));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#loop.release(this.fd);
+    for (const w of this.#waiters.splice(0)) w();
+    this.#pending.length = 0;
+  }
+
+  /** The peer went away (reset, error): nothing more can be sent. */
+  #abort(): void {
+    this.close();
+    if (!this.conn.closed) this.conn.end();
+  }
+
+  #updateInterest(): void {
+    if (this.#closed) return;
+    const want = (this.#paused || this.#eof ? 0 : EPOLLIN) |
+      (this.#pending.length > 0 ? EPOLLOUT : 0);
+    if (want !== this.#interest) {
+      this.#interest = want;
+      epollMod(this.#loop.epfd, this.fd, want);
+    }
+  }
+
+  readonly #resume = () => {
+    this.#paused = false;
+    this.#updateInterest();
+  };
+
+  onReadable(): void {
+    if (this.#closed || this.#paused || this.#eof) return;
+    const buf = this.#loop.readBuffer;
+    const n = readFd(this.fd, buf);
+    if (n > 0) {
+      // The engine may keep the chunk (a partial head): give it its own copy.
+      const p = this.conn.feed(buf.slice(0, n));
+      if (p) {
+        this.#paused = true;
+        this.#updateInterest();
+        p.then(this.#resume, this.#resume);
+      }
+    } else if (n === 0) {
+      this.#eof = true;
+      this.#updateInterest();
+      this.conn.end();
+    } else if (n !== -E.AGAIN && n !== -E.INTR) {
+      this.#abort();
+    }
+  }
+
+  onWritable(): void {
+    const q = this.#pending;
+    while (q.length > 0 && !this.#closed) {
+      const b = q[0];
+      const n = writeFd(this.fd, b);
+      if (n === b.length) {
+        q.shift();
+      } else if (n >= 0) {
+        q[0] = b.subarray(n);
+        return;
+      } else if (n === -E.AGAIN || n === -E.INTR) {
+        return;
+      } else {
+        return this.#abort();
+      }
+    }
+    for (const w of this.#waiters.splice(0)) w();
+    this.#updateInterest();
+  }
+
+  onHangup(): void {
+    // Let a read see EOF or the error; if reading is paused, just abort.
+    if (this.#paused || this.#eof) this.#abort();
+    else this.onReadable();
+  }
+}
+
+/** The worker's epoll loop over the connections its ring delivers. */
+export class EpollLoop {
+  readonly epfd: number;
+  readonly readBuffer = new Uint8Array(READ_SIZE);
+  #conns = new Map<number, FdConnection>();
+  #events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
+  #view = new DataView(this.#events.buffer);
+  #stop = false;
+  #ctl: Int32Array;
+  #open: number;
+  #owners: Int32Array;
+  #handler: Handler;
+  #set: ConnectionSet;
+  #options: EngineOptions;
+  readonly #adoptRecord = (rec: Int32Array) => this.#adopt(rec[0]);
+
+  /**
+   * @param ctl the control words
+   * @param open index of this slot's OPEN word
+   * @param owners the owners table
+   */
+  constructor(
+    ctl: Int32Array,
+    open: number,
+    owners: Int32Array,
+    handler: Handler,
+    set: ConnectionSet,
+    options: EngineOptions,
+  ) {
+    this.epfd = epollCreate();
+    this.#ctl = ctl;
+    this.#open = open;
+    this.#owners = owners;
+    this.#handler = handler;
+    this.#set = set;
+    this.#options = options;
+  }
+
+  #adopt(fd: number): void {
+    const c = new FdConnection(fd, this);
+    c.conn = new HttpConnection(c, this.#handler, this.#options, {
+      onClose: () => {
+        this.#set.remove(c.conn);
+        c.close();
+      },
+    });
+    this.#conns.set(fd, c);
+    this.#set.add(c.conn);
+  }
+
+  /** Unregisters and closes `fd`, and gives its slot back. */
+  release(fd: number): void {
+    if (!this.#conns.delete(fd)) return;
+    // Owner first: once closed, the number may be accepted again at once.
+    Atomics.store(this.#owners, fd, 0);
+    close(fd); // also removes it from the epoll set
+    Atomics.sub(this.#ctl, this.#open, 1);
+  }
+
+  /** Adopts whatever the ring holds; returns how many. */
+  drainRing(ring: SpscRing): number {
+    return ring.drain(this.#adoptRecord);
+  }
+
+  /** Stops the loop (within one `epoll_wait` timeout, 100 ms). */
+  stop(): void {
+    this.#stop = true;
+  }
+
+  /** Runs until {@linkcode stop}. */
+  async run(ring: SpscRing, onAdopted: (n: number) => void): Promise<void> {
+    const view = this.#view;
+    while (!this.#stop) {
+      const adopted = ring.drain(this.#adoptRecord);
+      if (adopted > 0) onAdopted(adopted);
+      // Bounded, so a stop request and a lost registration are both noticed.
+      const n = await epollWait(this.epfd, this.#events, 100);
+      for (let i = 0; i < n; i++) {
+        const [events, fd] = epollEvent(view, i);
+        let c = this.#conns.get(fd);
+        if (c === undefined) {
+          // Registered by the acceptor, not yet published to the ring.
+          const more = ring.drain(this.#adoptRecord);
+          if (more > 0) onAdopted(more);
+          c = this.#conns.get(fd);
+          if (c === undefined) continue;
+        }
+        if (events & EPOLLOUT) c.onWritable();
+        if (events & EPOLLIN) c.onReadable();
+        else if (events & (EPOLLHUP | EPOLLERR)) c.onHangup();
+      }
+    }
+  }
+}
