@@ -110,8 +110,8 @@ class FdConnection implements Transport {
     const buf = this.#loop.readBuffer;
     const n = readFd(this.fd, buf);
     if (n > 0) {
-      // The engine may keep the chunk (a partial head): give it its own copy.
-      const p = this.conn.feed(buf.slice(0, n));
+      // The engine copies whatever it keeps past this call: no copy here.
+      const p = this.conn.feed(buf.subarray(0, n));
       if (p) {
         this.#paused = true;
         this.#updateInterest();
