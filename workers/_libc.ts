@@ -375,9 +375,14 @@ export async function epollWait(
   return n < 0 ? 0 : n;
 }
 
-/** `epoll_wait` with a zero timeout, on this thread. */
-export function epollPoll(epfd: number, events: Uint8Array): number {
-  const n = libc().epoll_wait(epfd, events, events.length / EPOLL_EVENT_SIZE, 0);
+/**
+ * `epoll_wait` on this thread: blocks it for up to `timeoutMs` (0: just
+ * collect what is ready).
+ *
+ * @returns the number of events (0 on timeout or EINTR)
+ */
+export function epollPoll(epfd: number, events: Uint8Array, timeoutMs = 0): number {
+  const n = libc().epoll_wait(epfd, events, events.length / EPOLL_EVENT_SIZE, timeoutMs);
   return n < 0 ? 0 : n;
 }
 
