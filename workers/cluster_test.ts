@@ -33,9 +33,21 @@ class Server implements AsyncDisposable {
   readonly proc: Deno.ChildProcess;
   #exited = false;
 
-  constructor(options: Record<string, unknown>, perms: string[]) {
-    this.proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--config", CONFIG, "--unstable-net", ...perms, ENTRY, JSON.stringify(options)],
+  constructor(options: Record<string, unknown>, perms: string[], fdLimit?: number) {
+    const args = [
+      "run",
+      "--config",
+      CONFIG,
+      "--unstable-net",
+      ...perms,
+      ENTRY,
+      JSON.stringify(options),
+    ];
+    // With a file limit: sh lowers it, then execs deno with the same args.
+    this.proc = new Deno.Command(fdLimit ? "sh" : Deno.execPath(), {
+      args: fdLimit
+        ? ["-c", `ulimit -n ${fdLimit} && exec "$0" "$@"`, Deno.execPath(), ...args]
+        : args,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -135,8 +147,13 @@ class Server implements AsyncDisposable {
 
 const PERMS = [`--allow-net=${HOST}`, "--allow-read", "--allow-ffi"];
 
-function start(options: Record<string, unknown>, perms = PERMS): Promise<Server> {
-  return new Server({ root, hostname: HOST, port: 0, workers: 2, ...options }, perms).started();
+function start(
+  options: Record<string, unknown>,
+  perms = PERMS,
+  fdLimit?: number,
+): Promise<Server> {
+  return new Server({ root, hostname: HOST, port: 0, workers: 2, ...options }, perms, fdLimit)
+    .started();
 }
 
 /** Writes `request` on a new connection and reads until the server closes it. */
@@ -356,6 +373,47 @@ Deno.test("2,000 concurrent connections with maxConns 100 are all served", async
   assert.equal(results.filter((r) => r.status === 200 && r.body === "hello").length, 2000);
   assert.ok(peak <= 100, `open + queued reached ${peak}`);
 });
+
+Deno.test("ring mode spreads 4 kept-alive connections over 2 workers 2 and 2", async () => {
+  await using server = await start({});
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      const c = await Deno.connect({ hostname: HOST, port: server.port });
+      conns.push(c);
+      assert.match(await keepAliveGet(c, "/a.txt"), /^HTTP\/1\.1 200/);
+    }
+    assert.deepEqual((await server.stats()).workers.map((w) => w.open), [2, 2]);
+  } finally {
+    for (const c of conns) c.close();
+  }
+});
+
+for (const mode of MODES) {
+  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  Deno.test(`${name}: running out of file descriptors never stops the server`, async () => {
+    // 64 fds in all, and a cap that does not protect them: accept() fails
+    // with EMFILE while the clients below hold their connections.
+    await using server = await start({ ...mode, maxConns: 1000 }, PERMS, 64);
+    const held: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 80; i++) {
+        held.push(await Deno.connect({ hostname: HOST, port: server.port }));
+      }
+      const until = Date.now() + 15_000;
+      let stats;
+      do {
+        stats = await server.stats() as unknown as { emfile: number };
+      } while (stats.emfile === 0 && Date.now() < until);
+      assert.ok(stats.emfile > 0, "accept() never hit EMFILE");
+    } finally {
+      for (const c of held) c.close();
+    }
+    // The held connections close; the server serves again.
+    assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
+    assert.equal(server.proc.pid > 0 && (await Promise.race([server.proc.status, null])), null);
+  });
+}
 
 Deno.test("serve() rejects a missing root before any worker starts", async () => {
   await assert.rejects(
