@@ -6,22 +6,25 @@
  *
  * @module
  */
-import { serve } from "../serve.ts";
+import { type Cluster, serve } from "../serve.ts";
 import type { Supervisor } from "./supervisor.ts";
 
-const cluster = await serve(JSON.parse(Deno.args[0]));
-console.log(
-  `Listening on http://${cluster.addr.hostname}:${cluster.addr.port}/ (${cluster.workers} workers, ${cluster.mode} mode)`,
-);
-
+// Signal listeners first: Deno 2.9.6 panics if registering one hits EMFILE,
+// which can happen once connections pour in.
+let cluster: Cluster | undefined;
 let stopping = false;
 const onSignal = () => {
-  if (stopping) Deno.exit(1);
+  if (stopping || !cluster) Deno.exit(1);
   stopping = true;
   cluster.shutdown().then(() => Deno.exit(0));
 };
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
+
+cluster = await serve(JSON.parse(Deno.args[0]));
+console.log(
+  `Listening on http://${cluster.addr.hostname}:${cluster.addr.port}/ (${cluster.workers} workers, ${cluster.mode} mode)`,
+);
 
 const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
 let buffered = "";
@@ -32,6 +35,6 @@ for await (const chunk of lines) {
     const [cmd, arg] = buffered.slice(0, nl).trim().split(" ");
     buffered = buffered.slice(nl + 1);
     if (cmd === "crash") (cluster as Supervisor).crashWorker(Number(arg));
-    if (cmd === "stats") console.log(JSON.stringify(cluster.stats()));
+    if (cmd === "stats") console.log(JSON.stringify(cluster!.stats()));
   }
 }
