@@ -24,6 +24,7 @@ import {
   ALIVE,
   allocateControl,
   CONNS,
+  DRAIN,
   DROPPED,
   EMFILE,
   type FromAcceptor,
@@ -378,6 +379,7 @@ export class Supervisor implements Cluster {
         const stopped = new Promise<void>((r) => this.#acceptorStopped = r);
         await Promise.race([stopped, expired]);
       }
+      Atomics.store(this.#ctl, DRAIN, 1);
       const drained: Promise<void>[] = [];
       this.#threads.forEach((w, i) => {
         if (!w) return;
