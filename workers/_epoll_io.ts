@@ -235,6 +235,9 @@ export class EpollLoop {
     });
     this.#conns.set(fd, c);
     this.#set.add(c.conn);
+    // The request usually arrived with (or before) the accept: read it now
+    // rather than after one more epoll_wait. EAGAIN costs one syscall.
+    c.onReadable();
   }
 
   /** Unregisters and closes `fd`, and gives its slot back. */
