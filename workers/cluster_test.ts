@@ -388,6 +388,18 @@ Deno.test("2,000 concurrent connections with maxConns 100 are all served", async
   assert.ok(peak <= 100, `open + queued reached ${peak}`);
 });
 
+Deno.test("a crashed acceptor is replaced on the same listening socket", async () => {
+  await using server = await start({});
+  assert.equal((await get(server.port, "/a.txt")).status, 200);
+  await server.command("crash-acceptor");
+  await server.logged(/acceptor died: .*test hook.*; restarting it/);
+  // Meanwhile connections wait in the backlog; then they are served.
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
+  }
+  assert.doesNotMatch(server.stderr, /restart failed/);
+});
+
 Deno.test("ring mode spreads 4 kept-alive connections over 2 workers 2 and 2", async () => {
   await using server = await start({});
   const conns: Deno.Conn[] = [];

@@ -24,6 +24,7 @@ import {
   ALIVE,
   allocateControl,
   CONNS,
+  CRASH,
   DRAIN,
   DROPPED,
   EMFILE,
@@ -199,7 +200,11 @@ export class Supervisor implements Cluster {
         c.log(`acceptor died: ${message}; restarting it`);
         w.terminate();
         if (this.#closing) return this.#acceptorStopped?.();
-        this.#startAcceptor().catch((e) => c.log(`acceptor restart failed: ${e.message}`));
+        // Same listening fd (a raw fd: it outlived the thread); meanwhile
+        // connections wait in the kernel backlog.
+        sleep(100).then(() => this.#closing ? undefined : this.#startAcceptor()).catch((e) =>
+          c.log(`acceptor restart failed: ${e.message}`)
+        );
       };
       w.onmessage = (e: MessageEvent<FromAcceptor>) => {
         const m = e.data;
@@ -327,6 +332,11 @@ export class Supervisor implements Cluster {
    */
   crashWorker(i: number): void {
     this.#threads[i]?.postMessage({ type: "crash" } satisfies ToWorker);
+  }
+
+  /** Test hook: makes the acceptor throw, as a bug would. */
+  crashAcceptor(): void {
+    Atomics.store(this.#ctl, CRASH, 1);
   }
 
   stats(): ClusterStats {
