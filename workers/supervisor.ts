@@ -4,12 +4,22 @@
  * and runs the graceful shutdown. It prints nothing but `log` lines (worker
  * restarts, acceptor errors); announcing the address is the caller's job.
  *
+ * Graceful shutdown: STATE = STOPPING; the acceptor closes the listening
+ * socket within one poll (<= 100 ms) and says `stopped`; then DRAIN = 1 and a
+ * `drain` message to each worker: it stops taking connections, closes idle
+ * ones, finishes in-flight responses and says `drained`. After `graceMs`
+ * (or a second `shutdown()` call) every thread is terminated regardless.
+ * An acceptor that dies is restarted after 100 ms on the same listening fd.
+ *
  * Replacing a dead worker (slot i):
  * 1. terminate it; store ACK = 0, then ALIVE = 0 (the acceptor stops picking
  *    the slot within one loop, <= 100 ms);
- * 2. ring mode: wait for the acceptor's ACK = 1, meaning it closed every fd
- *    still queued in the ring and will not push again while ALIVE = 0;
- * 3. reset OPEN (the dead worker's sockets were closed with its isolate);
+ * 2. ring mode: wait for the acceptor's ACK = 1, meaning it took back every
+ *    fd still queued in the ring (handed to live workers, or closed when none
+ *    is live), closed the fds the worker owned (epoll I/O: raw fds outlive
+ *    the isolate; socket I/O: Deno closed them with it) and its epoll fd, and
+ *    will not push again while ALIVE = 0;
+ * 3. reset OPEN;
  * 4. after a backoff (0 ms for the first crash, then 100 ms doubling up to
  *    1 s for crashes less than 10 s apart), start a replacement on the same
  *    ring; it sets ALIVE = 1 when ready.
