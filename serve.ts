@@ -49,7 +49,8 @@ export interface ServeOptions {
   ringIo?: "epoll" | "socket";
   /**
    * Cap on connections open at once (ring mode: plus those queued to a
-   * worker). At the cap, new connections wait in the kernel's backlog.
+   * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
+   * At the cap, new connections wait in the kernel's backlog.
    * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
    */
   maxConns?: number;

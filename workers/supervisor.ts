@@ -89,6 +89,7 @@ export interface WorkerStats {
 
 /** A snapshot from {@linkcode Cluster.stats}. */
 export interface ClusterStats {
+  /** How connections reach the workers. */
   mode: "ring" | "reuseport";
   /** Connections accepted (ring: by the acceptor; reuseport: by the workers). */
   accepted: number;
@@ -96,6 +97,7 @@ export interface ClusterStats {
   dropped: number;
   /** accept() failures for lack of file descriptors (each retried later). */
   emfile: number;
+  /** One entry per worker slot, in slot order. */
   workers: WorkerStats[];
 }
 
