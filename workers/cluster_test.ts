@@ -370,6 +370,38 @@ for (const mode of MODES) {
   });
 }
 
+for (const mode of MODES) {
+  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  Deno.test(`${name}: a client that stops reading is cut off after the write timeout`, async () => {
+    await using server = await start({ ...mode, writeTimeoutMs: 300 });
+    const conn = await Deno.connect({ hostname: HOST, port: server.port });
+    try {
+      await conn.write(
+        new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+      );
+      // Not reading: the server's write stalls, then the deadline closes it.
+      const until = Date.now() + 15_000;
+      const openNow = async () => (await server.stats()).workers.reduce((a, w) => a + w.open, 0);
+      while (await openNow() === 0 && Date.now() < until); // taken by a worker
+      let open;
+      do {
+        open = (await server.stats()).workers.reduce((a, w) => a + w.open, 0);
+      } while (open !== 0 && Date.now() < until);
+      assert.equal(open, 0, "the stalled connection is still open");
+      let total = 0;
+      const buf = new Uint8Array(1 << 20);
+      while (true) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) break;
+        total += n;
+      }
+      assert.ok(total < BIG, `got all ${total} bytes`);
+    } finally {
+      conn.close();
+    }
+  });
+}
+
 Deno.test("2,000 concurrent connections with maxConns 100 are all served", async () => {
   await using server = await start({ maxConns: 100 });
   let running = true;
