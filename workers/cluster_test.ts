@@ -385,7 +385,7 @@ for (const mode of MODES) {
       while (await openNow() === 0 && Date.now() < until); // taken by a worker
       let open;
       do {
-        open = (await server.stats()).workers.reduce((a, w) => a + w.open, 0);
+        open = await openNow();
       } while (open !== 0 && Date.now() < until);
       assert.equal(open, 0, "the stalled connection is still open");
       let total = 0;
