@@ -371,7 +371,7 @@ async function checkRoot(root: string): Promise<{ path: string } | string> {
 function listenProblem(e: unknown, hostname: string, port: number): string {
   const text = errorMessage(e);
   const at = `${urlHost(hostname)}:${port}`;
-  if (e instanceof Deno.errors.AddrInUse || /EADDRINUSE|address already in use/i.test(text)) {
+  if (e instanceof Deno.errors.AddrInUse || /EADDRINUSE|in use/i.test(text)) {
     return `port ${port} on ${hostname} is already in use`;
   }
   if (e instanceof Deno.errors.NotCapable) {
