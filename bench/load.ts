@@ -204,6 +204,26 @@ async function firstLine(cmd: string, args: string[]): Promise<string> {
   }
 }
 
+/** The short commit of the checkout being measured, "+dirty" when tracked files changed. */
+async function gitCommit(): Promise<string> {
+  const git = async (...args: string[]) => {
+    try {
+      const out = await new Deno.Command("git", {
+        args: ["-C", HERE.pathname, ...args],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      return out.success ? dec.decode(out.stdout).trim() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const head = await git("rev-parse", "--short", "HEAD");
+  if (head === undefined) return "unknown (not a git checkout)";
+  const dirty = await git("status", "--porcelain", "--untracked-files=no");
+  return dirty ? `${head}+dirty` : head;
+}
+
 // ---------------------------------------------------------------------------
 // Fixture
 
@@ -600,16 +620,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   const wanted = (id: string, all: readonly string[]) =>
     ![...cfg.only].some((o) => all.includes(o)) || cfg.only.has(id);
 
-  const commit = (await firstLine("git", ["-C", HERE.pathname, "rev-parse", "--short", "HEAD"])) +
-    ((await firstLine("git", [
-        "-C",
-        HERE.pathname,
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-      ]))
-      ? "+dirty"
-      : "");
+  const commit = await gitCommit();
   const cpu = (await readProc("/proc/cpuinfo")).match(
     /model name\s*:\s*(.*)/,
   )?.[1] ?? "unknown";
