@@ -28,6 +28,7 @@ interface ServeOptions {
   cors?: boolean;
   headers?: Array<[string, string]>;
   verbose?: boolean;
+  log?: (line: string) => void;
 }
 interface Cluster {
   addr: { hostname: string; port: number };
@@ -465,16 +466,14 @@ export async function main(args: string[]): Promise<number> {
   }
   let cluster: Cluster;
   try {
-    cluster = await mod.serve(options);
+    // The cluster's own notices (ring -> reuseport fallback, worker restarts).
+    cluster = await mod.serve({ ...options, log: (line) => console.error(`ringhttpd: ${line}`) });
   } catch (e) {
     console.error(`ringhttpd: ${listenProblem(e, hostname, port)}`);
     return 1;
   }
 
   const { addr, workers, mode } = cluster;
-  if (options.accept === "ring" && mode !== "ring") {
-    console.error(`ringhttpd: ring mode is not available here, using ${mode} mode`);
-  }
   const plural = workers === 1 ? "worker" : "workers";
   console.log(
     `Listening on http://${

@@ -339,30 +339,79 @@ Deno.test("CLI: a port already in use exits 1 with one line", async () => {
   assert.equal(r.stderr, `ringhttpd: port ${port} on 127.0.0.1 is already in use\n`);
 });
 
-/** Reads `stream` line by line until `re` matches; the rest keeps draining into `sink`. */
-async function waitForLine(
-  stream: ReadableStream<Uint8Array>,
-  re: RegExp,
-  sink: string[],
-): Promise<RegExpMatchArray> {
-  const lines = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`stream ended before ${re}; got:\n${buf}`);
-    buf += value;
-    const m = buf.match(re);
-    if (m) {
-      sink.push(buf);
-      (async () => {
-        for (;;) {
-          const r = await lines.read().catch(() => ({ done: true, value: "" }));
-          if (r.done) return;
-          sink.push(r.value);
-        }
-      })();
-      return m;
+/** Collects a stream's lines; `waitFor` resolves on the first line (past or future) matching. */
+class Lines {
+  readonly lines: string[] = [];
+  readonly done: Promise<void>;
+  #waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
+  #ended = Promise.withResolvers<never>();
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let partial = "";
+    this.done = stream.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({
+        write: (chunk) => {
+          const parts = (partial + chunk).split("\n");
+          partial = parts.pop()!;
+          for (const line of parts) this.#add(line);
+        },
+      }),
+    ).catch(() => {}).finally(() => {
+      if (partial) this.#add(partial);
+      this.#ended.reject(new Error(`stream ended; lines:\n${this.lines.join("\n")}`));
+    });
+    this.#ended.promise.catch(() => {});
+  }
+
+  #add(line: string): void {
+    this.lines.push(line);
+    this.#waiters = this.#waiters.filter((w) => {
+      const m = line.match(w.re);
+      if (m) w.resolve(m);
+      return !m;
+    });
+  }
+
+  /** The first line matching `re`, waiting for it if needed; rejects if the stream ends first. */
+  waitFor(re: RegExp): Promise<RegExpMatchArray> {
+    for (const line of this.lines) {
+      const m = line.match(re);
+      if (m) return Promise.resolve(m);
     }
+    const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
+    this.#waiters.push({ re, resolve });
+    return Promise.race([promise, this.#ended.promise]);
+  }
+}
+
+/** The CLI started on a free port; disposing it kills it and waits for its exit. */
+async function startCli(root: string, extra: string[]) {
+  const child = cli([root, "--host", "127.0.0.1", "-p", "0", ...extra]);
+  const stdout = new Lines(child.stdout);
+  const stderr = new Lines(child.stderr);
+  const dispose = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    await Promise.all([stdout.done, stderr.done]);
+  };
+  try {
+    const m = await stdout.waitFor(
+      /^Listening on http:\/\/127\.0\.0\.1:(\d+)\/ \((\d+) workers?, (ring|reuseport) mode\)$/,
+    );
+    return {
+      child,
+      stdout,
+      stderr,
+      port: Number(m[1]),
+      workers: Number(m[2]),
+      mode: m[3],
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (e) {
+    await dispose();
+    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
   }
 }
 
@@ -372,44 +421,60 @@ for (const mode of ["ring", "reuseport"] as const) {
     ignore: !hasServe,
     async fn() {
       const dir = await Deno.makeTempDir();
-      await Deno.writeTextFile(`${dir}/hello.txt`, "hello from ringhttpd\n");
-      const child = cli([
-        dir,
-        "--host",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--workers",
-        "2",
-        `--accept=${mode}`,
-      ]);
-      const out: string[] = [];
-      const err: string[] = [];
-      const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-        new WritableStream({ write: (s) => void err.push(s) }),
-      );
       try {
-        const m = await waitForLine(
-          child.stdout,
-          /^Listening on http:\/\/127\.0\.0\.1:(\d+)\/ \(2 workers, (ring|reuseport) mode\)$/m,
-          out,
-        );
-        const port = Number(m[1]);
-        assert.ok(port > 0);
-        const res = await fetch(`http://127.0.0.1:${port}/hello.txt`);
+        await Deno.writeTextFile(`${dir}/hello.txt`, "hello from ringhttpd\n");
+        await using server = await startCli(dir, ["--workers", "2", `--accept=${mode}`]);
+        assert.equal(server.workers, 2);
+        assert.ok(server.port > 0);
+        const res = await fetch(`http://127.0.0.1:${server.port}/hello.txt`);
         assert.equal(res.status, 200);
         assert.equal(await res.text(), "hello from ringhttpd\n");
-        child.kill("SIGTERM");
-        const status = await child.status;
-        assert.equal(status.code, 0, err.join(""));
+        server.child.kill("SIGTERM");
+        const status = await server.child.status;
+        assert.equal(status.code, 0, server.stderr.lines.join("\n"));
       } finally {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already exited */ }
-        await child.status;
-        await stderrDone.catch(() => {});
         await Deno.remove(dir, { recursive: true });
       }
     },
   });
 }
+
+Deno.test({
+  name: "CLI: SIGUSR1 prints one stats line with a record per worker",
+  ignore: !hasServe,
+  async fn() {
+    await using server = await startCli(".", ["--workers", "2"]);
+    const res = await fetch(`http://127.0.0.1:${server.port}/deno.json`);
+    await res.body?.cancel();
+    server.child.kill("SIGUSR1");
+    const m = await server.stderr.waitFor(/^ringhttpd stats (\{.*\})$/);
+    const stats = JSON.parse(m[1]);
+    assert.equal(stats.workers.length, 2);
+    for (const w of stats.workers) assert.equal(typeof w.requests, "number");
+  },
+});
+
+Deno.test({
+  name: "CLI: a second SIGTERM during the grace period exits at once with 143",
+  ignore: !hasServe,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      // 32 MiB that the client never reads: the response stays in flight.
+      await Deno.writeFile(`${dir}/big.bin`, new Uint8Array(32 * 1024 * 1024));
+      await using server = await startCli(dir, ["--workers", "1", "--grace", "600"]);
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await conn.write(new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const first = new Uint8Array(1);
+      assert.equal(await conn.read(first), 1); // the response has started
+      server.child.kill("SIGTERM");
+      await server.stderr.waitFor(/^ringhttpd: SIGTERM, finishing in-flight requests/);
+      server.child.kill("SIGTERM");
+      const status = await server.child.status;
+      assert.equal(status.code, 143, server.stderr.lines.join("\n"));
+      assert.ok(server.stderr.lines.some((l) => l === "ringhttpd: second SIGTERM, exiting now"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
