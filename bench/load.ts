@@ -338,9 +338,10 @@ async function startRinghttpd(
     server.base = m[1];
     if (m[3] !== mode) server.label += ` (fell back to ${m[3]})`;
   } catch (e) {
-    server.broken = `did not start: ${(e as Error).message}; output: ${
-      output().trim().split("\n").slice(-3).join(" | ")
-    }`;
+    // The first error line says most (a Deno error is followed by a backtrace).
+    const lines = output().split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    const why = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? "no output";
+    server.broken = `did not start (${(e as Error).message}): ${why}`;
   }
   return server;
 }
