@@ -425,6 +425,12 @@ http {
   return server;
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Fetches over a private client closed afterwards, so no idle connection stays open. */
 async function smoke(server: Server): Promise<void> {
   const client = Deno.createHttpClient({});
@@ -433,12 +439,21 @@ async function smoke(server: Server): Promise<void> {
       const res = await fetch(new URL(path.slice(1), server.base), { client });
       return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
     };
-    const file = await get(FILE_1K);
-    const want = bytes(1024, 1);
-    if (
-      file.status !== 200 || file.body.length !== 1024 || !file.body.every((b, i) => b === want[i])
-    ) {
-      throw new Error(`GET ${FILE_1K}: status ${file.status}, ${file.body.length} bytes`);
+    // Every file in full, byte for byte: a short or wrong body would make wrk's numbers meaningless.
+    for (const [path, size, seed] of [[FILE_1K, 1024, 1], [FILE_64K, 64 * 1024, 2]] as const) {
+      const file = await get(path);
+      const want = bytes(size, seed);
+      if (file.status !== 200 || !sameBytes(file.body, want)) {
+        throw new Error(
+          `GET ${path}: status ${file.status}, ${file.body.length} bytes, not the file`,
+        );
+      }
+    }
+    const big = await get(FILE_10M);
+    if (big.status !== 200 || !sameBytes(big.body, bytes(10 * 1024 * 1024, 3))) {
+      throw new Error(
+        `GET ${FILE_10M}: status ${big.status}, ${big.body.length} bytes, not the file`,
+      );
     }
     const listing = await get(LISTING);
     const html = dec.decode(listing.body);
@@ -658,7 +673,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     if (s.broken) continue;
     try {
       await smoke(s);
-      log(`${s.label} at ${s.base}: smoke check ok (file, listing, 404)`);
+      log(`${s.label} at ${s.base}: smoke check ok (3 files byte for byte, listing, 404)`);
     } catch (e) {
       s.broken = `smoke check failed: ${(e as Error).message}`;
     }
