@@ -901,6 +901,12 @@ if (import.meta.main) {
     log("interrupted: stopping servers");
     cleanup().finally(() => Deno.exit(130));
   };
+  // A stray rejection must not end the process with servers left running.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log(`unexpected error: ${e.reason?.stack ?? e.reason}`);
+    cleanup().finally(() => Deno.exit(1));
+  });
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
