@@ -76,7 +76,7 @@ Options:
   -h, --help                Show this help and exit
   -V, --version             Show the version and exit
 
-Signals: SIGINT/SIGTERM shut down gracefully; SIGUSR1 prints one
+Signals: SIGINT/SIGTERM shut down gracefully; SIGUSR2 prints one
 "ringhttpd stats {json}" line to stderr.`;
 
 /** A command-line mistake: `main` prints it with the usage line and exits 2. */
@@ -409,7 +409,7 @@ function checkPort(hostname: string, port: number): string | undefined {
  * starts the cluster, prints `Listening on http://HOST:PORT/ (N workers, MODE
  * mode)` to stdout, and resolves once a SIGINT/SIGTERM-triggered graceful
  * shutdown has finished. A second signal exits the process at once
- * (130 for SIGINT, 143 for SIGTERM). SIGUSR1 prints `ringhttpd stats {json}`
+ * (130 for SIGINT, 143 for SIGTERM). SIGUSR2 prints `ringhttpd stats {json}`
  * (from `cluster.stats()`) to stderr.
  *
  * @param args the arguments after the program name, e.g. `Deno.args`
@@ -511,7 +511,8 @@ function waitForSignals(cluster: Cluster, graceMs: number): Promise<number> {
       );
     }]);
   }
-  listeners.push(["SIGUSR1", () => {
+  // Not SIGUSR1: since 2.9.2 Deno answers it by opening the inspector on 127.0.0.1:9229.
+  listeners.push(["SIGUSR2", () => {
     let json: string;
     try {
       json = JSON.stringify(cluster.stats(), (_, v) => typeof v === "bigint" ? Number(v) : v);

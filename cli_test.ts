@@ -440,17 +440,19 @@ for (const mode of ["ring", "reuseport"] as const) {
 }
 
 Deno.test({
-  name: "CLI: SIGUSR1 prints one stats line with a record per worker",
+  name: "CLI: SIGUSR2 prints one stats line with a record per worker",
   ignore: !hasServe,
   async fn() {
     await using server = await startCli(".", ["--workers", "2"]);
     const res = await fetch(`http://127.0.0.1:${server.port}/deno.json`);
     await res.body?.cancel();
-    server.child.kill("SIGUSR1");
+    server.child.kill("SIGUSR2");
     const m = await server.stderr.waitFor(/^ringhttpd stats (\{.*\})$/);
     const stats = JSON.parse(m[1]);
     assert.equal(stats.workers.length, 2);
     for (const w of stats.workers) assert.equal(typeof w.requests, "number");
+    // SIGUSR1 would have opened Deno's inspector; SIGUSR2 must not.
+    assert.ok(!server.stderr.lines.some((l) => l.includes("Debugger listening")));
   },
 });
 

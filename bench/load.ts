@@ -9,7 +9,7 @@
  * on each, then runs `wrk --latency` against each server in turn, scenario by
  * scenario, and prints one table: req/s (MiB/s for the 10 MiB file), p99
  * latency, and the ratio ringhttpd/nginx. Then the balance check: 4 keep-alive
- * connections over 2 workers, requests per worker from the CLI's SIGUSR1 stats
+ * connections over 2 workers, requests per worker from the CLI's SIGUSR2 stats
  * line (`ringhttpd stats {json}`).
  *
  * ```sh
@@ -269,7 +269,7 @@ interface Server {
   child: Deno.ChildProcess;
   /** Why it is unusable, when it failed to start or its smoke check. */
   broken?: string;
-  /** ringhttpd only: asks for a stats line (SIGUSR1) and returns it parsed. */
+  /** ringhttpd only: asks for a stats line (SIGUSR2) and returns it parsed. */
   stats?: () => Promise<unknown>;
   output: () => string;
 }
@@ -325,8 +325,8 @@ async function startRinghttpd(
     output,
     stats: async () => {
       const line = new Promise<string>((resolve) => statsWaiters.push(resolve));
-      child.kill("SIGUSR1");
-      return JSON.parse(await withTimeout(line, 10_000, "stats line after SIGUSR1"));
+      child.kill("SIGUSR2");
+      return JSON.parse(await withTimeout(line, 10_000, "stats line after SIGUSR2"));
     },
   };
   try {
@@ -590,19 +590,25 @@ interface Balance {
   server: string;
   mode: string;
   requestsPerWorker?: number[];
-  /** (max - min) / max, in percent. */
+  /** Connections each worker took during the run: 5 in all, as wrk connects once to probe first. */
+  connectionsPerWorker?: number[];
+  /** (max - min) / max of the requests, in percent. */
   spreadPct?: number;
   note?: string;
 }
 
 /**
- * Finds per-worker request counts in a stats object: an array of per-worker
- * records with a numeric `requests` field, at `workers` or at the top level.
+ * Reads one per-worker counter from a stats object (`cluster.stats()` as the
+ * CLI prints it on SIGUSR2): an array of per-worker records with a numeric
+ * `field`, at `workers` or at the top level.
  */
-export function requestsPerWorker(stats: unknown): number[] | undefined {
+export function perWorker(
+  stats: unknown,
+  field: "requests" | "connections",
+): number[] | undefined {
   const list = Array.isArray(stats) ? stats : (stats as { workers?: unknown } | null)?.workers;
   if (!Array.isArray(list) || list.length === 0) return undefined;
-  const counts = list.map((w) => (w as { requests?: unknown } | null)?.requests);
+  const counts = list.map((w) => (w as Record<string, unknown> | null)?.[field]);
   return counts.every((n) => typeof n === "number") ? counts as number[] : undefined;
 }
 
@@ -726,8 +732,8 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
       balance.push(b);
       try {
         if (s.broken) throw new Error(s.broken);
-        const before = requestsPerWorker(await s.stats!());
-        if (!before) {
+        const before = await s.stats!();
+        if (!perWorker(before, "requests")) {
           throw new Error("the stats line has no per-worker request counts (workers[i].requests)");
         }
         log(`balance on ${s.label}: 4 connections, 2 workers, ${cfg.durationS} s`);
@@ -736,8 +742,14 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
           threads: 2,
           durationS: cfg.durationS,
         });
-        const after = requestsPerWorker(await s.stats!())!;
-        b.requestsPerWorker = after.map((n, i) => n - (before[i] ?? 0));
+        const after = await s.stats!();
+        const diff = (field: "requests" | "connections") => {
+          const a = perWorker(after, field);
+          const z = perWorker(before, field);
+          return a && z ? a.map((n, i) => n - (z[i] ?? 0)) : undefined;
+        };
+        b.requestsPerWorker = diff("requests")!;
+        b.connectionsPerWorker = diff("connections");
         const max = Math.max(...b.requestsPerWorker);
         const min = Math.min(...b.requestsPerWorker);
         b.spreadPct = max === 0 ? 0 : (100 * (max - min)) / max;
@@ -846,7 +858,10 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
       console.log(
         `  ${b.server}: ${
           b.requestsPerWorker
-            ? `${b.requestsPerWorker.join(" / ")} (spread ${b.spreadPct!.toFixed(0)} %)`
+            ? `${b.requestsPerWorker.join(" / ")} requests (spread ${b.spreadPct!.toFixed(0)} %)` +
+              (b.connectionsPerWorker
+                ? `, ${b.connectionsPerWorker.join(" / ")} connections (wrk's probe included)`
+                : "")
             : `n/a: ${b.note}`
         }`,
       );

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseWrk, requestsPerWorker } from "./load.ts";
+import { parseWrk, perWorker } from "./load.ts";
 
 const KEEPALIVE = `Running 1s test @ http://127.0.0.1:8799/a
   1 threads and 2 connections
@@ -56,10 +56,13 @@ Deno.test("parseWrk rejects output without a summary", () => {
   );
 });
 
-Deno.test("requestsPerWorker finds workers[i].requests, else undefined", () => {
-  assert.deepEqual(requestsPerWorker({ workers: [{ requests: 3 }, { requests: 5 }] }), [3, 5]);
-  assert.deepEqual(requestsPerWorker([{ requests: 1 }]), [1]);
-  assert.equal(requestsPerWorker({ workers: [{ conns: 1 }] }), undefined);
-  assert.equal(requestsPerWorker({}), undefined);
-  assert.equal(requestsPerWorker(null), undefined);
+Deno.test("perWorker reads workers[i].<field>, else undefined", () => {
+  const stats = { workers: [{ requests: 3, connections: 1 }, { requests: 5, connections: 3 }] };
+  assert.deepEqual(perWorker(stats, "requests"), [3, 5]);
+  assert.deepEqual(perWorker(stats, "connections"), [1, 3]);
+  assert.deepEqual(perWorker([{ requests: 1 }], "requests"), [1]);
+  assert.equal(perWorker({ workers: [{ conns: 1 }] }, "requests"), undefined);
+  assert.equal(perWorker({ workers: [] }, "requests"), undefined);
+  assert.equal(perWorker({}, "requests"), undefined);
+  assert.equal(perWorker(null, "requests"), undefined);
 });
