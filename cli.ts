@@ -9,34 +9,7 @@
  * @module
  */
 
-// Until the cluster lands on main: the agreed interface of mod.ts's serve().
-// Replaced by `import type { Cluster, ServeOptions } from "./mod.ts"` at merge.
-interface ServeOptions {
-  root: string;
-  hostname?: string;
-  port?: number;
-  workers?: number;
-  accept?: "ring" | "reuseport";
-  maxConns?: number;
-  headerTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  writeTimeoutMs?: number;
-  graceMs?: number;
-  dirListing?: boolean;
-  dotfiles?: boolean;
-  followSymlinks?: boolean;
-  cors?: boolean;
-  headers?: Array<[string, string]>;
-  verbose?: boolean;
-  log?: (line: string) => void;
-}
-interface Cluster {
-  addr: { hostname: string; port: number };
-  workers: number;
-  mode: "ring" | "reuseport";
-  stats(): unknown;
-  shutdown(graceMs?: number): Promise<void>;
-}
+import type { Cluster, ServeOptions } from "./mod.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** The program's version, from deno.json. */
@@ -457,17 +430,11 @@ export async function main(args: string[]): Promise<number> {
   }
 
   // Loaded only now so that usage and root errors never load the worker code.
-  const mod = (await import("./mod.ts")) as unknown as {
-    serve?: (options: ServeOptions) => Promise<Cluster>;
-  };
-  if (mod.serve === undefined) {
-    console.error("ringhttpd: this build has no server (serve() is missing from mod.ts)");
-    return 1;
-  }
+  const { serve } = await import("./mod.ts");
   let cluster: Cluster;
   try {
     // The cluster's own notices (ring -> reuseport fallback, worker restarts).
-    cluster = await mod.serve({ ...options, log: (line) => console.error(`ringhttpd: ${line}`) });
+    cluster = await serve({ ...options, log: (line) => console.error(`ringhttpd: ${line}`) });
   } catch (e) {
     console.error(`ringhttpd: ${listenProblem(e, hostname, port)}`);
     return 1;
