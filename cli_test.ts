@@ -476,3 +476,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("CLI: -H, --cors and --no-dir-listing reach the server", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.writeTextFile(`${dir}/a.txt`, "a");
+    await using server = await startCli(dir, [
+      "--workers",
+      "1",
+      "-H",
+      "X-Frame-Options: DENY",
+      "--header=X-Test:  yes ",
+      "--cors",
+      "--no-dir-listing",
+    ]);
+    const base = `http://127.0.0.1:${server.port}`;
+    const file = await fetch(`${base}/a.txt`);
+    await file.body?.cancel();
+    assert.equal(file.status, 200);
+    assert.equal(file.headers.get("x-frame-options"), "DENY");
+    assert.equal(file.headers.get("x-test"), "yes");
+    assert.equal(file.headers.get("access-control-allow-origin"), "*");
+    const listing = await fetch(`${base}/sub/`);
+    await listing.body?.cancel();
+    assert.equal(listing.status, 404);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
