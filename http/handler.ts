@@ -821,7 +821,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         const key = routeKey(req);
         const r = routes.get(key);
         if (r !== undefined) {
-          // Hot path: no I/O; no allocation unless the request is conditional.
+          // Hot path: no I/O; the key is the only allocation unless the
+          // request is conditional.
           if (r.snap.claimed || Date.now() - r.snap.checked < revalidateMs) {
             return listed(req, r.page);
           }
