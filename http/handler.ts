@@ -13,11 +13,14 @@ import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
 import { contentType } from "./mime.ts";
 import {
   collectEntries,
+  type Entry,
   listingETag,
   parseListingQuery,
   renderHtml,
   renderJson,
   sortEntries,
+  type SortKey,
+  type SortOrder,
 } from "./listing.ts";
 import { acceptsCoding } from "./encoding.ts";
 import { archiveSize, contentDisposition, tarStream } from "./archive.ts";
@@ -40,9 +43,15 @@ export interface HandlerOptions {
   listingCap?: number;
   /** Largest file kept in the in-memory cache, bytes. @default 65536 */
   cacheMaxFileBytes?: number;
-  /** Total bytes of cached file bodies. @default 67108864 (64 MiB) */
+  /**
+   * Total bytes of cached file bodies and rendered listings (listings take at
+   * most a quarter). @default 67108864 (64 MiB)
+   */
   cacheMaxBytes?: number;
-  /** How long a cache entry is trusted before a stat re-checks it, ms. @default 1000 */
+  /**
+   * How long a cache entry (file or listing) is trusted before a stat, or for
+   * a listing a new collect, re-checks it, ms. @default 1000
+   */
   revalidateMs?: number;
   /**
    * Largest folder download (`?download=tar`, only offered with listings), in
@@ -72,6 +81,10 @@ const encoder = new TextEncoder();
 export const COLLECT_MAX = 100_000;
 /** Largest non-UTF-8-named file served (it is read into memory). */
 export const RAW_MAX_BYTES = 16 * 1024 * 1024;
+/** Largest rendered listing page kept in the listing cache, bytes. */
+const LISTING_CACHE_MAX_BYTES = 4 * 1024 * 1024;
+/** Most (path, query, format) routes to cached listings remembered per worker. */
+const LISTING_ROUTES_MAX = 4096;
 const TEXT = "text/plain; charset=utf-8";
 // One boundary per process is enough: it only has to be absent from the
 // part headers we write, and the file bytes are framed by length anyway.
@@ -99,6 +112,69 @@ interface CacheEntry {
   /** Shared, frozen reply for an unconditional GET/HEAD. */
   reply: Reply;
   checked: number;
+}
+
+/** One rendered listing page: body and head bytes, frozen and shared. */
+interface Rendered {
+  etag: string;
+  mtimeMs: number;
+  /** The 200 reply, with `rawHead`. */
+  ok: Reply;
+  /** The 304 reply, with `rawHead`. */
+  notModified: Reply;
+  bytes: number;
+}
+
+/**
+ * One directory as collected, shared by every sort, format and page rendered
+ * from it: the entries are read once, each variant is sorted and rendered
+ * the first time it is asked for.
+ */
+interface DirSnap {
+  real: string;
+  /** Collection (readdir) order; sorted copies live in `sorted`. */
+  entries: Entry[];
+  truncated: boolean;
+  dirMtimeMs: number;
+  /** The newest of the directory and its entries: Last-Modified. */
+  mtimeMs: number;
+  /** When collected, or last re-collected and found unchanged. */
+  checked: number;
+  /** A request is re-checking it: hits keep serving these bytes meanwhile. */
+  claimed: boolean;
+  /** In the listing cache (false: too big, evicted or replaced). */
+  live: boolean;
+  sorted: Map<string, Entry[]>;
+  variants: Map<string, Rendered>;
+  /** Route keys that point here, dropped with it. */
+  routes: Set<string>;
+  bytes: number;
+}
+
+/** A request (path, query, format) known to answer with a cached listing page. */
+interface Route {
+  snap: DirSnap;
+  page: Rendered;
+}
+
+/** Whether the client asked for JSON by header (`?format=json` is in the query). */
+function wantsJson(req: RequestHead): boolean {
+  const accept = getHeader(req, "accept");
+  return accept !== undefined && accept.includes("application/json");
+}
+
+/** Same entries in the same order: nothing the listing shows has changed. */
+function sameEntries(a: readonly Entry[], b: readonly Entry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (
+      x.name !== y.name || x.type !== y.type || x.isDir !== y.isDir || x.size !== y.size ||
+      x.mtimeMs !== y.mtimeMs || x.lossy !== y.lossy || x.href !== y.href
+    ) return false;
+  }
+  return true;
 }
 
 /** The request headers the file logic reads, picked in one pass. */
@@ -234,6 +310,11 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
 
   const cache = new Map<string, CacheEntry>();
   let cacheBytes = 0;
+  // Listings share cacheMaxBytes with files, at most a quarter of it.
+  const listingBudget = Math.floor(cacheMaxBytes / 4);
+  const dirs = new Map<string, DirSnap>();
+  const routes = new Map<string, Route>();
+  let listingBytes = 0;
 
   function reply(
     status: number,
@@ -352,31 +433,44 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return m;
   }
 
+  /** A shared, frozen reply with its head pre-serialised (no body: no Content-Length). */
+  function frozenReply(
+    status: number,
+    headers: Array<[string, string]>,
+    bytes: Uint8Array | null,
+  ): Reply {
+    for (const h of common) headers.push(h);
+    let head = `HTTP/1.1 ${status} ${REASONS[status]}\r\n`;
+    for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
+    if (bytes !== null) head += `Content-Length: ${bytes.length}\r\n`;
+    return Object.freeze({
+      status,
+      headers: Object.freeze(headers) as Array<[string, string]>,
+      body: Object.freeze(bytes === null ? [] : [bytes]) as Reply["body"],
+      length: bytes === null ? 0 : bytes.length,
+      rawHead: encoder.encode(head),
+    });
+  }
+
+  /** Evicts files, oldest-inserted first, until `n` more bytes fit beside the listings. */
+  function makeRoom(n: number) {
+    // A Map iterates in insertion order.
+    for (const [k, e] of cache) {
+      if (cacheBytes + listingBytes + n <= cacheMaxBytes) break;
+      cache.delete(k);
+      cacheBytes -= e.bytes.length;
+    }
+  }
+
   function cacheInsert(key: string, real: string, m: FileMeta, ino: number, bytes: Uint8Array) {
-    if (bytes.length > cacheMaxBytes) return;
+    if (bytes.length + listingBytes > cacheMaxBytes) return;
     const old = cache.get(key);
     if (old) {
       cache.delete(key);
       cacheBytes -= old.bytes.length;
     }
-    // Oldest-inserted first out: a Map iterates in insertion order.
-    for (const [k, e] of cache) {
-      if (cacheBytes + bytes.length <= cacheMaxBytes) break;
-      cache.delete(k);
-      cacheBytes -= e.bytes.length;
-    }
-    const headers = baseHeaders(m);
-    for (const h of common) headers.push(h);
-    let head = `HTTP/1.1 200 OK\r\n`;
-    for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
-    head += `Content-Length: ${bytes.length}\r\n`;
-    const r: Reply = Object.freeze({
-      status: 200,
-      headers: Object.freeze(headers) as Array<[string, string]>,
-      body: Object.freeze([bytes]) as Reply["body"],
-      length: bytes.length,
-      rawHead: encoder.encode(head),
-    });
+    makeRoom(bytes.length);
+    const r = frozenReply(200, baseHeaders(m), bytes);
     cache.set(key, { key, real, meta: m, ino, bytes, reply: r, checked: Date.now() });
     cacheBytes += bytes.length;
   }
@@ -439,59 +533,190 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return fileReply(p, m, file, null);
   }
 
-  async function listing(req: RequestHead, p: Picked, real: string, segments: string[]) {
-    const q = parseListingQuery(req.query);
-    const accept = getHeader(req, "accept");
-    const json = q.json || (accept !== undefined && accept.includes("application/json"));
-    const dirInfo = await Deno.stat(real);
+  function dropRoute(key: string) {
+    const r = routes.get(key);
+    if (r === undefined) return;
+    routes.delete(key);
+    r.snap.routes.delete(key);
+  }
+
+  function setRoute(key: string, snap: DirSnap, page: Rendered) {
+    dropRoute(key);
+    if (routes.size >= LISTING_ROUTES_MAX) dropRoute(routes.keys().next().value!);
+    routes.set(key, { snap, page });
+    snap.routes.add(key);
+  }
+
+  function dropDir(s: DirSnap) {
+    if (!s.live) return;
+    s.live = false;
+    dirs.delete(s.real);
+    listingBytes -= s.bytes;
+    for (const k of s.routes) routes.delete(k);
+    s.routes.clear();
+  }
+
+  /** Counts `n` more bytes against a cached directory; false (and nothing kept) if over budget. */
+  function charge(s: DirSnap, n: number): boolean {
+    if (!s.live || s.bytes + n > listingBudget) return false;
+    // Oldest-collected directories out first, then files, until it fits.
+    for (const o of dirs.values()) {
+      if (listingBytes + n <= listingBudget) break;
+      if (o !== s) dropDir(o);
+    }
+    if (listingBytes + n > listingBudget) return false;
+    makeRoom(n);
+    s.bytes += n;
+    listingBytes += n;
+    return true;
+  }
+
+  /**
+   * The collected entries of `real`: from the cache while younger than
+   * revalidateMs, else collected again. Collecting is synchronous, so the
+   * first request past the window re-collects and every later one finds the
+   * fresh snapshot. Unchanged entries keep the old snapshot, its rendered
+   * bytes and so its ETags.
+   */
+  function snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap {
+    const now = Date.now();
+    const old = dirs.get(real);
+    if (old !== undefined && now - old.checked < revalidateMs) return old;
     // Bounded: collecting is synchronous (~5 us per entry), so a huge
     // directory costs at most COLLECT_MAX entries of worker time and memory.
     const collectMax = Math.max(COLLECT_MAX, listingCap);
     const entries = collectEntries(real, dotfiles, collectMax + 1);
     const truncated = entries.length > collectMax;
     if (truncated) entries.length = collectMax;
-    let mtime = dirInfo.mtime?.getTime() ?? 0;
-    for (const e of entries) if (e.mtimeMs > mtime) mtime = e.mtimeMs;
-    sortEntries(entries, q.sort, q.order);
+    const dirMtimeMs = dirInfo.mtime?.getTime() ?? 0;
+    if (old !== undefined) {
+      if (old.dirMtimeMs === dirMtimeMs && sameEntries(old.entries, entries)) {
+        old.checked = now;
+        return old;
+      }
+      dropDir(old);
+    }
+    let mtimeMs = dirMtimeMs;
+    for (const e of entries) if (e.mtimeMs > mtimeMs) mtimeMs = e.mtimeMs;
+    const s: DirSnap = {
+      real,
+      entries,
+      truncated,
+      dirMtimeMs,
+      mtimeMs,
+      checked: now,
+      claimed: false,
+      live: false,
+      sorted: new Map(),
+      variants: new Map(),
+      routes: new Set(),
+      bytes: 0,
+    };
+    // Paginated directories are not cached: a page is cheap next to the
+    // collect, and their entries alone could crowd out everything else.
+    if (entries.length <= listingCap) {
+      let n = 256;
+      for (const e of entries) n += 64 + 2 * e.name.length;
+      s.live = true;
+      dirs.set(real, s);
+      if (!charge(s, n)) dropDir(s);
+    }
+    return s;
+  }
+
+  function sortedOf(s: DirSnap, sort: SortKey, order: SortOrder): Entry[] {
+    const key = sort + order;
+    let list = s.sorted.get(key);
+    if (list === undefined) {
+      list = sortEntries(s.entries.slice(), sort, order);
+      if (charge(s, 8 * list.length)) s.sorted.set(key, list);
+    }
+    return list;
+  }
+
+  /** A cached listing page answered: preconditions only when the request has any. */
+  function listed(req: RequestHead, page: Rendered): Reply {
+    if (!hasConditional(req.headers)) return page.ok;
+    const pre = evaluatePreconditions(pick(req), page.etag, page.mtimeMs);
+    return pre === 304 ? page.notModified : pre === 412 ? errorReply(412) : page.ok;
+  }
+
+  function routeKey(req: RequestHead): string {
+    return req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+  }
+
+  function listing(req: RequestHead, real: string, segments: string[], dirInfo: Deno.FileInfo) {
+    const q = parseListingQuery(req.query);
+    const json = q.json || wantsJson(req);
+    const snap = snapshot(real, dirInfo);
+    const { entries, truncated } = snap;
     const pages = Math.max(1, Math.ceil(entries.length / listingCap));
     if (q.page > pages) return errorReply(404);
-    const etag = listingETag(
-      entries,
-      // `archives` changes the page (the tar link); `2`: the page template.
-      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}|${archives}|2`,
-    );
-    const lastModified = httpDate(mtime);
-    const pre = evaluatePreconditions(p, etag, mtime);
-    const h: Array<[string, string]> = [
-      ["Vary", "Accept"],
-      ["ETag", etag],
-      ["Last-Modified", lastModified],
-    ];
-    if (truncated) h.push(["X-Listing-Truncated", String(collectMax)]);
-    if (pre === 304) return reply(304, h);
-    if (pre === 412) return errorReply(412);
-    const page = entries.slice((q.page - 1) * listingCap, q.page * listingCap);
-    let body: Uint8Array;
-    if (json) {
-      body = renderJson(page);
-      h.unshift(["Content-Type", "application/json; charset=utf-8"]);
-      const link = (n: number, rel: string) =>
-        `<?format=json&sort=${q.sort}&order=${q.order}&page=${n}>; rel="${rel}"`;
-      if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
-      if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
-    } else {
-      const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-      body = renderHtml(page, {
-        path,
-        query: q,
-        pages,
-        total: entries.length,
-        truncated,
-        download: archives,
-      });
-      h.unshift(["Content-Type", "text/html; charset=utf-8"]);
+    const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+    // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
+    const vkey = `${json ? "j" : "h" + path}|${q.sort}|${q.order}|${q.page}`;
+    let page = snap.variants.get(vkey);
+    if (page === undefined) {
+      const sorted = sortedOf(snap, q.sort, q.order);
+      const etag = listingETag(
+        sorted,
+        // `archives` changes the page (the tar link); `2`: the page template.
+        `${
+          json ? "j" : "h"
+        }|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}|${archives}|2`,
+      );
+      const lastModified = httpDate(snap.mtimeMs);
+      const h: Array<[string, string]> = [
+        ["Vary", "Accept"],
+        ["ETag", etag],
+        ["Last-Modified", lastModified],
+      ];
+      if (truncated) h.push(["X-Listing-Truncated", String(entries.length)]);
+      const notModified = frozenReply(304, h.slice(), null);
+      const slice = sorted.slice((q.page - 1) * listingCap, q.page * listingCap);
+      let body: Uint8Array;
+      if (json) {
+        body = renderJson(slice);
+        h.unshift(["Content-Type", "application/json; charset=utf-8"]);
+        const link = (n: number, rel: string) =>
+          `<?format=json&sort=${q.sort}&order=${q.order}&page=${n}>; rel="${rel}"`;
+        if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
+        if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
+      } else {
+        body = renderHtml(slice, {
+          path,
+          query: q,
+          pages,
+          total: entries.length,
+          truncated,
+          download: archives,
+        });
+        h.unshift(["Content-Type", "text/html; charset=utf-8"]);
+      }
+      const ok = frozenReply(200, h, body);
+      const bytes = body.length + ok.rawHead!.length + notModified.rawHead!.length;
+      page = { etag, mtimeMs: snap.mtimeMs, ok, notModified, bytes };
+      if (bytes <= LISTING_CACHE_MAX_BYTES && charge(snap, bytes)) snap.variants.set(vkey, page);
     }
-    return reply(200, h, [body], body.length);
+    if (snap.variants.get(vkey) === page) setRoute(routeKey(req), snap, page);
+    return listed(req, page);
+  }
+
+  /**
+   * A cached listing past revalidateMs: resolve the path again (it may now
+   * have an index.html, be gone, or lead elsewhere) and re-collect. Requests
+   * arriving meanwhile keep the old bytes (whole and consistent, only as
+   * stale as the window allows) instead of each starting the same I/O.
+   */
+  async function relist(req: RequestHead, key: string, r: Route): Promise<Reply> {
+    r.snap.claimed = true;
+    try {
+      return await slow(req);
+    } finally {
+      r.snap.claimed = false;
+      // Not answered with a cached listing this time: forget the route.
+      if (routes.get(key) === r) dropRoute(key);
+    }
   }
 
   /**
@@ -593,7 +818,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       const index = await exists(real + "/index.html");
       if (index !== null) return serveFile(req, p, index, req.path);
       if (!dirListing) return errorReply(404);
-      return listing(req, p, real, d.segments);
+      return listing(req, real, d.segments, st);
     }
     // `file/` asks for a directory; opening a FIFO or device would block.
     if (d.trailingSlash || !st.isFile) return errorReply(404);
@@ -651,6 +876,18 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
             : hit.reply;
         }
         return revalidate(req, hit).catch(mapError);
+      }
+      if (routes.size !== 0 && req.path.charCodeAt(req.path.length - 1) === 47 /* / */) {
+        const key = routeKey(req);
+        const r = routes.get(key);
+        if (r !== undefined) {
+          // Hot path: no I/O; the key is the only allocation unless the
+          // request is conditional.
+          if (r.snap.claimed || Date.now() - r.snap.checked < revalidateMs) {
+            return listed(req, r.page);
+          }
+          return relist(req, key, r).catch(mapError);
+        }
       }
       return slow(req).catch(mapError);
     } catch (e) {

@@ -402,7 +402,161 @@ Deno.test("handler answers 304 to a listing's own ETag and changes it when a fil
     );
     await Deno.writeTextFile(`${f.root}/sub/a.txt`, "in sub, longer now");
     assert.equal((await get(h, req("/sub/", { "if-none-match": etag }))).status, 200);
-  });
+  }, { revalidateMs: 0 }); // every request re-collects: no window to wait out
+});
+
+/** Asks until `ok` holds for an answer (the event), failing after `ms`. */
+async function until(
+  ask: () => Promise<Answer>,
+  ok: (a: Answer) => boolean,
+  ms = 10_000,
+): Promise<Answer> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const a = await ask();
+    if (ok(a)) return a;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5)); // a polling interval, not the synchronisation
+  }
+}
+
+Deno.test("handler answers a cached listing with identical bytes and no I/O within revalidateMs", async () => {
+  await withFixture(async (f, h) => {
+    for (const [target, hdrs] of [["/sub/", {}], ["/sub/?format=json", {}]] as const) {
+      const a = await get(h, req(target, hdrs));
+      await Deno.writeTextFile(`${f.root}/sub/new.txt`, "new"); // not seen within the window
+      const b = await get(h, req(target, hdrs));
+      assert.equal(a.status, 200);
+      assert.equal(b.reply, a.reply, "a hit returns the shared reply");
+      assert.deepEqual(b.body, a.body);
+      assert.ok(!b.text.includes("new.txt"));
+      assert.ok(b.reply.rawHead !== undefined);
+      const head = dec.decode(b.reply.rawHead);
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.ok(head.includes(`Content-Length: ${a.body.length}\r\n`));
+      assert.ok(head.includes("Vary: Accept\r\n"));
+      assert.ok(head.includes("X-Test: 1\r\nAccess-Control-Allow-Origin: *\r\n"));
+      await Deno.remove(`${f.root}/sub/new.txt`);
+    }
+  }, { revalidateMs: 3_600_000, cors: true, headers: [["X-Test", "1"]] });
+});
+
+Deno.test("handler lists a new entry once revalidateMs has passed and keeps the ETag while nothing changes", async () => {
+  await withFixture(async (f, h) => {
+    const a = await get(h, req("/sub/"));
+    const etag = a.headers.get("etag");
+    await Deno.writeTextFile(`${f.root}/sub/fresh.txt`, "fresh");
+    const b = await until(() => get(h, req("/sub/")), (x) => x.text.includes("fresh.txt"));
+    assert.notEqual(b.headers.get("etag"), etag);
+    assert.equal((await get(h, req("/sub/", { "if-none-match": etag! }))).status, 200);
+    // A directory that gains an index.html stops being a listing.
+    await Deno.writeTextFile(`${f.root}/sub/index.html`, "<p>now a site</p>");
+    await until(() => get(h, req("/sub/")), (x) => x.text === "<p>now a site</p>");
+  }, { revalidateMs: 20 });
+  await withFixture(async (_f, h) => {
+    // Re-collected on every request, but unchanged: the rendered bytes are kept.
+    const a = await get(h, req("/sub/"));
+    const b = await get(h, req("/sub/"));
+    assert.equal(b.reply, a.reply);
+    assert.equal(b.headers.get("etag"), a.headers.get("etag"));
+  }, { revalidateMs: 0 });
+});
+
+Deno.test("handler does not cache a listing over listingCap or over the cache budget", async () => {
+  await withFixture(async (f, h) => {
+    await Deno.mkdir(`${f.root}/big`);
+    for (const n of ["f0", "f1", "f2"]) await Deno.writeTextFile(`${f.root}/big/${n}`, n);
+    const names = async (t: string) =>
+      JSON.parse((await get(h, req(t))).text).map((e: { name: string }) => e.name);
+    assert.deepEqual(await names("/big/?format=json&page=2"), ["f2"]);
+    await Deno.writeTextFile(`${f.root}/big/f3`, "f3");
+    // 3 entries > listingCap 2: collected on every request, so seen at once.
+    assert.deepEqual(await names("/big/?format=json&page=2"), ["f2", "f3"]);
+    // 1 entry: cached, so a new file stays unseen for the hour.
+    assert.deepEqual(await names("/sub/?format=json"), ["a.txt"]);
+    await Deno.writeTextFile(`${f.root}/sub/b.txt`, "b");
+    assert.deepEqual(await names("/sub/?format=json"), ["a.txt"]);
+  }, { listingCap: 2, revalidateMs: 3_600_000 });
+  await withFixture(async (_f, h) => {
+    // A 4 KiB cache holds at most 1 KiB of listings: the HTML page is larger.
+    const a = await get(h, req("/sub/"));
+    const b = await get(h, req("/sub/"));
+    assert.ok(a.body.length > 1024);
+    assert.notEqual(b.reply, a.reply, "rendered again, not kept");
+    assert.deepEqual(b.body, a.body);
+  }, { cacheMaxBytes: 4096, revalidateMs: 3_600_000 });
+});
+
+Deno.test("handler answers 304 and HEAD on a cached listing like on a fresh one", async () => {
+  await withFixture(async (_f, h) => {
+    const a = await get(h, req("/sub/"));
+    const etag = a.headers.get("etag")!;
+    for (const method of ["GET", "HEAD"]) {
+      const nm = await get(h, req("/sub/", { "if-none-match": etag }, method));
+      assert.equal(nm.status, 304, method);
+      assert.equal(nm.body.length, 0);
+      assert.equal(nm.headers.get("etag"), etag);
+      assert.equal(nm.headers.get("vary"), "Accept");
+      assert.ok(!dec.decode(nm.reply.rawHead).includes("Content-Length"));
+      const ims = await get(
+        h,
+        req("/sub/", { "if-modified-since": a.headers.get("last-modified")! }, method),
+      );
+      assert.equal(ims.status, 304, method);
+      assert.equal((await get(h, req("/sub/", { "if-match": '"nope"' }, method))).status, 412);
+    }
+    const hd = await get(h, req("/sub/", {}, "HEAD"));
+    assert.equal(hd.status, 200);
+    assert.equal(hd.reply.length, a.reply.length);
+    assert.deepEqual([...hd.headers], [...a.headers]);
+  }, { revalidateMs: 3_600_000 });
+});
+
+Deno.test("handler keeps cached listing variants apart: format, Accept, sort, order and URL path", async () => {
+  await withFixture(async (f, h) => {
+    await Deno.writeTextFile(`${f.root}/sub/bigger.txt`, "0123456789".repeat(10));
+    await Deno.symlink("sub", `${f.root}/sublink`);
+    const asks: Array<[string, Record<string, string>]> = [
+      ["/sub/", {}],
+      ["/sub/", { accept: "application/json" }],
+      ["/sub/?format=json", {}],
+      ["/sub/?sort=size&order=desc", {}],
+      ["/sub/?format=json&sort=size&order=desc", {}],
+      ["/sub/?format=json&sort=name&order=desc", {}],
+      ["/sublink/", {}],
+      ["/sublink/?format=json", {}],
+    ];
+    const first = [];
+    for (const [t, hd] of asks) first.push(await get(h, req(t, hd)));
+    for (let round = 0; round < 2; round++) {
+      for (let i = asks.length - 1; i >= 0; i--) {
+        const again = await get(h, req(...asks[i]));
+        assert.equal(again.text, first[i].text, asks[i][0]);
+        assert.equal(again.headers.get("etag"), first[i].headers.get("etag"), asks[i][0]);
+        assert.equal(
+          again.headers.get("content-type"),
+          first[i].headers.get("content-type"),
+          asks[i][0],
+        );
+      }
+    }
+    const [html, byAccept, json, sizeHtml, sizeJson, nameDesc, linkHtml, linkJson] = first;
+    assert.ok(html.text.startsWith("<!DOCTYPE html>"));
+    assert.equal(byAccept.text, json.text);
+    assert.deepEqual(JSON.parse(json.text).map((e: { name: string }) => e.name), [
+      "a.txt",
+      "bigger.txt",
+    ]);
+    assert.deepEqual(JSON.parse(sizeJson.text).map((e: { name: string }) => e.name), [
+      "bigger.txt",
+      "a.txt",
+    ]);
+    assert.equal(JSON.parse(nameDesc.text)[0].name, "bigger.txt");
+    assert.notEqual(sizeHtml.text, html.text);
+    assert.ok(html.text.includes("<title>Index of /sub/</title>"));
+    assert.ok(linkHtml.text.includes("<title>Index of /sublink/</title>"));
+    assert.equal(linkJson.text, json.text);
+  }, { revalidateMs: 3_600_000 });
 });
 
 Deno.test("handler 404s a directory without index.html when dirListing is off", async () => {
