@@ -762,6 +762,7 @@ export class ConnectionSet {
   #conns = new Set<HttpConnection>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #tickMs: number;
+  #ownTimer: boolean;
   #draining = false;
   #drained: (() => void) | null = null;
   #drainPromise: Promise<void> | null = null;
@@ -769,9 +770,15 @@ export class ConnectionSet {
   /**
    * @param tickMs How often deadlines are checked; a deadline fires up to this late.
    * @default {1000}
+   * @param options.timer `false` when the caller runs its own loop and calls
+   *   {@linkcode ConnectionSet.tick} at least every `tickMs`: no interval
+   *   timer is then started each time the set goes from empty to non-empty
+   *   (under connection churn at low concurrency that is most connections).
+   * @default {true}
    */
-  constructor(tickMs = 1000) {
+  constructor(tickMs = 1000, options: { timer?: boolean } = {}) {
     this.#tickMs = tickMs;
+    this.#ownTimer = options.timer ?? true;
   }
 
   /** Number of open connections. */
@@ -784,7 +791,7 @@ export class ConnectionSet {
     if (conn.closed) return;
     this.#conns.add(conn);
     if (this.#draining) conn.drain();
-    if (this.#timer === undefined && this.#conns.size > 0) {
+    if (this.#ownTimer && this.#timer === undefined && this.#conns.size > 0) {
       const timer = setInterval(() => this.tick(Date.now()), this.#tickMs);
       Deno.unrefTimer(timer);
       this.#timer = timer;
