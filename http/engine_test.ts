@@ -690,3 +690,55 @@ Deno.test("engine: a maximal head fed one byte per read is answered once", async
   assert.equal(e.seen[0].headers[3].length, 16384 - 9 - 5);
   assert.equal(e.seen[1].path, "/next");
 });
+
+Deno.test("engine: a connection that closes mid-head leaves nothing behind for the next one (pooled parsers)", async () => {
+  // Each partial head dies with its connection; the next connection on the
+  // thread (which may get the same parser back) must parse from scratch.
+  const partials = ["GET /a HTTP/1.1\r\nHo", "GET /b HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n", "GE"];
+  for (const partial of partials) {
+    const dead = new MemTransport();
+    const c1 = new HttpConnection(dead, echo().handler);
+    await c1.feed(bytes(partial));
+    c1.end();
+    assert.equal(dead.closed, 1);
+    const t = new MemTransport();
+    const e = echo();
+    const c2 = new HttpConnection(t, e.handler);
+    await c2.feed(bytes(GET("/next", "Connection: close\r\n")));
+    assert.deepEqual(t.statuses, [200], `after ${JSON.stringify(partial)}`);
+    assert.equal(e.seen[0].path, "/next");
+    assert.deepEqual(e.seen[0].headers, ["host", "h", "connection", "close"]);
+    assert.equal(t.closed, 1);
+  }
+});
+
+Deno.test("engine: Connection: close responses reuse the output buffer (no new buffer per connection)", async () => {
+  // The bytes a transport sees are only valid until write returns; a reused
+  // buffer shows as the same ArrayBuffer across connections.
+  const seen = new Set<ArrayBufferLike>();
+  for (let i = 0; i < 8; i++) {
+    const buffers: ArrayBufferLike[] = [];
+    const c = new HttpConnection(
+      { write: (b) => void buffers.push(b.buffer), close() {} },
+      echo().handler,
+    );
+    await c.feed(bytes(GET(`/c${i}`, "Connection: close\r\n")));
+    assert.equal(c.closed, true);
+    for (const b of buffers) seen.add(b);
+  }
+  assert.equal(seen.size, 1);
+});
+
+Deno.test("engine: ConnectionSet with timer: false fires deadlines only from tick()", () => {
+  const set = new ConnectionSet(1000, { timer: false });
+  const t = new MemTransport();
+  const c: HttpConnection = new HttpConnection(t, echo().handler, { headerTimeoutMs: 10 }, {
+    onClose: () => set.remove(c),
+  });
+  set.add(c);
+  set.tick(0);
+  assert.equal(set.size, 1);
+  set.tick(10);
+  assert.equal(set.size, 0);
+  assert.equal(t.closed, 1);
+});

@@ -11,8 +11,8 @@ import { type Cluster, serve } from "../serve.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 // Signal listeners first: Deno 2.9.6 panics if registering one hits EMFILE,
-// which can happen once connections pour in. `cluster` is assigned once, but
-// after the listeners that read it exist.
+// which can happen once connections pour in.
+// Assigned once, after the listeners that read it are registered.
 // deno-lint-ignore prefer-const
 let cluster: Cluster | undefined;
 let stopping = false;

@@ -26,7 +26,8 @@ import {
   EPOLL_EVENT_SIZE,
   epollCreate,
   EPOLLERR,
-  epollEvent,
+  epollEventBits,
+  epollEventFd,
   EPOLLHUP,
   EPOLLIN,
   epollMod,
@@ -303,7 +304,8 @@ export class EpollLoop {
         if (n === 0 && this.busy > 0) n = await epollWait(this.epfd, this.#events, 100);
       }
       for (let i = 0; i < n; i++) {
-        const [events, fd] = epollEvent(view, i);
+        const events = epollEventBits(view, i);
+        const fd = epollEventFd(view, i);
         let c = this.#conns.get(fd);
         if (c === undefined) {
           // Registered by the acceptor, not yet published to the ring.

@@ -88,13 +88,16 @@ async function start(config: WorkerConfig): Promise<void> {
       Atomics.add(ctl, requests, 1);
       return inner(req);
     };
-  set = new ConnectionSet();
+  const epoll = config.mode === "ring" && config.io === "epoll";
+  // The epoll loop ticks the deadlines itself (timers run late while it
+  // blocks in epoll_wait), so the set needs no interval timer of its own.
+  set = new ConnectionSet(1000, { timer: !epoll });
   const options = {
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
   };
-  if (config.mode === "ring" && config.io === "epoll") {
+  if (epoll) {
     const ring = new SpscRing(config.ring!);
     const conns = slot(config.index, CONNS);
     const loop = new EpollLoop(
