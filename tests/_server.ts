@@ -35,8 +35,8 @@ export class TestServer implements AsyncDisposable {
   /** The full `Listening ...` line. */
   readonly banner: string;
   readonly #child: Deno.ChildProcess;
-  readonly #stderr: { text: string };
-  readonly #stdout: { text: string };
+  readonly #stderr: Sink;
+  readonly #stdout: Sink;
   #exited: Deno.CommandStatus | undefined;
   readonly #drains: Promise<unknown>[];
 
@@ -45,8 +45,8 @@ export class TestServer implements AsyncDisposable {
     hostname: string,
     port: number,
     banner: string,
-    stderr: { text: string },
-    stdout: { text: string },
+    stderr: Sink,
+    stdout: Sink,
     drains: Promise<unknown>[],
   ) {
     this.#child = child;
@@ -96,6 +96,44 @@ export class TestServer implements AsyncDisposable {
     } catch {
       // already exited
     }
+  }
+
+  /**
+   * Asks for `ringhttpd stats {json}` on stderr (SIGUSR1) and returns the
+   * parsed object, or undefined if none arrives within `timeoutMs`.
+   */
+  async stats(timeoutMs = 3000): Promise<Record<string, unknown> | undefined> {
+    const before = this.#stderr.total;
+    this.kill("SIGUSR1");
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end) {
+      const fresh = this.#stderr.text.slice(
+        Math.max(0, this.#stderr.text.length - (this.#stderr.total - before)),
+      );
+      const m = fresh.match(/ringhttpd stats (\{.*\})\s*$/m);
+      if (m) {
+        try {
+          return JSON.parse(m[1]);
+        } catch {
+          return undefined;
+        }
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.#stderr.waiters.push(r)),
+        new Promise((r) => timer = setTimeout(r, Math.max(0, end - performance.now()))),
+      ]);
+      clearTimeout(timer);
+    }
+    return undefined;
+  }
+
+  /** Sum of `restarts` over the workers in `stats()`, or undefined. */
+  async restarts(): Promise<number | undefined> {
+    const s = await this.stats();
+    const workers = s?.workers;
+    if (!Array.isArray(workers)) return undefined;
+    return workers.reduce((n, w) => n + Number((w as { restarts?: number }).restarts ?? 0), 0);
   }
 
   /** Resident set size of the server process in bytes (from /proc). */
@@ -148,16 +186,30 @@ export function countFds(pid: number): number {
   }
 }
 
+/** Text kept from a pipe: the tail, the total length seen, and waiters for more. */
+interface Sink {
+  text: string;
+  total: number;
+  waiters: Array<() => void>;
+}
+
+function sink(): Sink {
+  return { text: "", total: 0, waiters: [] };
+}
+
 async function drain(
   stream: ReadableStream<Uint8Array>,
-  sink: { text: string },
+  sink: Sink,
   onText?: (all: string) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
   for await (const chunk of stream) {
-    sink.text += decoder.decode(chunk, { stream: true });
+    const text = decoder.decode(chunk, { stream: true });
+    sink.text += text;
+    sink.total += text.length;
     if (sink.text.length > 2 * STDERR_KEEP) sink.text = sink.text.slice(-STDERR_KEEP);
     onText?.(sink.text);
+    for (const w of sink.waiters.splice(0)) w();
   }
 }
 
@@ -193,8 +245,8 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
       stdin: "null",
     });
   const child = cmd.spawn();
-  const stderr = { text: "" };
-  const stdout = { text: "" };
+  const stderr = sink();
+  const stdout = sink();
   let onBanner: (line: string) => void = () => {};
   const banner = new Promise<string>((r) => onBanner = r);
   const drains = [

@@ -847,9 +847,12 @@ Deno.test("hostile inputs: no leak, no 500, one response each, server stays aliv
       assert.deepEqual(failures, [], `${failures.length} failures\n${server.diagnosis()}`);
     });
   }
+  const restarts = await server.restarts();
   console.log(
-    `hostile: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `hostile: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s, ` +
+      `worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`,
   );
+  if (restarts !== undefined) assert.equal(restarts, 0, `workers died\n${server.diagnosis()}`);
 });
 
 Deno.test("hostile inputs: every href in the root listing answers (escaping round-trips)", async () => {
@@ -1021,7 +1024,10 @@ Deno.test("fuzz: mutated requests never get a 500, never leak, never kill the se
       JSON.stringify(Object.fromEntries(statuses))
     }`,
   );
+  const restarts = await server.restarts();
+  console.log(`fuzz: worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`);
   assert.deepEqual(failures, [], `seed ${seed}\n${server.diagnosis()}`);
+  if (restarts !== undefined) assert.equal(restarts, 0, `seed ${seed}: workers died`);
   assert.equal(
     hangs,
     0,
