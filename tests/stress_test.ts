@@ -604,3 +604,73 @@ Deno.test({
     assert.equal((await probe(server)).status, 200);
   },
 });
+
+Deno.test({
+  name:
+    "100,000-entry directory: first page fast, 8 listings at once keep small files fast and memory bounded",
+  ignore: !STRESS,
+  fn: async () => {
+    await using fx = await makeFixture();
+    const dir = `${fx.root}/many`;
+    Deno.mkdirSync(dir);
+    const made = await new Deno.Command("bash", {
+      args: ["-c", `cd "$1" && seq -f 'f%06g.txt' 1 100000 | xargs touch`, "bash", dir],
+    }).output();
+    assert.ok(made.success, dec.decode(made.stderr));
+    await using server = await startServer({ root: fx.root });
+    assert.equal((await probe(server)).status, 200);
+    const baseRss = server.rss();
+    const listing = async (query: string) => {
+      const ex = await exchange(
+        server.port,
+        `GET /many/${query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        { timeoutMs: 60_000 },
+      );
+      return { status: ex.responses[0]?.status ?? 0, ms: ex.ms, bytes: ex.bytes.length };
+    };
+    const first = await listing("");
+    const sampler = rssSampler(server.pid);
+    const queries = [
+      "?sort=size",
+      "?sort=size&order=desc",
+      "?sort=mtime",
+      "?sort=mtime&order=desc",
+      "?order=desc",
+      "?format=json",
+      "?format=json&sort=size&order=desc",
+      "?page=10",
+    ];
+    const probes: Array<{ status: number; ms: number }> = [];
+    let listing8: Array<{ status: number; ms: number; bytes: number }> = [];
+    let peak = 0;
+    try {
+      let done = false;
+      const probing = (async () => {
+        while (!done) {
+          probes.push(await probe(server));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      listing8 = await Promise.all(queries.map(listing)).finally(() => done = true);
+      await probing;
+    } finally {
+      peak = sampler.stop();
+    }
+    const ms = probes.map((p) => p.ms);
+    report("100k directory", {
+      firstPageMs: round(first.ms),
+      firstPageKiB: round(first.bytes / 1024),
+      eightListingsMaxMs: round(Math.max(...listing8.map((l) => l.ms))),
+      probes: probes.length,
+      probeP99ms: round(percentile(ms, 99)),
+      extraRssMiB: round((peak - baseRss) / MiB),
+    });
+    assert.equal(first.status, 200);
+    assert.ok(first.bytes < 16 * MiB, `first page is ${first.bytes} bytes: not paginated?`);
+    assert.deepEqual(listing8.map((l) => l.status), queries.map(() => 200));
+    assert.ok(probes.every((p) => p.status === 200), "small-file probes all 200");
+    assert.ok(first.ms <= 2000 * 2, `first page took ${first.ms} ms (target 2 s)`);
+    assert.ok(percentile(ms, 99) <= 500 * 4, `probe p99 ${percentile(ms, 99)} ms (target 500 ms)`);
+    assert.ok(peak - baseRss <= 256 * MiB, `extra RSS ${round((peak - baseRss) / MiB)} MiB`);
+  },
+});
