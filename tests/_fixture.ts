@@ -44,7 +44,6 @@ export const HOSTILE_NAMES: string[] = [
   "\u00e9\u00e8\u00ea".repeat(40) + ".txt", // 240 bytes of UTF-8
   "\u65e5\u672c\u8a9e.txt",
   "%2e%2e.txt",
-  "..txt",
   "plus+and=eq.txt",
 ];
 
@@ -100,6 +99,7 @@ export async function makeFixture(): Promise<Fixture> {
   Deno.mkdirSync(`${root}/.hiddendir`);
   w(`${root}/.hiddendir/file.txt`, `${MARKERS.dotfile}\n`);
   w(`${root}/notadir.txt`, "i am a file\n");
+  w(`${root}/..txt`, `${MARKERS.dotfile}\n`); // starts with a dot: a dotfile
 
   Deno.symlinkSync("/etc", `${root}/etc`);
   Deno.symlinkSync("../outside", `${root}/out`);
