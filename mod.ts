@@ -5,3 +5,39 @@
  */
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
+export { COLLECT_MAX, createHandler, errorStatus, RAW_MAX_BYTES } from "./http/handler.ts";
+export type { HandlerOptions } from "./http/handler.ts";
+export {
+  decodePath,
+  decodeRawPath,
+  hasDotComponent,
+  INVALID_UTF8,
+  isInside,
+} from "./http/resolve.ts";
+export type { DecodedPath, RawPath, RejectedPath } from "./http/resolve.ts";
+export {
+  etagMatches,
+  evaluatePreconditions,
+  httpDate,
+  makeETag,
+  parseHttpDate,
+} from "./http/conditional.ts";
+export type { Preconditions } from "./http/conditional.ts";
+export { ifRangeHolds, MAX_RANGES, multipartLayout, parseRange } from "./http/range.ts";
+export type { ByteRange, MultipartPiece, RangeResult } from "./http/range.ts";
+export { contentType, DEFAULT_TYPE } from "./http/mime.ts";
+export { acceptsCoding } from "./http/encoding.ts";
+export {
+  collectEntries,
+  entryHref,
+  escapeHtml,
+  humanSize,
+  isoLike,
+  listingETag,
+  parseListingQuery,
+  renderHtml,
+  renderJson,
+  rfc3339,
+  sortEntries,
+} from "./http/listing.ts";
+export type { Entry, ListingQuery, RenderContext, SortKey, SortOrder } from "./http/listing.ts";

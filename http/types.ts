@@ -1,6 +1,6 @@
 /**
  * The contract between the connection engine (`http/engine.ts`, bytes in and
- * out of one connection) and the file handler (`http/handler.ts`, request →
+ * out of one connection) and the file handler (`http/handler.ts`, request ->
  * reply). Neither side knows about threads or sockets.
  *
  * @module
@@ -18,7 +18,7 @@ export interface RequestHead {
   query: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minor: 0 | 1;
-  /** Flat list: `[name0, value0, name1, value1, …]`, names lower-cased. */
+  /** Flat list: `[name0, value0, name1, value1, ...]`, names lower-cased. */
   headers: string[];
 }
 
@@ -58,7 +58,7 @@ export interface Reply {
   release?: () => void;
 }
 
-/** Request → reply. Must not throw: map errors to a 4xx/5xx reply. */
+/** Request -> reply. Must not throw: map errors to a 4xx/5xx reply. */
 export type Handler = (req: RequestHead) => Reply | Promise<Reply>;
 
 /** Returns the first value of header `name` (lower-case), or undefined. */

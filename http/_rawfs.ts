@@ -1,0 +1,220 @@
+/**
+ * Byte-exact file names through libc, for names that are not valid UTF-8.
+ *
+ * Deno 2.9.6 converts every OS path to a JS string lossily: `readDir` turns
+ * invalid bytes into U+FFFD, and a path argument can only hold valid UTF-8,
+ * so such a file can be listed but never opened by its lossy name (measured:
+ * `stat`/`open` answer NotFound; `node:fs` with `encoding: "buffer"` is lossy
+ * too). This module uses FFI (`--allow-ffi`, Linux only) to read raw names
+ * (`opendir`/`readdir64`), resolve raw paths (`realpath`), and open, `fstat`
+ * and `read` them. The descriptor cannot be handed to Deno: opening
+ * `/proc/self/fd/N` or `/dev/fd/N` needs `--allow-all` in Deno 2.9.6, so the
+ * bytes are read into memory (bounded by the caller). Without FFI permission
+ * every function reports "unavailable" and callers fall back to listing such
+ * names without a link.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir64: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let libc: Libc | null | undefined;
+
+function lib(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  try {
+    if (
+      Deno.build.os === "linux" && Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+    ) {
+      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    }
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+/**
+ * Whether raw-name access works here (Linux, `--allow-ffi`).
+ *
+ * @returns `true` when the other functions can succeed.
+ * @example
+ * ```ts ignore
+ * import { rawAvailable } from "./_rawfs.ts";
+ * rawAvailable();
+ * ```
+ */
+export function rawAvailable(): boolean {
+  return lib() !== null;
+}
+
+const enc = new TextEncoder();
+
+function cstr(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(bytes.length + 1);
+  b.set(bytes);
+  return b;
+}
+
+/**
+ * The raw bytes of every name in `dir` that is not valid UTF-8.
+ *
+ * @param dir The directory (a valid-UTF-8 path).
+ * @returns Raw names, or `[]` when unavailable or unreadable.
+ */
+export function rawInvalidNames(dir: string): Uint8Array[] {
+  const c = lib();
+  if (c === null) return [];
+  const d = c.opendir(cstr(enc.encode(dir)));
+  if (d === null) return [];
+  const out: Uint8Array[] = [];
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  try {
+    for (let e = c.readdir64(d); e !== null; e = c.readdir64(d)) {
+      const view = new Deno.UnsafePointerView(e);
+      // struct dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]
+      let n = 0;
+      while (n < 256 && view.getUint8(19 + n) !== 0) n++;
+      const name = new Uint8Array(n);
+      view.copyInto(name, 19);
+      try {
+        strict.decode(name);
+      } catch {
+        out.push(name);
+      }
+    }
+  } finally {
+    c.closedir(d);
+  }
+  return out;
+}
+
+/**
+ * Resolves a raw path with `realpath(3)`.
+ *
+ * @param path Raw path bytes (no NUL).
+ * @returns The raw real path, or null if it does not resolve.
+ */
+export function rawRealPath(path: Uint8Array): Uint8Array | null {
+  const c = lib();
+  if (c === null) return null;
+  const buf = new Uint8Array(4097);
+  if (c.realpath(cstr(path), buf) === null) return null;
+  return buf.subarray(0, buf.indexOf(0));
+}
+
+const O_RDONLY = 0;
+const O_NONBLOCK = 0o4000; // opening a FIFO must not block the worker
+const O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000; // a handle for fstat only: opens nothing
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/** What `fstat(2)` says about a raw path. */
+export interface RawInfo {
+  isFile: boolean;
+  isDirectory: boolean;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+function fstatInfo(c: Libc, fd: number): RawInfo | null {
+  // struct stat on x86_64 Linux: st_ino @8, st_mode @24 (u32), st_size @48,
+  // st_mtim @88 (tv_sec i64, tv_nsec i64); 144 bytes.
+  const st = new Uint8Array(144);
+  if (c.fstat(fd, st) !== 0) return null;
+  const v = new DataView(st.buffer);
+  const mode = v.getUint32(24, true) & S_IFMT;
+  return {
+    isFile: mode === S_IFREG,
+    isDirectory: mode === S_IFDIR,
+    size: Number(v.getBigInt64(48, true)),
+    mtimeMs: Number(v.getBigInt64(88, true)) * 1000 +
+      Math.floor(Number(v.getBigInt64(96, true)) / 1e6),
+    ino: Number(v.getBigUint64(8, true)),
+  };
+}
+
+function withFd<T>(path: Uint8Array, flags: number, fn: (c: Libc, fd: number) => T): T | null {
+  const c = lib();
+  if (c === null || Deno.build.arch !== "x86_64") return null;
+  const fd = c.open(cstr(path), flags | O_CLOEXEC, 0);
+  if (fd < 0) return null;
+  try {
+    return fn(c, fd);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * `stat(2)` of a raw path (symlinks followed).
+ *
+ * @param path Raw path bytes (no NUL).
+ * @returns The file info, or null.
+ */
+export function rawStat(path: Uint8Array): RawInfo | null {
+  return withFd(path, O_PATH, fstatInfo);
+}
+
+/**
+ * Reads a raw path that is a regular file of at most `max` bytes: open,
+ * then `fstat` the open descriptor (so the validators describe the bytes
+ * read), then read it whole.
+ *
+ * @param path Raw path bytes (no NUL).
+ * @param max The largest size read.
+ * @returns The info and bytes; null if absent or not a regular file;
+ *   `"too large"` over `max`.
+ */
+export function rawReadFile(
+  path: Uint8Array,
+  max: number,
+): { info: RawInfo; bytes: Uint8Array } | "too large" | null {
+  return withFd(path, O_RDONLY | O_NONBLOCK, (c, fd) => {
+    const info = fstatInfo(c, fd);
+    if (info === null || !info.isFile) return null;
+    if (info.size > max) return "too large";
+    const bytes = new Uint8Array(info.size);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = Number(c.pread(fd, bytes.subarray(got), BigInt(bytes.length - got), BigInt(got)));
+      if (n <= 0) break;
+      got += n;
+    }
+    return { info: { ...info, size: got }, bytes: bytes.subarray(0, got) };
+  });
+}
+
+/**
+ * Percent-encodes raw name bytes for an href: RFC 3986 unreserved bytes
+ * stay, everything else becomes `%XX`.
+ *
+ * @param bytes Raw name bytes.
+ * @returns The encoded segment.
+ */
+export function percentEncodeBytes(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) {
+    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) ||
+      (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+    s += unreserved
+      ? String.fromCharCode(b)
+      : "%" + (b < 16 ? "0" : "") + b.toString(16).toUpperCase();
+  }
+  return s;
+}

@@ -1,0 +1,602 @@
+/**
+ * The file handler: request head -> reply. A thin layer wiring the pure rules
+ * (`resolve`, `conditional`, `range`, `mime`, `listing`, `encoding`) to the
+ * filesystem, with one catch at the boundary that maps errors to statuses.
+ *
+ * @module
+ */
+import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
+import { decodePath, decodeRawPath, hasDotComponent, INVALID_UTF8, isInside } from "./resolve.ts";
+import { rawAvailable, rawReadFile, rawRealPath } from "./_rawfs.ts";
+import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from "./conditional.ts";
+import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
+import { contentType } from "./mime.ts";
+import {
+  collectEntries,
+  listingETag,
+  parseListingQuery,
+  renderHtml,
+  renderJson,
+  sortEntries,
+} from "./listing.ts";
+import { acceptsCoding } from "./encoding.ts";
+
+/** Options of {@link createHandler}. */
+export interface HandlerOptions {
+  /** The directory to serve. */
+  root: string;
+  /** Answer a directory without `index.html` with a listing. @default true */
+  dirListing?: boolean;
+  /** Serve and list names starting with `.`. @default false */
+  dotfiles?: boolean;
+  /** Serve files whose real path leaves the root through a symlink. @default false */
+  followSymlinks?: boolean;
+  /** Add `Access-Control-Allow-Origin: *`. @default false */
+  cors?: boolean;
+  /** Extra headers added to every reply. @default [] */
+  headers?: Array<[string, string]>;
+  /** Entries per listing page (`?page=`). @default 10000 */
+  listingCap?: number;
+  /** Largest file kept in the in-memory cache, bytes. @default 65536 */
+  cacheMaxFileBytes?: number;
+  /** Total bytes of cached file bodies. @default 67108864 (64 MiB) */
+  cacheMaxBytes?: number;
+  /** How long a cache entry is trusted before a stat re-checks it, ms. @default 1000 */
+  revalidateMs?: number;
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  304: "Not Modified",
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  412: "Precondition Failed",
+  416: "Range Not Satisfiable",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+const encoder = new TextEncoder();
+/** Most entries read from one directory for a listing (or listingCap if larger). */
+export const COLLECT_MAX = 100_000;
+/** Largest non-UTF-8-named file served (it is read into memory). */
+export const RAW_MAX_BYTES = 16 * 1024 * 1024;
+const TEXT = "text/plain; charset=utf-8";
+// One boundary per process is enough: it only has to be absent from the
+// part headers we write, and the file bytes are framed by length anyway.
+const BOUNDARY = "ringhttpd-" + crypto.randomUUID().replaceAll("-", "");
+
+/** The file metadata a reply is built from (taken from the open file). */
+interface FileMeta {
+  type: string;
+  size: number;
+  mtimeMs: number;
+  etag: string;
+  lastModified: string;
+  /** Content-Encoding of a precompressed sibling, if one is served. */
+  coding?: string;
+  /** A precompressed sibling exists: the answer depends on Accept-Encoding. */
+  vary: boolean;
+}
+
+interface CacheEntry {
+  key: string;
+  real: string;
+  meta: FileMeta;
+  ino: number;
+  bytes: Uint8Array;
+  /** Shared, frozen reply for an unconditional GET/HEAD. */
+  reply: Reply;
+  checked: number;
+}
+
+/** The request headers the file logic reads, picked in one pass. */
+interface Picked extends Preconditions {
+  range?: string;
+  ifRange?: string;
+}
+
+function pick(req: RequestHead): Picked {
+  const p: Picked = {};
+  const h = req.headers;
+  for (let i = 0; i < h.length; i += 2) {
+    const v = h[i + 1];
+    switch (h[i]) {
+      case "if-match":
+        p.ifMatch ??= v;
+        break;
+      case "if-none-match":
+        p.ifNoneMatch ??= v;
+        break;
+      case "if-modified-since":
+        p.ifModifiedSince ??= v;
+        break;
+      case "if-unmodified-since":
+        p.ifUnmodifiedSince ??= v;
+        break;
+      case "range":
+        p.range ??= v;
+        break;
+      case "if-range":
+        p.ifRange ??= v;
+        break;
+    }
+  }
+  return p;
+}
+
+/** Whether any header could change a cached 200 (cheap scan, no allocation). */
+function hasConditional(h: string[]): boolean {
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i];
+    const c = n.charCodeAt(0);
+    if (c === 105 /* i */ && n.startsWith("if-")) return true;
+    if (c === 114 /* r */ && n === "range") return true;
+  }
+  return false;
+}
+
+function errCode(e: unknown): string | undefined {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === "string" ? c : undefined;
+}
+
+/**
+ * Maps an error thrown by a filesystem call to the status the client sees:
+ * missing, not-a-directory, symlink loop and name-too-long look absent (404);
+ * permission denied is 403; out of descriptors is 503 (temporary); anything
+ * else is 500.
+ *
+ * @param e The thrown value.
+ * @returns 403, 404, 500 or 503.
+ * @example
+ * ```ts
+ * import { errorStatus } from "./handler.ts";
+ * errorStatus(new Deno.errors.NotFound("gone")); // 404
+ * ```
+ */
+export function errorStatus(e: unknown): 403 | 404 | 500 | 503 {
+  const code = errCode(e);
+  if (
+    e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory ||
+    e instanceof Deno.errors.FilesystemLoop || code === "ENAMETOOLONG" ||
+    code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP"
+  ) return 404;
+  if (e instanceof Deno.errors.PermissionDenied || code === "EACCES") return 403;
+  if (code === "EMFILE" || code === "ENFILE") return 503;
+  return 500;
+}
+
+/**
+ * Creates the request handler for a root directory. The real root is
+ * resolved once here; every served file's real path must lie under it.
+ *
+ * @param options Root and behaviour switches.
+ * @returns A handler that never throws (errors become 4xx/5xx replies).
+ * @throws {Error} If the root is not a readable directory.
+ * @example Serving a directory
+ * ```ts ignore
+ * import { createHandler } from "./handler.ts";
+ * const handle = await createHandler({ root: "./public" });
+ * const reply = await handle({
+ *   method: "GET", target: "/", path: "/", query: "", minor: 1, headers: ["host", "x"],
+ * });
+ * reply.release?.();
+ * ```
+ */
+export async function createHandler(options: HandlerOptions): Promise<Handler> {
+  let root: string;
+  try {
+    root = await Deno.realPath(options.root);
+    const st = await Deno.stat(root);
+    if (!st.isDirectory) throw new Error("not a directory");
+    for await (const _ of Deno.readDir(root)) break; // readable?
+  } catch (e) {
+    throw new Error(
+      `root must be a readable directory, got "${options.root}": ${(e as Error).message}`,
+    );
+  }
+  const dirListing = options.dirListing ?? true;
+  const dotfiles = options.dotfiles ?? false;
+  const follow = options.followSymlinks ?? false;
+  const listingCap = Math.max(1, options.listingCap ?? 10000);
+  const cacheMaxFileBytes = options.cacheMaxFileBytes ?? 65536;
+  const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024;
+  const revalidateMs = options.revalidateMs ?? 1000;
+  const common: Array<[string, string]> = [];
+  for (const [k, v] of options.headers ?? []) {
+    // Checked once here so no reply can carry a broken or injected header.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+      throw new Error(`header name must be an HTTP token, got ${JSON.stringify(k)}`);
+    }
+    if (/[\0\r\n]/.test(v)) {
+      throw new Error(`header value must not contain CR, LF or NUL, got ${JSON.stringify(v)}`);
+    }
+    common.push([k, v]);
+  }
+  if (options.cors) common.push(["Access-Control-Allow-Origin", "*"]);
+
+  const cache = new Map<string, CacheEntry>();
+  let cacheBytes = 0;
+
+  function reply(
+    status: number,
+    headers: Array<[string, string]>,
+    body: Reply["body"] = [],
+    length = 0,
+    release?: () => void,
+  ): Reply {
+    for (const h of common) headers.push(h);
+    return release ? { status, headers, body, length, release } : { status, headers, body, length };
+  }
+
+  function errorReply(status: number, extra: Array<[string, string]> = []): Reply {
+    const body = encoder.encode(`${status} ${REASONS[status] ?? "Error"}\n`);
+    return reply(status, [["Content-Type", TEXT], ...extra], [body], body.length);
+  }
+
+  function mapError(e: unknown): Reply {
+    const status = errorStatus(e);
+    // Out of descriptors is temporary: tell the client to come back.
+    if (status === 503) return errorReply(503, [["Retry-After", "1"]]);
+    if (status === 500) {
+      console.error(`ringhttpd: 500: ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
+    }
+    return errorReply(status);
+  }
+
+  /** The real path, or null when it must look absent (outside root, hidden). */
+  async function realInRoot(path: string): Promise<string | null> {
+    const real = await Deno.realPath(path);
+    if (isInside(root, real)) {
+      if (!dotfiles && hasDotComponent(root, real)) return null;
+      return real;
+    }
+    return follow ? real : null;
+  }
+
+  function baseHeaders(m: FileMeta): Array<[string, string]> {
+    const h: Array<[string, string]> = [
+      ["Content-Type", m.type],
+      ["Last-Modified", m.lastModified],
+      ["ETag", m.etag],
+      ["Accept-Ranges", "bytes"],
+    ];
+    if (m.coding) h.push(["Content-Encoding", m.coding]);
+    if (m.vary) h.push(["Vary", "Accept-Encoding"]);
+    return h;
+  }
+
+  /** Preconditions, then Range, then the full body; from a file or bytes. */
+  function fileReply(
+    p: Picked,
+    m: FileMeta,
+    file: Deno.FsFile | null,
+    bytes: Uint8Array | null,
+  ): Reply {
+    const release = file ? () => file.close() : undefined;
+    const pre = evaluatePreconditions(p, m.etag, m.mtimeMs);
+    if (pre === 304) {
+      const h: Array<[string, string]> = [["ETag", m.etag], ["Last-Modified", m.lastModified]];
+      if (m.vary) h.push(["Vary", "Accept-Encoding"]);
+      return reply(304, h, [], 0, release);
+    }
+    if (pre === 412) {
+      const r = errorReply(412);
+      if (release) r.release = release;
+      return r;
+    }
+    const slice = (start: number, end: number) =>
+      file ? { file, start, end } : bytes!.subarray(start, end);
+    const size = m.size;
+    if (
+      p.range !== undefined &&
+      (p.ifRange === undefined || ifRangeHolds(p.ifRange, m.etag, m.mtimeMs))
+    ) {
+      const r = parseRange(p.range, size);
+      if (r.kind === "unsatisfiable") {
+        const h = baseHeaders(m);
+        h.push(["Content-Range", `bytes */${size}`]);
+        return reply(416, h, [], 0, release);
+      }
+      if (r.kind === "ranges" && r.ranges.length === 1) {
+        const [start, end] = r.ranges[0];
+        const h = baseHeaders(m);
+        h.push(["Content-Range", `bytes ${start}-${end - 1}/${size}`]);
+        return reply(206, h, [slice(start, end)], end - start, release);
+      }
+      if (r.kind === "ranges") {
+        const { pieces, length } = multipartLayout(r.ranges, size, m.type, BOUNDARY);
+        const h = baseHeaders(m);
+        h[0] = ["Content-Type", `multipart/byteranges; boundary=${BOUNDARY}`];
+        const body = pieces.map((x) => x instanceof Uint8Array ? x : slice(x[0], x[1]));
+        return reply(206, h, body, length, release);
+      }
+    }
+    return reply(
+      200,
+      baseHeaders(m),
+      [size === 0 ? new Uint8Array(0) : slice(0, size)],
+      size,
+      release,
+    );
+  }
+
+  function metaOf(info: Deno.FileInfo, type: string, coding: string | undefined, vary: boolean) {
+    const mtimeMs = info.mtime?.getTime() ?? 0;
+    const m: FileMeta = {
+      type,
+      size: info.size,
+      mtimeMs,
+      etag: makeETag(info.size, mtimeMs, info.ino ?? 0),
+      lastModified: httpDate(mtimeMs),
+      vary,
+    };
+    if (coding) m.coding = coding;
+    return m;
+  }
+
+  function cacheInsert(key: string, real: string, m: FileMeta, ino: number, bytes: Uint8Array) {
+    if (bytes.length > cacheMaxBytes) return;
+    const old = cache.get(key);
+    if (old) {
+      cache.delete(key);
+      cacheBytes -= old.bytes.length;
+    }
+    // Oldest-inserted first out: a Map iterates in insertion order.
+    for (const [k, e] of cache) {
+      if (cacheBytes + bytes.length <= cacheMaxBytes) break;
+      cache.delete(k);
+      cacheBytes -= e.bytes.length;
+    }
+    const headers = baseHeaders(m);
+    for (const h of common) headers.push(h);
+    let head = `HTTP/1.1 200 OK\r\n`;
+    for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
+    head += `Content-Length: ${bytes.length}\r\n`;
+    const r: Reply = Object.freeze({
+      status: 200,
+      headers: Object.freeze(headers) as Array<[string, string]>,
+      body: Object.freeze([bytes]) as Reply["body"],
+      length: bytes.length,
+      rawHead: encoder.encode(head),
+    });
+    cache.set(key, { key, real, meta: m, ino, bytes, reply: r, checked: Date.now() });
+    cacheBytes += bytes.length;
+  }
+
+  async function exists(path: string): Promise<string | null> {
+    try {
+      const real = await realInRoot(path);
+      if (real === null) return null;
+      return (await Deno.stat(real)).isFile ? real : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function serveFile(req: RequestHead, p: Picked, real: string, cacheKey: string | null) {
+    const type = contentType(real);
+    const br = await exists(real + ".br");
+    const gz = await exists(real + ".gz");
+    const ae = getHeader(req, "accept-encoding");
+    let path = real;
+    let coding: string | undefined;
+    if (br !== null && acceptsCoding(ae, "br")) [path, coding] = [br, "br"];
+    else if (gz !== null && acceptsCoding(ae, "gzip")) [path, coding] = [gz, "gzip"];
+    const vary = br !== null || gz !== null;
+    // Open first, then stat the open file: the validators and length then
+    // describe exactly the bytes we send, even if the path is replaced now.
+    const file = await Deno.open(path, { read: true });
+    let info: Deno.FileInfo;
+    try {
+      info = await file.stat();
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    if (!info.isFile) {
+      file.close();
+      return errorReply(404);
+    }
+    const m = metaOf(info, type, coding, vary);
+    if (cacheKey !== null && !vary && info.size <= cacheMaxFileBytes && cacheMaxBytes > 0) {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(info.size);
+        let got = 0;
+        while (got < bytes.length) {
+          const n = await file.read(bytes.subarray(got));
+          if (n === null) break;
+          got += n;
+        }
+        if (got < bytes.length) {
+          // Truncated under us: serve what the open file holds, don't cache.
+          return fileReply(p, { ...m, size: got }, null, bytes.subarray(0, got));
+        }
+      } finally {
+        file.close();
+      }
+      cacheInsert(cacheKey, real, m, info.ino ?? 0, bytes);
+      return fileReply(p, m, null, bytes);
+    }
+    return fileReply(p, m, file, null);
+  }
+
+  async function listing(req: RequestHead, p: Picked, real: string, segments: string[]) {
+    const q = parseListingQuery(req.query);
+    const accept = getHeader(req, "accept");
+    const json = q.json || (accept !== undefined && accept.includes("application/json"));
+    const dirInfo = await Deno.stat(real);
+    // Bounded: collecting is synchronous (~5 us per entry), so a huge
+    // directory costs at most COLLECT_MAX entries of worker time and memory.
+    const collectMax = Math.max(COLLECT_MAX, listingCap);
+    const entries = collectEntries(real, dotfiles, collectMax + 1);
+    const truncated = entries.length > collectMax;
+    if (truncated) entries.length = collectMax;
+    let mtime = dirInfo.mtime?.getTime() ?? 0;
+    for (const e of entries) if (e.mtimeMs > mtime) mtime = e.mtimeMs;
+    sortEntries(entries, q.sort, q.order);
+    const pages = Math.max(1, Math.ceil(entries.length / listingCap));
+    if (q.page > pages) return errorReply(404);
+    const etag = listingETag(
+      entries,
+      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}`,
+    );
+    const lastModified = httpDate(mtime);
+    const pre = evaluatePreconditions(p, etag, mtime);
+    const h: Array<[string, string]> = [
+      ["Vary", "Accept"],
+      ["ETag", etag],
+      ["Last-Modified", lastModified],
+    ];
+    if (truncated) h.push(["X-Listing-Truncated", String(collectMax)]);
+    if (pre === 304) return reply(304, h);
+    if (pre === 412) return errorReply(412);
+    const page = entries.slice((q.page - 1) * listingCap, q.page * listingCap);
+    let body: Uint8Array;
+    if (json) {
+      body = renderJson(page);
+      h.unshift(["Content-Type", "application/json; charset=utf-8"]);
+      const link = (n: number, rel: string) =>
+        `<?format=json&sort=${q.sort}&order=${q.order}&page=${n}>; rel="${rel}"`;
+      if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
+      if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
+    } else {
+      const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+      body = renderHtml(page, { path, query: q, pages, total: entries.length, truncated });
+      h.unshift(["Content-Type", "text/html; charset=utf-8"]);
+    }
+    return reply(200, h, [body], body.length);
+  }
+
+  const rootBytes = encoder.encode(root === "/" ? "/" : root + "/");
+  const lossy = new TextDecoder();
+
+  /**
+   * A file whose name is not UTF-8 (linked from listings by its raw bytes):
+   * the same checks on bytes, through libc; read into memory because Deno
+   * cannot adopt the descriptor (see `_rawfs.ts`), so bounded by
+   * RAW_MAX_BYTES (larger: 403). Files only, never cached.
+   */
+  function rawFile(req: RequestHead): Reply {
+    const r = decodeRawPath(req.path, dotfiles);
+    if (!r.ok) return errorReply(r.status);
+    if (r.trailingSlash) return errorReply(404);
+    const full = new Uint8Array(rootBytes.length + r.bytes.length);
+    full.set(rootBytes);
+    full.set(r.bytes, rootBytes.length);
+    const real = rawRealPath(full);
+    if (real === null) return errorReply(404);
+    let inside = real.length > rootBytes.length;
+    for (let i = 0; inside && i < rootBytes.length; i++) inside = real[i] === rootBytes[i];
+    if (!inside && !follow) return errorReply(404);
+    const realName = lossy.decode(real);
+    if (inside && !dotfiles && hasDotComponent(root, realName)) return errorReply(404);
+    const r2 = rawReadFile(real, RAW_MAX_BYTES);
+    if (r2 === null) return errorReply(404);
+    if (r2 === "too large") return errorReply(403);
+    const { info, bytes } = r2;
+    const m: FileMeta = {
+      type: contentType(realName),
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      etag: makeETag(info.size, info.mtimeMs, info.ino),
+      lastModified: httpDate(info.mtimeMs),
+      vary: false,
+    };
+    return fileReply(pick(req), m, null, bytes);
+  }
+
+  async function slow(req: RequestHead): Promise<Reply> {
+    const d = decodePath(req.path, dotfiles);
+    if (!d.ok) {
+      // Not UTF-8: may name a file Deno cannot spell; try the exact bytes.
+      if (d.reason === INVALID_UTF8 && rawAvailable()) return rawFile(req);
+      return errorReply(d.status);
+    }
+    const p = pick(req);
+    const fsPath = d.segments.length === 0 ? root : root + "/" + d.segments.join("/");
+    const real = await realInRoot(fsPath);
+    if (real === null) return errorReply(404);
+    const st = await Deno.stat(real);
+    if (st.isDirectory) {
+      if (!d.trailingSlash) {
+        // Relative links inside the listing resolve against the URL, so the
+        // directory URL must end in `/`. Relative Location: never from Host.
+        const raw = req.path.slice(req.path.lastIndexOf("/") + 1);
+        const loc = "./" + raw + "/" + (req.query === "" ? "" : "?" + req.query);
+        return reply(301, [["Location", loc], ["Content-Type", TEXT]]);
+      }
+      const index = await exists(real + "/index.html");
+      if (index !== null) return serveFile(req, p, index, req.path);
+      if (!dirListing) return errorReply(404);
+      return listing(req, p, real, d.segments);
+    }
+    // `file/` asks for a directory; opening a FIFO or device would block.
+    if (d.trailingSlash || !st.isFile) return errorReply(404);
+    return serveFile(req, p, real, req.path);
+  }
+
+  async function revalidate(req: RequestHead, e: CacheEntry): Promise<Reply> {
+    // Claim the check: requests arriving while this stat runs keep using the
+    // entry instead of each starting their own stat (one check per window).
+    e.checked = Date.now();
+    try {
+      const d = decodePath(req.path, dotfiles);
+      if (d.ok) {
+        const fsPath = d.segments.length === 0 ? root : root + "/" + d.segments.join("/");
+        const real = await realInRoot(fsPath);
+        let target = real;
+        if (real !== null && (await Deno.stat(real)).isDirectory) {
+          target = await exists(real + "/index.html");
+        }
+        if (target === e.real) {
+          const s = await Deno.stat(target);
+          if (
+            s.isFile && s.size === e.meta.size && (s.ino ?? 0) === e.ino &&
+            (s.mtime?.getTime() ?? 0) === e.meta.mtimeMs
+          ) {
+            e.checked = Date.now();
+            return hasConditional(req.headers)
+              ? fileReply(pick(req), e.meta, null, e.bytes)
+              : e.reply;
+          }
+        }
+      }
+    } catch {
+      // fall through: the slow path maps the error
+    }
+    if (cache.get(e.key) === e) {
+      cache.delete(e.key);
+      cacheBytes -= e.bytes.length;
+    }
+    return slow(req);
+  }
+
+  return function handle(req: RequestHead): Reply | Promise<Reply> {
+    try {
+      const method = req.method;
+      if (method !== "GET" && method !== "HEAD") {
+        return errorReply(405, [["Allow", "GET, HEAD"]]);
+      }
+      const hit = cache.get(req.path);
+      if (hit !== undefined) {
+        if (Date.now() - hit.checked < revalidateMs) {
+          // Hot path: no I/O; no allocation unless the request is conditional.
+          return hasConditional(req.headers)
+            ? fileReply(pick(req), hit.meta, null, hit.bytes)
+            : hit.reply;
+        }
+        return revalidate(req, hit).catch(mapError);
+      }
+      return slow(req).catch(mapError);
+    } catch (e) {
+      return mapError(e);
+    }
+  };
+}

@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import {
+  collectEntries,
+  type Entry,
+  entryHref,
+  escapeHtml,
+  humanSize,
+  isoLike,
+  listingETag,
+  parseListingQuery,
+  renderHtml,
+  renderJson,
+  rfc3339,
+  sortEntries,
+} from "./listing.ts";
+
+const dec = new TextDecoder();
+const Q = parseListingQuery("");
+
+function e(name: string, isDir = false, size = 0, mtimeMs = 0): Entry {
+  return { name, type: isDir ? "dir" : "file", isDir, size, mtimeMs };
+}
+
+Deno.test("parseListingQuery() reads sort, order, page and format, ignoring junk", () => {
+  assert.deepEqual(Q, { sort: "name", order: "asc", page: 1, json: false });
+  assert.deepEqual(parseListingQuery("sort=size&order=desc&page=3&format=json"), {
+    sort: "size",
+    order: "desc",
+    page: 3,
+    json: true,
+  });
+  assert.deepEqual(parseListingQuery("sort=evil&order=up&page=0&page=-1&format=xml"), Q);
+});
+
+Deno.test("sortEntries() puts directories first, then natural case-insensitive names", () => {
+  const list = [e("b10"), e("B2"), e("a"), e("zdir", true), e("Adir", true), e("b1")];
+  assert.deepEqual(sortEntries(list, "name", "asc").map((x) => x.name), [
+    "Adir",
+    "zdir",
+    "a",
+    "b1",
+    "B2",
+    "b10",
+  ]);
+  assert.deepEqual(sortEntries(list, "name", "desc").map((x) => x.name), [
+    "zdir",
+    "Adir",
+    "b10",
+    "B2",
+    "b1",
+    "a",
+  ]);
+});
+
+Deno.test("sortEntries() sorts by size and mtime with name as tie-break", () => {
+  const list = [e("c", false, 5, 3), e("a", false, 5, 1), e("b", false, 1, 2)];
+  assert.deepEqual(sortEntries(list, "size", "asc").map((x) => x.name), ["b", "a", "c"]);
+  assert.deepEqual(sortEntries(list, "mtime", "desc").map((x) => x.name), ["c", "b", "a"]);
+});
+
+Deno.test("escapeHtml() and entryHref() escape hostile names", () => {
+  assert.equal(
+    escapeHtml(`<a href="x">'&'</a>`),
+    "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;",
+  );
+  assert.equal(entryHref(`a"b<c>'d&e`, false), "a%22b%3Cc%3E&#39;d%26e");
+  assert.equal(entryHref("q?x#y %", false), "q%3Fx%23y%20%25");
+  assert.equal(entryHref("javascript:alert(1)", false), "./javascript%3Aalert(1)");
+  assert.equal(entryHref("dir", true), "dir/");
+  assert.equal(entryHref("\u00e9", false), "%C3%A9");
+});
+
+Deno.test("humanSize() uses binary units", () => {
+  assert.equal(humanSize(0), "0 B");
+  assert.equal(humanSize(1023), "1023 B");
+  assert.equal(humanSize(1536), "1.5 KiB");
+  assert.equal(humanSize(50 * 1024 * 1024), "50 MiB");
+});
+
+Deno.test("renderHtml() escapes names in text and href and links the column headers", () => {
+  const entries = [
+    e("sub<dir>", true),
+    e(`x"y'z&.txt`, false, 2048, Date.UTC(2024, 0, 2, 3, 4, 5)),
+  ];
+  const html = dec.decode(renderHtml(entries, { path: "/a <b>/", query: Q, pages: 1, total: 2 }));
+  assert.ok(html.startsWith("<!DOCTYPE html>"));
+  assert.ok(html.includes("<title>Index of /a &lt;b&gt;/</title>"));
+  assert.ok(html.includes('<a href="/a%20%3Cb%3E/">a &lt;b&gt;</a>/'));
+  assert.ok(html.includes('<a href="sub%3Cdir%3E/">sub&lt;dir&gt;/</a>'));
+  assert.ok(html.includes('<a href="x%22y&#39;z%26.txt">x&quot;y&#39;z&amp;.txt</a>'));
+  assert.ok(html.includes('title="2048 bytes">2.0 KiB<'));
+  assert.ok(html.includes("2024-01-02 03:04:05"));
+  assert.ok(html.includes('<a href="../">../</a>'));
+  assert.ok(html.includes('href="?sort=name&amp;order=desc"'));
+  assert.ok(html.includes('href="?sort=size&amp;order=asc"'));
+  assert.ok(html.includes("prefers-color-scheme:dark"));
+  assert.ok(!/<script/i.test(html));
+  // no raw hostile character survives outside markup
+  assert.ok(!html.includes("sub<dir>"));
+});
+
+Deno.test("renderHtml() omits ../ at the root and adds page links when paginated", () => {
+  const q = parseListingQuery("page=2&sort=size");
+  const html = dec.decode(renderHtml([], { path: "/", query: q, pages: 3, total: 25 }));
+  assert.ok(!html.includes('href="../"'));
+  assert.ok(html.includes('href="?sort=size&amp;order=asc" rel="prev"'));
+  assert.ok(html.includes('href="?sort=size&amp;order=asc&amp;page=3" rel="next"'));
+  assert.ok(html.includes("page 2 of 3 (25 entries)"));
+});
+
+Deno.test("renderHtml() says when the directory was too large to read whole", () => {
+  const ctx = { path: "/", query: Q, pages: 1, total: 5, truncated: true };
+  assert.ok(dec.decode(renderHtml([], ctx)).includes("Only the first 5 entries"));
+});
+
+Deno.test("renderHtml() lists a lossy (non-UTF-8) name without a link", () => {
+  const lossy: Entry = { ...e("a\uFFFDb"), lossy: true };
+  const html = dec.decode(renderHtml([lossy], { path: "/", query: Q, pages: 1, total: 1 }));
+  assert.ok(html.includes("a\uFFFDb"));
+  assert.ok(!html.includes('href="a%EF%BF%BDb"'));
+});
+
+Deno.test("renderJson() gives name, type, size and RFC 3339 mtime", () => {
+  const entries: Entry[] = [
+    e("d", true, 4096, 0),
+    { name: 'q"\\\n', type: "symlink", isDir: false, size: 3, mtimeMs: Date.UTC(2024, 0, 2) },
+  ];
+  const parsed = JSON.parse(dec.decode(renderJson(entries)));
+  assert.deepEqual(parsed, [
+    { name: "d", type: "dir", size: 4096, mtime: "1970-01-01T00:00:00.000Z" },
+    { name: 'q"\\\n', type: "symlink", size: 3, mtime: "2024-01-02T00:00:00.000Z" },
+  ]);
+  assert.deepEqual(JSON.parse(dec.decode(renderJson([]))), []);
+});
+
+Deno.test("listingETag() changes with entries and options", () => {
+  const a = [e("a", false, 1, 1)];
+  const t = listingETag(a, "h");
+  assert.match(t, /^W\/"/);
+  assert.equal(listingETag([e("a", false, 1, 1)], "h"), t);
+  assert.notEqual(listingETag([e("a", false, 2, 1)], "h"), t);
+  assert.notEqual(listingETag(a, "j"), t);
+});
+
+Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/f.txt`, "hello");
+    await Deno.writeTextFile(`${dir}/.hidden`, "x");
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.symlink("sub", `${dir}/link`);
+    await Deno.symlink("nowhere", `${dir}/dangling`);
+    await Deno.symlink("loop", `${dir}/loop`);
+    const got = sortEntries(collectEntries(dir, false), "name", "asc");
+    assert.deepEqual(got.map((x) => [x.name, x.type, x.isDir]), [
+      ["link", "symlink", true],
+      ["sub", "dir", true],
+      ["dangling", "symlink", false],
+      ["f.txt", "file", false],
+      ["loop", "symlink", false],
+    ]);
+    assert.equal(got.find((x) => x.name === "f.txt")!.size, 5);
+    assert.ok(collectEntries(dir, true).some((x) => x.name === ".hidden"));
+    assert.equal(collectEntries(dir, false, 2).length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("isoLike() and rfc3339() match Date#toISOString for years 1970-9999", () => {
+  let seed = 12345;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 20000; i++) {
+    const ms = Math.floor(rand() * 253402300799999);
+    const iso = new Date(ms).toISOString();
+    assert.equal(rfc3339(ms), iso);
+    assert.equal(isoLike(ms), iso.slice(0, 10) + " " + iso.slice(11, 19));
+  }
+  assert.equal(rfc3339(951782400000), "2000-02-29T00:00:00.000Z");
+  assert.equal(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+  assert.equal(rfc3339(NaN), "1970-01-01T00:00:00.000Z");
+});
