@@ -906,10 +906,6 @@ Deno.test("hostile inputs: every href in the root listing answers (escaping roun
 
 Deno.test({
   name: "non-UTF-8 names are linkable: listed with an href that answers 200",
-  // BUG (spec deviation, issue 3 section 4): the listing shows a non-UTF-8 name
-  // without a link ("name is not valid UTF-8") and GET /%FF%FE-bin.txt answers
-  // 400, because Deno reports such names lossily (U+FFFD). Re-enable when fixed.
-  ignore: true,
   fn: async () => {
     await using fx = await makeFixture();
     assert.ok(fx.nonUtf8, "fixture could not create a non-UTF-8 name");
