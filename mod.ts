@@ -41,3 +41,5 @@ export {
   sortEntries,
 } from "./http/listing.ts";
 export type { Entry, ListingQuery, RenderContext, SortKey, SortOrder } from "./http/listing.ts";
+export { MpmcRing, type MpmcRingOptions, SpscRing, type SpscRingOptions } from "./queue/mod.ts";
+export type { WaitResult } from "./queue/mod.ts";
