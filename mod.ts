@@ -43,3 +43,20 @@ export {
 export type { Entry, ListingQuery, RenderContext, SortKey, SortOrder } from "./http/listing.ts";
 export { MpmcRing, type MpmcRingOptions, SpscRing, type SpscRingOptions } from "./queue/mod.ts";
 export type { WaitResult } from "./queue/mod.ts";
+export { parseRequest, RequestParser } from "./http/parser.ts";
+export {
+  ConnectionSet,
+  errorResponse,
+  HttpConnection,
+  reasonPhrase,
+  serveDenoConn,
+} from "./http/engine.ts";
+export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts";
+export {
+  MAX_CONTENT_LENGTH_DIGITS,
+  MAX_DISCARD_BODY,
+  MAX_HEADER_BLOCK,
+  MAX_HEADERS,
+  MAX_METHOD,
+  MAX_REQUEST_LINE,
+} from "./http/limits.ts";

@@ -1,0 +1,851 @@
+/**
+ * The HTTP/1.1 connection engine: bytes in ({@linkcode HttpConnection.feed}),
+ * bytes out (a {@linkcode Transport}), requests answered strictly in order by a
+ * {@linkcode Handler}. It knows nothing about sockets or threads;
+ * {@linkcode serveDenoConn} wires it to a `Deno.Conn`.
+ *
+ * Contract:
+ * - One request is handled at a time; pipelined requests wait in the input.
+ *   `feed` returns a promise while a response is in flight; the caller stops
+ *   reading until it resolves (backpressure). The engine copies the input
+ *   bytes it keeps past that point.
+ * - Every reply gets exactly one response and one `release()` call, also when
+ *   the peer went away. After any error response the connection is closed.
+ * - Deadlines are driven by `tick(now)`: a phase (waiting for a head, idle
+ *   between requests, a write in progress) starts at the first tick that sees
+ *   it, so a deadline fires within one tick interval after it is due, and the
+ *   hot path never reads the clock.
+ *
+ * Choices: a header timeout with part of a head received is answered 408
+ * (nothing received: silent close, since a 408 could cross a request in
+ * flight); idle and write timeouts close silently. A handler that throws or
+ * rejects, or a reply whose body length disagrees with `length`, whose status
+ * is not 100-999, or whose header holds CR/LF, is answered 500 with one
+ * `console.error` line and the connection is closed. 204/304 replies and HEAD
+ * get no body; 204/304 also no Content-Length. Every response carries
+ * `Connection: keep-alive` or `Connection: close`.
+ *
+ * @module
+ */
+import type { FileSlice, Handler, Reply, RequestHead } from "./types.ts";
+import { RequestParser } from "./parser.ts";
+
+/** Where the engine's output goes. */
+export interface Transport {
+  /**
+   * Writes all of `bytes`. The bytes are only valid until the call returns or
+   * its promise resolves (the engine reuses its buffer): copy to keep them.
+   */
+  write(bytes: Uint8Array): Promise<void> | void;
+  /** Closes the connection; a pending write must then settle (Deno's rejects). Called once. */
+  close(): void;
+}
+
+/** Deadlines of one connection, in milliseconds. */
+export interface EngineOptions {
+  /**
+   * Time to receive a whole request head, from connection open or from the
+   * first byte of the head. A partly received head is answered 408.
+   * @default {10000}
+   */
+  headerTimeoutMs?: number;
+  /**
+   * Time a kept-alive connection may sit idle between requests.
+   * @default {15000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Time one write may stay pending (the peer stopped reading) before the
+   * connection is closed.
+   * @default {30000}
+   */
+  writeTimeoutMs?: number;
+}
+
+/** Observers of a connection. */
+export interface ConnectionHooks {
+  /** Called once, when the transport is closed. */
+  onClose?(): void;
+  /** Called after each response; `req` is null for the engine's own errors. */
+  onResponse?(req: RequestHead | null, status: number, bytes: number): void;
+}
+
+const WAIT_NONE = 0;
+const WAIT_HEAD = 1;
+const WAIT_IDLE = 2;
+const WAIT_WRITE = 3;
+
+/** Head + body up to this size go out in one write. */
+const OUT_SIZE = 16384;
+/**
+ * Read buffer of one `Deno.Conn`. A pending read pins it, idle connections
+ * included, so it is small: a browser head fits; larger input just takes more
+ * reads (the engine joins partial heads).
+ */
+const READ_SIZE = 8192;
+/** File slices are read and written in chunks of this size. */
+const FILE_CHUNK = 65536;
+
+const encoder = new TextEncoder();
+
+// Output and file-chunk buffers are pooled per thread and held by a
+// connection only while it is answering, so idle keep-alive connections
+// cost no buffers (10,000 idle connections would otherwise pin 800 MB).
+const POOL_MAX = 64;
+const outPool: Uint8Array[] = [];
+const chunkPool: Uint8Array[] = [];
+
+const REASONS: Record<number, string> = {
+  100: "Continue",
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+
+/** Reason phrase for `status` ("Unknown" when we have none; clients ignore it). */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? "Unknown";
+}
+
+let dateSecond = -1;
+let dateLine = "";
+/** `Date: <IMF-fixdate>\r\n`, re-rendered at most once per second. */
+function currentDateLine(): string {
+  const now = Date.now();
+  const sec = (now / 1000) | 0;
+  if (sec !== dateSecond) {
+    dateSecond = sec;
+    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
+// The engine's own error responses, serialised once; only Date is added.
+const errorHeads = new Map<number, Uint8Array>();
+const errorBodies = new Map<number, Uint8Array>();
+for (const status of [400, 408, 413, 414, 431, 500, 501, 505]) {
+  const body = encoder.encode(`${status} ${reasonPhrase(status)}\n`);
+  errorBodies.set(status, body);
+  errorHeads.set(
+    status,
+    encoder.encode(
+      `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n`,
+    ),
+  );
+}
+const CLOSE_TAIL = encoder.encode("Connection: close\r\n\r\n");
+const KEEP_TAIL = encoder.encode("Connection: keep-alive\r\n\r\n");
+
+/** Pre-serialised bytes of the engine's error response for `status`, with the current Date. */
+export function errorResponse(status: number): Uint8Array {
+  const head = errorHeads.get(status) ?? errorHeads.get(500)!;
+  const body = errorBodies.get(status) ?? errorBodies.get(500)!;
+  const date = encoder.encode(currentDateLine());
+  const out = new Uint8Array(head.length + date.length + 2 + body.length);
+  out.set(head, 0);
+  out.set(date, head.length);
+  out[head.length + date.length] = 13;
+  out[head.length + date.length + 1] = 10;
+  out.set(body, head.length + date.length + 2);
+  return out;
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === "function";
+}
+
+function isSlice(part: Uint8Array | FileSlice): part is FileSlice {
+  return !(part instanceof Uint8Array);
+}
+
+function hasCrLf(s: string): boolean {
+  return s.indexOf("\r") >= 0 || s.indexOf("\n") >= 0;
+}
+
+/**
+ * One HTTP/1.1 connection: feed it received bytes, it writes responses.
+ *
+ * @example Answer one request over an in-memory transport
+ * ```ts
+ * import { HttpConnection } from "./engine.ts";
+ * const out: Uint8Array[] = [];
+ * const conn = new HttpConnection(
+ *   { write: (b) => void out.push(b.slice()), close() {} },
+ *   () => ({ status: 200, headers: [], body: [new TextEncoder().encode("hi")], length: 2 }),
+ * );
+ * await conn.feed(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+ * console.assert(new TextDecoder().decode(out[0]).startsWith("HTTP/1.1 200 OK\r\n"));
+ * ```
+ */
+export class HttpConnection {
+  #t: Transport;
+  #handler: Handler;
+  #hooks: ConnectionHooks;
+  #headerTimeout: number;
+  #idleTimeout: number;
+  #writeTimeout: number;
+  #parser = new RequestParser();
+  /** Unconsumed input, copied (a partial head, or bytes fed while busy). */
+  #pending: Uint8Array | null = null;
+  /** The buffer behind the data `feed` built from `#pending` (ours to keep). */
+  #owned: ArrayBufferLike | null = null;
+  /** Body bytes still to skip before the next head. */
+  #discard = 0;
+  /** Resolves when the in-flight work is done; null when idle. */
+  #busy: Promise<void> | null = null;
+  /** No more requests are read (error, close, drain, EOF). */
+  #closing = false;
+  /** The transport is closed. */
+  #dead = false;
+  #draining = false;
+  #eof = false;
+  #wait = WAIT_HEAD;
+  #since = NaN;
+  #out: Uint8Array | null = null;
+  #chunk: Uint8Array | null = null;
+
+  /**
+   * @param transport Where responses are written.
+   * @param handler Answers each request.
+   * @param options Deadlines.
+   * @param hooks Close and per-response observers.
+   */
+  constructor(
+    transport: Transport,
+    handler: Handler,
+    options: EngineOptions = {},
+    hooks: ConnectionHooks = {},
+  ) {
+    this.#t = transport;
+    this.#handler = handler;
+    this.#hooks = hooks;
+    this.#headerTimeout = options.headerTimeoutMs ?? 10000;
+    this.#idleTimeout = options.idleTimeoutMs ?? 15000;
+    this.#writeTimeout = options.writeTimeoutMs ?? 30000;
+  }
+
+  /** `true` once no more requests will be answered (the transport may still be finishing a write). */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Pushes received bytes.
+   *
+   * @param chunk Bytes read from the peer; only used until the returned promise resolves.
+   * @returns A promise while a response is in flight (stop reading until it resolves).
+   */
+  feed(chunk: Uint8Array): Promise<void> | void {
+    if (this.#closing || chunk.length === 0) return this.#busy ?? undefined;
+    if (this.#busy !== null) {
+      // The caller ignored backpressure: keep a copy, handle it afterwards.
+      this.#pending = append(this.#pending, chunk);
+      return this.#busy;
+    }
+    let data = chunk;
+    if (this.#pending !== null) {
+      // Appending in place to a buffer that grows by doubling keeps a head
+      // sent one byte per read at O(length) copying, not O(length^2).
+      data = append(this.#pending, chunk);
+      this.#owned = data.buffer;
+      this.#pending = null;
+    }
+    if (this.#wait === WAIT_IDLE) this.#setWait(WAIT_HEAD);
+    return this.#pump(data, 0);
+  }
+
+  /** The peer closed its side (or the read failed): finish the response in flight, then close. */
+  end(): void {
+    this.#eof = true;
+    if (this.#busy === null) this.#destroy();
+  }
+
+  /**
+   * Graceful shutdown: closes now when no response is in flight, else after it
+   * (that response says `Connection: close` if its head is not written yet).
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#busy === null) this.#destroy();
+  }
+
+  /**
+   * Checks deadlines.
+   *
+   * @param nowMs The current time (any monotonic milliseconds).
+   */
+  tick(nowMs: number): void {
+    if (this.#dead || this.#wait === WAIT_NONE) return;
+    if (this.#since !== this.#since) {
+      this.#since = nowMs;
+      return;
+    }
+    const wait = this.#wait;
+    const limit = wait === WAIT_HEAD
+      ? this.#headerTimeout
+      : wait === WAIT_IDLE
+      ? this.#idleTimeout
+      : this.#writeTimeout;
+    if (nowMs - this.#since < limit) return;
+    if (wait === WAIT_HEAD && !this.#closing && (this.#pending !== null || this.#discard > 0)) {
+      // Part of a request arrived: say why we give up. With nothing received
+      // a 408 could be mistaken for the answer to a request still in flight.
+      this.#fail(408);
+    } else {
+      this.#destroy();
+    }
+  }
+
+  /** Gives the pooled buffers back; only called when no write is pending. */
+  #returnBuffers(): void {
+    if (this.#out !== null) {
+      if (outPool.length < POOL_MAX) outPool.push(this.#out);
+      this.#out = null;
+    }
+    if (this.#chunk !== null) {
+      if (chunkPool.length < POOL_MAX) chunkPool.push(this.#chunk);
+      this.#chunk = null;
+    }
+  }
+
+  #setWait(kind: number): void {
+    this.#wait = kind;
+    this.#since = NaN;
+  }
+
+  /** Consumes `data[pos..]`: skips body bytes, parses heads, answers them in order. */
+  #pump(data: Uint8Array, pos: number): Promise<void> | void {
+    const end = data.length;
+    while (!this.#closing) {
+      if (this.#discard > 0) {
+        const n = Math.min(this.#discard, end - pos);
+        pos += n;
+        this.#discard -= n;
+        if (this.#discard > 0) {
+          if (this.#wait !== WAIT_HEAD) this.#setWait(WAIT_HEAD);
+          return;
+        }
+      }
+      if (pos === end) {
+        if (this.#eof || this.#draining) this.#destroy();
+        else this.#setWait(WAIT_IDLE);
+        this.#returnBuffers();
+        return;
+      }
+      const used = this.#parser.parse(data, pos);
+      if (used === 0) {
+        this.#returnBuffers();
+        this.#pending = pos === 0 && data.buffer === this.#owned
+          ? data
+          : append(null, data.subarray(pos));
+        this.#owned = null;
+        if (this.#wait !== WAIT_HEAD) this.#setWait(WAIT_HEAD);
+        if (this.#eof) this.#destroy();
+        return;
+      }
+      if (used < 0) return this.#fail(this.#parser.error);
+      pos += used;
+      const parser = this.#parser;
+      this.#discard = parser.contentLength;
+      const req = parser.head!;
+      this.#setWait(WAIT_NONE);
+      const done = this.#respond(req, parser.keepAlive);
+      if (done !== undefined) {
+        const busy = done.then(() => {
+          this.#busy = null;
+          return this.#resume(data, pos);
+        });
+        this.#busy = busy;
+        return busy;
+      }
+    }
+  }
+
+  #resume(data: Uint8Array, pos: number): Promise<void> | void {
+    if (this.#closing) return;
+    if (this.#pending !== null) {
+      data = concat(data.subarray(pos), this.#pending);
+      pos = 0;
+      this.#pending = null;
+    }
+    return this.#pump(data, pos);
+  }
+
+  /** Calls the handler and writes its reply. Returns a promise only when something is pending. */
+  #respond(req: RequestHead, keepAlive: boolean): Promise<void> | undefined {
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = this.#handler(req);
+    } catch (err) {
+      console.error(`ringhttpd: handler threw for ${req.method} ${req.target}: ${err}`);
+      return this.#fail(500, req);
+    }
+    if (isThenable(reply)) {
+      return reply.then(
+        (r) => this.#write(req, r, keepAlive),
+        (err) => {
+          console.error(`ringhttpd: handler rejected for ${req.method} ${req.target}: ${err}`);
+          return this.#fail(500, req);
+        },
+      );
+    }
+    return this.#write(req, reply, keepAlive);
+  }
+
+  /** Serialises the head (+ body if it fits) into the out buffer; returns its length or -1. */
+  #head(reply: Reply, keep: boolean, sendLength: boolean): Uint8Array | null {
+    let s = "";
+    if (reply.rawHead === undefined) {
+      const status = reply.status;
+      s = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+      const hs = reply.headers;
+      for (let i = 0; i < hs.length; i++) {
+        const [k, v] = hs[i];
+        // Response splitting guard: a CR/LF in a header would forge headers.
+        if (hasCrLf(k) || hasCrLf(v)) return null;
+        s += `${k}: ${v}\r\n`;
+      }
+      if (sendLength) s += `Content-Length: ${reply.length}\r\n`;
+    }
+    s += currentDateLine();
+    const tail = keep ? KEEP_TAIL : CLOSE_TAIL;
+    const raw = reply.rawHead;
+    const rawLen = raw === undefined ? 0 : raw.length;
+    let out = this.#out ??= outPool.pop() ?? new Uint8Array(OUT_SIZE);
+    if (rawLen + s.length * 3 + tail.length > out.length) {
+      out = new Uint8Array(rawLen + s.length * 3 + tail.length + OUT_SIZE);
+    }
+    if (raw !== undefined) out.set(raw, 0);
+    const { written } = encoder.encodeInto(s, out.subarray(rawLen));
+    let n = rawLen + written;
+    out.set(tail, n);
+    n += tail.length;
+    return out.subarray(0, n);
+  }
+
+  #write(req: RequestHead, reply: Reply, keepAlive: boolean): Promise<void> | undefined {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      try {
+        reply.release?.();
+      } catch (err) {
+        console.error(`ringhttpd: release threw: ${err}`);
+      }
+    };
+    if (this.#dead) {
+      release();
+      return;
+    }
+    const status = reply.status;
+    const bodiless = status === 204 || status === 304 || status < 200;
+    const noBody = bodiless || req.method === "HEAD";
+    const parts = reply.body;
+    let total = 0;
+    let simple = true;
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i];
+      if (isSlice(p)) {
+        total += p.end - p.start;
+        simple = false;
+      } else total += p.length;
+    }
+    const keep = keepAlive && !this.#draining && !this.#eof;
+    const head = (noBody || total === reply.length) && reply.length >= 0 &&
+        Number.isInteger(status) && status >= 100 && status <= 999
+      ? this.#head(reply, keep, !bodiless)
+      : null;
+    if (head === null) {
+      release();
+      console.error(
+        `ringhttpd: bad reply for ${req.method} ${req.target}: status ${status}, length ${reply.length}, body ${total}`,
+      );
+      return this.#fail(500, req);
+    }
+    if (noBody || (simple && head.length + total <= head.buffer.byteLength)) {
+      // Fast path: one write of head + small in-memory body.
+      let n = head.length;
+      if (!noBody) {
+        const buf = new Uint8Array(head.buffer, head.byteOffset, head.length + total);
+        for (let i = 0; i < parts.length; i++) {
+          const p = parts[i] as Uint8Array;
+          buf.set(p, n);
+          n += p.length;
+        }
+        const w = this.#send(buf);
+        if (w !== undefined) return w.then(() => this.#finish(req, status, n, keep, release));
+        return this.#finish(req, status, n, keep, release);
+      }
+      const w = this.#send(head);
+      if (w !== undefined) return w.then(() => this.#finish(req, status, n, keep, release));
+      return this.#finish(req, status, n, keep, release);
+    }
+    return this.#writeSlow(req, reply, head, keep, release);
+  }
+
+  async #writeSlow(
+    req: RequestHead,
+    reply: Reply,
+    head: Uint8Array,
+    keep: boolean,
+    release: () => void,
+  ): Promise<void> {
+    let bytes = 0;
+    try {
+      if (await this.#writeSmall(reply, head)) {
+        if (!this.#dead) {
+          return this.#finish(req, reply.status, head.length + reply.length, keep, release);
+        }
+        release();
+        return;
+      }
+      if (this.#dead) {
+        // Truncated file (nothing was sent) or a failed write.
+        release();
+        this.#hooks.onResponse?.(req, reply.status, 0);
+        return;
+      }
+      await this.#send(head);
+      bytes += head.length;
+      for (const part of reply.body) {
+        if (this.#dead) break;
+        if (!isSlice(part)) {
+          await this.#send(part);
+          bytes += part.length;
+          continue;
+        }
+        let pos = part.start;
+        if (pos < part.end) await part.file.seek(pos, Deno.SeekMode.Start);
+        const chunk = this.#chunk ??= chunkPool.pop() ?? new Uint8Array(FILE_CHUNK);
+        while (pos < part.end && !this.#dead) {
+          const n = await part.file.read(chunk.subarray(0, Math.min(FILE_CHUNK, part.end - pos)));
+          if (n === null || n === 0) {
+            // The file shrank under us: the promised length cannot be kept,
+            // and padding would serve bytes that are not the file.
+            release();
+            this.#hooks.onResponse?.(req, reply.status, bytes);
+            this.#destroy();
+            return;
+          }
+          pos += n;
+          await this.#send(chunk.subarray(0, n));
+          bytes += n;
+        }
+      }
+    } catch (err) {
+      if (!this.#dead) console.error(`ringhttpd: writing ${req.target} failed: ${err}`);
+      release();
+      this.#destroy();
+      return;
+    }
+    if (this.#dead) {
+      release();
+      return;
+    }
+    this.#finish(req, reply.status, bytes, keep, release);
+  }
+
+  /**
+   * Head + a body that fits the out buffer, files included, as one write.
+   * Returns false (having sent nothing) when it does not fit; closes the
+   * connection when a file is shorter than its slice.
+   */
+  async #writeSmall(reply: Reply, head: Uint8Array): Promise<boolean> {
+    if (head.length + reply.length > head.buffer.byteLength) return false;
+    const buf = new Uint8Array(head.buffer, head.byteOffset, head.length + reply.length);
+    let n = head.length;
+    for (const part of reply.body) {
+      if (!isSlice(part)) {
+        buf.set(part, n);
+        n += part.length;
+        continue;
+      }
+      let pos = part.start;
+      if (pos < part.end) await part.file.seek(pos, Deno.SeekMode.Start);
+      while (pos < part.end) {
+        const r = await part.file.read(buf.subarray(n, n + part.end - pos));
+        if (r === null || r === 0) {
+          this.#destroy();
+          return false;
+        }
+        pos += r;
+        n += r;
+      }
+    }
+    await this.#send(buf);
+    return true;
+  }
+
+  #finish(
+    req: RequestHead,
+    status: number,
+    bytes: number,
+    keep: boolean,
+    release: () => void,
+  ): undefined {
+    release();
+    this.#hooks.onResponse?.(req, status, bytes);
+    if (!keep || this.#draining || this.#eof) this.#destroy();
+    return undefined;
+  }
+
+  /** Writes `bytes`; on failure closes. The write deadline runs while it is pending. */
+  #send(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.#dead) return;
+    let r: Promise<void> | void;
+    try {
+      r = this.#t.write(bytes);
+    } catch {
+      this.#destroy();
+      return;
+    }
+    if (r === undefined || !isThenable(r)) return;
+    const prev = this.#wait;
+    this.#setWait(WAIT_WRITE);
+    return r.then(
+      () => {
+        if (this.#wait === WAIT_WRITE) this.#setWait(prev);
+      },
+      () => this.#destroy(),
+    );
+  }
+
+  /** Sends the engine's own error response and closes. */
+  #fail(status: number, req: RequestHead | null = null): Promise<void> | undefined {
+    this.#closing = true;
+    this.#pending = null;
+    const bytes = errorResponse(status);
+    const w = this.#send(bytes);
+    const done = () => {
+      this.#hooks.onResponse?.(req, status, bytes.length);
+      this.#destroy();
+    };
+    if (w !== undefined) return w.then(done);
+    done();
+    return undefined;
+  }
+
+  #destroy(): void {
+    this.#closing = true;
+    this.#pending = null;
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#wait = WAIT_NONE;
+    try {
+      this.#t.close();
+    } catch {
+      // Already closed by the peer: nothing left to do.
+    }
+    this.#hooks.onClose?.();
+  }
+}
+
+/**
+ * Appends `chunk` after `pending`, a view at offset 0 of a buffer we own,
+ * growing the buffer geometrically; returns the new view.
+ */
+function append(pending: Uint8Array | null, chunk: Uint8Array): Uint8Array {
+  if (pending === null) {
+    const b = new Uint8Array(Math.max(1024, chunk.length));
+    b.set(chunk);
+    return b.subarray(0, chunk.length);
+  }
+  const len = pending.length;
+  const need = len + chunk.length;
+  let buf = pending.buffer;
+  if (pending.byteOffset !== 0 || need > buf.byteLength) {
+    const grown = new Uint8Array(Math.max(need, 2 * buf.byteLength));
+    grown.set(pending);
+    buf = grown.buffer;
+  }
+  const view = new Uint8Array(buf, 0, need);
+  view.set(chunk, len);
+  return view;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * The connections of one thread, with one ticker for all their deadlines.
+ *
+ * @example Track connections and shut down gracefully
+ * ```ts
+ * import { ConnectionSet } from "./engine.ts";
+ * const set = new ConnectionSet();
+ * await set.drain(); // resolves at once when empty
+ * ```
+ */
+export class ConnectionSet {
+  #conns = new Set<HttpConnection>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #tickMs: number;
+  #draining = false;
+  #drained: (() => void) | null = null;
+  #drainPromise: Promise<void> | null = null;
+
+  /**
+   * @param tickMs How often deadlines are checked; a deadline fires up to this late.
+   * @default {1000}
+   */
+  constructor(tickMs = 1000) {
+    this.#tickMs = tickMs;
+  }
+
+  /** Number of open connections. */
+  get size(): number {
+    return this.#conns.size;
+  }
+
+  /** Starts tracking `conn` (drains it at once if the set is draining). */
+  add(conn: HttpConnection): void {
+    if (conn.closed) return;
+    this.#conns.add(conn);
+    if (this.#draining) conn.drain();
+    if (this.#timer === undefined && this.#conns.size > 0) {
+      const timer = setInterval(() => this.tick(Date.now()), this.#tickMs);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
+  }
+
+  /** Stops tracking `conn`. */
+  remove(conn: HttpConnection): void {
+    this.#conns.delete(conn);
+    if (this.#conns.size === 0) {
+      if (this.#timer !== undefined) clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.#drained?.();
+    }
+  }
+
+  /**
+   * Checks every connection's deadlines (the ticker calls this; tests may too).
+   *
+   * @param nowMs The current time in milliseconds.
+   */
+  tick(nowMs: number): void {
+    for (const c of this.#conns) c.tick(nowMs);
+  }
+
+  /**
+   * Graceful shutdown: idle connections close now, busy ones after their response.
+   *
+   * @returns A promise that resolves when every connection has been removed.
+   */
+  drain(): Promise<void> {
+    this.#draining = true;
+    this.#drainPromise ??= new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
+    for (const c of [...this.#conns]) c.drain();
+    if (this.#conns.size === 0) this.#drained!();
+    return this.#drainPromise;
+  }
+}
+
+/**
+ * Serves one accepted `Deno.Conn` until it closes: a read loop with one reused
+ * buffer that waits for the engine (backpressure), and a write-all loop.
+ *
+ * @param conn The accepted connection; closed when done.
+ * @param handler Answers each request.
+ * @param set The thread's connection set (for deadlines and drain).
+ * @param options Deadlines.
+ * @returns A promise that resolves when the connection is closed.
+ * @example Serve connections from a listener
+ * ```ts ignore
+ * import { ConnectionSet, serveDenoConn } from "./engine.ts";
+ * const set = new ConnectionSet();
+ * for await (const conn of Deno.listen({ port: 8000 })) {
+ *   serveDenoConn(conn, () => ({ status: 204, headers: [], body: [], length: 0 }), set);
+ * }
+ * ```
+ */
+export async function serveDenoConn(
+  conn: Deno.Conn,
+  handler: Handler,
+  set: ConnectionSet,
+  options?: EngineOptions,
+): Promise<void> {
+  let closed = false;
+  let onClosed!: () => void;
+  const closedPromise = new Promise<void>((resolve) => onClosed = resolve);
+  const transport: Transport = {
+    async write(bytes) {
+      let off = 0;
+      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch {
+        // The peer reset it first.
+      }
+    },
+  };
+  const c: HttpConnection = new HttpConnection(transport, handler, options, {
+    onClose() {
+      set.remove(c);
+      onClosed();
+    },
+  });
+  try {
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+  } catch {
+    // Not TCP, or already gone.
+  }
+  set.add(c);
+  const buf = new Uint8Array(READ_SIZE);
+  try {
+    while (!c.closed) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      const wait = c.feed(buf.subarray(0, n));
+      if (wait !== undefined) await wait;
+    }
+  } catch {
+    // Reset by the peer, or closed by the engine while reading.
+  }
+  c.end();
+  await closedPromise;
+}

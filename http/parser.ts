@@ -1,0 +1,568 @@
+/**
+ * Incremental, strict parser of HTTP/1.1 request heads from bytes.
+ *
+ * Contract: the caller keeps the bytes of the head being parsed contiguous and
+ * passes them again, with more appended, after {@linkcode RequestParser.parse}
+ * returned 0; the parser remembers how far it looked (offsets relative to
+ * `start`, so the caller may move the bytes), so a head fed one byte at a time
+ * costs O(length), not O(length^2). Bytes are checked in place with lookup
+ * tables; strings are made once per head (one latin1 decode, then substrings)
+ * because a decode per header costs more than the whole parse.
+ *
+ * Why strict: a static GET/HEAD server needs nothing the lenient forms give,
+ * and every leniency (bare LF, obs-fold, space before `:`, two Content-Length)
+ * is a request-smuggling vector when a proxy reads the bytes differently.
+ *
+ * Answers, where RFC 9112 leaves a choice:
+ * - 400: malformed request line (also `*` and absolute-form targets, bytes
+ *   outside 0x21-0x7E in the target), bare CR or bare LF anywhere, obs-fold,
+ *   whitespace before `:`, a non-token name, control bytes or DEL in a value,
+ *   no Host on 1.1 or two Host, two Content-Length, Content-Length with
+ *   Transfer-Encoding, a Content-Length that is not 1-15 digits.
+ * - 501: any Transfer-Encoding (we take no bodies); a method over 16 bytes.
+ * - 505: `HTTP/x.y` other than 1.0 / 1.1 (digits-and-dots versions like
+ *   `HTTP/2`), and a request line without a version (HTTP/0.9 style).
+ * - 413: Content-Length over 64 KiB; up to that the caller skips the body.
+ * - Empty lines before the request line are skipped (RFC 9112 sec. 2.2).
+ * - `Expect: 100-continue` with a body: answered, then the connection closes.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { RequestHead } from "./types.ts";
+import {
+  MAX_CONTENT_LENGTH_DIGITS,
+  MAX_DISCARD_BODY,
+  MAX_HEADER_BLOCK,
+  MAX_HEADERS,
+  MAX_METHOD,
+  MAX_REQUEST_LINE,
+} from "./limits.ts";
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+const QMARK = 63;
+const SLASH = 47;
+/** A line runs past the data received so far. */
+const NEED = -1;
+
+/** 0: not a tchar; 1: tchar; 2: tchar and an upper-case letter (RFC 9110 sec. 5.6.2). */
+const TCHAR = new Uint8Array(256);
+/** 1 for bytes allowed in a field value: VCHAR, obs-text, SP, HT (RFC 9110 sec. 5.5). */
+const FIELD_VALUE = new Uint8Array(256);
+for (let c = 0; c < 256; c++) FIELD_VALUE[c] = (c >= SP && c !== 0x7f) || c === HT ? 1 : 0;
+/** Byte -> lower-case byte (ASCII letters only). */
+const LOWER = new Uint8Array(256);
+for (let c = 0; c < 256; c++) LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") {
+  TCHAR[ch.charCodeAt(0)] = 1;
+}
+for (let c = 65; c <= 90; c++) TCHAR[c] = 2;
+
+// One latin1 decode per head. Deno's node:buffer `latin1Slice` works on any
+// Uint8Array and is ~6x faster than TextDecoder("latin1") (which is really
+// windows-1252 and would also change bytes 0x80-0x9F).
+const latin1Slice = (Buffer.prototype as unknown as {
+  latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+}).latin1Slice;
+
+/** Decodes `buf[start, end)` as ISO-8859-1 (byte n -> U+00nn). */
+export function latin1(buf: Uint8Array, start: number, end: number): string {
+  if (latin1Slice !== undefined) return latin1Slice.call(buf, start, end);
+  let s = "";
+  for (let i = start; i < end; i += 4096) {
+    s += String.fromCharCode.apply(
+      null,
+      buf.subarray(i, Math.min(end, i + 4096)) as unknown as number[],
+    );
+  }
+  return s;
+}
+
+// Common header names, so a hit costs no allocation and no toLowerCase: an
+// open-addressed table keyed by a hash of the lower-cased bytes.
+const KNOWN_NAMES = [
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "user-agent",
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "accept-charset",
+  "cache-control",
+  "pragma",
+  "referer",
+  "origin",
+  "cookie",
+  "authorization",
+  "if-none-match",
+  "if-modified-since",
+  "if-match",
+  "if-unmodified-since",
+  "if-range",
+  "range",
+  "upgrade-insecure-requests",
+  "upgrade",
+  "dnt",
+  "te",
+  "priority",
+  "keep-alive",
+  "content-type",
+  "expect",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-requested-with",
+  "sec-fetch-site",
+  "sec-fetch-mode",
+  "sec-fetch-dest",
+  "sec-fetch-user",
+  "sec-ch-ua",
+  "sec-ch-ua-mobile",
+  "sec-ch-ua-platform",
+  "sec-gpc",
+];
+const KNOWN_SLOTS = 256;
+/** Per slot: the lower-case name, its length (0 = empty slot), its offset in KNOWN_FLAT. */
+const knownStr: string[] = new Array(KNOWN_SLOTS).fill("");
+const knownLen = new Int32Array(KNOWN_SLOTS);
+const knownOff = new Int32Array(KNOWN_SLOTS);
+const KNOWN_FLAT = new TextEncoder().encode(KNOWN_NAMES.join(""));
+/** Headers the parser itself acts on, by slot. */
+const knownSpecial = new Uint8Array(KNOWN_SLOTS);
+const HOST = 1;
+const CONTENT_LENGTH = 2;
+const TRANSFER_ENCODING = 3;
+const CONNECTION = 4;
+const EXPECT = 5;
+const SPECIAL: Record<string, number> = {
+  "host": HOST,
+  "content-length": CONTENT_LENGTH,
+  "transfer-encoding": TRANSFER_ENCODING,
+  "connection": CONNECTION,
+  "expect": EXPECT,
+};
+{
+  let off = 0;
+  for (const name of KNOWN_NAMES) {
+    const len = name.length;
+    let slot = nameHash(len, name.charCodeAt(0), name.charCodeAt(len - 1));
+    while (knownLen[slot] !== 0) slot = (slot + 1) & (KNOWN_SLOTS - 1);
+    knownStr[slot] = name;
+    knownLen[slot] = len;
+    knownOff[slot] = off;
+    knownSpecial[slot] = SPECIAL[name] ?? 0;
+    off += len;
+  }
+}
+
+/**
+ * Slot hash of a name from its length and first and last bytes, case-folded
+ * with OR 0x20 (cheap; a hit is verified byte by byte).
+ */
+function nameHash(len: number, first: number, last: number): number {
+  return ((len * 31 + (first | 0x20)) * 31 + (last | 0x20)) & (KNOWN_SLOTS - 1);
+}
+
+/** The slot of the known name in `buf[start, end)` (any case), else -1. */
+function knownName(buf: Uint8Array, start: number, end: number): number {
+  const len = end - start;
+  let slot = nameHash(len, buf[start], buf[end - 1]);
+  for (;;) {
+    const l = knownLen[slot];
+    if (l === 0) return -1;
+    if (l === len) {
+      const o = knownOff[slot];
+      let i = 0;
+      // Known names are only a-z and "-", for which OR 0x20 is an exact
+      // case fold among tchars; a table lookup per byte costs more.
+      while (i < len && (buf[start + i] | 0x20) === KNOWN_FLAT[o + i]) i++;
+      if (i === len) return slot;
+    }
+    slot = (slot + 1) & (KNOWN_SLOTS - 1);
+  }
+}
+
+const CONN_CLOSE = 1;
+const CONN_KEEP_ALIVE = 2;
+
+/** Flags for the `close` / `keep-alive` tokens in a Connection value, without allocating. */
+function connectionTokens(v: string): number {
+  if (v === "keep-alive") return CONN_KEEP_ALIVE;
+  if (v === "close") return CONN_CLOSE;
+  let flags = 0;
+  let i = 0;
+  const n = v.length;
+  while (i < n) {
+    while (i < n && (v.charCodeAt(i) === SP || v.charCodeAt(i) === HT || v.charCodeAt(i) === 44)) {
+      i++;
+    }
+    const s = i;
+    while (i < n && v.charCodeAt(i) !== 44) i++;
+    let e = i;
+    while (e > s && (v.charCodeAt(e - 1) === SP || v.charCodeAt(e - 1) === HT)) e--;
+    if (e - s === 5 && tokenIs(v, s, "close")) flags |= CONN_CLOSE;
+    else if (e - s === 10 && tokenIs(v, s, "keep-alive")) flags |= CONN_KEEP_ALIVE;
+  }
+  return flags;
+}
+
+function tokenIs(v: string, at: number, lower: string): boolean {
+  for (let j = 0; j < lower.length; j++) {
+    if ((v.charCodeAt(at + j) | 0x20) !== lower.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+/** Parses a Content-Length value: digits only; -1 when malformed. */
+function parseContentLength(v: string): number {
+  if (v.length === 0 || v.length > MAX_CONTENT_LENGTH_DIGITS) return -1;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * Incremental strict parser of request heads. One instance per connection.
+ *
+ * @example Parse a request that arrives in two pieces
+ * ```ts
+ * import { RequestParser } from "./parser.ts";
+ * const p = new RequestParser();
+ * const bytes = new TextEncoder().encode("GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n");
+ * p.parse(bytes.subarray(0, 10), 0); // 0: needs more
+ * const used = p.parse(bytes, 0); // the whole head, given again from its start
+ * console.assert(used === bytes.length && p.head!.path === "/a");
+ * ```
+ */
+export class RequestParser {
+  /** The head, after `parse` returned a positive count. */
+  head: RequestHead | null = null;
+  /** Status to answer (400, 413, 414, 431, 501, 505), after `parse` returned -1. */
+  error = 0;
+  /** Whether the connection may be kept after answering `head`. */
+  keepAlive = false;
+  /** Body bytes that follow `head` (<= MAX_DISCARD_BODY); the caller skips them. */
+  contentLength = 0;
+
+  // Scan state, relative to `start`: where the current line begins, how far
+  // LF was searched, and where the request line begins (after empty lines).
+  #lineStart = 0;
+  #scan = 0;
+  #off = 0;
+  #inHeaders = false;
+  #blockBytes = 0;
+  #count = 0;
+  // Request-line offsets, relative to `start`.
+  #methodEnd = 0;
+  #targetStart = 0;
+  #targetEnd = 0;
+  #qmark = -1;
+  #minor: 0 | 1 = 1;
+  // Per header: name start, name end, value start, value end (relative).
+  #pos = new Int32Array(4 * MAX_HEADERS);
+  /** Per header: its known-name slot, or -1 (lower-case) / -2 (needs lower-casing). */
+  #slots = new Int16Array(MAX_HEADERS);
+
+  /** `true` while some bytes of a head have been seen but the head is not complete. */
+  get partial(): boolean {
+    return this.#scan !== 0;
+  }
+
+  /** Forgets a partly seen head. */
+  reset(): void {
+    this.#lineStart = 0;
+    this.#scan = 0;
+    this.#off = 0;
+    this.#inHeaders = false;
+    this.#blockBytes = 0;
+    this.#count = 0;
+    this.#qmark = -1;
+  }
+
+  /**
+   * Parses the head that starts at `buf[start]`; `buf.length` is the end of
+   * the data. Must be called again with the same head bytes (plus more) after
+   * it returned 0.
+   *
+   * @param buf The received bytes; exactly its length is used.
+   * @param start Offset of the first byte of the head.
+   * @returns Bytes used by the head (> 0; `head`, `keepAlive`, `contentLength`
+   * are set), 0 when more bytes are needed, or -1 on error (`error` is set).
+   */
+  parse(buf: Uint8Array, start: number): number {
+    const end = buf.length;
+    let ls = start + this.#lineStart;
+    // Resuming inside a line that was incomplete: look for its LF first, so
+    // a line fed byte by byte is validated once, not once per byte.
+    const scan = start + this.#scan;
+    if (scan > ls) {
+      let i = scan;
+      while (i < end && buf[i] !== LF) i++;
+      if (i === end) return this.#incomplete(end - ls, end - start);
+    }
+    while (!this.#inHeaders) {
+      if (ls < end && buf[ls] === CR) {
+        // RFC 9112 sec. 2.2: ignore empty lines before the request line;
+        // they count against the request-line limit so they cannot pile up.
+        if (ls + 1 === end) return this.#incomplete(1, end - start);
+        if (buf[ls + 1] !== LF || ls + 2 - start > MAX_REQUEST_LINE) return this.#fail(400);
+        ls += 2;
+        this.#off = this.#lineStart = ls - start;
+        continue;
+      }
+      const r = this.#requestLine(buf, ls, end, start);
+      if (r === NEED) return this.#incomplete(end - ls, end - start);
+      if (r < 0) return this.#fail(-r);
+      ls = r + 1;
+      this.#lineStart = ls - start;
+    }
+    // Header lines, with the per-line state in locals (this loop is the hot path).
+    const tchar = TCHAR;
+    const fieldValue = FIELD_VALUE;
+    const pos = this.#pos;
+    const slots = this.#slots;
+    let count = this.#count;
+    let block = this.#blockBytes;
+    for (;;) {
+      if (ls < end && buf[ls] === CR) {
+        if (ls + 1 === end) break;
+        if (buf[ls + 1] !== LF) return this.#fail(400);
+        this.#count = count;
+        return this.#finish(buf, start, ls + 2);
+      }
+      if (count === MAX_HEADERS) return this.#fail(431);
+      let i = ls;
+      let kind = 0;
+      for (; i < end; i++) {
+        const t = tchar[buf[i]];
+        if (t === 0) break;
+        kind |= t;
+      }
+      if (i === end) break;
+      // Covers obs-fold (line starts with SP/HT), space before ":", bad name bytes.
+      if (i === ls || buf[i] !== COLON) return this.#fail(400);
+      const ne = i++;
+      while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+      const vs = i;
+      // field-value: VCHAR / obs-text / SP / HT; anything else (a bare CR, NUL,
+      // other controls, DEL) is rejected rather than repaired.
+      while (i < end && fieldValue[buf[i]] !== 0) i++;
+      if (i === end || i + 1 === end) break;
+      if (buf[i] !== CR || buf[i + 1] !== LF) return this.#fail(400);
+      let ve = i;
+      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
+      block += i + 2 - ls;
+      if (block > MAX_HEADER_BLOCK) return this.#fail(431);
+      const p = 4 * count;
+      pos[p] = ls - start;
+      pos[p + 1] = ne - start;
+      pos[p + 2] = vs - start;
+      pos[p + 3] = ve - start;
+      const slot = knownName(buf, ls, ne);
+      // -2: unknown with upper-case letters, -1: unknown and lower-case.
+      slots[count] = slot >= 0 ? slot : (kind & 2) !== 0 ? -2 : -1;
+      count++;
+      ls = i + 2;
+    }
+    // The data ends inside a line.
+    this.#count = count;
+    this.#blockBytes = block;
+    this.#lineStart = ls - start;
+    return this.#incomplete(end - ls, end - start);
+  }
+
+  /** Enforces the limits on a line still being received; returns 0 or -1. */
+  #incomplete(pending: number, seen: number): number {
+    this.#scan = seen;
+    if (!this.#inHeaders) {
+      // Content plus a CR may be MAX + 1 bytes before the LF arrives.
+      if (pending > MAX_REQUEST_LINE + 1) return this.#fail(414);
+    } else if (pending > 1 && this.#blockBytes + pending + 1 > MAX_HEADER_BLOCK) {
+      return this.#fail(431);
+    }
+    return 0;
+  }
+
+  #fail(status: number): number {
+    this.reset();
+    this.error = status;
+    this.head = null;
+    return -1;
+  }
+
+  /**
+   * Checks `method SP origin-form SP HTTP/1.x CRLF` from `ls`.
+   * Returns the index of its LF, NEED, or a negated status.
+   */
+  #requestLine(buf: Uint8Array, ls: number, end: number, start: number): number {
+    let i = ls;
+    while (i < end && TCHAR[buf[i]] !== 0) i++;
+    if (i === end) return NEED;
+    if (i === ls || buf[i] !== SP) return -400;
+    if (i - ls > MAX_METHOD) return -501;
+    const methodEnd = i;
+    const ts = ++i;
+    let q = -1;
+    let c = 0;
+    for (; i < end; i++) {
+      c = buf[i];
+      if (c <= SP || c >= 0x7f) break;
+      if (c === QMARK && q < 0) q = i;
+    }
+    if (i === end) return NEED;
+    if (i - ls > MAX_REQUEST_LINE) return -414;
+    if (i === ts) return -400;
+    if (c === CR) {
+      // `GET /` with no version is an HTTP/0.9 request: a version we do not speak.
+      if (i + 1 === end) return NEED;
+      return buf[i + 1] === LF ? -505 : -400;
+    }
+    if (c !== SP) return -400;
+    const te = i;
+    const vs = ++i;
+    while (i < end && buf[i] > SP && buf[i] < 0x7f) i++;
+    if (i === end) return NEED;
+    if (i - ls > MAX_REQUEST_LINE) return -414;
+    if (buf[i] !== CR) return -400;
+    if (i + 1 === end) return NEED;
+    if (buf[i + 1] !== LF) return -400;
+    const cr = i;
+    i = vs;
+    // "HTTP/" DIGIT "." DIGIT exactly; any other HTTP/<digits and dots> -> 505.
+    if (
+      cr - i < 6 || buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 ||
+      buf[i + 3] !== 80 || buf[i + 4] !== SLASH
+    ) return -400;
+    for (let j = i + 5; j < cr; j++) {
+      const d = buf[j];
+      if ((d < 48 || d > 57) && d !== 46) return -400;
+    }
+    if (cr - i !== 8 || buf[i + 5] !== 49 || buf[i + 6] !== 46) return -505;
+    const m = buf[i + 7];
+    if (m === 49) this.#minor = 1;
+    else if (m === 48) this.#minor = 0;
+    else return -505;
+    // Only origin-form (checked after the version, so an HTTP/2 preface
+    // `PRI * HTTP/2.0` gets 505): the handler resolves `path` as a file path,
+    // and absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
+    if (buf[ts] !== SLASH) return -400;
+    this.#methodEnd = methodEnd - start;
+    this.#targetStart = ts - start;
+    this.#targetEnd = te - start;
+    this.#qmark = q < 0 ? -1 : q - start;
+    this.#inHeaders = true;
+    return cr + 1;
+  }
+
+  #finish(buf: Uint8Array, start: number, headEnd: number): number {
+    const off = this.#off;
+    const s = latin1(buf, start + off, headEnd);
+    const me = this.#methodEnd - off;
+    const method = me === 3 && s.charCodeAt(0) === 71 && s.charCodeAt(1) === 69 &&
+        s.charCodeAt(2) === 84
+      ? "GET"
+      : me === 4 && s.startsWith("HEAD")
+      ? "HEAD"
+      : s.substring(0, me);
+    const ts = this.#targetStart - off;
+    const te = this.#targetEnd - off;
+    const target = s.substring(ts, te);
+    const q = this.#qmark;
+    const path = q < 0 ? target : s.substring(ts, q - off);
+    const query = q < 0 ? "" : s.substring(q - off + 1, te);
+    const minor = this.#minor;
+    const count = this.#count;
+    const headers: string[] = new Array(2 * count);
+    const pos = this.#pos;
+    const slots = this.#slots;
+    let hosts = 0;
+    let lengths = 0;
+    let length = "";
+    let chunked = false;
+    let close = false;
+    let keep = false;
+    let expect = false;
+    for (let n = 0; n < count; n++) {
+      const p = 4 * n;
+      const slot = slots[n];
+      const value = s.substring(pos[p + 2] - off, pos[p + 3] - off);
+      headers[2 * n + 1] = value;
+      if (slot < 0) {
+        const name = s.substring(pos[p] - off, pos[p + 1] - off);
+        headers[2 * n] = slot === -2 ? name.toLowerCase() : name;
+        continue;
+      }
+      headers[2 * n] = knownStr[slot];
+      const special = knownSpecial[slot];
+      if (special === 0) continue;
+      if (special === HOST) hosts++;
+      else if (special === CONTENT_LENGTH) {
+        lengths++;
+        length = value;
+      } else if (special === TRANSFER_ENCODING) chunked = true;
+      else if (special === EXPECT) expect = true;
+      else {
+        const flags = connectionTokens(value);
+        if (flags & CONN_CLOSE) close = true;
+        if (flags & CONN_KEEP_ALIVE) keep = true;
+      }
+    }
+    const used = headEnd - start;
+    this.reset();
+    // Host: exactly one on 1.1 (RFC 9112 sec. 3.2); two are ambiguous on 1.0 too.
+    if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
+    // Two lengths, or a length next to Transfer-Encoding, are smuggling shapes.
+    if (lengths > 1 || (lengths === 1 && chunked)) return this.#fail(400);
+    // We take no bodies, so no transfer coding is implemented.
+    if (chunked) return this.#fail(501);
+    let cl = 0;
+    if (lengths === 1) {
+      cl = parseContentLength(length);
+      if (cl < 0) return this.#fail(400);
+      if (cl > MAX_DISCARD_BODY) return this.#fail(413);
+    }
+    this.contentLength = cl;
+    // A client that sent `Expect: 100-continue` may never send the body once
+    // it sees our final answer, so skipping Content-Length bytes could eat
+    // its next request: answer, then close.
+    this.keepAlive = !close && (minor === 1 || keep) && !(expect && cl > 0);
+    this.error = 0;
+    this.head = { method, target, path, query, minor, headers };
+    return used;
+  }
+}
+
+/**
+ * Parses one complete request head from `bytes` (a convenience for tests and
+ * tools; the engine uses {@linkcode RequestParser} incrementally).
+ *
+ * @param bytes The bytes of a request, starting at its first byte.
+ * @returns `{ head, used }`, `{ error }` (a status code), or `null` when the head is incomplete.
+ * @example Parse a request
+ * ```ts
+ * import { parseRequest } from "./parser.ts";
+ * const r = parseRequest(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+ * console.assert(r !== null && "head" in r && r.head.minor === 0);
+ * ```
+ */
+export function parseRequest(
+  bytes: Uint8Array,
+): { head: RequestHead; used: number; keepAlive: boolean; contentLength: number } | {
+  error: number;
+} | null {
+  const p = new RequestParser();
+  const n = p.parse(bytes, 0);
+  if (n === 0) return null;
+  if (n < 0) return { error: p.error };
+  return { head: p.head!, used: n, keepAlive: p.keepAlive, contentLength: p.contentLength };
+}
