@@ -358,19 +358,23 @@ Deno.test({
     }
     // Drain what the kernel buffered: the stream must end short of 64 MiB.
     const received: number[] = [];
+    const endings: string[] = [];
     await Promise.all(conns.map(async (c) => {
       const buf = new Uint8Array(MiB);
       let total = 0;
+      let how = "eof";
       try {
         while (true) {
           const n = await within(c.read(buf), 10_000);
+          if (n === undefined) how = "still open";
           if (n === null || n === undefined) break;
           total += n;
         }
       } catch {
-        // reset
+        how = "reset";
       }
       received.push(total);
+      endings.push(how);
       c.close();
     }));
     report("slow reader", {
@@ -380,9 +384,11 @@ Deno.test({
       extraRssMiB: round((peak - baseRss) / MiB),
       cutAfterS: round(cutMs / 1000),
       receivedMiB: received.map((r) => round(r / MiB)),
+      endings,
     });
     assert.ok(!server.exited, server.diagnosis());
-    assert.ok(Number.isFinite(cutMs), "stalled readers were never cut");
+    assert.ok(Number.isFinite(cutMs), `stalled readers were never cut (${endings})`);
+    assert.ok(!endings.includes("still open"), `a stalled connection was left open: ${endings}`);
     assert.ok(cutMs <= (WRITE_TIMEOUT + 10) * 1000, `cut after ${cutMs} ms`);
     assert.ok(received.every((r) => r < SIZE), `a stalled reader got everything: ${received}`);
     assert.ok(
