@@ -66,19 +66,24 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
-/** Sockets the process holds (`socket:[...]` links in /proc/PID/fd). */
-function countSockets(pid: number): number {
+/**
+ * Server-side TCP connections on `port` still ESTABLISHED (from /proc/net/tcp).
+ * One the server has closed moves to FIN-WAIT-1 even while unsent data waits.
+ */
+function establishedOn(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
   let n = 0;
-  try {
-    for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
-      try {
-        if (Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`).startsWith("socket:")) n++;
-      } catch {
-        // fd closed meanwhile
-      }
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(f);
+    } catch {
+      continue;
     }
-  } catch {
-    return -1;
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 3 && cols[1].endsWith(`:${hex}`) && cols[3] === "01") n++;
+    }
   }
   return n;
 }
@@ -327,7 +332,7 @@ Deno.test({
     });
     assert.equal((await probe(server)).status, 200);
     const baseRss = server.rss();
-    const baseSockets = countSockets(server.pid);
+    const baseConns = establishedOn(server.port);
     const sampler = rssSampler(server.pid);
     const conns: Deno.Conn[] = [];
     const firstBytes: number[] = [];
@@ -344,10 +349,10 @@ Deno.test({
         firstBytes.push(n ?? 0);
       }
       const stalledAt = performance.now();
-      // Wait for the server to drop the 4 sockets (polling /proc, bounded).
+      // Wait for the server to close the 4 connections (polling /proc, bounded).
       const deadline = stalledAt + (WRITE_TIMEOUT + 20) * 1000;
       while (performance.now() < deadline) {
-        if (countSockets(server.pid) <= baseSockets) {
+        if (establishedOn(server.port) <= baseConns) {
           cutMs = performance.now() - stalledAt;
           break;
         }
