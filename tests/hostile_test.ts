@@ -829,27 +829,37 @@ function allCases(fx: Fixture): Case[] {
   ];
 }
 
-Deno.test("hostile inputs: no leak, no 500, one response each, server stays alive", async (t) => {
-  await using fx = await makeFixture();
-  await using server = await startServer({ root: fx.root, flags: ["--header-timeout", "5"] });
-  const forbidden = forbiddenContent(fx);
-  const cases = allCases(fx);
-  assert.ok(cases.length >= 200, `only ${cases.length} cases`);
-  const byCat = Map.groupBy(cases, (c) => c.cat);
-  const t0 = performance.now();
-  for (const [cat, list] of byCat) {
-    await t.step(`${cat} (${list.length} requests)`, async () => {
-      const failures = await runCases(server, list, forbidden);
-      assert.deepEqual(failures, [], `${failures.length} failures\n${server.diagnosis()}`);
+/** Both ways connections reach workers: ring (acceptor + rings) and reuseport (Deno.Conn). */
+const MODES = ["ring", "reuseport"] as const;
+
+for (const mode of MODES) {
+  Deno.test(`hostile inputs (${mode} mode): no leak, no 500, one response each, server stays alive`, async (t) => {
+    await using fx = await makeFixture();
+    await using server = await startServer({
+      root: fx.root,
+      flags: ["--accept", mode, "--header-timeout", "5"],
     });
-  }
-  const restarts = await server.restarts();
-  console.log(
-    `hostile: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s, ` +
-      `worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`,
-  );
-  if (restarts !== undefined) assert.equal(restarts, 0, `workers died\n${server.diagnosis()}`);
-});
+    const forbidden = forbiddenContent(fx);
+    const cases = allCases(fx);
+    assert.ok(cases.length >= 200, `only ${cases.length} cases`);
+    const byCat = Map.groupBy(cases, (c) => c.cat);
+    const t0 = performance.now();
+    for (const [cat, list] of byCat) {
+      await t.step(`${cat} (${list.length} requests)`, async () => {
+        const failures = await runCases(server, list, forbidden);
+        assert.deepEqual(failures, [], `${failures.length} failures\n${server.diagnosis()}`);
+      });
+    }
+    const restarts = await server.restarts();
+    console.log(
+      `hostile (${mode}): ${cases.length} requests in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s, ` +
+        `worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`,
+    );
+    if (restarts !== undefined) assert.equal(restarts, 0, `workers died\n${server.diagnosis()}`);
+  });
+}
 
 Deno.test("hostile inputs: every href in the root listing answers (escaping round-trips)", async () => {
   await using fx = await makeFixture();
@@ -1011,70 +1021,75 @@ function mutate(input: Uint8Array, rnd: () => number): Uint8Array {
   return new Uint8Array(b);
 }
 
-Deno.test("fuzz: mutated requests never get a 500, never leak, never kill the server", async () => {
-  const seed = Number(Deno.env.get("FUZZ_SEED") ?? (Date.now() % 2 ** 31));
-  const seconds = Math.min(60, Number(Deno.env.get("FUZZ_SECONDS") ?? 15));
-  console.log(`fuzz seed ${seed} (replay: FUZZ_SEED=${seed}), ${seconds} s`);
-  const rnd = prng(seed);
-  await using fx = await makeFixture();
-  await using server = await startServer({
-    root: fx.root,
-    flags: ["--header-timeout", "2", "--idle-timeout", "3"],
-  });
-  const forbidden = forbiddenContent(fx);
-  const corpus = seedCorpus().map(bytesOf);
-  const failures: string[] = [];
-  const statuses = new Map<number, number>();
-  let sent = 0;
-  let hangs = 0;
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end && failures.length < 20) {
-    const batch = Array.from(
-      { length: 32 },
-      () => mutate(corpus[Math.floor(rnd() * corpus.length)], rnd),
-    );
-    await pool(batch, 8, async (input) => {
-      const ex = await exchange(server.port, input, { timeoutMs: 8_000 }).catch((e) => e as Error);
-      sent++;
-      if (ex instanceof Error) {
-        failures.push(
-          `exchange threw ${ex} for ${JSON.stringify(dec.decode(input.slice(0, 200)))}`,
-        );
-        return;
-      }
-      if (ex.timedOut) hangs++;
-      for (const r of ex.responses) {
-        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-        if (r.status >= 500 && r.status !== 501 && r.status !== 505 && r.status !== 503) {
-          failures.push(
-            `status ${r.status} for ${JSON.stringify(dec.decode(input.slice(0, 300)))}`,
-          );
-        }
-      }
-      for (const [label, needle] of forbidden) {
-        if (indexOfBytes(ex.bytes, needle) >= 0) {
-          failures.push(`LEAK ${label} for ${JSON.stringify(dec.decode(input))}`);
-        }
-      }
+for (const mode of MODES) {
+  Deno.test(`fuzz (${mode} mode): mutated requests never get a 500, never leak, never kill the server`, async () => {
+    const seed = Number(Deno.env.get("FUZZ_SEED") ?? (Date.now() % 2 ** 31));
+    // The budget (<= 60 s) is split between the two modes.
+    const seconds = Math.min(60, Number(Deno.env.get("FUZZ_SECONDS") ?? 16)) / MODES.length;
+    console.log(`fuzz (${mode}) seed ${seed} (replay: FUZZ_SEED=${seed}), ${seconds} s`);
+    const rnd = prng(seed);
+    await using fx = await makeFixture();
+    await using server = await startServer({
+      root: fx.root,
+      flags: ["--accept", mode, "--header-timeout", "2", "--idle-timeout", "3"],
     });
-    const dead = await alive(server);
-    if (dead) {
-      failures.push(`after a batch: ${dead}`);
-      break;
+    const forbidden = forbiddenContent(fx);
+    const corpus = seedCorpus().map(bytesOf);
+    const failures: string[] = [];
+    const statuses = new Map<number, number>();
+    let sent = 0;
+    let hangs = 0;
+    const end = performance.now() + seconds * 1000;
+    while (performance.now() < end && failures.length < 20) {
+      const batch = Array.from(
+        { length: 32 },
+        () => mutate(corpus[Math.floor(rnd() * corpus.length)], rnd),
+      );
+      await pool(batch, 8, async (input) => {
+        const ex = await exchange(server.port, input, { timeoutMs: 8_000 }).catch((e) =>
+          e as Error
+        );
+        sent++;
+        if (ex instanceof Error) {
+          failures.push(
+            `exchange threw ${ex} for ${JSON.stringify(dec.decode(input.slice(0, 200)))}`,
+          );
+          return;
+        }
+        if (ex.timedOut) hangs++;
+        for (const r of ex.responses) {
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          if (r.status >= 500 && r.status !== 501 && r.status !== 505 && r.status !== 503) {
+            failures.push(
+              `status ${r.status} for ${JSON.stringify(dec.decode(input.slice(0, 300)))}`,
+            );
+          }
+        }
+        for (const [label, needle] of forbidden) {
+          if (indexOfBytes(ex.bytes, needle) >= 0) {
+            failures.push(`LEAK ${label} for ${JSON.stringify(dec.decode(input))}`);
+          }
+        }
+      });
+      const dead = await alive(server);
+      if (dead) {
+        failures.push(`after a batch: ${dead}`);
+        break;
+      }
     }
-  }
-  console.log(
-    `fuzz: ${sent} inputs, ${hangs} held open past 8 s, statuses ${
-      JSON.stringify(Object.fromEntries(statuses))
-    }`,
-  );
-  const restarts = await server.restarts();
-  console.log(`fuzz: worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`);
-  assert.deepEqual(failures, [], `seed ${seed}\n${server.diagnosis()}`);
-  if (restarts !== undefined) assert.equal(restarts, 0, `seed ${seed}: workers died`);
-  assert.equal(
-    hangs,
-    0,
-    `seed ${seed}: ${hangs} connections neither answered nor closed within 8 s`,
-  );
-});
+    console.log(
+      `fuzz: ${sent} inputs, ${hangs} held open past 8 s, statuses ${
+        JSON.stringify(Object.fromEntries(statuses))
+      }`,
+    );
+    const restarts = await server.restarts();
+    console.log(`fuzz: worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`);
+    assert.deepEqual(failures, [], `seed ${seed}\n${server.diagnosis()}`);
+    if (restarts !== undefined) assert.equal(restarts, 0, `seed ${seed}: workers died`);
+    assert.equal(
+      hangs,
+      0,
+      `seed ${seed}: ${hangs} connections neither answered nor closed within 8 s`,
+    );
+  });
+}

@@ -438,6 +438,10 @@ for (
   const variant of [
     { name: "default --max-conns", flags: [] as string[] },
     { name: "--max-conns 5000 (accept hits EMFILE)", flags: ["--max-conns", "5000"] },
+    {
+      name: "reuseport, --max-conns 5000",
+      flags: ["--accept", "reuseport", "--max-conns", "5000"],
+    },
   ]
 ) {
   Deno.test({
