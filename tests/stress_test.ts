@@ -165,92 +165,97 @@ class Watched {
   }
 }
 
-Deno.test({
-  name: "slowloris: 500 trickling connections are cut by --header-timeout; probes still get 200",
-  ignore: !STRESS,
-  fn: async () => {
-    const HEADER_TIMEOUT = 3;
-    const N = 500;
-    const ATTACK_MS = 10_000;
-    await using fx = await makeFixture();
-    await using server = await startServer({
-      root: fx.root,
-      flags: ["--header-timeout", String(HEADER_TIMEOUT)],
-    });
-    const slow: Watched[] = [];
-    const connectErrors: string[] = [];
-    let attacking = true;
-    const reopening = new Set<Promise<void>>();
-    const open = async () => {
+for (const mode of ["ring", "reuseport"]) {
+  Deno.test({
+    name:
+      `slowloris (${mode} mode): 500 trickling connections are cut by --header-timeout; probes still get 200`,
+    ignore: !STRESS,
+    fn: async () => {
+      const HEADER_TIMEOUT = 3;
+      const N = 500;
+      const ATTACK_MS = 10_000;
+      await using fx = await makeFixture();
+      await using server = await startServer({
+        root: fx.root,
+        flags: ["--accept", mode, "--header-timeout", String(HEADER_TIMEOUT)],
+      });
+      const slow: Watched[] = [];
+      const connectErrors: string[] = [];
+      let attacking = true;
+      const reopening = new Set<Promise<void>>();
+      const open = async () => {
+        try {
+          const w = new Watched(
+            await Deno.connect({ hostname: server.hostname, port: server.port }),
+          );
+          slow.push(w);
+          await w.write(enc.encode("GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+          // Keep N open while the attack lasts: reopen as the server cuts them.
+          w.closed.then(() => {
+            if (!attacking) return;
+            const p = open();
+            reopening.add(p);
+            p.finally(() => reopening.delete(p));
+          });
+        } catch (e) {
+          connectErrors.push(String(e));
+        }
+      };
+      await pool(Array.from({ length: N }), 50, open);
+      const ticker = setInterval(() => {
+        for (const w of slow) if (!w.closedAt) w.write(enc.encode("a"));
+      }, 1000);
+      const probes: Array<{ status: number; ms: number }> = [];
       try {
-        const w = new Watched(await Deno.connect({ hostname: server.hostname, port: server.port }));
-        slow.push(w);
-        await w.write(enc.encode("GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: "));
-        // Keep N open while the attack lasts: reopen as the server cuts them.
-        w.closed.then(() => {
-          if (!attacking) return;
-          const p = open();
-          reopening.add(p);
-          p.finally(() => reopening.delete(p));
-        });
-      } catch (e) {
-        connectErrors.push(String(e));
+        const end = performance.now() + ATTACK_MS;
+        while (performance.now() < end) {
+          const next = performance.now() + 200;
+          probes.push(await probe(server));
+          const wait = next - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+      } finally {
+        attacking = false;
+        clearInterval(ticker);
       }
-    };
-    await pool(Array.from({ length: N }), 50, open);
-    const ticker = setInterval(() => {
-      for (const w of slow) if (!w.closedAt) w.write(enc.encode("a"));
-    }, 1000);
-    const probes: Array<{ status: number; ms: number }> = [];
-    try {
-      const end = performance.now() + ATTACK_MS;
-      while (performance.now() < end) {
-        const next = performance.now() + 200;
-        probes.push(await probe(server));
-        const wait = next - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
-    } finally {
-      attacking = false;
-      clearInterval(ticker);
-    }
-    await Promise.all([...reopening]);
-    // Every slow connection still open must be cut by the header timeout.
-    const deadlineMs = (HEADER_TIMEOUT + 10) * 1000;
-    const stillOpen = slow.filter((w) => !w.closedAt);
-    await Promise.all(stillOpen.map((w) => within(w.closed, deadlineMs)));
-    const uncut = slow.filter((w) => !w.closedAt);
-    for (const w of slow) w.close();
+      await Promise.all([...reopening]);
+      // Every slow connection still open must be cut by the header timeout.
+      const deadlineMs = (HEADER_TIMEOUT + 10) * 1000;
+      const stillOpen = slow.filter((w) => !w.closedAt);
+      await Promise.all(stillOpen.map((w) => within(w.closed, deadlineMs)));
+      const uncut = slow.filter((w) => !w.closedAt);
+      for (const w of slow) w.close();
 
-    const lifetimes = slow.filter((w) => w.closedAt).map((w) => w.lifetime);
-    const ms = probes.map((p) => p.ms);
-    const failedProbes = probes.filter((p) => p.status !== 200);
-    report("slowloris", {
-      connections: slow.length,
-      probes: probes.length,
-      probeP50ms: round(percentile(ms, 50)),
-      probeP99ms: round(percentile(ms, 99)),
-      probeMaxMs: round(Math.max(...ms)),
-      failedProbes: failedProbes.length,
-      cutAfterP50s: round(percentile(lifetimes, 50) / 1000),
-      cutAfterMaxS: round(Math.max(...lifetimes) / 1000),
-      uncut: uncut.length,
-      connectErrors: connectErrors.length,
-    });
-    assert.ok(!server.exited, server.diagnosis());
-    assert.deepEqual(failedProbes, [], "every probe during the attack gets 200");
-    assert.equal(uncut.length, 0, `${uncut.length} slow connections never cut`);
-    assert.ok(
-      percentile(ms, 99) < 1000,
-      `probe p99 ${percentile(ms, 99)} ms (issue target 100 ms; asserted generously)`,
-    );
-    assert.ok(
-      Math.max(...lifetimes) < deadlineMs,
-      `a slow connection lived ${Math.max(...lifetimes)} ms`,
-    );
-    assert.ok(slow.length >= N, `only ${slow.length} slow connections opened`);
-  },
-});
+      const lifetimes = slow.filter((w) => w.closedAt).map((w) => w.lifetime);
+      const ms = probes.map((p) => p.ms);
+      const failedProbes = probes.filter((p) => p.status !== 200);
+      report(`slowloris ${mode}`, {
+        connections: slow.length,
+        probes: probes.length,
+        probeP50ms: round(percentile(ms, 50)),
+        probeP99ms: round(percentile(ms, 99)),
+        probeMaxMs: round(Math.max(...ms)),
+        failedProbes: failedProbes.length,
+        cutAfterP50s: round(percentile(lifetimes, 50) / 1000),
+        cutAfterMaxS: round(Math.max(...lifetimes) / 1000),
+        uncut: uncut.length,
+        connectErrors: connectErrors.length,
+      });
+      assert.ok(!server.exited, server.diagnosis());
+      assert.deepEqual(failedProbes, [], "every probe during the attack gets 200");
+      assert.equal(uncut.length, 0, `${uncut.length} slow connections never cut`);
+      assert.ok(
+        percentile(ms, 99) < 1000,
+        `probe p99 ${percentile(ms, 99)} ms (issue target 100 ms; asserted generously)`,
+      );
+      assert.ok(
+        Math.max(...lifetimes) < deadlineMs,
+        `a slow connection lived ${Math.max(...lifetimes)} ms`,
+      );
+      assert.ok(slow.length >= N, `only ${slow.length} slow connections opened`);
+    },
+  });
+}
 
 Deno.test({
   name:
