@@ -15,6 +15,8 @@
  *     evilprefix -> ../root-evil/secret.txt              abs_out -> BASE/outside/secret.txt
  *     loop1 <-> loop2, selfloop -> selfloop, notadir.txt (a file)
  *     inside_link -> hello.txt, dirlink -> dir
+ *     comp.txt(.gz -> outside, .br -> /etc/passwd), comp2.txt(.gz -> .env)
+ *     non-UTF-8: ff fe -bin.txt (file), fe -out -> outside, fd -dot -> .env, fc -evildir -> root-evil
  *     hostile names: <b>&"'.txt  100%.txt  q?x.txt  hash#x.txt  with space.txt
  *       a:b.txt  long UTF-8, <dir>/, non-UTF-8 (bytes ff fe)
  * ```
@@ -122,9 +124,24 @@ export async function makeFixture(): Promise<Fixture> {
   Deno.mkdirSync(`${root}/<dir>`);
   w(`${root}/<dir>/x.txt`, "x\n");
 
-  // A non-UTF-8 name: Deno paths are strings, so let bash make it.
+  // Precompressed siblings that leave the root or name a dotfile: never used.
+  w(`${root}/comp.txt`, "comp\n");
+  Deno.symlinkSync("../outside/secret.txt", `${root}/comp.txt.gz`);
+  Deno.symlinkSync("/etc/passwd", `${root}/comp.txt.br`);
+  w(`${root}/comp2.txt`, "comp2\n");
+  Deno.symlinkSync(".env", `${root}/comp2.txt.gz`);
+
+  // Non-UTF-8 names (Deno paths are strings, so bash makes them): a file, a
+  // symlink leaving the root, and one pointing at a dotfile.
   const made = await new Deno.Command("bash", {
-    args: ["-c", `cd "$1" && printf 'non utf8\\n' > $'\\xff\\xfe-bin.txt'`, "bash", root],
+    args: [
+      "-c",
+      `cd "$1" && printf 'non utf8\\n' > $'\\xff\\xfe-bin.txt' &&
+       ln -s ../outside/secret.txt $'\\xfe-out' && ln -s .env $'\\xfd-dot' &&
+       ln -s ../root-evil $'\\xfc-evildir'`,
+      "bash",
+      root,
+    ],
   }).output();
 
   const passwdLine = Deno.readTextFileSync("/etc/passwd").split("\n")[0];
