@@ -699,3 +699,66 @@ Deno.test({
     assert.ok(peak - baseRss <= 256 * MiB, `extra RSS ${round((peak - baseRss) / MiB)} MiB`);
   },
 });
+
+Deno.test({
+  name:
+    "pipelining flood: 100,000 requests from a client that does not read stay bounded in memory",
+  ignore: !STRESS,
+  fn: async () => {
+    const N = 100_000;
+    await using fx = await makeFixture();
+    await using server = await startServer({ root: fx.root, flags: ["--write-timeout", "20"] });
+    assert.equal((await probe(server)).status, 200);
+    const baseRss = server.rss();
+    const sampler = rssSampler(server.pid);
+    const c = await Deno.connect({ hostname: server.hostname, port: server.port });
+    const one = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    const all = enc.encode(one.repeat(N));
+    let peak = 0;
+    let responses = 0;
+    let bad = 0;
+    let received = 0;
+    const t0 = performance.now();
+    try {
+      const writing = (async () => {
+        let off = 0;
+        while (off < all.length) off += await c.write(all.subarray(off, off + 256 * 1024));
+      })().catch(() => {});
+      // Stall: the server must stop reading rather than buffer everything.
+      await new Promise((r) => setTimeout(r, 3000));
+      peak = readRss(server.pid);
+      // Now read every response, in order.
+      const buf = new Uint8Array(MiB);
+      let carry = "";
+      while (responses < N) {
+        const n = await within(c.read(buf), 20_000).catch(() => null);
+        if (n === null || n === undefined) break;
+        received += n;
+        carry += dec.decode(buf.subarray(0, n));
+        let i: number;
+        while ((i = carry.indexOf("\r\n\r\nhello\n")) >= 0) {
+          if (!carry.startsWith("HTTP/1.1 200 ")) bad++;
+          responses++;
+          carry = carry.slice(i + "\r\n\r\nhello\n".length);
+        }
+      }
+      await writing;
+    } finally {
+      peak = Math.max(peak, sampler.stop());
+      c.close();
+    }
+    report("pipelining flood", {
+      requests: N,
+      responses,
+      bad,
+      receivedMiB: round(received / MiB),
+      seconds: round((performance.now() - t0) / 1000),
+      extraRssMiB: round((peak - baseRss) / MiB),
+    });
+    assert.ok(!server.exited, server.diagnosis());
+    assert.equal(bad, 0);
+    assert.equal(responses, N, "every pipelined request answered once, in order");
+    assert.ok(peak - baseRss < 64 * MiB, `extra RSS ${round((peak - baseRss) / MiB)} MiB`);
+    assert.equal((await probe(server)).status, 200);
+  },
+});
