@@ -33,7 +33,7 @@ const round = (x: number) => Math.round(x * 10) / 10;
 
 /** GET /hello.txt on a fresh connection: status and latency in ms. */
 async function probe(
-  server: TestServer,
+  server: { hostname: string; port: number },
   timeoutMs = 5000,
 ): Promise<{ status: number; ms: number }> {
   const t0 = performance.now();
