@@ -354,7 +354,12 @@ function methodCases(): Case[] {
     ["Host path", "GET /hello.txt HTTP/1.1\r\nHost: evil/../../etc\r\n\r\n", [200, 400]],
     ["Host empty", "GET /hello.txt HTTP/1.1\r\nHost:\r\n\r\n", [200, 400]],
   ];
-  return list.map(([name, raw, expect]) => ({ cat, name, raw, expect }));
+  // Every 405 names what is allowed.
+  const allow = (rs: ParsedResponse[]) =>
+    rs.some((r) => r.status === 405 && header(r, "allow") !== "GET, HEAD")
+      ? `405 with Allow ${JSON.stringify(rs.map((r) => header(r, "allow")))}`
+      : undefined;
+  return list.map(([name, raw, expect]) => ({ cat, name, raw, expect, check: allow }));
 }
 
 function framingCases(): Case[] {
