@@ -1,0 +1,227 @@
+/**
+ * `serve()`: start the whole server (acceptor, HTTP workers, supervisor) and
+ * get a {@linkcode Cluster} handle back.
+ *
+ * @module
+ */
+import { openFileLimit } from "./workers/_libc.ts";
+import { type Cluster, type ClusterConfig, Supervisor } from "./workers/supervisor.ts";
+
+export type { Cluster, ClusterStats, WorkerStats } from "./workers/supervisor.ts";
+
+/** Options of {@linkcode serve}. Every field but `root` is optional. */
+export interface ServeOptions {
+  /** The directory to serve. Must exist and be readable, or `serve()` rejects. */
+  root: string;
+  /**
+   * IPv4 or IPv6 address to listen on (`"::"` also accepts IPv4), or `"localhost"`.
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * TCP port; 0 picks a free one (read it back from `cluster.addr.port`).
+   * @default {8000}
+   */
+  port?: number;
+  /**
+   * Number of HTTP worker threads.
+   * @default {navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /**
+   * How connections reach the workers. `"ring"`: one acceptor thread calls
+   * `accept4` through FFI and hands each connection to the least-loaded worker
+   * through its ring (exact balance; Linux and `--allow-ffi` only, otherwise
+   * it falls back to `"reuseport"` with a one-line notice). `"reuseport"`: each
+   * worker listens on the port with `SO_REUSEPORT` and the kernel spreads
+   * connections by hash (needs the `net` unstable flag).
+   * @default {"ring"}
+   */
+  accept?: "ring" | "reuseport";
+  /**
+   * Ring mode only: how HTTP workers drive their sockets. `"epoll"`: each
+   * worker waits on its own epoll fd, where the acceptor registers the
+   * connections it hands over, and reads/writes through FFI (one thread
+   * wake-up per connection). `"socket"`: each worker adopts fds as
+   * `node:net` Sockets (two wake-ups per connection; kept for comparison).
+   * @default {"epoll"}
+   */
+  ringIo?: "epoll" | "socket";
+  /**
+   * Cap on connections open at once (ring mode: plus those queued to a
+   * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
+   * At the cap, new connections wait in the kernel's backlog.
+   * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
+   */
+  maxConns?: number;
+  /**
+   * The `listen()` backlog: connections the kernel holds while at the cap.
+   * @default {4096}
+   */
+  backlog?: number;
+  /**
+   * A request head must arrive in full within this time (slowloris), else the connection closes.
+   * @default {10000}
+   */
+  headerTimeoutMs?: number;
+  /**
+   * A kept-alive connection with no request for this long is closed.
+   * @default {15000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * A connection whose client reads nothing for this long while a response is being written is closed.
+   * @default {30000}
+   */
+  writeTimeoutMs?: number;
+  /**
+   * How long `shutdown()` lets in-flight requests finish.
+   * @default {10000}
+   */
+  graceMs?: number;
+  /**
+   * Render an HTML listing for directories without `index.html`.
+   * @default {true}
+   */
+  dirListing?: boolean;
+  /**
+   * Serve (and list) files whose name starts with a dot.
+   * @default {false}
+   */
+  dotfiles?: boolean;
+  /**
+   * Serve symlinks that point outside the root.
+   * @default {false}
+   */
+  followSymlinks?: boolean;
+  /**
+   * Add `Access-Control-Allow-Origin: *` to every response.
+   * @default {false}
+   */
+  cors?: boolean;
+  /**
+   * Extra headers added to every response, e.g. `[["cache-control", "no-cache"]]`.
+   * @default {[]}
+   */
+  headers?: Array<[string, string]>;
+  /**
+   * Log one line per request (from the workers, to stdout).
+   * @default {false}
+   */
+  verbose?: boolean;
+  /**
+   * Where the cluster's own notices go: the ring -> reuseport fallback, worker
+   * restarts, acceptor errors. `serve()` prints nothing else.
+   * @default {console.error}
+   */
+  log?: (line: string) => void;
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  }
+  return value;
+}
+
+/** Whether ring mode can run here: Linux, with FFI permission. */
+function ringSupported(): boolean {
+  return Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+}
+
+function checkRoot(root: string): string {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(root);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`root "${root}" does not exist`);
+    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+      throw new Error(`root "${root}" is not readable (${e.message})`);
+    }
+    throw e;
+  }
+  if (!info.isDirectory) throw new Error(`root "${root}" is not a directory`);
+  try {
+    for (const _ of Deno.readDirSync(root)) break;
+  } catch (e) {
+    throw new Error(`root "${root}" is not readable (${(e as Error).message})`);
+  }
+  return Deno.realPathSync(root);
+}
+
+/**
+ * Starts the server: checks the root, then starts the acceptor (ring mode)
+ * and the HTTP workers, and resolves once every thread is ready to serve.
+ * It prints nothing on success; announce `cluster.addr` yourself.
+ *
+ * @param options what to serve and how; see {@linkcode ServeOptions}
+ * @returns the running cluster
+ * @throws {Error} before any thread starts when the root is missing, not a
+ *   directory or unreadable; {@linkcode RangeError} for a bad option; the
+ *   bind error (e.g. `port 8000 is in use`) after stopping what had started
+ *
+ * @example Serve a directory on a free port
+ * ```ts ignore
+ * import { serve } from "./mod.ts";
+ *
+ * const cluster = await serve({ root: ".", port: 0, hostname: "127.0.0.1" });
+ * console.log(`Listening on http://127.0.0.1:${cluster.addr.port}/`);
+ * const res = await fetch(`http://127.0.0.1:${cluster.addr.port}/`);
+ * await res.body?.cancel();
+ * await cluster.shutdown();
+ * ```
+ */
+export async function serve(options: ServeOptions): Promise<Cluster> {
+  const root = checkRoot(options.root);
+  const log = options.log ?? ((line: string) => console.error(line));
+  const port = options.port ?? 8000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`port must be 0-65535, got ${port}`);
+  }
+  let mode = options.accept ?? "ring";
+  if (mode !== "ring" && mode !== "reuseport") {
+    throw new RangeError(`accept must be "ring" or "reuseport", got "${mode}"`);
+  }
+  const io = options.ringIo ?? "epoll";
+  if (io !== "epoll" && io !== "socket") {
+    throw new RangeError(`ringIo must be "epoll" or "socket", got "${io}"`);
+  }
+  const ffi = ringSupported();
+  if (mode === "ring" && !ffi) {
+    log(
+      Deno.build.os === "linux"
+        ? "notice: ring mode needs --allow-ffi; using --accept=reuseport"
+        : `notice: ring mode needs Linux (this is ${Deno.build.os}); using --accept=reuseport`,
+    );
+    mode = "reuseport";
+  }
+  const limit = ffi ? openFileLimit() : undefined;
+  const derivedCap = limit === undefined ? 448 : Math.max(16, Math.floor((limit - 128) / 2));
+  const config: ClusterConfig = {
+    hostname: options.hostname ?? "0.0.0.0",
+    port,
+    workers: positiveInt("workers", options.workers, navigator.hardwareConcurrency || 1),
+    mode,
+    io,
+    fdLimit: limit ?? 1024,
+    maxConns: positiveInt("maxConns", options.maxConns, derivedCap),
+    backlog: positiveInt("backlog", options.backlog, 4096),
+    headerTimeoutMs: positiveInt("headerTimeoutMs", options.headerTimeoutMs, 10_000),
+    idleTimeoutMs: positiveInt("idleTimeoutMs", options.idleTimeoutMs, 15_000),
+    writeTimeoutMs: positiveInt("writeTimeoutMs", options.writeTimeoutMs, 30_000),
+    graceMs: positiveInt("graceMs", options.graceMs, 10_000, 0),
+    verbose: options.verbose ?? false,
+    handler: {
+      root,
+      dirListing: options.dirListing ?? true,
+      dotfiles: options.dotfiles ?? false,
+      followSymlinks: options.followSymlinks ?? false,
+      cors: options.cors ?? false,
+      headers: options.headers ?? [],
+    },
+    log,
+  };
+  return await Supervisor.start(config);
+}

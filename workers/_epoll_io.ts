@@ -1,0 +1,321 @@
+/**
+ * Ring mode's fast I/O for an HTTP worker: the worker owns an epoll fd; the
+ * acceptor registers each connection there (EPOLLIN, data = the fd) before
+ * pushing the fd into the worker's ring. The worker waits in `epoll_wait` on
+ * Deno's blocking pool (so its event loop keeps running for the handler's
+ * file operations and timers) and reads and writes sockets with FFI
+ * `read`/`write`. A connection costs one wake-up (data arrived), instead of
+ * two wake-ups (ring, then socket) plus a `node:net` Socket.
+ *
+ * Per connection: level-triggered interest is `EPOLLIN` unless the peer sent
+ * EOF, plus `EPOLLOUT` while output is pending. While reading is paused (the
+ * engine returned a promise from `feed`) `EPOLLIN` is dropped only once the
+ * socket actually reports input: a client usually waits for its response, so
+ * most pauses cost no `epoll_ctl` at all. A write goes straight to the
+ * socket; what the kernel does not take is queued, and the returned promise
+ * settles when the queue is flushed (or the connection closes).
+ *
+ * @module
+ */
+import type { SpscRing } from "../queue/spsc.ts";
+import { type ConnectionSet, HttpConnection, type Transport } from "../http/engine.ts";
+import type { Handler } from "../http/types.ts";
+import {
+  close,
+  E,
+  EPOLL_EVENT_SIZE,
+  epollCreate,
+  EPOLLERR,
+  epollEvent,
+  EPOLLHUP,
+  EPOLLIN,
+  epollMod,
+  EPOLLOUT,
+  epollPoll,
+  epollWait,
+  readFd,
+  writeFd,
+} from "./_libc.ts";
+
+const MAX_EVENTS = 256;
+/** The event loop gets a turn at least this often (ms): timers, supervisor messages. */
+const TURN_MS = 10;
+const READ_SIZE = 64 * 1024;
+
+/** Engine timeouts. */
+export interface EngineOptions {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+}
+
+/** One socket fd driven through epoll; the engine's {@linkcode Transport}. */
+class FdConnection implements Transport {
+  readonly fd: number;
+  conn!: HttpConnection;
+  #loop: EpollLoop;
+  #pending: Uint8Array[] = [];
+  #waiters: (() => void)[] = [];
+  #paused = false;
+  /** EPOLLIN was dropped because input arrived while paused. */
+  #muted = false;
+  #eof = false;
+  #closed = false;
+  #interest = EPOLLIN;
+
+  constructor(fd: number, loop: EpollLoop) {
+    this.fd = fd;
+    this.#loop = loop;
+  }
+
+  write(bytes: Uint8Array): Promise<void> | void {
+    if (this.#closed) return;
+    if (this.#pending.length === 0) {
+      const n = writeFd(this.fd, bytes);
+      if (n === bytes.length) return;
+      if (n < 0 && n !== -E.AGAIN && n !== -E.INTR) return this.#abort();
+      // The kernel took part: keep the rest (the caller waits, so it will
+      // not reuse the buffer before the promise settles).
+      bytes = bytes.subarray(n > 0 ? n : 0);
+    }
+    this.#pending.push(bytes);
+    this.#updateInterest();
+    return new Promise<void>((r) => this.#waiters.push(r));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#loop.release(this.fd);
+    for (const w of this.#waiters.splice(0)) w();
+    this.#pending.length = 0;
+  }
+
+  /** The peer went away (reset, error): nothing more can be sent. */
+  #abort(): void {
+    this.close();
+    if (!this.conn.closed) this.conn.end();
+  }
+
+  #updateInterest(): void {
+    if (this.#closed) return;
+    const want = (this.#muted || this.#eof ? 0 : EPOLLIN) |
+      (this.#pending.length > 0 ? EPOLLOUT : 0);
+    if (want !== this.#interest) {
+      this.#interest = want;
+      epollMod(this.#loop.epfd, this.fd, want);
+    }
+  }
+
+  readonly #resume = () => {
+    this.#paused = false;
+    this.#loop.busy--;
+    if (this.#muted) {
+      this.#muted = false;
+      this.#updateInterest();
+    }
+  };
+
+  onReadable(): void {
+    if (this.#closed || this.#eof) return;
+    if (this.#paused) {
+      // Level-triggered: stop the reports until the engine wants more.
+      this.#muted = true;
+      return this.#updateInterest();
+    }
+    const buf = this.#loop.readBuffer;
+    const n = readFd(this.fd, buf);
+    if (n > 0) {
+      // The engine copies whatever it keeps past this call: no copy here.
+      const p = this.conn.feed(buf.subarray(0, n));
+      if (p) {
+        this.#paused = true;
+        this.#loop.busy++;
+        p.then(this.#resume, this.#resume);
+      }
+    } else if (n === 0) {
+      this.#eof = true;
+      this.#updateInterest();
+      this.conn.end();
+    } else if (n !== -E.AGAIN && n !== -E.INTR) {
+      this.#abort();
+    }
+  }
+
+  onWritable(): void {
+    const q = this.#pending;
+    while (q.length > 0 && !this.#closed) {
+      const b = q[0];
+      const n = writeFd(this.fd, b);
+      if (n === b.length) {
+        q.shift();
+      } else if (n >= 0) {
+        q[0] = b.subarray(n);
+        return;
+      } else if (n === -E.AGAIN || n === -E.INTR) {
+        return;
+      } else {
+        return this.#abort();
+      }
+    }
+    for (const w of this.#waiters.splice(0)) w();
+    this.#updateInterest();
+  }
+
+  onHangup(): void {
+    // Let a read see EOF or the error; if reading is paused, just abort.
+    if (this.#paused || this.#eof) this.#abort();
+    else this.onReadable();
+  }
+}
+
+/** The worker's epoll loop over the connections its ring delivers. */
+export class EpollLoop {
+  readonly epfd: number;
+  readonly readBuffer = new Uint8Array(READ_SIZE);
+  #conns = new Map<number, FdConnection>();
+  #events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
+  #view = new DataView(this.#events.buffer);
+  #draining = false;
+  #ctl: Int32Array;
+  #open: number;
+  #owners: Int32Array;
+  #handler: Handler;
+  #set: ConnectionSet;
+  #options: EngineOptions;
+  readonly #adoptRecord = (rec: Int32Array) => this.#adopt(rec[0]);
+  /** Connections whose engine work is pending (a `feed` or write promise). */
+  busy = 0;
+  #lastTurn = 0;
+  #lastTick = 0;
+  #channel = new MessageChannel();
+  #yielded: (() => void) | null = null;
+  /** One event-loop turn (a MessageChannel message: setTimeout(0) is clamped to ms). */
+  #yield(): Promise<void> {
+    return new Promise((r) => {
+      this.#yielded = r;
+      this.#channel.port2.postMessage(null);
+    });
+  }
+
+  /**
+   * @param ctl the control words
+   * @param open index of this slot's OPEN word
+   * @param owners the owners table
+   */
+  constructor(
+    ctl: Int32Array,
+    open: number,
+    owners: Int32Array,
+    handler: Handler,
+    set: ConnectionSet,
+    options: EngineOptions,
+  ) {
+    this.epfd = epollCreate();
+    this.#ctl = ctl;
+    this.#open = open;
+    this.#owners = owners;
+    this.#handler = handler;
+    this.#set = set;
+    this.#options = options;
+    this.#channel.port1.onmessage = () => {
+      const r = this.#yielded;
+      this.#yielded = null;
+      r?.();
+    };
+  }
+
+  #adopt(fd: number): void {
+    const c = new FdConnection(fd, this);
+    c.conn = new HttpConnection(c, this.#handler, this.#options, {
+      onClose: () => {
+        this.#set.remove(c.conn);
+        c.close();
+      },
+    });
+    this.#conns.set(fd, c);
+    this.#set.add(c.conn);
+    // The request usually arrived with (or before) the accept: read it now
+    // rather than after one more epoll_wait. EAGAIN costs one syscall.
+    c.onReadable();
+  }
+
+  /** Unregisters and closes `fd`, and gives its slot back. */
+  release(fd: number): void {
+    if (!this.#conns.delete(fd)) return;
+    // Owner first: once closed, the number may be accepted again at once.
+    Atomics.store(this.#owners, fd, 0);
+    close(fd); // also removes it from the epoll set
+    Atomics.sub(this.#ctl, this.#open, 1);
+  }
+
+  /**
+   * Graceful stop: adopts what the ring still holds (the acceptor has stopped
+   * by now), then keeps running until every connection has closed.
+   */
+  beginDrain(ring: SpscRing): number {
+    this.#draining = true;
+    return ring.drain(this.#adoptRecord);
+  }
+
+  /**
+   * Runs until {@linkcode beginDrain} was called and no connection is left.
+   *
+   * @param ring this slot's ring of fds
+   * @param onAdopted told how many connections were taken
+   * @param drainRequested polled each iteration (shared memory, no message
+   *   latency); when it returns true, `onDrain` is called once
+   * @param onDrain starts the graceful stop
+   */
+  async run(
+    ring: SpscRing,
+    onAdopted: (n: number) => void,
+    drainRequested: () => boolean,
+    onDrain: () => void,
+  ): Promise<void> {
+    const view = this.#view;
+    while (!this.#draining || this.#conns.size > 0) {
+      if (!this.#draining && drainRequested()) onDrain();
+      const adopted = this.#draining ? 0 : ring.drain(this.#adoptRecord);
+      if (adopted > 0) onAdopted(adopted);
+      // On the blocking pool, so this thread's event loop runs meanwhile.
+      // Bounded, so a stop request and a lost registration are both noticed.
+      let n: number;
+      if (this.busy === 0 && performance.now() - this.#lastTurn < TURN_MS) {
+        // No engine work is pending (every response so far went out
+        // synchronously): nothing but sockets can need this thread, so
+        // block in epoll_wait right here, like a C server would.
+        n = epollPoll(this.epfd, this.#events, TURN_MS);
+      } else {
+        // Handler or file I/O is pending, or timers and messages are due: run
+        // the event loop. Sleep off-thread only when no socket is ready.
+        await this.#yield();
+        const now = performance.now();
+        this.#lastTurn = now;
+        if (now - this.#lastTick >= 1000) {
+          // Deadlines, here rather than only from the set's setInterval:
+          // timers fire late (~40 %) when the thread spends its time blocked
+          // in epoll_wait between event-loop turns.
+          this.#lastTick = now;
+          this.#set.tick(Date.now());
+        }
+        n = epollPoll(this.epfd, this.#events);
+        if (n === 0 && this.busy > 0) n = await epollWait(this.epfd, this.#events, 100);
+      }
+      for (let i = 0; i < n; i++) {
+        const [events, fd] = epollEvent(view, i);
+        let c = this.#conns.get(fd);
+        if (c === undefined) {
+          // Registered by the acceptor, not yet published to the ring.
+          const more = ring.drain(this.#adoptRecord);
+          if (more > 0) onAdopted(more);
+          c = this.#conns.get(fd);
+          if (c === undefined) continue;
+        }
+        if (events & EPOLLOUT) c.onWritable();
+        if (events & EPOLLIN) c.onReadable();
+        else if (events & (EPOLLHUP | EPOLLERR)) c.onHangup();
+      }
+    }
+  }
+}

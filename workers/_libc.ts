@@ -1,0 +1,410 @@
+/**
+ * The few libc calls the acceptor needs, through `Deno.dlopen("libc.so.6")`:
+ * a listening TCP socket (IPv4 or IPv6), `accept4`, `poll`, `close`,
+ * `getrlimit`, and `errno`. Linux x86_64/aarch64 constants only; callers check
+ * `Deno.build.os === "linux"` first.
+ *
+ * Every call is a synchronous FFI call, so it runs on the calling thread and
+ * `errno` (thread-local, read through `__errno_location`) belongs to it.
+ *
+ * @module
+ */
+
+/** errno values used by the acceptor (Linux). */
+export const E = {
+  PERM: 1,
+  INTR: 4,
+  AGAIN: 11,
+  NOMEM: 12,
+  ACCES: 13,
+  NFILE: 23,
+  MFILE: 24,
+  ADDRINUSE: 98,
+  ADDRNOTAVAIL: 99,
+  CONNABORTED: 103,
+  NOBUFS: 105,
+} as const;
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const POLLIN = 1;
+const RLIMIT_NOFILE = 7;
+
+const symbols = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  __errno_location: { parameters: [], result: "pointer" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+} as const;
+
+type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
+let lib: Lib | undefined;
+
+/** Opens libc once per thread. Throws when FFI is not permitted. */
+function libc(): Lib {
+  lib ??= Deno.dlopen("libc.so.6", symbols).symbols;
+  return lib;
+}
+
+/** The calling thread's errno. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+function strerror(code: number): string {
+  const p = libc().strerror(code);
+  return p === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** An error from a libc call, carrying its errno. */
+export class LibcError extends Error {
+  /**
+   * @param call the libc function that failed, e.g. `bind`
+   * @param code its errno
+   * @param message what it means to the user
+   */
+  constructor(readonly call: string, readonly code: number, message?: string) {
+    super(message ?? `${call}() failed: ${strerror(code)} (errno ${code})`);
+    this.name = "LibcError";
+  }
+}
+
+/** A parsed IP literal. */
+export interface IpAddress {
+  family: 4 | 6;
+  /** 4 or 16 bytes, network order. */
+  bytes: Uint8Array;
+}
+
+/**
+ * Parses an IPv4 or IPv6 literal (`"localhost"` is `127.0.0.1`).
+ *
+ * @param host the text, e.g. `0.0.0.0`, `::1`, `[::]`
+ * @returns the address, or undefined when `host` is not a literal
+ */
+export function parseIp(host: string): IpAddress | undefined {
+  if (host === "localhost") host = "127.0.0.1";
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const v4 = parseIpv4(host);
+  if (v4) return { family: 4, bytes: v4 };
+  const v6 = parseIpv6(host);
+  return v6 ? { family: 6, bytes: v6 } : undefined;
+}
+
+function parseIpv4(s: string): Uint8Array | undefined {
+  const parts = s.split(".");
+  if (parts.length !== 4) return undefined;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^\d{1,3}$/.test(parts[i])) return undefined;
+    const n = Number(parts[i]);
+    if (n > 255) return undefined;
+    out[i] = n;
+  }
+  return out;
+}
+
+function parseIpv6(s: string): Uint8Array | undefined {
+  if (!s.includes(":")) return undefined;
+  const halves = s.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (i === items.length - 1 && item.includes(".")) {
+        const v4 = parseIpv4(item);
+        if (!v4) return undefined;
+        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(item)) {
+        out.push(parseInt(item, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...head, ...new Array(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+/**
+ * Encodes a `sockaddr_in` / `sockaddr_in6`.
+ *
+ * @param ip the address
+ * @param port the port, host order
+ * @returns the bytes to pass to `bind`
+ */
+export function encodeSockaddr(ip: IpAddress, port: number): Uint8Array {
+  const buf = new Uint8Array(ip.family === 4 ? 16 : 28);
+  const view = new DataView(buf.buffer);
+  view.setUint16(0, ip.family === 4 ? AF_INET : AF_INET6, true);
+  view.setUint16(2, port, false);
+  buf.set(ip.bytes, ip.family === 4 ? 4 : 8);
+  return buf;
+}
+
+function setInt(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  if (libc().setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) !== 0) {
+    throw new LibcError("setsockopt", errno());
+  }
+}
+
+/**
+ * Creates a non-blocking, close-on-exec listening TCP socket.
+ *
+ * @param hostname an IP literal or `localhost`
+ * @param port 0 for any free port
+ * @param backlog the `listen` backlog
+ * @returns the fd and the port actually bound
+ * @throws {LibcError} with a user-facing message, e.g. `port 8000 is in use`
+ */
+export function listenTcp(
+  hostname: string,
+  port: number,
+  backlog = 4096,
+): { fd: number; port: number } {
+  const ip = parseIp(hostname);
+  if (!ip) {
+    throw new TypeError(`host must be an IPv4 or IPv6 address or "localhost", got "${hostname}"`);
+  }
+  const c = libc();
+  const fd = c.socket(
+    ip.family === 4 ? AF_INET : AF_INET6,
+    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+    0,
+  );
+  if (fd < 0) throw new LibcError("socket", errno());
+  try {
+    setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux, so one
+    // call here saves one per connection (checked in _libc_test.ts).
+    setInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    // "::" serves IPv4 too, like Deno.listen does.
+    if (ip.family === 6) setInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    const addr = encodeSockaddr(ip, port);
+    if (c.bind(fd, addr, addr.length) !== 0) {
+      const code = errno();
+      const where = `${hostname}:${port}`;
+      if (code === E.ADDRINUSE) {
+        throw new LibcError("bind", code, `port ${port} is in use (${where})`);
+      }
+      if (code === E.ACCES) {
+        throw new LibcError("bind", code, `permission denied binding ${where} (ports < 1024?)`);
+      }
+      if (code === E.ADDRNOTAVAIL) {
+        throw new LibcError("bind", code, `address ${hostname} is not available on this machine`);
+      }
+      throw new LibcError("bind", code);
+    }
+    if (c.listen(fd, backlog) !== 0) throw new LibcError("listen", errno());
+    return { fd, port: boundPort(fd) };
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+}
+
+/** The local port of a bound socket (`getsockname`). */
+export function boundPort(fd: number): number {
+  const addr = new Uint8Array(28);
+  const len = new Uint32Array([28]);
+  if (libc().getsockname(fd, addr, new Uint8Array(len.buffer)) !== 0) {
+    throw new LibcError("getsockname", errno());
+  }
+  return new DataView(addr.buffer).getUint16(2, false);
+}
+
+/** Whether TCP_NODELAY is set on `fd` (for tests). */
+export function noDelay(fd: number): boolean {
+  const v = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  if (
+    libc().getsockopt(
+      fd,
+      IPPROTO_TCP,
+      TCP_NODELAY,
+      new Uint8Array(v.buffer),
+      new Uint8Array(len.buffer),
+    ) !== 0
+  ) throw new LibcError("getsockopt", errno());
+  return v[0] !== 0;
+}
+
+/**
+ * `accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)`.
+ *
+ * @returns the new fd, or `-errno` (e.g. `-E.AGAIN` when none is pending)
+ */
+export function accept(fd: number): number {
+  const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return r >= 0 ? r : -errno();
+}
+
+const pollfd = new Int32Array(2);
+const pollfdBytes = new Uint8Array(pollfd.buffer);
+
+/**
+ * Waits until `fd` is readable (a connection is pending) or the timeout ends.
+ *
+ * @param fd a listening socket
+ * @param timeoutMs how long to block this thread
+ * @returns true when readable
+ */
+export function pollIn(fd: number, timeoutMs: number): boolean {
+  pollfd[0] = fd;
+  pollfd[1] = POLLIN; // events (short) = POLLIN, revents (short) = 0
+  const r = libc().poll(pollfdBytes, 1n, timeoutMs);
+  return r > 0 && (pollfd[1] >>> 16 & POLLIN) !== 0;
+}
+
+/** `close(fd)`, ignoring errors (the fd is gone either way). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/** The soft `RLIMIT_NOFILE`, or undefined when it cannot be read. */
+export function openFileLimit(): number | undefined {
+  const buf = new BigUint64Array(2);
+  if (libc().getrlimit(RLIMIT_NOFILE, new Uint8Array(buf.buffer)) !== 0) return undefined;
+  const soft = buf[0];
+  return soft > 0x7fffffffn ? 0x7fffffff : Number(soft);
+}
+
+// ---- epoll (ring mode's I/O in the HTTP workers) ---------------------------
+
+/** epoll event bits. */
+export const EPOLLIN = 0x001, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010;
+const EPOLL_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+/** `struct epoll_event` is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+export const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+
+/** `epoll_create1(EPOLL_CLOEXEC)`. */
+export function epollCreate(): number {
+  const fd = libc().epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) throw new LibcError("epoll_create1", errno());
+  return fd;
+}
+
+const ctlEvent = new Uint8Array(16);
+const ctlView = new DataView(ctlEvent.buffer);
+
+function epollCtl(epfd: number, op: number, fd: number, events: number): number {
+  ctlView.setUint32(0, events, true);
+  ctlView.setUint32(EPOLL_DATA_OFFSET, fd, true);
+  ctlView.setUint32(EPOLL_DATA_OFFSET + 4, 0, true);
+  return libc().epoll_ctl(epfd, op, fd, ctlEvent) === 0 ? 0 : -errno();
+}
+
+/** Registers `fd` (as the event's data) with `events`; returns 0 or -errno. */
+export function epollAdd(epfd: number, fd: number, events: number): number {
+  return epollCtl(epfd, EPOLL_CTL_ADD, fd, events);
+}
+
+/** Changes the events `fd` is registered for; returns 0 or -errno. */
+export function epollMod(epfd: number, fd: number, events: number): number {
+  return epollCtl(epfd, EPOLL_CTL_MOD, fd, events);
+}
+
+/** Unregisters `fd`; returns 0 or -errno. */
+export function epollDel(epfd: number, fd: number): number {
+  return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0);
+}
+
+/**
+ * `epoll_wait` on a thread of Deno's blocking pool, so this thread's event
+ * loop keeps running meanwhile. `events` must not be touched until it settles.
+ *
+ * @returns the number of events (0 on timeout or EINTR)
+ */
+export async function epollWait(
+  epfd: number,
+  events: Uint8Array,
+  timeoutMs: number,
+): Promise<number> {
+  const n = await libc().epoll_wait_async(
+    epfd,
+    events,
+    events.length / EPOLL_EVENT_SIZE,
+    timeoutMs,
+  );
+  return n < 0 ? 0 : n;
+}
+
+/**
+ * `epoll_wait` on this thread: blocks it for up to `timeoutMs` (0: just
+ * collect what is ready).
+ *
+ * @returns the number of events (0 on timeout or EINTR)
+ */
+export function epollPoll(epfd: number, events: Uint8Array, timeoutMs = 0): number {
+  const n = libc().epoll_wait(epfd, events, events.length / EPOLL_EVENT_SIZE, timeoutMs);
+  return n < 0 ? 0 : n;
+}
+
+/** Reads event `i` of an `epoll_wait` result: `[events, fd]`. */
+export function epollEvent(view: DataView, i: number): [number, number] {
+  const o = i * EPOLL_EVENT_SIZE;
+  return [view.getUint32(o, true), view.getInt32(o + EPOLL_DATA_OFFSET, true)];
+}
+
+/** `read(fd, buf, buf.length)`: bytes read, 0 at end of stream, or -errno. */
+export function readFd(fd: number, buf: Uint8Array): number {
+  const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+  return n >= 0 ? n : -errno();
+}
+
+const MSG_NOSIGNAL = 0x4000;
+
+/**
+ * `send(fd, buf, buf.length, MSG_NOSIGNAL)`: bytes written or -errno. A peer
+ * that went away gives EPIPE, never SIGPIPE (whatever the signal's disposition).
+ */
+export function writeFd(fd: number, buf: Uint8Array): number {
+  const n = Number(libc().send(fd, buf, BigInt(buf.length), MSG_NOSIGNAL));
+  return n >= 0 ? n : -errno();
+}

@@ -1,0 +1,145 @@
+/**
+ * What the supervisor, the acceptor and the HTTP workers share: the layout of
+ * the control `SharedArrayBuffer` and the messages they exchange.
+ *
+ * Control words (an `Int32Array`, every access through `Atomics`, which is
+ * sequentially consistent; the layout relies on that and nothing weaker):
+ *
+ * ```text
+ * word 0   STATE      supervisor writes: RUNNING -> STOPPING; acceptor reads each loop
+ * word 1   MAX_CONNS  supervisor writes once: cap on open + queued connections
+ * word 2   ACCEPTED   acceptor: connections accepted (stat)
+ * word 3   DROPPED    acceptor: fds closed because no live worker could take them (stat)
+ * word 4   EMFILE     acceptor: accept() failures for lack of fds (stat)
+ * word 5   DRAIN      supervisor: 1 once the acceptor stopped; workers drain
+ *                    (also sent as a message; an epoll worker may see that late)
+ * word 6   CRASH      supervisor's test hook: the acceptor throws when it sees 1
+ * word 16 + 16*i     slot i (one per HTTP worker), 64 bytes apart so the
+ *                    acceptor's and the workers' writes fall on different cache lines:
+ *   +0 OPEN      acceptor adds 1 per fd it hands over; the worker subtracts 1
+ *                when that connection closes. Invariant: open + queued for slot i.
+ *   +1 ALIVE     supervisor: 1 once the worker said ready, 0 when it died
+ *   +2 ACK       acceptor: 1 once it saw ALIVE = 0, stopped pushing to the ring
+ *                and closed what was queued in it; supervisor resets it to 0
+ *   +3 REQUESTS  worker: responses sent (stat)
+ *   +4 CONNS     worker: connections taken (stat)
+ *   +5 RESTARTS  supervisor: replacements of this slot (stat)
+ *   +6 EPFD      epoll I/O: the worker stores its epoll fd before saying
+ *                ready; the acceptor registers each fd it hands over there,
+ *                and closes it when the worker died
+ * ```
+ *
+ * Owners (epoll I/O only; an `Int32Array` indexed by fd number): the acceptor
+ * stores `slot + 1` before handing an fd over, the worker stores 0 just
+ * before it closes the fd (so a reused fd number is never clobbered). When a
+ * worker dies its raw fds stay open (they are not Deno resources); the
+ * acceptor closes every fd still owned by the dead slot.
+ *
+ * Note: the acceptor reads OPEN racily while workers decrement it; a stale
+ * value only makes one dispatch slightly less balanced, never wrong.
+ *
+ * @module
+ */
+
+/** Index of the state word. */
+export const STATE = 0;
+/** Index of the connection cap. */
+export const MAX_CONNS = 1;
+/** Index of the accepted-connections counter. */
+export const ACCEPTED = 2;
+/** Index of the dropped-fds counter. */
+export const DROPPED = 3;
+/** Index of the EMFILE/ENFILE counter. */
+export const EMFILE = 4;
+/** Index of the drain flag. */
+export const DRAIN = 5;
+/** Index of the acceptor's test-only crash request. */
+export const CRASH = 6;
+
+/** STATE value: accept and serve. */
+export const RUNNING = 0;
+/** STATE value: stop accepting (graceful shutdown). */
+export const STOPPING = 1;
+
+/** First word of slot 0. */
+export const SLOT_BASE = 16;
+/** Words per slot (64 bytes). */
+export const SLOT_WORDS = 16;
+/** Slot offsets. */
+export const OPEN = 0, ALIVE = 1, ACK = 2, REQUESTS = 3, CONNS = 4, RESTARTS = 5, EPFD = 6;
+
+/** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
+export type RingIo = "epoll" | "socket";
+
+/** Index of `field` of slot `i`. */
+export function slot(i: number, field: number): number {
+  return SLOT_BASE + SLOT_WORDS * i + field;
+}
+
+/** Allocates the control words for `workers` slots. */
+export function allocateControl(workers: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer((SLOT_BASE + SLOT_WORDS * workers) * 4));
+}
+
+/** Options every HTTP worker gets. */
+export interface WorkerConfig {
+  index: number;
+  mode: "ring" | "reuseport";
+  control: SharedArrayBuffer;
+  /** Ring mode: this slot's SPSC ring of fds (one word per record). */
+  ring?: SharedArrayBuffer;
+  /** Ring mode: how sockets are driven. */
+  io: RingIo;
+  /** Ring mode with epoll I/O: the owners table. */
+  owners?: SharedArrayBuffer;
+  /** Reuseport mode: where to listen. */
+  hostname: string;
+  port: number;
+  /** Reuseport mode: this worker's share of the connection cap. */
+  maxConns: number;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  verbose: boolean;
+  handler: {
+    root: string;
+    dirListing: boolean;
+    dotfiles: boolean;
+    followSymlinks: boolean;
+    cors: boolean;
+    headers: Array<[string, string]>;
+  };
+}
+
+/** Options the acceptor gets. */
+export interface AcceptorConfig {
+  hostname: string;
+  port: number;
+  /** A listening fd from a previous acceptor (restart); else it binds. */
+  listenFd?: number;
+  backlog: number;
+  control: SharedArrayBuffer;
+  rings: SharedArrayBuffer[];
+  io: RingIo;
+  /** With epoll I/O: the owners table. */
+  owners?: SharedArrayBuffer;
+}
+
+/** Supervisor -> worker. */
+export type ToWorker =
+  | { type: "start"; config: WorkerConfig }
+  | { type: "drain" }
+  | { type: "crash" };
+
+/** Worker -> supervisor. */
+export type FromWorker =
+  | { type: "ready"; port: number }
+  | { type: "drained" }
+  | { type: "error"; message: string };
+
+/** Acceptor -> supervisor. */
+export type FromAcceptor =
+  | { type: "ready"; port: number; fd: number }
+  | { type: "stopped" }
+  | { type: "error"; message: string }
+  | { type: "log"; message: string };

@@ -1,0 +1,228 @@
+/// <reference lib="deno.worker" />
+/**
+ * The acceptor thread (ring mode): owns the listening socket, accepts with
+ * `accept4` through FFI and hands each fd to the least-loaded live HTTP worker
+ * through that worker's SPSC ring (one word per record: the fd).
+ *
+ * Loop: `poll()` with a 100 ms timeout (so a stop request is seen within
+ * 100 ms without any wake-up that could be lost), then accept until EAGAIN
+ * (at most the remaining cap), then one `publish` per ring per batch.
+ *
+ * - At the connection cap (open + queued, summed over live slots) it stops
+ *   calling accept: the kernel backlog holds new connections meanwhile.
+ * - EMFILE/ENFILE/ENOBUFS/ENOMEM: count, back off (10 ms doubling to 500 ms),
+ *   retry. The thread never exits because of fd exhaustion.
+ * - A slot whose ALIVE word drops to 0 is skipped from then on; whatever is
+ *   still queued in its ring is taken back here (the producer becomes the
+ *   consumer: the dead worker no longer runs) and handed to live workers, or
+ *   closed when none is live; then ACK is set so the supervisor can start a
+ *   replacement on the same ring. No queued fd is leaked or dropped.
+ *
+ * Started by the supervisor with a `start` message carrying an
+ * {@linkcode AcceptorConfig}; answers `ready` (with the real port and the
+ * listening fd), `error`, and `stopped` once STATE leaves RUNNING and the
+ * listening socket is closed.
+ *
+ * @module
+ */
+import { SpscRing } from "../queue/spsc.ts";
+import { accept, close, E, epollAdd, EPOLLIN, listenTcp, pollIn } from "./_libc.ts";
+import {
+  ACCEPTED,
+  type AcceptorConfig,
+  ACK,
+  ALIVE,
+  CRASH,
+  DROPPED,
+  EMFILE,
+  EPFD,
+  type FromAcceptor,
+  MAX_CONNS,
+  OPEN,
+  RUNNING,
+  slot,
+  STATE,
+} from "./_shared.ts";
+
+const BATCH = 256;
+const POLL_MS = 100;
+
+function send(msg: FromAcceptor): void {
+  self.postMessage(msg);
+}
+
+self.onmessage = (e: MessageEvent<{ type: "start"; config: AcceptorConfig }>) => {
+  if (e.data.type !== "start") return;
+  const config = e.data.config;
+  let lfd: number;
+  let port: number;
+  try {
+    if (config.listenFd !== undefined) {
+      lfd = config.listenFd;
+      port = config.port;
+    } else {
+      ({ fd: lfd, port } = listenTcp(config.hostname, config.port, config.backlog));
+    }
+  } catch (err) {
+    send({ type: "error", message: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  send({ type: "ready", port, fd: lfd });
+  run(lfd, config);
+  close(lfd);
+  send({ type: "stopped" });
+};
+
+function run(lfd: number, config: AcceptorConfig): void {
+  const ctl = new Int32Array(config.control);
+  const rings = config.rings.map((b) => new SpscRing(b));
+  const n = rings.length;
+  const live = new Array<boolean>(n).fill(false);
+  const pending: number[][] = rings.map(() => []);
+  let rr = 0;
+  let backoffMs = 10;
+
+  /** Least-loaded live slot (scanning from rr makes ties round-robin), or -1. */
+  const pick = (): number => {
+    let best = -1;
+    let bestLoad = Infinity;
+    for (let k = 0; k < n; k++) {
+      const i = (rr + k) % n;
+      if (!live[i]) continue;
+      const load = Atomics.load(ctl, slot(i, OPEN));
+      if (load < bestLoad) {
+        best = i;
+        bestLoad = load;
+      }
+    }
+    rr = (best + 1) % n;
+    return best;
+  };
+  const epoll = config.io === "epoll";
+  const owners = epoll ? new Int32Array(config.owners!) : new Int32Array(0);
+  const drop = (fd: number): void => {
+    if (fd < owners.length) Atomics.store(owners, fd, 0);
+    close(fd);
+    Atomics.add(ctl, DROPPED, 1);
+  };
+  const dispatch = (fd: number): void => {
+    const i = pick();
+    if (i < 0 || (epoll && fd >= owners.length)) return drop(fd);
+    if (epoll) {
+      // Registered before it is published: the worker wakes when data comes.
+      Atomics.store(owners, fd, i + 1);
+      if (epollAdd(Atomics.load(ctl, slot(i, EPFD)), fd, EPOLLIN) !== 0) return drop(fd);
+    }
+    Atomics.add(ctl, slot(i, OPEN), 1);
+    pending[i].push(fd);
+  };
+  const requeue = (rec: Int32Array) => dispatch(rec[0]);
+  /** One publish (and at most one wake-up) per ring per batch. */
+  const flush = (): void => {
+    for (let i = 0; i < n; i++) {
+      const fds = pending[i];
+      if (fds.length === 0) continue;
+      const ring = rings[i];
+      const room = ring.reserve(fds.length);
+      for (let j = 0; j < room; j++) ring.write(j, 0, fds[j]);
+      if (room > 0) ring.publish(room);
+      // The ring holds at least the cap, so this only happens if a slot's
+      // count went wrong: close rather than leak.
+      for (let j = room; j < fds.length; j++) {
+        close(fds[j]);
+        Atomics.sub(ctl, slot(i, OPEN), 1);
+        Atomics.add(ctl, DROPPED, 1);
+      }
+      fds.length = 0;
+    }
+  };
+
+  let liveCount = 0;
+  /** Refreshes `live` and `liveCount`; returns open + queued over live slots. */
+  const scan = (): number => {
+    let total = 0;
+    liveCount = 0;
+    for (let i = 0; i < n; i++) {
+      live[i] = Atomics.load(ctl, slot(i, ALIVE)) === 1;
+      if (live[i]) {
+        liveCount++;
+        total += Atomics.load(ctl, slot(i, OPEN));
+      }
+    }
+    return total;
+  };
+
+  while (Atomics.load(ctl, STATE) === RUNNING) {
+    if (Atomics.load(ctl, CRASH) !== 0) {
+      Atomics.store(ctl, CRASH, 0);
+      // Leaves the listening fd open: the replacement takes it over.
+      throw new Error("acceptor crashed on request (supervisor test hook)");
+    }
+    // Slot maintenance: a handful of loads per loop.
+    let total = scan();
+    for (let i = 0; i < n; i++) {
+      if (live[i] || Atomics.load(ctl, slot(i, ACK)) !== 0) continue;
+      // Slot i died: nobody reads its ring now. Hand what was queued there
+      // (accepted, never read) to live workers, or close it; then ACK. A
+      // fresh view, because a view caches its own side's counter and ours is
+      // the producer's.
+      const epfd = Atomics.load(ctl, slot(i, EPFD));
+      if (epoll && epfd > 0) {
+        close(epfd);
+        Atomics.store(ctl, slot(i, EPFD), 0);
+      }
+      new SpscRing(config.rings[i]).drain(requeue);
+      flush();
+      if (epoll) {
+        // Its sockets are raw fds, not Deno resources: they outlive the
+        // worker's isolate. Close those it still owned.
+        for (let fd = 0; fd < owners.length; fd++) {
+          if (owners[fd] === i + 1) {
+            Atomics.store(owners, fd, 0);
+            close(fd);
+          }
+        }
+      }
+      Atomics.store(ctl, slot(i, ACK), 1);
+    }
+    const cap = Atomics.load(ctl, MAX_CONNS);
+    if (liveCount === 0 || total >= cap) {
+      // Leave connections in the kernel backlog until a worker frees a slot.
+      Atomics.wait(ctl, STATE, RUNNING, 5);
+      continue;
+    }
+    if (!pollIn(lfd, POLL_MS)) continue;
+    // The poll may have slept 100 ms: see workers that became ready meanwhile.
+    total = scan();
+    if (liveCount === 0) continue;
+
+    let budget = Math.min(BATCH, cap - total);
+    let accepted = 0;
+    while (budget > 0) {
+      const fd = accept(lfd);
+      if (fd < 0) {
+        const code = -fd;
+        if (code === E.AGAIN) break;
+        // The connection died in the backlog, or a signal: try the next one.
+        if (code === E.INTR || code === E.CONNABORTED || code === E.PERM) continue;
+        if (code === E.MFILE || code === E.NFILE || code === E.NOBUFS || code === E.NOMEM) {
+          // Temporary: connections wait in the backlog until fds free up.
+          Atomics.add(ctl, EMFILE, 1);
+          Atomics.wait(ctl, STATE, RUNNING, backoffMs);
+          backoffMs = Math.min(backoffMs * 2, 500);
+        } else {
+          send({ type: "log", message: `accept4() failed with errno ${code}; retrying` });
+          Atomics.wait(ctl, STATE, RUNNING, 100);
+        }
+        break;
+      }
+      backoffMs = 10;
+      budget--;
+      accepted++;
+      dispatch(fd);
+    }
+    if (accepted === 0) continue;
+    Atomics.add(ctl, ACCEPTED, accepted);
+    flush();
+  }
+}

@@ -1,0 +1,428 @@
+/**
+ * The supervisor (main thread): allocates the rings and control words, starts
+ * the acceptor (ring mode) and the HTTP workers, replaces a worker that dies,
+ * and runs the graceful shutdown. It prints nothing but `log` lines (worker
+ * restarts, acceptor errors); announcing the address is the caller's job.
+ *
+ * Graceful shutdown: STATE = STOPPING; the acceptor closes the listening
+ * socket within one poll (<= 100 ms) and says `stopped`; then DRAIN = 1 and a
+ * `drain` message to each worker: it stops taking connections, closes idle
+ * ones, finishes in-flight responses and says `drained`. After `graceMs`
+ * (or a second `shutdown()` call) every thread is terminated regardless.
+ * An acceptor that dies is restarted after 100 ms on the same listening fd.
+ *
+ * Replacing a dead worker (slot i):
+ * 1. terminate it; store ACK = 0, then ALIVE = 0 (the acceptor stops picking
+ *    the slot within one loop, <= 100 ms);
+ * 2. ring mode: wait for the acceptor's ACK = 1, meaning it took back every
+ *    fd still queued in the ring (handed to live workers, or closed when none
+ *    is live), closed the fds the worker owned (epoll I/O: raw fds outlive
+ *    the isolate; socket I/O: Deno closed them with it) and its epoll fd, and
+ *    will not push again while ALIVE = 0;
+ * 3. reset OPEN;
+ * 4. after a backoff (0 ms for the first crash, then 100 ms doubling up to
+ *    1 s for crashes less than 10 s apart), start a replacement on the same
+ *    ring; it sets ALIVE = 1 when ready.
+ *
+ * @module
+ */
+import { SpscRing } from "../queue/spsc.ts";
+import {
+  ACCEPTED,
+  type AcceptorConfig,
+  ACK,
+  ALIVE,
+  allocateControl,
+  CONNS,
+  CRASH,
+  DRAIN,
+  DROPPED,
+  EMFILE,
+  type FromAcceptor,
+  type FromWorker,
+  MAX_CONNS,
+  OPEN,
+  REQUESTS,
+  RESTARTS,
+  type RingIo,
+  slot,
+  STATE,
+  STOPPING,
+  type ToWorker,
+  type WorkerConfig,
+} from "./_shared.ts";
+
+/** Everything the supervisor needs, defaults already applied. */
+export interface ClusterConfig {
+  hostname: string;
+  port: number;
+  workers: number;
+  mode: "ring" | "reuseport";
+  /** Ring mode: how workers drive sockets. */
+  io: RingIo;
+  /** RLIMIT_NOFILE (ring mode with epoll I/O sizes the owners table by it). */
+  fdLimit: number;
+  maxConns: number;
+  backlog: number;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  graceMs: number;
+  verbose: boolean;
+  handler: WorkerConfig["handler"];
+  log: (line: string) => void;
+}
+
+/** Per-worker figures from {@linkcode Cluster.stats}. */
+export interface WorkerStats {
+  /** Whether the worker is running (false while it is being replaced). */
+  alive: boolean;
+  /** Connections open on it now (ring mode: plus those queued to it). */
+  open: number;
+  /** Connections it has taken since its slot started. */
+  connections: number;
+  /** Requests it has answered since its slot started. */
+  requests: number;
+  /** How many times this slot's worker was replaced. */
+  restarts: number;
+}
+
+/** A snapshot from {@linkcode Cluster.stats}. */
+export interface ClusterStats {
+  /** How connections reach the workers. */
+  mode: "ring" | "reuseport";
+  /** Connections accepted (ring: by the acceptor; reuseport: by the workers). */
+  accepted: number;
+  /** Accepted fds closed unserved because no live worker could take them. */
+  dropped: number;
+  /** accept() failures for lack of file descriptors (each retried later). */
+  emfile: number;
+  /** One entry per worker slot, in slot order. */
+  workers: WorkerStats[];
+}
+
+/** A running server, as returned by `serve()`. */
+export interface Cluster {
+  /** The bound address; `port` is the real one when 0 was asked for. */
+  readonly addr: { hostname: string; port: number };
+  /** Number of HTTP workers. */
+  readonly workers: number;
+  /** How connections reach the workers. */
+  readonly mode: "ring" | "reuseport";
+  /** Counters, read without locking (each one is exact, the set is not a snapshot). */
+  stats(): ClusterStats;
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then
+   * stops every thread. Calling it again while it runs stops at once.
+   *
+   * @param graceMs how long in-flight requests may take; default: the `graceMs` option
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  /** `await using cluster = await serve(...)` shuts it down at scope exit. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
+const ACCEPTOR_URL = new URL("./acceptor.ts", import.meta.url);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The supervisor; `serve()` returns it as a {@linkcode Cluster}. */
+export class Supervisor implements Cluster {
+  readonly addr: { hostname: string; port: number };
+  readonly workers: number;
+  readonly mode: "ring" | "reuseport";
+  #config: ClusterConfig;
+  #ctl: Int32Array;
+  #rings: SharedArrayBuffer[] = [];
+  #owners?: SharedArrayBuffer;
+  #threads: (Worker | undefined)[] = [];
+  #acceptor?: Worker;
+  #listenFd?: number;
+  #acceptorStopped?: () => void;
+  #drained: ((() => void) | undefined)[] = [];
+  #crashes: number[][] = [];
+  #closing = false;
+  #shutdown?: Promise<void>;
+  #force?: () => void;
+
+  private constructor(config: ClusterConfig) {
+    this.#config = config;
+    this.addr = { hostname: config.hostname, port: config.port };
+    this.workers = config.workers;
+    this.mode = config.mode;
+    this.#ctl = allocateControl(config.workers);
+    Atomics.store(this.#ctl, MAX_CONNS, config.maxConns);
+    for (let i = 0; i < config.workers; i++) {
+      this.#crashes.push([]);
+      // Nothing to clean up for a slot that has not run yet.
+      Atomics.store(this.#ctl, slot(i, ACK), 1);
+    }
+  }
+
+  /**
+   * Starts the acceptor (ring mode) and every worker.
+   *
+   * @param config the resolved options
+   * @returns the supervisor once every thread is ready
+   * @throws the first start-up error (e.g. the port is in use), after
+   *   stopping whatever had started
+   */
+  static async start(config: ClusterConfig): Promise<Supervisor> {
+    const s = new Supervisor(config);
+    try {
+      await s.#startAll();
+    } catch (e) {
+      s.#closing = true;
+      s.#terminateAll();
+      throw e;
+    }
+    return s;
+  }
+
+  async #startAll(): Promise<void> {
+    const c = this.#config;
+    if (c.mode === "ring") {
+      const capacity = 2 ** Math.ceil(Math.log2(Math.min(Math.max(c.maxConns, 16), 65536)));
+      for (let i = 0; i < c.workers; i++) this.#rings.push(SpscRing.allocate(capacity, 1));
+      if (c.io === "epoll") {
+        this.#owners = new SharedArrayBuffer(Math.min(c.fdLimit, 1 << 21) * 4);
+      }
+      this.addr.port = await this.#startAcceptor();
+      await Promise.all(this.#rings.map((_, i) => this.#startWorker(i)));
+    } else {
+      // Port 0: the first worker picks the port, the others join it.
+      this.addr.port = await this.#startWorker(0);
+      await Promise.all(
+        Array.from({ length: c.workers - 1 }, (_, k) => this.#startWorker(k + 1)),
+      );
+    }
+  }
+
+  #startAcceptor(): Promise<number> {
+    const c = this.#config;
+    const w = new Worker(ACCEPTOR_URL, { type: "module", name: "acceptor" });
+    this.#acceptor = w;
+    let ready = false;
+    return new Promise((resolve, reject) => {
+      const fail = (message: string) => {
+        if (!ready) return reject(new Error(message));
+        c.log(`acceptor died: ${message}; restarting it`);
+        w.terminate();
+        if (this.#closing) return this.#acceptorStopped?.();
+        // Same listening fd (a raw fd: it outlived the thread); meanwhile
+        // connections wait in the kernel backlog.
+        sleep(100).then(() => this.#closing ? undefined : this.#startAcceptor()).catch((e) =>
+          c.log(`acceptor restart failed: ${e.message}`)
+        );
+      };
+      w.onmessage = (e: MessageEvent<FromAcceptor>) => {
+        const m = e.data;
+        if (m.type === "ready") {
+          ready = true;
+          this.#listenFd = m.fd;
+          resolve(m.port);
+        } else if (m.type === "stopped") {
+          this.#acceptorStopped?.();
+        } else if (m.type === "log") {
+          c.log(m.message);
+        } else {
+          fail(m.message);
+        }
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        fail(e.message);
+      };
+      const config: AcceptorConfig = {
+        hostname: c.hostname,
+        port: this.addr.port,
+        listenFd: this.#listenFd,
+        backlog: c.backlog,
+        control: this.#ctl.buffer as SharedArrayBuffer,
+        rings: this.#rings,
+        io: c.io,
+        owners: this.#owners,
+      };
+      w.postMessage({ type: "start", config });
+    });
+  }
+
+  /** Starts the worker of slot `i`; resolves with its port when it is ready. */
+  #startWorker(i: number): Promise<number> {
+    const c = this.#config;
+    const w = new Worker(WORKER_URL, { type: "module", name: `http-${i}` });
+    this.#threads[i] = w;
+    let ready = false;
+    return new Promise((resolve, reject) => {
+      const fail = (message: string) => {
+        if (!ready) {
+          w.terminate();
+          return reject(new Error(`worker ${i}: ${message}`));
+        }
+        this.#replace(i, w, message);
+      };
+      w.onmessage = (e: MessageEvent<FromWorker>) => {
+        const m = e.data;
+        if (m.type === "ready") {
+          ready = true;
+          Atomics.store(this.#ctl, slot(i, ALIVE), 1);
+          resolve(m.port);
+        } else if (m.type === "drained") {
+          this.#drained[i]?.();
+        } else {
+          fail(m.message);
+        }
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        fail(e.message);
+      };
+      const config: WorkerConfig = {
+        index: i,
+        mode: c.mode,
+        control: this.#ctl.buffer as SharedArrayBuffer,
+        ring: this.#rings[i],
+        io: c.io,
+        owners: this.#owners,
+        hostname: c.hostname,
+        port: this.addr.port,
+        maxConns: Math.max(1, Math.ceil(c.maxConns / c.workers)),
+        headerTimeoutMs: c.headerTimeoutMs,
+        idleTimeoutMs: c.idleTimeoutMs,
+        writeTimeoutMs: c.writeTimeoutMs,
+        verbose: c.verbose,
+        handler: c.handler,
+      };
+      w.postMessage({ type: "start", config } satisfies ToWorker);
+    });
+  }
+
+  async #replace(i: number, dead: Worker, reason: string): Promise<void> {
+    if (this.#threads[i] !== dead) return; // already being replaced
+    this.#threads[i] = undefined;
+    dead.terminate();
+    if (this.#closing) {
+      this.#drained[i]?.();
+      return;
+    }
+    const ctl = this.#ctl;
+    this.#config.log(`worker ${i} died (${reason}); replacing it`);
+    Atomics.store(ctl, slot(i, ACK), 0);
+    Atomics.store(ctl, slot(i, ALIVE), 0);
+    if (this.mode === "ring") {
+      // The acceptor acknowledges within one poll (<= 100 ms); the bound only
+      // matters if the acceptor itself is gone.
+      const until = Date.now() + 1000;
+      while (Atomics.load(ctl, slot(i, ACK)) === 0 && Date.now() < until && !this.#closing) {
+        await sleep(5);
+      }
+    }
+    Atomics.store(ctl, slot(i, OPEN), 0);
+    const now = Date.now();
+    const recent = this.#crashes[i].filter((t) => now - t < 10_000);
+    recent.push(now);
+    this.#crashes[i] = recent;
+    if (recent.length > 1) await sleep(Math.min(1000, 100 * 2 ** (recent.length - 2)));
+    if (this.#closing) return;
+    try {
+      await this.#startWorker(i);
+      Atomics.add(ctl, slot(i, RESTARTS), 1);
+    } catch (e) {
+      const failed = this.#threads[i];
+      if (failed) this.#replace(i, failed, e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /**
+   * Test hook: makes worker `i` throw an uncaught error, as a bug would.
+   * Not reachable from the network; `serve()` callers never see it.
+   *
+   * @param i the worker slot
+   */
+  crashWorker(i: number): void {
+    this.#threads[i]?.postMessage({ type: "crash" } satisfies ToWorker);
+  }
+
+  /** Test hook: makes the acceptor throw, as a bug would. */
+  crashAcceptor(): void {
+    Atomics.store(this.#ctl, CRASH, 1);
+  }
+
+  stats(): ClusterStats {
+    const ctl = this.#ctl;
+    const workers: WorkerStats[] = [];
+    let conns = 0;
+    for (let i = 0; i < this.workers; i++) {
+      const w = {
+        alive: Atomics.load(ctl, slot(i, ALIVE)) === 1,
+        open: Atomics.load(ctl, slot(i, OPEN)),
+        connections: Atomics.load(ctl, slot(i, CONNS)),
+        requests: Atomics.load(ctl, slot(i, REQUESTS)),
+        restarts: Atomics.load(ctl, slot(i, RESTARTS)),
+      };
+      conns += w.connections;
+      workers.push(w);
+    }
+    return {
+      mode: this.mode,
+      accepted: this.mode === "ring" ? Atomics.load(ctl, ACCEPTED) : conns,
+      dropped: Atomics.load(ctl, DROPPED),
+      emfile: Atomics.load(ctl, EMFILE),
+      workers,
+    };
+  }
+
+  shutdown(graceMs: number = this.#config.graceMs): Promise<void> {
+    if (this.#shutdown) {
+      this.#force?.();
+      return this.#shutdown;
+    }
+    this.#closing = true;
+    const forced = new Promise<void>((r) => this.#force = r);
+    this.#shutdown = this.#drain(graceMs, forced);
+    return this.#shutdown;
+  }
+
+  async #drain(graceMs: number, forced: Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = Promise.race([
+      forced,
+      new Promise<void>((r) => timer = setTimeout(r, graceMs)),
+    ]);
+    try {
+      Atomics.store(this.#ctl, STATE, STOPPING);
+      Atomics.notify(this.#ctl, STATE);
+      if (this.#acceptor) {
+        // The acceptor sees STOPPING within one poll (<= 100 ms) and closes
+        // the listening socket; only then can the workers' rings stay empty.
+        const stopped = new Promise<void>((r) => this.#acceptorStopped = r);
+        await Promise.race([stopped, expired]);
+      }
+      Atomics.store(this.#ctl, DRAIN, 1);
+      const drained: Promise<void>[] = [];
+      this.#threads.forEach((w, i) => {
+        if (!w) return;
+        drained.push(new Promise<void>((r) => this.#drained[i] = r));
+        w.postMessage({ type: "drain" } satisfies ToWorker);
+      });
+      await Promise.race([Promise.all(drained), expired]);
+    } finally {
+      clearTimeout(timer);
+      this.#terminateAll();
+    }
+  }
+
+  #terminateAll(): void {
+    for (const w of this.#threads) w?.terminate();
+    this.#threads = [];
+    this.#acceptor?.terminate();
+    this.#acceptor = undefined;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}

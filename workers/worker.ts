@@ -1,0 +1,279 @@
+/// <reference lib="deno.worker" />
+/**
+ * An HTTP worker thread: runs the HTTP engine (`http/engine.ts`) with the
+ * file handler (`http/handler.ts`) over connections from one of two sources.
+ *
+ * - **ring**, epoll I/O (the default; `_epoll_io.ts`): waits on its own epoll
+ *   fd, where the acceptor registers each connection before queueing the fd
+ *   in this slot's ring; reads and writes through FFI.
+ * - **ring**, socket I/O: drains this slot's SPSC ring of accepted fds in
+ *   batches (bounded `waitAsync` when empty), adopts each fd as a `node:net`
+ *   Socket and drives an `HttpConnection` over it.
+ *
+ *   Either way the slot's OPEN count drops when a connection closes.
+ * - **reuseport**: listens itself with `Deno.listen({ reusePort: true })` and
+ *   hands each `Deno.Conn` to `serveDenoConn`, stopping `accept` at its share
+ *   of the connection cap.
+ *
+ * Messages: `start` (an {@linkcode WorkerConfig}) -> `ready`; `drain` -> stop
+ * taking connections, finish in-flight requests, -> `drained`; `crash` is the
+ * supervisor's test hook (an uncaught error, like a bug would raise).
+ *
+ * @module
+ */
+import net from "node:net";
+import { SpscRing } from "../queue/spsc.ts";
+import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
+import { createHandler } from "../http/handler.ts";
+import type { Handler, RequestHead } from "../http/types.ts";
+import { EpollLoop } from "./_epoll_io.ts";
+import {
+  CONNS,
+  DRAIN,
+  EMFILE,
+  EPFD,
+  type FromWorker,
+  OPEN,
+  REQUESTS,
+  slot,
+  type ToWorker,
+  type WorkerConfig,
+} from "./_shared.ts";
+
+const BATCH = 128;
+
+function send(msg: FromWorker): void {
+  self.postMessage(msg);
+}
+
+let draining = false;
+let stopSource: (() => void) | undefined;
+let set: ConnectionSet | undefined;
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const msg = e.data;
+  if (msg.type === "start") {
+    start(msg.config).catch((err) => {
+      send({ type: "error", message: err instanceof Error ? err.message : String(err) });
+    });
+  } else if (msg.type === "drain") {
+    drain();
+  } else if (msg.type === "crash") {
+    setTimeout(() => {
+      throw new Error("worker crashed on request (supervisor test hook)");
+    }, 0);
+  }
+};
+
+async function drain(): Promise<void> {
+  if (draining) return;
+  draining = true;
+  stopSource?.();
+  await set?.drain();
+  send({ type: "drained" });
+}
+
+async function start(config: WorkerConfig): Promise<void> {
+  const ctl = new Int32Array(config.control);
+  const requests = slot(config.index, REQUESTS);
+  const inner = await createHandler({ ...config.handler });
+  const handler: Handler = config.verbose
+    ? async (req: RequestHead) => {
+      Atomics.add(ctl, requests, 1);
+      const reply = await inner(req);
+      console.log(`[${config.index}] ${req.method} ${req.target} ${reply.status}`);
+      return reply;
+    }
+    : (req: RequestHead) => {
+      Atomics.add(ctl, requests, 1);
+      return inner(req);
+    };
+  set = new ConnectionSet();
+  const options = {
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    writeTimeoutMs: config.writeTimeoutMs,
+  };
+  if (config.mode === "ring" && config.io === "epoll") {
+    const ring = new SpscRing(config.ring!);
+    const conns = slot(config.index, CONNS);
+    const loop = new EpollLoop(
+      ctl,
+      slot(config.index, OPEN),
+      new Int32Array(config.owners!),
+      handler,
+      set,
+      options,
+    );
+    // The acceptor registers connections with this epoll fd: publish it
+    // before saying ready (the supervisor then marks the slot alive).
+    Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
+    // Served too: the supervisor stops the acceptor before the workers.
+    stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
+    send({ type: "ready", port: config.port });
+    await loop.run(
+      ring,
+      (n) => Atomics.add(ctl, conns, n),
+      // While it sits in epoll_wait this thread sees messages late: the
+      // supervisor also raises DRAIN in shared memory.
+      () => Atomics.load(ctl, DRAIN) === 1,
+      drain,
+    );
+  } else if (config.mode === "ring") {
+    const ring = new SpscRing(config.ring!);
+    send({ type: "ready", port: config.port });
+    await runRing(ring, ctl, config.index, handler, set, options);
+  } else {
+    const listener = Deno.listen({
+      hostname: config.hostname,
+      port: config.port,
+      reusePort: true,
+    });
+    send({ type: "ready", port: (listener.addr as Deno.NetAddr).port });
+    await runListener(listener, ctl, config, handler, set, options);
+  }
+}
+
+type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
+
+async function runRing(
+  ring: SpscRing,
+  ctl: Int32Array,
+  index: number,
+  handler: Handler,
+  set: ConnectionSet,
+  options: EngineOptions,
+): Promise<void> {
+  const open = slot(index, OPEN);
+  const conns = slot(index, CONNS);
+  const adoptRecord = (rec: Int32Array) => adopt(rec[0], ctl, open, handler, set, options);
+  let stop = false;
+  stopSource = () => {
+    stop = true;
+    // Connections accepted before the stop are served: the supervisor stops
+    // the acceptor first, so nothing arrives after this.
+    Atomics.add(ctl, conns, ring.drain(adoptRecord));
+  };
+  while (!stop) {
+    const n = ring.drain(adoptRecord, BATCH);
+    if (n > 0) Atomics.add(ctl, conns, n);
+    if (ring.size() > 0) {
+      // More is queued: let the adopted sockets' I/O run before the next batch.
+      await new Promise((r) => setTimeout(r, 0));
+      continue;
+    }
+    // Bounded: Atomics wake-ups are sometimes lost on Deno 2.9.
+    await ring.waitAsync(100);
+  }
+}
+
+/** Drives one `HttpConnection` over an adopted socket fd. */
+function adopt(
+  fd: number,
+  ctl: Int32Array,
+  open: number,
+  handler: Handler,
+  set: ConnectionSet,
+  options: EngineOptions,
+): void {
+  let sock: net.Socket;
+  try {
+    sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+  } catch {
+    Atomics.sub(ctl, open, 1);
+    return;
+  }
+  let gone = false;
+  let counted = false;
+  const release = () => {
+    if (counted) return;
+    counted = true;
+    Atomics.sub(ctl, open, 1);
+  };
+  const transport: Transport = {
+    write(bytes: Uint8Array): Promise<void> | void {
+      if (gone) return;
+      // Resolve when the bytes are handed to the kernel: the engine may reuse
+      // its buffer after this, and node:net keeps a reference until then.
+      return new Promise<void>((resolve) => sock.write(bytes, () => resolve()));
+    },
+    close(): void {
+      sock.destroy();
+    },
+  };
+  const conn = new HttpConnection(transport, handler, options, {
+    onClose() {
+      set.remove(conn);
+      sock.destroy();
+    },
+  });
+  set.add(conn);
+  const resume = () => {
+    if (!gone) sock.resume();
+  };
+  sock.on("data", (chunk: Uint8Array) => {
+    const p = conn.feed(chunk);
+    if (p) {
+      sock.pause();
+      p.then(resume, resume);
+    }
+  });
+  sock.on("end", () => conn.end());
+  sock.on("error", () => {/* "close" follows */});
+  sock.on("close", () => {
+    gone = true;
+    if (!conn.closed) conn.end();
+    set.remove(conn);
+    release();
+  });
+}
+
+async function runListener(
+  listener: Deno.Listener,
+  ctl: Int32Array,
+  config: WorkerConfig,
+  handler: Handler,
+  set: ConnectionSet,
+  options: EngineOptions,
+): Promise<void> {
+  const open = slot(config.index, OPEN);
+  const conns = slot(config.index, CONNS);
+  let local = 0;
+  let freed: (() => void) | undefined;
+  stopSource = () => {
+    listener.close();
+    freed?.();
+  };
+  let backoffMs = 10;
+  while (!draining) {
+    if (local >= config.maxConns) {
+      // At this worker's share of the cap: leave connections in the backlog.
+      await new Promise<void>((r) => freed = r);
+      freed = undefined;
+      continue;
+    }
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (err) {
+      if (draining || err instanceof Deno.errors.BadResource) break;
+      // EMFILE and friends: temporary, the connection waits in the backlog.
+      Atomics.add(ctl, EMFILE, 1);
+      await new Promise((r) => setTimeout(r, backoffMs));
+      backoffMs = Math.min(backoffMs * 2, 500);
+      continue;
+    }
+    backoffMs = 10;
+    // Head and body may go out in separate writes: without this, Nagle and
+    // delayed ACKs add 40 ms to each keep-alive response.
+    (conn as Deno.TcpConn).setNoDelay(true);
+    local++;
+    Atomics.add(ctl, open, 1);
+    Atomics.add(ctl, conns, 1);
+    serveDenoConn(conn, handler, set, options).catch(() => {}).finally(() => {
+      local--;
+      Atomics.sub(ctl, open, 1);
+      freed?.();
+    });
+  }
+}
