@@ -11,7 +11,9 @@ import { type Cluster, serve } from "../serve.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 // Signal listeners first: Deno 2.9.6 panics if registering one hits EMFILE,
-// which can happen once connections pour in.
+// which can happen once connections pour in. `cluster` is assigned once, but
+// after the listeners that read it exist.
+// deno-lint-ignore prefer-const
 let cluster: Cluster | undefined;
 let stopping = false;
 const onSignal = () => {
