@@ -17,6 +17,8 @@
  *     inside_link -> hello.txt, dirlink -> dir
  *     comp.txt(.gz -> outside, .br -> /etc/passwd), comp2.txt(.gz -> .env)
  *     non-UTF-8: ff fe -bin.txt (file), fe -out -> outside, fd -dot -> .env, fc -evildir -> root-evil
+ *     fifo (a FIFO: opening it would block), fifolink -> fifo, devzero -> /dev/zero,
+ *     sparse5g.bin (5 GiB sparse: offsets past 2^32)
  *     hostile names: <b>&"'.txt  100%.txt  q?x.txt  hash#x.txt  with space.txt
  *       a:b.txt  long UTF-8, <dir>/, non-UTF-8 (bytes ff fe)
  * ```
@@ -138,7 +140,9 @@ export async function makeFixture(): Promise<Fixture> {
       "-c",
       `cd "$1" && printf 'non utf8\\n' > $'\\xff\\xfe-bin.txt' &&
        ln -s ../outside/secret.txt $'\\xfe-out' && ln -s .env $'\\xfd-dot' &&
-       ln -s ../root-evil $'\\xfc-evildir'`,
+       ln -s ../root-evil $'\\xfc-evildir' &&
+       mkfifo fifo && ln -s fifo fifolink && ln -s /dev/zero devzero &&
+       truncate -s 5G sparse5g.bin`,
       "bash",
       root,
     ],

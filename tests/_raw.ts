@@ -227,6 +227,9 @@ export async function exchange(
     const buf = new Uint8Array(64 * 1024);
     const deadline = t0 + timeoutMs;
     let settledAt = 0;
+    // Re-parsing everything on each read is quadratic for big bodies: past
+    // 1 MiB, parse again only once the bytes have doubled.
+    let parseAt = 0;
     while (true) {
       const now = performance.now();
       let wait = deadline - now;
@@ -255,7 +258,8 @@ export async function exchange(
       chunks.push(buf.slice(0, n));
       total += n;
       if (total >= maxBytes) break;
-      if (options.expectResponses !== undefined) {
+      if (options.expectResponses !== undefined && total >= parseAt) {
+        parseAt = total < 1024 * 1024 ? 0 : total * 2;
         const { responses } = parseResponses(concat(chunks), options.head);
         const done = responses.filter((r) => r.complete).length;
         settledAt = done >= options.expectResponses ? performance.now() : 0;

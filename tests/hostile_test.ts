@@ -211,6 +211,10 @@ function symlinkCases(): Case[] {
       expect: [200],
       check: (rs) => dec.decode(rs[0]?.body) === "comp2\n" ? undefined : "not the plain file",
     },
+    { cat, name: "FIFO (open would block)", raw: req("/fifo"), expect: [403, 404] },
+    { cat, name: "link to FIFO", raw: req("/fifolink"), expect: [403, 404] },
+    { cat, name: "HEAD FIFO", raw: req("/fifo", "", "HEAD"), expect: [403, 404], head: true },
+    { cat, name: "link to /dev/zero", raw: req("/devzero"), expect: [404] },
     { cat, name: "non-UTF-8 symlink out", raw: req("/%FE-out"), expect: [404] },
     { cat, name: "non-UTF-8 symlink to dotfile", raw: req("/%FD-dot"), expect: [404] },
     {
@@ -663,6 +667,48 @@ function rangeCases(fx: Fixture): Case[] {
     r("small file 0-0 x 1000", many(1000, () => "0-0"), [200, 416], "/hello.txt", 6),
     r("small file overlap", "bytes=0-5,0-5,0-5", [200], "/hello.txt", 6),
     r("small file -1 x 100", many(100, () => "-1"), [200, 416], "/hello.txt", 6),
+    {
+      ...r(
+        "5 GiB sparse: 20 bytes past 2^32",
+        "bytes=5368709100-5368709119",
+        [206],
+        "/sparse5g.bin",
+        20,
+      ),
+      check: (rs) =>
+        header(rs[0], "content-range") === "bytes 5368709100-5368709119/5368709120" &&
+          rs[0].body.length === 20 && rs[0].body.every((b) => b === 0)
+          ? undefined
+          : `Content-Range ${header(rs[0], "content-range")}, ${rs[0]?.body.length} bytes`,
+    },
+    {
+      ...r("5 GiB sparse: suffix 5", "bytes=-5", [206], "/sparse5g.bin", 5),
+      check: (rs) =>
+        header(rs[0], "content-range") === "bytes 5368709115-5368709119/5368709120"
+          ? undefined
+          : `Content-Range ${header(rs[0], "content-range")}`,
+    },
+    // HEAD: a 200 (the Range ignored as unparseable, allowed) would stream 5 GiB.
+    r(
+      "5 GiB sparse: beyond 2^53",
+      "bytes=9007199254740993-9007199254740999",
+      [416, 200],
+      "/sparse5g.bin",
+      0,
+      "",
+      "HEAD",
+    ),
+    {
+      cat,
+      name: "HEAD 5 GiB sparse: Content-Length exact",
+      raw: req("/sparse5g.bin", "", "HEAD"),
+      expect: [200],
+      head: true,
+      check: (rs) =>
+        header(rs[0], "content-length") === "5368709120"
+          ? undefined
+          : `Content-Length ${header(rs[0], "content-length")}`,
+    },
   ];
 }
 
