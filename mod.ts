@@ -71,3 +71,5 @@ export {
   MAX_METHOD,
   MAX_REQUEST_LINE,
 } from "./http/limits.ts";
+
+if (import.meta.main) Deno.exit(await (await import("./cli.ts")).main(Deno.args));
