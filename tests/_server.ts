@@ -99,12 +99,12 @@ export class TestServer implements AsyncDisposable {
   }
 
   /**
-   * Asks for `ringhttpd stats {json}` on stderr (SIGUSR1) and returns the
+   * Asks for `ringhttpd stats {json}` on stderr (SIGUSR2; SIGUSR1 would open Deno's inspector) and returns the
    * parsed object, or undefined if none arrives within `timeoutMs`.
    */
   async stats(timeoutMs = 3000): Promise<Record<string, unknown> | undefined> {
     const before = this.#stderr.total;
-    this.kill("SIGUSR1");
+    this.kill("SIGUSR2");
     const end = performance.now() + timeoutMs;
     while (performance.now() < end) {
       const fresh = this.#stderr.text.slice(

@@ -943,7 +943,7 @@ for (const mode of MODES) {
       `hostile (${mode}): ${cases.length} requests in ${
         ((performance.now() - t0) / 1000).toFixed(1)
       } s, ` +
-        `worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`,
+        `worker restarts ${restarts ?? "unknown (no SIGUSR2 stats)"}`,
     );
     if (restarts !== undefined) assert.equal(restarts, 0, `workers died\n${server.diagnosis()}`);
   });
@@ -1199,7 +1199,7 @@ for (const mode of MODES) {
       }`,
     );
     const restarts = await server.restarts();
-    console.log(`fuzz: worker restarts ${restarts ?? "unknown (no SIGUSR1 stats)"}`);
+    console.log(`fuzz: worker restarts ${restarts ?? "unknown (no SIGUSR2 stats)"}`);
     assert.deepEqual(failures, [], `seed ${seed}\n${server.diagnosis()}`);
     if (restarts !== undefined) assert.equal(restarts, 0, `seed ${seed}: workers died`);
     assert.equal(
