@@ -164,23 +164,39 @@ export class TestServer implements AsyncDisposable {
   }
 }
 
+/**
+ * Reads a /proc file. Deno wants --allow-all for /proc paths, and the test
+ * tasks grant explicit permissions only, so this asks `cat` (--allow-run).
+ *
+ * @param path e.g. `/proc/123/status`
+ * @returns the text, or undefined when unreadable
+ */
+export function readProc(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    // NotCapable without --allow-all: fall through to cat.
+  }
+  try {
+    const out = new Deno.Command("cat", { args: [path], stderr: "null" }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads VmRSS of `pid` in bytes; 0 when the process is gone. */
 export function readRss(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
+  const m = readProc(`/proc/${pid}/status`)?.match(/^VmRSS:\s+(\d+)\s+kB/m);
+  return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** Number of open fds of `pid`; -1 when unreadable. */
 export function countFds(pid: number): number {
   try {
-    let n = 0;
-    for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) n++;
-    return n;
+    const out = new Deno.Command("ls", { args: [`/proc/${pid}/fd`], stderr: "null" }).outputSync();
+    if (!out.success) return -1;
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "").length;
   } catch {
     return -1;
   }

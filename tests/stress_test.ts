@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { countFds, readRss, startServer, type TestServer } from "./_server.ts";
+import { countFds, readProc, readRss, startServer, type TestServer } from "./_server.ts";
 import { concat, exchange, parseResponses, pool } from "./_raw.ts";
 import { makeFixture } from "./_fixture.ts";
 
@@ -73,19 +73,17 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 function establishedOn(port: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, "0");
   let n = 0;
+  let read = 0;
   for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(f);
-    } catch {
-      continue;
-    }
+    const text = readProc(f);
+    if (text === undefined) continue;
+    read++;
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length > 3 && cols[1].endsWith(`:${hex}`) && cols[3] === "01") n++;
     }
   }
-  return n;
+  return read === 0 ? -1 : n;
 }
 
 /** Samples RSS every 100 ms until stopped; returns the peak. */
@@ -337,7 +335,9 @@ Deno.test({
     });
     assert.equal((await probe(server)).status, 200);
     const baseRss = server.rss();
+    assert.ok(baseRss > 0, "cannot read the server's RSS from /proc");
     const baseConns = establishedOn(server.port);
+    assert.ok(baseConns >= 0, "cannot read /proc/net/tcp");
     const sampler = rssSampler(server.pid);
     const conns: Deno.Conn[] = [];
     const firstBytes: number[] = [];
@@ -645,6 +645,7 @@ Deno.test({
     await using server = await startServer({ root: fx.root });
     assert.equal((await probe(server)).status, 200);
     const baseRss = server.rss();
+    assert.ok(baseRss > 0, "cannot read the server's RSS from /proc");
     const listing = async (query: string) => {
       const ex = await exchange(
         server.port,
@@ -710,6 +711,7 @@ Deno.test({
     await using server = await startServer({ root: fx.root, flags: ["--write-timeout", "20"] });
     assert.equal((await probe(server)).status, 200);
     const baseRss = server.rss();
+    assert.ok(baseRss > 0, "cannot read the server's RSS from /proc");
     const sampler = rssSampler(server.pid);
     const c = await Deno.connect({ hostname: server.hostname, port: server.port });
     const one = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
