@@ -991,6 +991,24 @@ Deno.test("hostile inputs: every href in the root listing answers (escaping roun
   assert.deepEqual(failures, [], server.diagnosis());
 });
 
+Deno.test("--no-dir-listing: directories without index.html answer 404 and name nothing", async () => {
+  await using fx = await makeFixture();
+  await using server = await startServer({ root: fx.root, flags: ["--no-dir-listing"] });
+  const failures: string[] = [];
+  for (const target of ["/", "/dir/", "/?format=json", "/%3Cdir%3E/", "/dir/?sort=size"]) {
+    const ex = await exchange(server.port, req(target, "Connection: close\r\n"));
+    const r = ex.responses[0];
+    const body = dec.decode(r?.body);
+    if (r?.status !== 404) failures.push(`${target} -> ${r?.status}`);
+    if (/hello\.txt|inner\.txt|x\.txt/.test(body)) failures.push(`${target} names files`);
+  }
+  const site = await exchange(server.port, req("/site/", "Connection: close\r\n"));
+  if (site.responses[0]?.status !== 200) {
+    failures.push(`/site/ (index.html) -> ${site.responses[0]?.status}`);
+  }
+  assert.deepEqual(failures, [], server.diagnosis());
+});
+
 Deno.test({
   name: "non-UTF-8 names are linkable: listed with an href that answers 200",
   fn: async () => {
