@@ -43,6 +43,9 @@ Options:
       --no-dir-listing      Answer 404 instead of listing a directory
       --dotfiles            Serve and list names starting with "."
       --follow-symlinks     Follow symlinks that point outside the root
+      --max-archive-mb <n>  Largest folder download (?download=tar) in MiB;
+                            larger folders get 403, 0 turns downloads off
+                            (default: unlimited)
       --cors                Add Access-Control-Allow-Origin: *
   -H, --header <h>          Add "Name: value" to every response (repeatable)
   -v, --verbose             Log each request to stderr
@@ -74,6 +77,7 @@ type ValueFlag =
   | "idle-timeout"
   | "write-timeout"
   | "grace"
+  | "max-archive-mb"
   | "header";
 type BoolFlag =
   | "no-dir-listing"
@@ -94,6 +98,7 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "idle-timeout",
   "write-timeout",
   "grace",
+  "max-archive-mb",
   "header",
 ]);
 const BOOL_FLAGS: ReadonlySet<string> = new Set<BoolFlag>([
@@ -228,6 +233,10 @@ export function parseArgs(args: string[]): ParsedArgs {
         return;
       case "grace":
         options.graceMs = parseSeconds(flag, raw, true);
+        return;
+      case "max-archive-mb":
+        options.maxArchiveBytes = parseInteger(flag, raw, 0, 16_777_216, "an integer >= 0 (MiB)") *
+          1024 * 1024;
         return;
       case "header":
         (options.headers ??= []).push(parseHeader(raw));

@@ -95,6 +95,13 @@ export interface ServeOptions {
    */
   followSymlinks?: boolean;
   /**
+   * Largest folder download (`?download=tar`) in bytes of tar; a larger
+   * folder is refused with 403 before anything is sent. 0 turns folder
+   * downloads off.
+   * @default {Infinity}
+   */
+  maxArchiveBytes?: number;
+  /**
    * Add `Access-Control-Allow-Origin: *` to every response.
    * @default {false}
    */
@@ -122,6 +129,12 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   if (!Number.isInteger(value) || value < min) {
     throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }
+  return value;
+}
+
+function archiveBound(value: number | undefined): number {
+  if (value === undefined) return Infinity;
+  if (!(value >= 0)) throw new RangeError(`maxArchiveBytes must be >= 0, got ${value}`);
   return value;
 }
 
@@ -218,6 +231,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       dirListing: options.dirListing ?? true,
       dotfiles: options.dotfiles ?? false,
       followSymlinks: options.followSymlinks ?? false,
+      maxArchiveBytes: archiveBound(options.maxArchiveBytes),
       cors: options.cors ?? false,
       headers: options.headers ?? [],
     },

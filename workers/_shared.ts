@@ -106,6 +106,7 @@ export interface WorkerConfig {
     dirListing: boolean;
     dotfiles: boolean;
     followSymlinks: boolean;
+    maxArchiveBytes: number;
     cors: boolean;
     headers: Array<[string, string]>;
   };
