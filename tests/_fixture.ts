@@ -17,6 +17,7 @@
  *     inside_link -> hello.txt, dirlink -> dir
  *     comp.txt(.gz -> outside, .br -> /etc/passwd), comp2.txt(.gz -> .env)
  *     non-UTF-8: ff fe -bin.txt (file), fe -out -> outside, fd -dot -> .env, fc -evildir -> root-evil
+ *     arch/ (for ?download=tar): dotfiles, links out, to /etc, to dotfiles, loops, FIFO
  *     fifo (a FIFO: opening it would block), fifolink -> fifo, devzero -> /dev/zero,
  *     sparse5g.bin (5 GiB sparse: offsets past 2^32)
  *     hostile names: <b>&"'.txt  100%.txt  q?x.txt  hash#x.txt  with space.txt
@@ -126,6 +127,24 @@ export async function makeFixture(): Promise<Fixture> {
   Deno.mkdirSync(`${root}/<dir>`);
   w(`${root}/<dir>/x.txt`, "x\n");
 
+  // A folder for `?download=tar`: every kind of entry an archive must leave out.
+  const arch = `${root}/arch`;
+  Deno.mkdirSync(`${arch}/nested/.hidden`, { recursive: true });
+  w(`${arch}/ok.txt`, "archived\n");
+  w(`${arch}/.env`, `${MARKERS.dotfile}\n`);
+  w(`${arch}/nested/.hidden/x`, `${MARKERS.dotfile}\n`);
+  w(`${arch}/nested/fine.txt`, "fine\n");
+  Deno.symlinkSync("../../outside/secret.txt", `${arch}/secretlink`);
+  Deno.symlinkSync("../../outside", `${arch}/outdir`);
+  Deno.symlinkSync("/etc", `${arch}/etc`);
+  Deno.symlinkSync("../../root-evil", `${arch}/evildir`);
+  Deno.symlinkSync("../.env", `${arch}/dotlink`);
+  Deno.symlinkSync("../.git", `${arch}/gitlink`);
+  Deno.symlinkSync("nested", `${arch}/nestedlink`);
+  Deno.symlinkSync(".", `${arch}/self`);
+  Deno.symlinkSync("loopb", `${arch}/loopa`);
+  Deno.symlinkSync("loopa", `${arch}/loopb`);
+
   // Precompressed siblings that leave the root or name a dotfile: never used.
   w(`${root}/comp.txt`, "comp\n");
   Deno.symlinkSync("../outside/secret.txt", `${root}/comp.txt.gz`);
@@ -141,7 +160,8 @@ export async function makeFixture(): Promise<Fixture> {
       `cd "$1" && printf 'non utf8\\n' > $'\\xff\\xfe-bin.txt' &&
        ln -s ../outside/secret.txt $'\\xfe-out' && ln -s .env $'\\xfd-dot' &&
        ln -s ../root-evil $'\\xfc-evildir' &&
-       mkfifo fifo && ln -s fifo fifolink && ln -s /dev/zero devzero &&
+       mkfifo fifo && ln -s fifo fifolink && ln -s /dev/zero devzero && mkfifo arch/fifo &&
+       ln -s /dev/zero arch/devzero && ln -s ../../outside $'arch/\\xfb-out' &&
        truncate -s 5G sparse5g.bin`,
       "bash",
       root,

@@ -839,7 +839,12 @@ function judge(c: Case, ex: Exchange, forbidden: Array<[string, Uint8Array]>): s
       for (const name of [...HOSTILE_NAMES, "<dir>"]) {
         if (name.includes("<") && text.includes(name)) problems.push(`raw name in HTML: ${name}`);
       }
-      if (/<script/i.test(text)) problems.push("raw <script in HTML");
+      // One static progressive-enhancement script is fine; reflected markup is not.
+      if (
+        (text.match(/<script/gi) ?? []).length > 1 || /<script>alert|<script[^>]*src=/i.test(text)
+      ) {
+        problems.push("injected <script in HTML");
+      }
       if (/href="[^"]*\.env|>\.env<|>\.git\/?</.test(text)) problems.push("dotfile listed");
     }
   }
@@ -988,6 +993,71 @@ Deno.test("hostile inputs: every href in the root listing answers (escaping roun
     // Links to symlinks leaving the root may be listed but must answer 404.
     if (st !== 200 && st !== 301 && st !== 404) failures.push(`href ${h} -> ${st}`);
   });
+  assert.deepEqual(failures, [], server.diagnosis());
+});
+
+Deno.test("folder downloads (?download=tar) hold nothing a GET would refuse", async () => {
+  await using fx = await makeFixture();
+  await using server = await startServer({ root: fx.root });
+  const forbidden = forbiddenContent(fx);
+  const failures: string[] = [];
+  const get = (target: string, extra = "") =>
+    exchange(server.port, req(target, `Connection: close\r\n${extra}`), { maxBytes: 64 << 20 });
+  const tar = await get("/arch/?download=tar");
+  const r = tar.responses[0];
+  if (r?.status !== 200) failures.push(`/arch/?download=tar -> ${r?.status}`);
+  else {
+    const body = r.body;
+    if (!r.complete) failures.push("archive cut short");
+    for (const [label, needle] of forbidden) {
+      if (indexOfBytes(body, needle) >= 0) failures.push(`LEAK in archive: ${label}`);
+    }
+    // Member names live in the 512-byte headers; none may come from outside or be hidden.
+    const text = new TextDecoder("latin1").decode(body);
+    for (
+      const bad of [
+        "secret.txt",
+        "passwd",
+        "hostname",
+        ".env",
+        ".hidden",
+        ".git",
+        "fifo",
+        "devzero",
+        "loopa",
+      ]
+    ) {
+      if (text.includes(bad)) failures.push(`archive names ${bad}`);
+    }
+    for (const good of ["ok.txt", "nested/fine.txt"]) {
+      if (!text.includes(good)) failures.push(`archive lacks ${good}`);
+    }
+  }
+  for (
+    const t of [
+      "/.git/?download=tar",
+      "/etc/?download=tar",
+      "/out/?download=tar",
+      "/sub/up/?download=tar",
+      "/arch/etc/?download=tar",
+      "/arch/outdir/?download=tar",
+    ]
+  ) {
+    const st = (await get(t)).responses[0]?.status;
+    if (st !== 404) failures.push(`${t} -> ${st}`);
+  }
+  const sub = await get("/sub/?download=tar");
+  for (const [label, needle] of forbidden) {
+    if (indexOfBytes(sub.bytes, needle) >= 0) failures.push(`LEAK in /sub/ archive: ${label}`);
+  }
+  const ranged = await get(
+    "/arch/?download=tar",
+    `Range: bytes=${Array(1000).fill("0-0").join(",")}\r\n`,
+  );
+  const rr = ranged.responses[0];
+  if (rr && r && rr.body.length > 2 * r.body.length + 4096) {
+    failures.push("Range amplified the archive");
+  }
   assert.deepEqual(failures, [], server.diagnosis());
 });
 
