@@ -29,7 +29,13 @@ export const CTL = {
 
 /** What a worker is told to be. */
 export type Role =
-  | { role: "spsc-consumer"; ring: SharedArrayBuffer; ctl: SharedArrayBuffer }
+  | {
+    role: "spsc-consumer";
+    ring: SharedArrayBuffer;
+    ctl: SharedArrayBuffer;
+    /** Consume with `popMany` into a buffer instead of `drain`'s callback. */
+    popMany?: boolean;
+  }
   | { role: "mpmc-producer"; ring: SharedArrayBuffer; ctl: SharedArrayBuffer }
   | { role: "mpmc-consumer"; ring: SharedArrayBuffer; ctl: SharedArrayBuffer }
   | { role: "pm-consumer"; ctl: SharedArrayBuffer; port?: MessagePort }
@@ -62,14 +68,21 @@ export const SPINS = 2000;
  */
 const MPMC_SPINS = 20;
 
-function spscConsumer(ring: SpscRing, ctl: Int32Array): void {
+function spscConsumer(ring: SpscRing, ctl: Int32Array, popMany: boolean): void {
   let sum = 0;
   const onRecord = (rec: Int32Array) => {
     sum = (sum + rec[0]) | 0;
   };
+  const out = new Int32Array(ring.capacity);
   let idle = 0;
   for (;;) {
-    const n = ring.drain(onRecord);
+    let n: number;
+    if (popMany) {
+      n = ring.popMany(out, out.length);
+      for (let j = 0; j < n; j++) sum = (sum + out[j]) | 0;
+    } else {
+      n = ring.drain(onRecord);
+    }
     if (n > 0) {
       consumed(ctl, n);
       idle = 0;
@@ -103,11 +116,12 @@ function mpmcProducer(ring: MpmcRing, ctl: Int32Array): void {
 }
 
 function mpmcConsumer(ring: MpmcRing, ctl: Int32Array): void {
-  const out = new Int32Array(1);
+  const out = new Int32Array(256);
+  let sum = 0;
   let idle = 0;
   for (;;) {
-    let k = 0;
-    while (k < 256 && ring.pop(out)) k++;
+    const k = ring.popMany(out, 256);
+    for (let j = 0; j < k; j++) sum = (sum + out[j]) | 0;
     if (k > 0) {
       consumed(ctl, k);
       idle = 0;
@@ -115,8 +129,9 @@ function mpmcConsumer(ring: MpmcRing, ctl: Int32Array): void {
     }
     if (++idle < MPMC_SPINS) continue;
     idle = 0;
-    if (ring.wait(1000) === "closed") return;
+    if (ring.wait(1000) === "closed") break;
   }
+  self.postMessage({ sum });
 }
 
 function pmProducer(port: MessagePort, ctl: Int32Array): void {
@@ -128,9 +143,18 @@ function pmProducer(port: MessagePort, ctl: Int32Array): void {
   }
 }
 
+/** Consumes like the ring consumers do: reads (sums) every item it gets. */
 function pmConsumer(target: MessagePort | typeof self, ctl: Int32Array): void {
+  let sum = 0;
   target.onmessage = (e: MessageEvent<number | Int32Array>) => {
-    consumed(ctl, typeof e.data === "number" ? 1 : e.data.length);
+    const data = e.data;
+    if (typeof data === "number") {
+      sum = (sum + data) | 0;
+      consumed(ctl, 1);
+      return;
+    }
+    for (let j = 0; j < data.length; j++) sum = (sum + data[j]) | 0;
+    consumed(ctl, data.length);
   };
 }
 
@@ -139,7 +163,7 @@ self.onmessage = (e: MessageEvent<Role>) => {
   const ctl = new Int32Array(job.ctl);
   switch (job.role) {
     case "spsc-consumer":
-      return spscConsumer(new SpscRing(job.ring), ctl);
+      return spscConsumer(new SpscRing(job.ring), ctl, job.popMany ?? false);
     case "mpmc-producer":
       return mpmcProducer(new MpmcRing(job.ring), ctl);
     case "mpmc-consumer":

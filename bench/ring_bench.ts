@@ -111,7 +111,7 @@ const BATCH_N = 1 << 21;
 const pmBatch = new Control();
 spawn({ role: "pm-consumer", ctl: pmBatch.buffer });
 const pmBatchWorker = workers[workers.length - 1];
-const chunk = new Int32Array(BATCH).map((_, i) => i);
+const chunk = new Int32Array(BATCH);
 
 const spscBatch = new Control();
 const spscBatchRing = new SpscRing(SpscRing.allocate(4096));
@@ -125,33 +125,59 @@ Deno.bench({
   warmup: 3,
   fn() {
     const target = pmBatch.expect(BATCH_N);
-    for (let i = 0; i < BATCH_N; i += BATCH) pmBatchWorker.postMessage(chunk);
+    for (let i = 0; i < BATCH_N; i += BATCH) {
+      // The same items the ring side writes, then one structured clone.
+      for (let k = 0; k < BATCH; k++) chunk[k] = i + k;
+      pmBatchWorker.postMessage(chunk);
+    }
     pmBatch.awaitConsumed(target);
+  },
+});
+
+const spscBatchMany = new Control();
+const spscBatchManyRing = new SpscRing(SpscRing.allocate(4096));
+spawn({
+  role: "spsc-consumer",
+  ring: spscBatchManyRing.buffer,
+  ctl: spscBatchMany.buffer,
+  popMany: true,
+});
+
+function batchProducer(ring: SpscRing, ctl: Control): void {
+  const target = ctl.expect(BATCH_N);
+  for (let i = 0, full = 0; i < BATCH_N;) {
+    const n = ring.reserve(BATCH);
+    if (n < BATCH) {
+      if (++full >= SPINS) {
+        full = 0;
+        ring.waitForSpace(1000);
+      }
+      continue;
+    }
+    full = 0;
+    for (let k = 0; k < BATCH; k++) ring.write(k, 0, i + k);
+    i += ring.publish(BATCH);
+  }
+  ctl.awaitConsumed(target);
+}
+
+Deno.bench({
+  group: "spsc, 256 items per publish",
+  name: `SpscRing reserve/write/publish -> popMany, ${BATCH_N} items`,
+  n: 100,
+  warmup: 10,
+  fn() {
+    batchProducer(spscBatchManyRing, spscBatchMany);
   },
 });
 
 Deno.bench({
   group: "spsc, 256 items per publish",
-  name: `SpscRing reserve/write/publish, ${BATCH_N} items`,
+  name: `SpscRing reserve/write/publish -> drain, ${BATCH_N} items`,
   n: 100,
   warmup: 10,
   fn() {
-    const target = spscBatch.expect(BATCH_N);
-    const ring = spscBatchRing;
-    for (let i = 0, full = 0; i < BATCH_N;) {
-      const n = ring.reserve(BATCH);
-      if (n < BATCH) {
-        if (++full >= SPINS) {
-          full = 0;
-          ring.waitForSpace(1000);
-        }
-        continue;
-      }
-      full = 0;
-      for (let k = 0; k < BATCH; k++) ring.write(k, 0, i + k);
-      i += ring.publish(BATCH);
-    }
-    spscBatch.awaitConsumed(target);
+    batchProducer(spscBatchRing, spscBatch);
   },
 });
 

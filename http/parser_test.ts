@@ -296,3 +296,88 @@ Deno.test("parser: names guessed from the previous head never mislabel a differe
     assert.equal(p.keepAlive, true);
   }
 });
+
+Deno.test("parser: a known name with any one byte changed is not taken for it, in any case", () => {
+  // The known-name check compares 4 bytes at a time plus an overlapping last
+  // word: every position of every word must count.
+  const names = [
+    "te",
+    "dnt",
+    "host",
+    "range",
+    "accept",
+    "if-match",
+    "connection",
+    "content-length",
+    "accept-encoding",
+    "transfer-encoding",
+    "upgrade-insecure-requests",
+  ];
+  for (const name of names) {
+    for (
+      const cased of [
+        name,
+        name.toUpperCase(),
+        name.replace(/(^|-)./g, (m) => m.toUpperCase()),
+      ]
+    ) {
+      const extra = name === "host" ? "" : "Host: h\r\n";
+      const value = name === "content-length" ? "0" : name === "connection" ? "close" : "v";
+      const r = parseRequest(bytes(`GET / HTTP/1.1\r\n${extra}${cased}: ${value}\r\n\r\n`));
+      if (name === "transfer-encoding") {
+        assert.ok(r && "error" in r && r.error === 501, cased);
+        continue;
+      }
+      assert.ok(r && "head" in r, cased);
+      assert.equal(r.head.headers[r.head.headers.length - 2], name);
+      if (name === "connection") assert.equal(r.keepAlive, false);
+    }
+    for (let i = 0; i < name.length; i++) {
+      // CR and "-" differ only in bit 0x20, the bit a case fold ignores.
+      for (const b of ["\r", "\x00", "@", "{", "[", "\x7f", "\xe9"]) {
+        const broken = name.slice(0, i) + b + name.slice(i + 1);
+        assert.equal(status(`GET / HTTP/1.1\r\nHost: h\r\n${broken}: 2\r\n\r\n`), 400, broken);
+      }
+      const changed = name.slice(0, i) + (name[i] === "x" ? "y" : "x") + name.slice(i + 1);
+      const r = parseRequest(bytes(`GET / HTTP/1.1\r\nHost: h\r\n${changed}: 2\r\n\r\n`));
+      assert.ok(r && "head" in r, changed);
+      assert.deepEqual(r.head.headers, ["host", "h", changed, "2"]);
+      assert.equal(r.contentLength, 0);
+      assert.equal(r.keepAlive, true);
+    }
+  }
+});
+
+Deno.test("parser: every control byte and DEL is rejected at every offset of a value", () => {
+  // Values are scanned 4 bytes at a time first: a bad byte in any lane, at
+  // any alignment, must still be found.
+  const bad = [0, 1, 8, 10, 11, 12, 13, 27, 31, 0x7f];
+  for (const b of bad) {
+    for (let lead = 0; lead < 9; lead++) {
+      const value = new Uint8Array(12).fill(0x61);
+      value[lead] = b;
+      const req = new Uint8Array([
+        ...bytes("GET / HTTP/1.1\r\nHost: h\r\nX-V: "),
+        ...value,
+        ...bytes("\r\n\r\n"),
+      ]);
+      const r = parseRequest(req);
+      assert.ok(r && "error" in r && r.error === 400, `byte ${b} at ${lead}`);
+    }
+  }
+  // HT, SP, and obs-text are field-value bytes at any offset and round-trip as latin1.
+  for (const b of [9, 32, 0x80, 0xa0, 0xff]) {
+    for (let lead = 1; lead < 9; lead++) {
+      const value = new Uint8Array(12).fill(0x61);
+      value[lead] = b;
+      const req = new Uint8Array([
+        ...bytes("GET / HTTP/1.1\r\nHost: h\r\nX-V: "),
+        ...value,
+        ...bytes("\r\n\r\n"),
+      ]);
+      const r = parseRequest(req);
+      assert.ok(r && "head" in r, `byte ${b} at ${lead}`);
+      assert.equal(r.head.headers[3], String.fromCharCode(...value));
+    }
+  }
+});

@@ -48,6 +48,12 @@ export type Job =
     seed: number;
     useAsync: boolean;
     notify: boolean;
+  }
+  | {
+    /** Says progress 0, then sleeps in `wait`/`waitAsync` on an empty ring until terminated. */
+    role: "mpmc-sleeper";
+    buffer: SharedArrayBuffer;
+    useAsync: boolean;
   };
 
 /** What a worker answers. `errors` lists the first problems found. */
@@ -141,8 +147,20 @@ async function spscConsumer(job: Extract<Job, { role: "spsc-consumer" }>): Promi
     }
     expect++;
   };
+  const many = new Int32Array(3 * 512);
+  const rec = new Int32Array(3);
   for (;;) {
-    const n = ring.drain(onRecord, 1 + Math.floor(rand() * 512));
+    // Half the batches through drain, half through popMany.
+    const max = 1 + Math.floor(rand() * 512);
+    let n: number;
+    if (rand() < 0.5) n = ring.drain(onRecord, max);
+    else {
+      n = ring.popMany(many, max);
+      for (let j = 0; j < n; j++) {
+        for (let w = 0; w < 3; w++) rec[w] = many[3 * j + w];
+        onRecord(rec);
+      }
+    }
     if (n > 0) {
       if (ack) {
         Atomics.store(ack, 0, expect);
@@ -202,13 +220,17 @@ async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promi
   const seen = new Int32Array(job.seen);
   const rand = mulberry32(job.seed);
   const last = new Int32Array(job.producers).fill(-1);
-  const out = new Int32Array(4);
+  const many = new Int32Array(4 * 64);
   const errors: string[] = [];
   let received = 0;
   for (;;) {
     const burst = 1 + Math.floor(rand() * 64);
     let got = 0;
-    while (got < burst && ring.pop(out)) {
+    // Half the bursts through popMany, half through pop.
+    const batch = rand() < 0.5 ? ring.popMany(many, burst) : -1;
+    for (let j = 0; batch < 0 ? got < burst : j < batch; j++) {
+      const out = batch < 0 ? many : many.subarray(4 * j, 4 * j + 4);
+      if (batch < 0 && !ring.pop(out)) break;
       got++;
       const [p, v] = out;
       if (
@@ -236,6 +258,13 @@ async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promi
   return { received, errors };
 }
 
+async function mpmcSleeper(job: Extract<Job, { role: "mpmc-sleeper" }>): Promise<Outcome> {
+  const ring = new MpmcRing(job.buffer);
+  self.postMessage({ progress: 0 } satisfies Progress);
+  const r = job.useAsync ? await ring.waitAsync(Infinity) : ring.wait(Infinity);
+  return { received: 0, errors: [`wait answered ${r}`] };
+}
+
 self.onmessage = async (e: MessageEvent<Job>) => {
   const job = e.data;
   let outcome: Outcome;
@@ -251,6 +280,9 @@ self.onmessage = async (e: MessageEvent<Job>) => {
       break;
     case "mpmc-consumer":
       outcome = await mpmcConsumer(job);
+      break;
+    case "mpmc-sleeper":
+      outcome = await mpmcSleeper(job);
       break;
   }
   self.postMessage(outcome);

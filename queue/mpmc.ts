@@ -16,8 +16,8 @@
  * | 3    | 12   | recordWords                | `allocate`                 |
  * | 32   | 128  | tail (+ closed mark bit 0) | producers (CAS), `close`   |
  * | 64   | 256  | head                       | consumers (CAS)            |
- * | 96   | 384  | consumer sleepers, wake    | consumers; producers bump wake |
- * | 128  | 512  | producer sleepers, wake    | producers; consumers bump wake |
+ * | 96   | 384  | consumers sleeping, wake   | consumers set, producers clear + bump wake |
+ * | 128  | 512  | producers sleeping, wake   | producers set, consumers clear + bump wake |
  * | 160  | 640  | slots                      | slot `i` at word 160 + i x (1 + recordWords): `[seq, w0 ... ]` |
  *
  * - Counters step by 2 so that bit 0 of `tail` is free for the closed mark.
@@ -36,6 +36,10 @@
  *   slot with `Atomics.store(seq, p + 2 x capacity)`. The words are written
  *   before the seq store that publishes them and read after the seq load that
  *   observed it (and never touched after the store that hands the slot on).
+ *   `popMany` checks the seqs of k consecutive positions from `head`, then
+ *   claims them all with one CAS to `head + 2k` (a ready slot stays ready
+ *   until its consumer frees it, so the checks still hold after the CAS).
+ *   First guesses of `head`/`tail` are plain reads; the CAS validates them.
  *   Every JS `Atomics` operation is sequentially consistent, and that order is
  *   all this relies on.
  * - Invariants: `0 <= ((tail & ~1) - head) | 0 <= 2 x capacity`; a slot's
@@ -48,13 +52,25 @@
  *   alone on its 64-byte cache line and the adjacent-line prefetcher does not
  *   pair them (crossbeam's `CachePadded` uses 128 on x86-64): producers'
  *   CASes on `tail` do not invalidate consumers' `head` line.
- * - Sleeping protocol (an event count): a waiter reads `wake`, increments
- *   `sleepers`, re-checks the ring, and `Atomics.wait`s on `wake` expecting
- *   the value it read. A publisher stores `seq`, then loads `sleepers`, and
- *   only if non-zero increments `wake` and notifies one waiter. Both are
- *   store-then-load under sequential consistency, so a waiter either sees the
- *   record or its `wake` changes. Deno 2.9.6 still loses some notifies, so
- *   every sleep is at most `WAIT_SLICE_MS` and re-checks.
+ * - Sleeping protocol (an event count): a waiter reads `wake`, stores 1 in
+ *   `sleeping`, re-checks the ring, and `Atomics.wait`s on `wake` expecting
+ *   the value it read. A publisher stores `seq`, then loads `sleeping`, and
+ *   only if it is set swaps it to 0 and, if it won the swap, increments `wake`
+ *   and notifies every waiter. Both are store-then-load under sequential
+ *   consistency, so a waiter either sees the record or `wake` moves past the
+ *   value it read (whoever cleared its mark bumps `wake` after that read).
+ *   Only publishers clear the mark, never the waiter itself, so a Worker
+ *   terminated in its sleep (`finally` does not run on termination) costs
+ *   one spurious wake-up, not a notify on every later push. Deno 2.9.6 still
+ *   loses some notifies, so every sleep is at most `WAIT_SLICE_MS` and
+ *   re-checks.
+ *
+ * - Terminating a Worker: `Worker.terminate()` can stop a thread between the
+ *   CAS that claims a position and the `seq` store that publishes (or frees)
+ *   it. A position claimed and never published stalls every consumer at it
+ *   for good; a slot taken and never freed stalls producers one lap later. So
+ *   terminate ring users only at a safe point (after `close()` and their
+ *   exit, or while they sleep in `wait`), or replace the ring after a crash.
  *
  * Note: `size()`, and the readiness checks inside `wait`, read counters other
  * threads are moving: the answer may be stale, never outside `0 ... capacity`.
@@ -76,9 +92,9 @@ const W_CAPACITY = 2;
 const W_RECORD_WORDS = 3;
 const W_TAIL = 32;
 const W_HEAD = 64;
-const W_C_SLEEPERS = 96;
+const W_C_SLEEPING = 96;
 const W_C_WAKE = 97;
-const W_P_SLEEPERS = 128;
+const W_P_SLEEPING = 128;
 const W_P_WAKE = 129;
 const W_SLOTS = 160;
 const MAX_CAPACITY = 1 << 24;
@@ -299,7 +315,8 @@ export class MpmcRing {
    */
   #claim(): number {
     const i32 = this.#i32;
-    let t = Atomics.load(i32, W_TAIL);
+    // A plain read is enough for a first guess: the CAS below validates it.
+    let t = i32[W_TAIL];
     for (;;) {
       if ((t & 1) !== 0) return -1;
       const s = W_SLOTS + ((t >>> 1) & this.#mask) * this.#stride;
@@ -320,9 +337,15 @@ export class MpmcRing {
     const i32 = this.#i32;
     // The owner of slot s reads seq == t, so t + 1 is seq + 1.
     Atomics.store(i32, s, (i32[s] + 1) | 0);
-    if (Atomics.load(i32, W_C_SLEEPERS) !== 0 && this.#notify) {
-      Atomics.add(i32, W_C_WAKE, 1);
-      Atomics.notify(i32, W_C_WAKE, 1);
+    if (Atomics.load(i32, W_C_SLEEPING) !== 0) this.#wake(W_C_SLEEPING, W_C_WAKE);
+  }
+
+  /** Clears a sleeping mark and, if this call cleared it, wakes every waiter. */
+  #wake(sleeping: number, wake: number): void {
+    const i32 = this.#i32;
+    if (this.#notify && Atomics.exchange(i32, sleeping, 0) !== 0) {
+      Atomics.add(i32, wake, 1);
+      Atomics.notify(i32, wake);
     }
   }
 
@@ -356,7 +379,8 @@ export class MpmcRing {
    */
   pop(out: Int32Array): boolean {
     const i32 = this.#i32;
-    let h = Atomics.load(i32, W_HEAD);
+    // A plain read is enough for a first guess: the CAS below validates it.
+    let h = i32[W_HEAD];
     for (;;) {
       const s = W_SLOTS + ((h >>> 1) & this.#mask) * this.#stride;
       const dif = (Atomics.load(i32, s) - ((h + 1) | 0)) | 0;
@@ -366,10 +390,7 @@ export class MpmcRing {
           const rw = this.recordWords;
           for (let w = 0; w < rw; w++) out[w] = i32[s + 1 + w];
           Atomics.store(i32, s, (h + this.#lap) | 0);
-          if (Atomics.load(i32, W_P_SLEEPERS) !== 0 && this.#notify) {
-            Atomics.add(i32, W_P_WAKE, 1);
-            Atomics.notify(i32, W_P_WAKE, 1);
-          }
+          if (Atomics.load(i32, W_P_SLEEPING) !== 0) this.#wake(W_P_SLEEPING, W_P_WAKE);
           return true;
         }
         h = prev;
@@ -378,6 +399,75 @@ export class MpmcRing {
       } else {
         h = Atomics.load(i32, W_HEAD); // another consumer took h
       }
+    }
+  }
+
+  /**
+   * Consumes up to `max` consecutive ready records with one CAS of `head`:
+   * record `j` lands in `out` at `j x recordWords`. FIFO per producer holds
+   * within and across calls, as for {@linkcode pop}.
+   *
+   * @param out Receives the records, packed; `max` is capped at
+   *   `out.length / recordWords` and at `capacity`.
+   * @param max Most records to consume.
+   * @returns Records consumed; 0 when none is ready (empty, or the head
+   *   record's producer has not published it yet).
+   * @example Drain in batches
+   * ```ts
+   * import { MpmcRing } from "./mpmc.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const ring = new MpmcRing(MpmcRing.allocate(8, 2));
+   * ring.push(1, 10);
+   * ring.push(2, 20);
+   * const out = new Int32Array(2 * 16);
+   * assert.equal(ring.popMany(out, 16), 2);
+   * assert.deepEqual([...out.subarray(0, 4)], [1, 10, 2, 20]);
+   * ```
+   */
+  popMany(out: Int32Array, max: number): number {
+    const i32 = this.#i32;
+    const mask = this.#mask;
+    const stride = this.#stride;
+    const rw = this.recordWords;
+    const room = (out.length / rw) | 0;
+    if (max > room) max = room;
+    if (max > this.capacity) max = this.capacity; // one lap: distinct slots
+    if (!(max > 0)) return 0;
+    // A plain read is enough for a first guess: the CAS below validates it.
+    let h = i32[W_HEAD];
+    for (;;) {
+      // Count the ready records from h on; each seq load pairs with its
+      // producer's publishing store, so the words read below are complete.
+      let k = 0;
+      let p = h;
+      for (; k < max; k++, p = (p + 2) | 0) {
+        const dif = (Atomics.load(i32, W_SLOTS + ((p >>> 1) & mask) * stride) - ((p + 1) | 0)) | 0;
+        if (dif === 0) continue;
+        if (k === 0 && dif > 0) k = -1; // another consumer took h
+        break;
+      }
+      if (k < 0) {
+        h = Atomics.load(i32, W_HEAD);
+        continue;
+      }
+      if (k === 0) return 0;
+      // A ready slot stays ready until the consumer of its position frees it,
+      // and the CAS makes us that consumer for all k of them.
+      const prev = Atomics.compareExchange(i32, W_HEAD, h, (h + 2 * k) | 0);
+      if (prev !== h) {
+        h = prev;
+        continue;
+      }
+      const lap = this.#lap;
+      p = h;
+      for (let j = 0, o = 0; j < k; j++, p = (p + 2) | 0) {
+        const s = W_SLOTS + ((p >>> 1) & mask) * stride;
+        for (let w = 1; w <= rw; w++) out[o++] = i32[s + w];
+        Atomics.store(i32, s, (p + lap) | 0);
+      }
+      if (Atomics.load(i32, W_P_SLEEPING) !== 0) this.#wake(W_P_SLEEPING, W_P_WAKE);
+      return k;
     }
   }
 
@@ -421,7 +511,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   wait(timeoutMs: number): WaitResult {
-    return this.#wait(timeoutMs, W_C_SLEEPERS, W_C_WAKE, true);
+    return this.#wait(timeoutMs, W_C_SLEEPING, W_C_WAKE, true);
   }
 
   /**
@@ -432,7 +522,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitForSpace(timeoutMs: number): WaitResult {
-    return this.#wait(timeoutMs, W_P_SLEEPERS, W_P_WAKE, false);
+    return this.#wait(timeoutMs, W_P_SLEEPING, W_P_WAKE, false);
   }
 
   /**
@@ -444,7 +534,7 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitAsync(timeoutMs: number): Promise<WaitResult> {
-    return this.#waitAsync(timeoutMs, W_C_SLEEPERS, W_C_WAKE, true);
+    return this.#waitAsync(timeoutMs, W_C_SLEEPING, W_C_WAKE, true);
   }
 
   /**
@@ -454,14 +544,14 @@ export class MpmcRing {
    * @returns `"ok"`, `"closed"` or `"timed-out"`.
    */
   waitForSpaceAsync(timeoutMs: number): Promise<WaitResult> {
-    return this.#waitAsync(timeoutMs, W_P_SLEEPERS, W_P_WAKE, false);
+    return this.#waitAsync(timeoutMs, W_P_SLEEPING, W_P_WAKE, false);
   }
 
   #state(consumer: boolean): number {
     return consumer ? this.#consumerState() : this.#producerState();
   }
 
-  #wait(timeoutMs: number, sleepers: number, wake: number, consumer: boolean): WaitResult {
+  #wait(timeoutMs: number, sleeping: number, wake: number, consumer: boolean): WaitResult {
     const i32 = this.#i32;
     const deadline = deadlineOf(timeoutMs);
     for (;;) {
@@ -471,15 +561,14 @@ export class MpmcRing {
       const ms = sliceUntil(deadline);
       if (ms === 0) return "timed-out";
       const w = Atomics.load(i32, wake);
-      Atomics.add(i32, sleepers, 1);
+      Atomics.store(i32, sleeping, 1);
       if (this.#state(consumer) === NOTHING) Atomics.wait(i32, wake, w, ms);
-      Atomics.sub(i32, sleepers, 1);
     }
   }
 
   async #waitAsync(
     timeoutMs: number,
-    sleepers: number,
+    sleeping: number,
     wake: number,
     consumer: boolean,
   ): Promise<WaitResult> {
@@ -492,12 +581,8 @@ export class MpmcRing {
       const ms = sliceUntil(deadline);
       if (ms === 0) return "timed-out";
       const w = Atomics.load(i32, wake);
-      Atomics.add(i32, sleepers, 1);
-      try {
-        if (this.#state(consumer) === NOTHING) await sleepAsync(i32, wake, w, ms);
-      } finally {
-        Atomics.sub(i32, sleepers, 1);
-      }
+      Atomics.store(i32, sleeping, 1);
+      if (this.#state(consumer) === NOTHING) await sleepAsync(i32, wake, w, ms);
     }
   }
 }

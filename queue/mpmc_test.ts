@@ -42,6 +42,48 @@ Deno.test("MpmcRing of capacity 2 keeps FIFO order of multi-word records across 
   assert.equal(expect, next);
 });
 
+Deno.test("MpmcRing popMany takes consecutive ready records across wrap-around, capped by out, max and capacity", () => {
+  for (const capacity of [1, 2, 4]) {
+    const ring = new MpmcRing(MpmcRing.allocate(capacity, 3, 2 ** 30 - 3));
+    const out = new Int32Array(3 * 8 + 2).fill(-1); // room for 8 records
+    let next = 0;
+    let expect = 0;
+    for (let round = 0; round < 12; round++) {
+      while (ring.push(next, next + 1, ~next)) next++;
+      const max = 1 + (round % 3);
+      const n = ring.popMany(out, max);
+      assert.equal(n, Math.min(max, capacity));
+      for (let j = 0; j < n; j++) {
+        assert.deepEqual([...out.subarray(3 * j, 3 * j + 3)], [expect, expect + 1, ~expect]);
+        expect++;
+      }
+    }
+    assert.equal(ring.popMany(out, 100), Math.min(capacity, next - expect));
+    assert.equal(out[24], -1, "nothing past the last whole record");
+    assert.equal(ring.popMany(out, 100), 0);
+    assert.equal(ring.popMany(out, 0), 0);
+    assert.equal(ring.size(), 0);
+  }
+});
+
+Deno.test("MpmcRing popMany stops at a claimed but unpublished record", () => {
+  const ring = new MpmcRing(MpmcRing.allocate(8));
+  const i32 = new Int32Array(ring.buffer);
+  ring.push(1);
+  ring.push(2);
+  ring.push(3);
+  // Undo the publication of position 1 (slot 1, seq 2 + 1): as if its producer were still writing.
+  const slot1 = 160 + 1 * 2;
+  i32[slot1] = 2;
+  const out = new Int32Array(8);
+  assert.equal(ring.popMany(out, 8), 1);
+  assert.equal(out[0], 1);
+  assert.equal(ring.popMany(out, 8), 0);
+  i32[slot1] = 3;
+  assert.equal(ring.popMany(out, 8), 2);
+  assert.deepEqual([...out.subarray(0, 2)], [2, 3]);
+});
+
 Deno.test("MpmcRing pushRecord copies recordWords words and zero-fills short input", () => {
   const ring = new MpmcRing(MpmcRing.allocate(4, 6));
   assert.equal(ring.pushRecord([1, 2, 3, 4, 5, 6, 7]), true);
@@ -263,3 +305,54 @@ Deno.test("MpmcRing close racing 2 producers: every accepted push is delivered o
     for (const r of running) r.worker.terminate();
   }
 });
+
+// Words of the layout in mpmc.ts's contract: the consumers' sleeping word and wake count.
+const W_C_SLEEPING = 96;
+const W_C_WAKE = 97;
+
+for (const useAsync of [false, true]) {
+  Deno.test(
+    `MpmcRing consumer Worker terminated asleep in ${
+      useAsync ? "waitAsync" : "wait"
+    } does not leave producers notifying on every push`,
+    async () => {
+      const ring = new MpmcRing(MpmcRing.allocate(8));
+      const i32 = new Int32Array(ring.buffer);
+      let asleep!: () => void;
+      const said = new Promise<void>((resolve) => asleep = resolve);
+      const sleeper = start({ role: "mpmc-sleeper", buffer: ring.buffer, useAsync }, asleep);
+      try {
+        await Promise.race([said, sleeper.outcome]);
+        // Wait for the event: the worker marks itself asleep right after it spoke.
+        for (let i = 0; Atomics.load(i32, W_C_SLEEPING) === 0; i++) {
+          if (i > 5000) assert.fail("the sleeper never marked itself asleep");
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      } finally {
+        sleeper.worker.terminate();
+      }
+      // terminate() lands asynchronously: until it does, the sleeper may wake
+      // and mark itself again. Once it is gone, pushes must stop waking anyone.
+      const out = new Int32Array(1);
+      const deadline = performance.now() + 5000;
+      let quiet = 0;
+      let woke = 0;
+      while (quiet < 100) {
+        if (performance.now() > deadline) {
+          assert.fail(`pushes still wake sleepers after the sleeper died (${woke} wake-ups)`);
+        }
+        const wake = Atomics.load(i32, W_C_WAKE);
+        assert.equal(ring.push(1), true);
+        assert.equal(ring.pop(out), true);
+        if (Atomics.load(i32, W_C_WAKE) === wake) {
+          quiet++;
+        } else {
+          woke++;
+          quiet = 0;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+      assert.equal(Atomics.load(i32, W_C_SLEEPING), 0, "sleeping mark cleared");
+    },
+  );
+}

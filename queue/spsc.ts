@@ -45,6 +45,12 @@
  *   `wait` answers `"closed"`. Call `close()` from the producer thread (or once
  *   the producer is known to be done), since a push racing a close from
  *   another thread could land after the consumer saw "closed".
+ * - Terminating a Worker mid-operation loses nothing that was published: a
+ *   producer stopped before its `tail` store published nothing; a consumer
+ *   stopped inside `drain` before its `head` store leaves those records for
+ *   the next consumer view (delivered again). A consumer terminated asleep (in
+ *   `waitAsync`) may leave its flag set, so the producer notifies on each publish until the
+ *   next consumer view sleeps once and clears it.
  * - One producer view and one consumer view at a time. A view caches its own
  *   side's counter when it is constructed, and the other side's counter as a
  *   hint that is refreshed whenever it would make the ring look full or empty.
@@ -262,7 +268,9 @@ export class SpscRing {
       this.#headCache = Atomics.load(i32, W_HEAD);
       if (((t - this.#headCache) | 0) >= this.capacity) return false;
     }
-    if (Atomics.load(i32, W_CLOSED) !== 0) return false;
+    // A plain read: only the producer thread closes (see the contract), so
+    // there is no race to order, and it saves a ~9 ns Atomics call per push.
+    if (i32[W_CLOSED] !== 0) return false;
     const rw = this.recordWords;
     const base = W_DATA + (t & this.#mask) * rw;
     i32[base] = w0;
@@ -468,6 +476,55 @@ export class SpscRing {
     for (let w = 0; w < rw; w++) out[w] = i32[base + w];
     this.#publishHead((h + 1) | 0);
     return true;
+  }
+
+  /**
+   * Consumes up to `max` records into `out` with one store of `head`:
+   * record `j` lands at `j x recordWords`. The copying mirror of
+   * {@linkcode drain}, without a call per record.
+   *
+   * @param out Receives the records, packed; `max` is capped at
+   *   `out.length / recordWords`.
+   * @param max Most records to consume.
+   * @returns Records consumed (0 when empty).
+   * @example Drain in batches
+   * ```ts
+   * import { SpscRing } from "./spsc.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const ring = new SpscRing(SpscRing.allocate(8));
+   * ring.push(1);
+   * ring.push(2);
+   * const out = new Int32Array(16);
+   * assert.equal(ring.popMany(out, 16), 2);
+   * assert.deepEqual([...out.subarray(0, 2)], [1, 2]);
+   * ```
+   */
+  popMany(out: Int32Array, max: number): number {
+    const i32 = this.#i32;
+    const rw = this.recordWords;
+    const room = (out.length / rw) | 0;
+    if (max > room) max = room;
+    const h = this.#head;
+    let n = (this.#tailCache - h) | 0;
+    if (n < max) {
+      // Records below a tail we loaded before are already visible to us.
+      this.#tailCache = Atomics.load(i32, W_TAIL);
+      n = (this.#tailCache - h) | 0;
+    }
+    if (n > max) n = max;
+    if (!(n > 0)) return 0;
+    const mask = this.#mask;
+    if (rw === 1) {
+      for (let j = 0; j < n; j++) out[j] = i32[W_DATA + ((h + j) & mask)];
+    } else {
+      for (let j = 0, o = 0; j < n; j++) {
+        const base = W_DATA + ((h + j) & mask) * rw;
+        for (let w = 0; w < rw; w++) out[o++] = i32[base + w];
+      }
+    }
+    this.#publishHead((h + n) | 0);
+    return n;
   }
 
   #publishHead(h: number): void {

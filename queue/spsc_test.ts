@@ -41,6 +41,34 @@ Deno.test("SpscRing of capacity 2 keeps FIFO order across wrap-around", () => {
   assert.equal(expect, next);
 });
 
+Deno.test("SpscRing popMany copies packed records across wrap-around, capped by out and max", () => {
+  const ring = new SpscRing(SpscRing.allocate(4, 2, 2 ** 31 - 2));
+  const out = new Int32Array(5).fill(-1); // room for 2 records, not 2.5
+  let next = 0;
+  let expect = 0;
+  for (let round = 0; round < 12; round++) {
+    while (ring.push(next, ~next)) next++;
+    const n = ring.popMany(out, 1 + (round % 3));
+    assert.equal(n, Math.min(2, 1 + (round % 3)));
+    for (let j = 0; j < n; j++) {
+      assert.deepEqual([out[2 * j], out[2 * j + 1]], [expect, ~expect]);
+      expect++;
+    }
+    assert.equal(out[4], -1, "nothing past the last whole record");
+  }
+  for (let left = ring.size(); left > 0;) left -= ring.popMany(out, 2);
+  assert.equal(ring.popMany(out, 2), 0);
+  assert.equal(ring.popMany(out, 0), 0);
+  assert.equal(ring.size(), 0);
+  const one = new SpscRing(SpscRing.allocate(1));
+  const o1 = new Int32Array(8);
+  for (let i = 0; i < 5; i++) {
+    assert.equal(one.push(i), true);
+    assert.equal(one.popMany(o1, 8), 1);
+    assert.equal(o1[0], i);
+  }
+});
+
 Deno.test("SpscRing push writes four words and zeroes the rest of a wide record", () => {
   const ring = new SpscRing(SpscRing.allocate(4, 6));
   const out = new Int32Array(6).fill(7);
