@@ -19,6 +19,14 @@ export type { Cluster, ClusterStats, WorkerStats } from "./serve.ts";
 export { COLLECT_MAX, createHandler, errorStatus, RAW_MAX_BYTES } from "./http/handler.ts";
 export type { HandlerOptions } from "./http/handler.ts";
 export {
+  archiveSize,
+  contentDisposition,
+  tarHeaderBytes,
+  tarStream,
+  walkTree,
+} from "./http/archive.ts";
+export type { ArchiveItem, ArchivePolicy } from "./http/archive.ts";
+export {
   decodePath,
   decodeRawPath,
   hasDotComponent,
@@ -71,3 +79,5 @@ export {
   MAX_METHOD,
   MAX_REQUEST_LINE,
 } from "./http/limits.ts";
+
+if (import.meta.main) Deno.exit(await (await import("./cli.ts")).main(Deno.args));

@@ -49,7 +49,8 @@ export interface ServeOptions {
   ringIo?: "epoll" | "socket";
   /**
    * Cap on connections open at once (ring mode: plus those queued to a
-   * worker). At the cap, new connections wait in the kernel's backlog.
+   * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
+   * At the cap, new connections wait in the kernel's backlog.
    * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
    */
   maxConns?: number;
@@ -94,6 +95,13 @@ export interface ServeOptions {
    */
   followSymlinks?: boolean;
   /**
+   * Largest folder download (`?download=tar`) in bytes of tar; a larger
+   * folder is refused with 403 before anything is sent. 0 turns folder
+   * downloads off.
+   * @default {Infinity}
+   */
+  maxArchiveBytes?: number;
+  /**
    * Add `Access-Control-Allow-Origin: *` to every response.
    * @default {false}
    */
@@ -136,6 +144,12 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   if (!Number.isInteger(value) || value < min) {
     throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }
+  return value;
+}
+
+function archiveBound(value: number | undefined): number {
+  if (value === undefined) return Infinity;
+  if (!(value >= 0)) throw new RangeError(`maxArchiveBytes must be >= 0, got ${value}`);
   return value;
 }
 
@@ -256,6 +270,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       dirListing: options.dirListing ?? true,
       dotfiles: options.dotfiles ?? false,
       followSymlinks: options.followSymlinks ?? false,
+      maxArchiveBytes: archiveBound(options.maxArchiveBytes),
       cors: options.cors ?? false,
       headers: options.headers ?? [],
     },

@@ -23,7 +23,9 @@
  * is not 100-999, or whose header holds CR/LF, is answered 500 with one
  * `console.error` line and the connection is closed. 204/304 replies and HEAD
  * get no body; 204/304 also no Content-Length. Every response carries
- * `Connection: keep-alive` or `Connection: close`.
+ * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
+ * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
+ * HTTP/1.0; a stream that throws closes the connection without the last chunk.
  *
  * @module
  */
@@ -432,13 +434,17 @@ export class HttpConnection {
     }
     if (isThenable(reply)) {
       return reply.then(
-        (r) => this.#write(req, r, keepAlive),
+        (r) =>
+          r.stream === undefined
+            ? this.#write(req, r, keepAlive)
+            : this.#writeStream(req, r, keepAlive),
         (err) => {
           console.error(`ringhttpd: handler rejected for ${req.method} ${req.target}: ${err}`);
           return this.#fail(500, req);
         },
       );
     }
+    if (reply.stream !== undefined) return this.#writeStream(req, reply, keepAlive);
     return this.#write(req, reply, keepAlive);
   }
 
@@ -678,6 +684,88 @@ export class HttpConnection {
     return undefined;
   }
 
+  /**
+   * A reply of unknown length (`stream`). HTTP/1.1 frames it with
+   * `Transfer-Encoding: chunked` and keeps the connection; HTTP/1.0 has no
+   * chunked coding, so the body ends when we close. Each chunk is pulled only
+   * after the previous one is written (backpressure). HEAD, 204 and 304 get
+   * the head only and the stream is never started.
+   */
+  async #writeStream(req: RequestHead, reply: Reply, keepAlive: boolean): Promise<void> {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      releaseReply(reply);
+    };
+    if (this.#dead) return release();
+    const status = reply.status;
+    const bodiless = status === 204 || status === 304 || status < 200;
+    const noBody = bodiless || req.method === "HEAD";
+    const chunked = req.minor === 1 && !bodiless;
+    const keep = keepAlive && !this.#draining && !this.#eof && (chunked || noBody);
+    const valid = reply.length === -1 && reply.rawHead === undefined &&
+      Number.isInteger(status) && status >= 100 && status <= 999 &&
+      reply.body.every((p) => p instanceof Uint8Array);
+    const head = !valid ? null : this.#head(
+      chunked ? { ...reply, headers: [...reply.headers, ["Transfer-Encoding", "chunked"]] } : reply,
+      keep,
+      false,
+    );
+    if (head === null) {
+      release();
+      console.error(
+        `ringhttpd: bad streaming reply for ${req.method} ${req.target}: status ${status}, length ${reply.length}`,
+      );
+      return this.#fail(500, req);
+    }
+    let bytes = head.length;
+    try {
+      await this.#send(head);
+      if (!noBody) {
+        let frame: Uint8Array | null = null;
+        const sendChunk = async (chunk: Uint8Array) => {
+          // A zero-size chunk would end a chunked body.
+          if (chunk.length === 0 || this.#dead) return;
+          if (chunked) {
+            const need = chunk.length + 12;
+            if (frame === null || frame.length < need) {
+              frame = need <= OUT_SIZE
+                ? (this.#out ??= outPool.pop() ?? new Uint8Array(OUT_SIZE))
+                : new Uint8Array(need);
+            }
+            chunk = frameChunk(frame, chunk);
+          }
+          bytes += chunk.length;
+          await this.#send(chunk);
+        };
+        for (const part of reply.body) await sendChunk(part as Uint8Array);
+        for await (const chunk of reply.stream!) {
+          if (this.#dead) break;
+          await sendChunk(chunk);
+        }
+        if (chunked && !this.#dead) {
+          bytes += LAST_CHUNK.length;
+          await this.#send(LAST_CHUNK);
+        }
+      }
+    } catch (err) {
+      // The body cannot be completed: closing without the last chunk is how
+      // HTTP/1.1 says so (HTTP/1.0 cannot tell it from the end).
+      if (!this.#dead) console.error(`ringhttpd: streaming ${req.target} failed: ${err}`);
+      release();
+      this.#hooks.onResponse?.(req, status, bytes);
+      this.#destroy();
+      return;
+    }
+    if (this.#dead) {
+      release();
+      this.#hooks.onResponse?.(req, status, bytes);
+      return;
+    }
+    this.#finish(req, status, bytes, keep, release);
+  }
+
   #destroy(): void {
     this.#closing = true;
     this.#pending = null;
@@ -721,6 +809,22 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a, 0);
   out.set(b, a.length);
   return out;
+}
+
+const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+
+/** Writes `hex(size) CRLF chunk CRLF` at the start of `buf` (long enough); returns that view. */
+function frameChunk(buf: Uint8Array, chunk: Uint8Array): Uint8Array {
+  const hex = chunk.length.toString(16);
+  let n = 0;
+  for (let i = 0; i < hex.length; i++) buf[n++] = hex.charCodeAt(i);
+  buf[n++] = 13;
+  buf[n++] = 10;
+  buf.set(chunk, n);
+  n += chunk.length;
+  buf[n++] = 13;
+  buf[n++] = 10;
+  return buf.subarray(0, n);
 }
 
 /**

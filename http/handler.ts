@@ -20,6 +20,7 @@ import {
   sortEntries,
 } from "./listing.ts";
 import { acceptsCoding } from "./encoding.ts";
+import { archiveSize, contentDisposition, tarStream } from "./archive.ts";
 
 /** Options of {@link createHandler}. */
 export interface HandlerOptions {
@@ -43,6 +44,12 @@ export interface HandlerOptions {
   cacheMaxBytes?: number;
   /** How long a cache entry is trusted before a stat re-checks it, ms. @default 1000 */
   revalidateMs?: number;
+  /**
+   * Largest folder download (`?download=tar`, only offered with listings), in
+   * bytes of tar: a larger folder is refused with 403 before anything is sent.
+   * 0 turns folder downloads off. @default Infinity
+   */
+  maxArchiveBytes?: number;
 }
 
 const REASONS: Record<number, string> = {
@@ -207,6 +214,11 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const cacheMaxFileBytes = options.cacheMaxFileBytes ?? 65536;
   const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024;
   const revalidateMs = options.revalidateMs ?? 1000;
+  const maxArchiveBytes = options.maxArchiveBytes ?? Infinity;
+  if (!(maxArchiveBytes >= 0)) {
+    throw new Error(`maxArchiveBytes must be >= 0, got ${options.maxArchiveBytes}`);
+  }
+  const archives = dirListing && maxArchiveBytes > 0;
   const common: Array<[string, string]> = [];
   for (const [k, v] of options.headers ?? []) {
     // Checked once here so no reply can carry a broken or injected header.
@@ -445,7 +457,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     if (q.page > pages) return errorReply(404);
     const etag = listingETag(
       entries,
-      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}`,
+      // `archives` changes the page (the tar link); `2`: the page template.
+      `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}|${archives}|2`,
     );
     const lastModified = httpDate(mtime);
     const pre = evaluatePreconditions(p, etag, mtime);
@@ -468,10 +481,52 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
     } else {
       const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-      body = renderHtml(page, { path, query: q, pages, total: entries.length, truncated });
+      body = renderHtml(page, {
+        path,
+        query: q,
+        pages,
+        total: entries.length,
+        truncated,
+        download: archives,
+      });
       h.unshift(["Content-Type", "text/html; charset=utf-8"]);
     }
     return reply(200, h, [body], body.length);
+  }
+
+  /**
+   * `?download=tar`: the folder as a tar stream of unknown length. With a
+   * bound, the exact archive size is counted first (stopping at the bound),
+   * so a folder that is too large is refused before a byte is sent rather
+   * than cut off mid-download.
+   */
+  async function download(real: string, segments: string[]): Promise<Reply> {
+    const base = segments.length > 0
+      ? segments[segments.length - 1]
+      : root.slice(root.lastIndexOf("/") + 1) || "root";
+    const policy = { root, dotfiles, followSymlinks: follow };
+    if (maxArchiveBytes !== Infinity) {
+      const size = await archiveSize(real, base, policy, maxArchiveBytes);
+      if (size > maxArchiveBytes) {
+        const body = encoder.encode(
+          `403 Forbidden\nThis folder is more than ${maxArchiveBytes} bytes as a tar archive, ` +
+            `the largest download this server allows.\n`,
+        );
+        return reply(403, [["Content-Type", TEXT]], [body], body.length);
+      }
+    }
+    const r = reply(
+      200,
+      [
+        ["Content-Type", "application/x-tar"],
+        ["Content-Disposition", contentDisposition(base + ".tar")],
+      ],
+      [],
+      -1,
+    );
+    // A generator: nothing is opened until the engine pulls (never for HEAD).
+    r.stream = tarStream(real, base, policy, maxArchiveBytes);
+    return r;
   }
 
   const rootBytes = encoder.encode(root === "/" ? "/" : root + "/");
@@ -531,6 +586,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         const raw = req.path.slice(req.path.lastIndexOf("/") + 1);
         const loc = "./" + raw + "/" + (req.query === "" ? "" : "?" + req.query);
         return reply(301, [["Location", loc], ["Content-Type", TEXT]]);
+      }
+      if (archives && req.query.includes("download=tar")) {
+        if (parseListingQuery(req.query).download === "tar") return download(real, d.segments);
       }
       const index = await exists(real + "/index.html");
       if (index !== null) return serveFile(req, p, index, req.path);

@@ -40,10 +40,12 @@ export interface ListingQuery {
   page: number;
   /** `?format=json` was given. */
   json: boolean;
+  /** `?download=tar` was given: the folder as a tar archive instead of a listing. */
+  download?: "tar";
 }
 
 /**
- * Parses `sort`, `order`, `page` and `format` from a query string; unknown or
+ * Parses `sort`, `order`, `page`, `format` and `download` from a query string; unknown or
  * invalid values fall back to name / asc / 1 (a listing is never an error).
  *
  * @param query The query string without `?`.
@@ -65,6 +67,7 @@ export function parseListingQuery(query: string): ListingQuery {
     else if (k === "order" && (v === "asc" || v === "desc")) q.order = v;
     else if (k === "page" && /^[1-9][0-9]{0,8}$/.test(v)) q.page = Number(v);
     else if (k === "format" && v === "json") q.json = true;
+    else if (k === "download" && v === "tar") q.download = "tar";
   }
   return q;
 }
@@ -347,6 +350,8 @@ export interface RenderContext {
   total: number;
   /** Collection stopped at `total` entries: the directory holds more. */
   truncated?: boolean;
+  /** Offer the folder as a tar download (`?download=tar`). */
+  download?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -357,8 +362,35 @@ const CSS = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;bac
   "white-space:nowrap}td:first-child{white-space:normal;word-break:break-all}" +
   "td.s,th.s{text-align:right}tbody tr:nth-child(odd){background:#f4f4f4}" +
   "nav{margin:1em 0}.x{color:#888}" +
+  "#bar{display:flex;flex-wrap:wrap;gap:.5em 1.5em;align-items:center;margin:0 0 .8em}" +
+  "#bar input{font:inherit;padding:.15em .5em;width:16em;max-width:100%}" +
+  "table.f tbody tr:nth-child(odd){background:none}table.f tbody tr.o{background:#f4f4f4}" +
   "@media (prefers-color-scheme:dark){body{color:#ddd;background:#161616}a{color:#8ab4f8}" +
-  "tbody tr:nth-child(odd){background:#222}}";
+  "tbody tr:nth-child(odd),table.f tbody tr.o{background:#222}}";
+
+/**
+ * The filter box, added by script so that without JavaScript there is no
+ * dead input (the page needs none). Filters this page's rows by a
+ * case-insensitive substring of the name; `/` focuses it; zebra stripes
+ * follow the visible rows. Names are read from the DOM on first use, so
+ * rendering pays nothing per entry for it.
+ */
+const FILTER_JS = "(function(){" +
+  "var t=document.querySelector('table'),b=document.getElementById('bar');" +
+  "if(!t||!b||!t.tBodies[0])return;" +
+  "var f=document.createElement('input');f.type='search';f.id='filter';" +
+  "f.placeholder='Filter names';f.autocomplete='off';" +
+  "f.setAttribute('aria-label','Filter names on this page');b.insertBefore(f,b.firstChild);" +
+  "var rows=null,names=null;" +
+  "f.addEventListener('input',function(){" +
+  "if(!rows){rows=[];names=[];var all=t.tBodies[0].rows;" +
+  "for(var i=0;i<all.length;i++){var n=all[i].cells[0].textContent;" +
+  "if(n!=='../'){rows.push(all[i]);names.push(n.toLowerCase())}}}" +
+  "var v=f.value.trim().toLowerCase(),k=0;t.classList.toggle('f',v!=='');" +
+  "for(var j=0;j<rows.length;j++){var hide=v!==''&&names[j].indexOf(v)<0;" +
+  "rows[j].hidden=hide;if(!hide)rows[j].classList.toggle('o',k++%2===0)}});" +
+  "document.addEventListener('keydown',function(e){" +
+  "if(e.key==='/'&&document.activeElement!==f){e.preventDefault();f.focus()}})})();";
 
 function queryString(sort: SortKey, order: SortOrder, page: number): string {
   let s = "?sort=" + sort + "&amp;order=" + order;
@@ -389,7 +421,8 @@ function breadcrumbs(path: string): string {
 
 /**
  * Renders one page of a listing as a complete HTML5 document (UTF-8 bytes).
- * No JavaScript; inline CSS with a dark scheme.
+ * Works without JavaScript; a small inline script adds a filter box
+ * (progressive enhancement). Inline CSS with a dark scheme.
  *
  * @param entries The sorted entries of this page.
  * @param ctx Path, query and paging.
@@ -407,8 +440,12 @@ export function renderHtml(entries: readonly Entry[], ctx: RenderContext): Uint8
   let s = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width,initial-scale=1">' +
     '<meta name="color-scheme" content="light dark">' +
+    // No favicon request: a 404 per listing would be noise in every console.
+    '<link rel="icon" href="data:,">' +
     `<title>Index of ${title}</title><style>${CSS}</style></head>\n<body><h1>Index of ` +
-    breadcrumbs(ctx.path) + "</h1>\n<table><thead><tr>" +
+    breadcrumbs(ctx.path) + '</h1>\n<div id="bar">' +
+    (ctx.download ? '<a href="?download=tar" rel="nofollow">Download folder as .tar</a>' : "") +
+    "</div>\n<table><thead><tr>" +
     header("Name", "name", q, "") + header("Size", "size", q, ' class="s"') +
     header("Last modified", "mtime", q, "") + "</tr></thead>\n<tbody>\n";
   if (ctx.path !== "/") s += '<tr><td><a href="../">../</a></td><td></td><td></td></tr>\n';
@@ -441,7 +478,7 @@ export function renderHtml(entries: readonly Entry[], ctx: RenderContext): Uint8
     }
     s += "</nav>\n";
   }
-  s += "</body></html>\n";
+  s += "<script>" + FILTER_JS + "</script>\n</body></html>\n";
   return encoder.encode(s);
 }
 

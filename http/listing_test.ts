@@ -94,9 +94,32 @@ Deno.test("renderHtml() escapes names in text and href and links the column head
   assert.ok(html.includes('href="?sort=name&amp;order=desc"'));
   assert.ok(html.includes('href="?sort=size&amp;order=asc"'));
   assert.ok(html.includes("prefers-color-scheme:dark"));
-  assert.ok(!/<script/i.test(html));
+  // One script, the filter box: no entry data reaches script context.
+  const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)];
+  assert.equal(scripts.length, 1);
+  assert.equal((html.match(/<script/gi) ?? []).length, 1);
+  assert.ok(!/sub|x&quot;y|<b>/.test(scripts[0][1]));
   // no raw hostile character survives outside markup
   assert.ok(!html.includes("sub<dir>"));
+});
+
+Deno.test("renderHtml() adds the filter box by script only, and the tar link only when offered", () => {
+  const plain = dec.decode(renderHtml([e("a.txt")], { path: "/d/", query: Q, pages: 1, total: 1 }));
+  // Without JavaScript there is no input at all: the script creates it.
+  assert.ok(!/<input/i.test(plain));
+  assert.ok(plain.includes('<div id="bar"></div>'));
+  assert.ok(/<script>[^<]*createElement\('input'\)/.test(plain));
+  assert.ok(!plain.includes("download=tar"));
+  const ctx = { path: "/d/", query: Q, pages: 1, total: 1, download: true };
+  const html = dec.decode(renderHtml([e("a.txt")], ctx));
+  assert.ok(html.includes('<a href="?download=tar" rel="nofollow">Download folder as .tar</a>'));
+});
+
+Deno.test("parseListingQuery() reads download=tar and ignores other download values", () => {
+  assert.equal(parseListingQuery("download=tar").download, "tar");
+  assert.equal(parseListingQuery("sort=size&download=tar").sort, "size");
+  assert.equal(parseListingQuery("download=zip").download, undefined);
+  assert.equal(parseListingQuery("").download, undefined);
 });
 
 Deno.test("renderHtml() omits ../ at the root and adds page links when paginated", () => {

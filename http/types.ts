@@ -43,10 +43,26 @@ export interface Reply {
   status: number;
   /** Headers other than Date / Connection / Content-Length. */
   headers: Array<[string, string]>;
-  /** Body parts; their total byte length is `length`. HEAD: computed, not sent. */
+  /** Body parts; their total byte length is `length` (unless -1). HEAD: computed, not sent. */
   body: BodyPart[];
-  /** Content-Length. */
+  /**
+   * Content-Length, or -1 when the length is not known ahead: then `stream`
+   * must be given, and `body` may only hold `Uint8Array`s (sent first).
+   */
   length: number;
+  /**
+   * The rest of a body of unknown length (`length: -1`), pulled one chunk at a
+   * time: the next chunk is asked for only after the previous one was written,
+   * so a slow client slows the producer (backpressure), and a chunk may reuse
+   * its buffer once the next is asked for. HTTP/1.1 sends it with
+   * `Transfer-Encoding: chunked`; HTTP/1.0 ends it by closing the connection.
+   * Never started for HEAD, 204 or 304. When the client goes away the engine
+   * stops iterating (`return()` runs the producer's `finally`); when the
+   * iterator throws, the connection is closed without the last chunk, so an
+   * HTTP/1.1 client sees the body as incomplete. Empty chunks are skipped.
+   * Not allowed with `rawHead`.
+   */
+  stream?: AsyncIterable<Uint8Array>;
   /**
    * Optional pre-serialised head: the status line and every header line
    * including `Content-Length`, each ending in CRLF, without the blank line.

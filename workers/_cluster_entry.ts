@@ -2,7 +2,8 @@
  * Test entry: `serve()` with the JSON options in `Deno.args[0]`, the
  * listening line on stdout, SIGINT/SIGTERM -> graceful shutdown then exit 0
  * (a second signal exits at once), and stdin commands for the test hooks:
- * `crash <i>` (worker i throws) and `stats` (one JSON line on stdout).
+ * `crash <i>` (worker i throws), `crash-acceptor` and `stats` (one JSON
+ * line on stdout).
  *
  * @module
  */
@@ -10,7 +11,9 @@ import { type Cluster, serve } from "../serve.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 // Signal listeners first: Deno 2.9.6 panics if registering one hits EMFILE,
-// which can happen once connections pour in.
+// which can happen once connections pour in. `cluster` is assigned once, but
+// after the listeners that read it exist.
+// deno-lint-ignore prefer-const
 let cluster: Cluster | undefined;
 let stopping = false;
 const onSignal = () => {
@@ -35,6 +38,7 @@ for await (const chunk of lines) {
     const [cmd, arg] = buffered.slice(0, nl).trim().split(" ");
     buffered = buffered.slice(nl + 1);
     if (cmd === "crash") (cluster as Supervisor).crashWorker(Number(arg));
+    if (cmd === "crash-acceptor") (cluster as Supervisor).crashAcceptor();
     if (cmd === "stats") console.log(JSON.stringify(cluster!.stats()));
   }
 }

@@ -176,7 +176,7 @@ export class EpollLoop {
   #conns = new Map<number, FdConnection>();
   #events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
   #view = new DataView(this.#events.buffer);
-  #stop = false;
+  #draining = false;
   #ctl: Int32Array;
   #open: number;
   #owners: Int32Array;
@@ -235,6 +235,9 @@ export class EpollLoop {
     });
     this.#conns.set(fd, c);
     this.#set.add(c.conn);
+    // The request usually arrived with (or before) the accept: read it now
+    // rather than after one more epoll_wait. EAGAIN costs one syscall.
+    c.onReadable();
   }
 
   /** Unregisters and closes `fd`, and gives its slot back. */
@@ -246,21 +249,34 @@ export class EpollLoop {
     Atomics.sub(this.#ctl, this.#open, 1);
   }
 
-  /** Adopts whatever the ring holds; returns how many. */
-  drainRing(ring: SpscRing): number {
+  /**
+   * Graceful stop: adopts what the ring still holds (the acceptor has stopped
+   * by now), then keeps running until every connection has closed.
+   */
+  beginDrain(ring: SpscRing): number {
+    this.#draining = true;
     return ring.drain(this.#adoptRecord);
   }
 
-  /** Stops the loop (within one `epoll_wait` timeout, 100 ms). */
-  stop(): void {
-    this.#stop = true;
-  }
-
-  /** Runs until {@linkcode stop}. */
-  async run(ring: SpscRing, onAdopted: (n: number) => void): Promise<void> {
+  /**
+   * Runs until {@linkcode beginDrain} was called and no connection is left.
+   *
+   * @param ring this slot's ring of fds
+   * @param onAdopted told how many connections were taken
+   * @param drainRequested polled each iteration (shared memory, no message
+   *   latency); when it returns true, `onDrain` is called once
+   * @param onDrain starts the graceful stop
+   */
+  async run(
+    ring: SpscRing,
+    onAdopted: (n: number) => void,
+    drainRequested: () => boolean,
+    onDrain: () => void,
+  ): Promise<void> {
     const view = this.#view;
-    while (!this.#stop) {
-      const adopted = ring.drain(this.#adoptRecord);
+    while (!this.#draining || this.#conns.size > 0) {
+      if (!this.#draining && drainRequested()) onDrain();
+      const adopted = this.#draining ? 0 : ring.drain(this.#adoptRecord);
       if (adopted > 0) onAdopted(adopted);
       // On the blocking pool, so this thread's event loop runs meanwhile.
       // Bounded, so a stop request and a lost registration are both noticed.

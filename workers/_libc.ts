@@ -62,7 +62,7 @@ const symbols = {
     nonblocking: true,
   },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -398,8 +398,13 @@ export function readFd(fd: number, buf: Uint8Array): number {
   return n >= 0 ? n : -errno();
 }
 
-/** `write(fd, buf, buf.length)`: bytes written or -errno. */
+const MSG_NOSIGNAL = 0x4000;
+
+/**
+ * `send(fd, buf, buf.length, MSG_NOSIGNAL)`: bytes written or -errno. A peer
+ * that went away gives EPIPE, never SIGPIPE (whatever the signal's disposition).
+ */
 export function writeFd(fd: number, buf: Uint8Array): number {
-  const n = Number(libc().write(fd, buf, BigInt(buf.length)));
+  const n = Number(libc().send(fd, buf, BigInt(buf.length), MSG_NOSIGNAL));
   return n >= 0 ? n : -errno();
 }

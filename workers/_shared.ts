@@ -11,6 +11,9 @@
  * word 2   ACCEPTED   acceptor: connections accepted (stat)
  * word 3   DROPPED    acceptor: fds closed because no live worker could take them (stat)
  * word 4   EMFILE     acceptor: accept() failures for lack of fds (stat)
+ * word 5   DRAIN      supervisor: 1 once the acceptor stopped; workers drain
+ *                    (also sent as a message; an epoll worker may see that late)
+ * word 6   CRASH      supervisor's test hook: the acceptor throws when it sees 1
  * word 16 + 16*i     slot i (one per HTTP worker), 64 bytes apart so the
  *                    acceptor's and the workers' writes fall on different cache lines:
  *   +0 OPEN      acceptor adds 1 per fd it hands over; the worker subtracts 1
@@ -48,6 +51,10 @@ export const ACCEPTED = 2;
 export const DROPPED = 3;
 /** Index of the EMFILE/ENFILE counter. */
 export const EMFILE = 4;
+/** Index of the drain flag. */
+export const DRAIN = 5;
+/** Index of the acceptor's test-only crash request. */
+export const CRASH = 6;
 
 /** STATE value: accept and serve. */
 export const RUNNING = 0;
@@ -101,6 +108,7 @@ export interface WorkerConfig {
     dirListing: boolean;
     dotfiles: boolean;
     followSymlinks: boolean;
+    maxArchiveBytes: number;
     cors: boolean;
     headers: Array<[string, string]>;
   };

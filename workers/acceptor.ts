@@ -32,6 +32,7 @@ import {
   type AcceptorConfig,
   ACK,
   ALIVE,
+  CRASH,
   DROPPED,
   EMFILE,
   EPFD,
@@ -152,6 +153,11 @@ function run(lfd: number, config: AcceptorConfig): void {
   };
 
   while (Atomics.load(ctl, STATE) === RUNNING) {
+    if (Atomics.load(ctl, CRASH) !== 0) {
+      Atomics.store(ctl, CRASH, 0);
+      // Leaves the listening fd open: the replacement takes it over.
+      throw new Error("acceptor crashed on request (supervisor test hook)");
+    }
     // Slot maintenance: a handful of loads per loop.
     let total = scan();
     for (let i = 0; i < n; i++) {

@@ -328,33 +328,79 @@ for (const mode of MODES.slice(0, 2)) {
   });
 }
 
-Deno.test("SIGTERM during a large download lets it finish, then the process exits 0", async () => {
-  await using server = await start({});
-  const conn = await Deno.connect({ hostname: HOST, port: server.port });
-  try {
-    await conn.write(
-      new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-    );
-    const buf = new Uint8Array(1 << 20);
-    let total = await conn.read(buf) ?? 0;
-    assert.ok(total > 0);
-    const head = new TextDecoder().decode(buf.subarray(0, Math.min(total, 512)));
-    const headLength = head.indexOf("\r\n\r\n") + 4;
-    assert.match(head, /^HTTP\/1\.1 200/);
-    // The response is far larger than the socket buffers: it is in flight now.
-    server.proc.kill("SIGTERM");
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      total += n;
+for (const mode of MODES) {
+  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  Deno.test(`${name}: SIGTERM during a large download lets it finish, then the process exits 0`, async () => {
+    await using server = await start(mode);
+    const conn = await Deno.connect({ hostname: HOST, port: server.port });
+    try {
+      await conn.write(
+        new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+      );
+      const buf = new Uint8Array(1 << 20);
+      let total = await conn.read(buf) ?? 0;
+      assert.ok(total > 0);
+      const head = new TextDecoder().decode(buf.subarray(0, Math.min(total, 512)));
+      const headLength = head.indexOf("\r\n\r\n") + 4;
+      assert.match(head, /^HTTP\/1\.1 200/);
+      // The response is far larger than the socket buffers: it is in flight now.
+      server.proc.kill("SIGTERM");
+      // The listener closes first, then the workers drain: once connecting is
+      // refused, the drain has begun while this response is still unread.
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        try {
+          (await Deno.connect({ hostname: HOST, port: server.port })).close();
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        total += n;
+      }
+      assert.equal(total - headLength, BIG);
+      const status = await server.proc.status;
+      assert.equal(status.code, 0, server.stderr);
+    } finally {
+      conn.close();
     }
-    assert.equal(total - headLength, BIG);
-    const status = await server.proc.status;
-    assert.equal(status.code, 0, server.stderr);
-  } finally {
-    conn.close();
-  }
-});
+  });
+}
+
+for (const mode of MODES) {
+  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  Deno.test(`${name}: a client that stops reading is cut off after the write timeout`, async () => {
+    await using server = await start({ ...mode, writeTimeoutMs: 300 });
+    const conn = await Deno.connect({ hostname: HOST, port: server.port });
+    try {
+      await conn.write(
+        new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+      );
+      // Not reading: the server's write stalls, then the deadline closes it.
+      const until = Date.now() + 15_000;
+      const openNow = async () => (await server.stats()).workers.reduce((a, w) => a + w.open, 0);
+      while (await openNow() === 0 && Date.now() < until); // taken by a worker
+      let open;
+      do {
+        open = await openNow();
+      } while (open !== 0 && Date.now() < until);
+      assert.equal(open, 0, "the stalled connection is still open");
+      let total = 0;
+      const buf = new Uint8Array(1 << 20);
+      while (true) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) break;
+        total += n;
+      }
+      assert.ok(total < BIG, `got all ${total} bytes`);
+    } finally {
+      conn.close();
+    }
+  });
+}
 
 Deno.test("2,000 concurrent connections with maxConns 100 are all served", async () => {
   await using server = await start({ maxConns: 100 });
@@ -372,6 +418,18 @@ Deno.test("2,000 concurrent connections with maxConns 100 are all served", async
   await watch;
   assert.equal(results.filter((r) => r.status === 200 && r.body === "hello").length, 2000);
   assert.ok(peak <= 100, `open + queued reached ${peak}`);
+});
+
+Deno.test("a crashed acceptor is replaced on the same listening socket", async () => {
+  await using server = await start({});
+  assert.equal((await get(server.port, "/a.txt")).status, 200);
+  await server.command("crash-acceptor");
+  await server.logged(/acceptor died: .*test hook.*; restarting it/);
+  // Meanwhile connections wait in the backlog; then they are served.
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(await get(server.port, "/a.txt"), { status: 200, body: "hello" });
+  }
+  assert.doesNotMatch(server.stderr, /restart failed/);
 });
 
 Deno.test("ring mode spreads 4 kept-alive connections over 2 workers 2 and 2", async () => {

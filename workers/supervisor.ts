@@ -4,12 +4,22 @@
  * and runs the graceful shutdown. It prints nothing but `log` lines (worker
  * restarts, acceptor errors); announcing the address is the caller's job.
  *
+ * Graceful shutdown: STATE = STOPPING; the acceptor closes the listening
+ * socket within one poll (<= 100 ms) and says `stopped`; then DRAIN = 1 and a
+ * `drain` message to each worker: it stops taking connections, closes idle
+ * ones, finishes in-flight responses and says `drained`. After `graceMs`
+ * (or a second `shutdown()` call) every thread is terminated regardless.
+ * An acceptor that dies is restarted after 100 ms on the same listening fd.
+ *
  * Replacing a dead worker (slot i):
  * 1. terminate it; store ACK = 0, then ALIVE = 0 (the acceptor stops picking
  *    the slot within one loop, <= 100 ms);
- * 2. ring mode: wait for the acceptor's ACK = 1, meaning it closed every fd
- *    still queued in the ring and will not push again while ALIVE = 0;
- * 3. reset OPEN (the dead worker's sockets were closed with its isolate);
+ * 2. ring mode: wait for the acceptor's ACK = 1, meaning it took back every
+ *    fd still queued in the ring (handed to live workers, or closed when none
+ *    is live), closed the fds the worker owned (epoll I/O: raw fds outlive
+ *    the isolate; socket I/O: Deno closed them with it) and its epoll fd, and
+ *    will not push again while ALIVE = 0;
+ * 3. reset OPEN;
  * 4. after a backoff (0 ms for the first crash, then 100 ms doubling up to
  *    1 s for crashes less than 10 s apart), start a replacement on the same
  *    ring; it sets ALIVE = 1 when ready.
@@ -24,6 +34,8 @@ import {
   ALIVE,
   allocateControl,
   CONNS,
+  CRASH,
+  DRAIN,
   DROPPED,
   EMFILE,
   type FromAcceptor,
@@ -79,6 +91,7 @@ export interface WorkerStats {
 
 /** A snapshot from {@linkcode Cluster.stats}. */
 export interface ClusterStats {
+  /** How connections reach the workers. */
   mode: "ring" | "reuseport";
   /** Connections accepted (ring: by the acceptor; reuseport: by the workers). */
   accepted: number;
@@ -86,6 +99,7 @@ export interface ClusterStats {
   dropped: number;
   /** accept() failures for lack of file descriptors (each retried later). */
   emfile: number;
+  /** One entry per worker slot, in slot order. */
   workers: WorkerStats[];
 }
 
@@ -200,7 +214,11 @@ export class Supervisor implements Cluster {
         c.log(`acceptor died: ${message}; restarting it`);
         w.terminate();
         if (this.#closing) return this.#acceptorStopped?.();
-        this.#startAcceptor().catch((e) => c.log(`acceptor restart failed: ${e.message}`));
+        // Same listening fd (a raw fd: it outlived the thread); meanwhile
+        // connections wait in the kernel backlog.
+        sleep(100).then(() => this.#closing ? undefined : this.#startAcceptor()).catch((e) =>
+          c.log(`acceptor restart failed: ${e.message}`)
+        );
       };
       w.onmessage = (e: MessageEvent<FromAcceptor>) => {
         const m = e.data;
@@ -331,6 +349,11 @@ export class Supervisor implements Cluster {
     this.#threads[i]?.postMessage({ type: "crash" } satisfies ToWorker);
   }
 
+  /** Test hook: makes the acceptor throw, as a bug would. */
+  crashAcceptor(): void {
+    Atomics.store(this.#ctl, CRASH, 1);
+  }
+
   stats(): ClusterStats {
     const ctl = this.#ctl;
     const workers: WorkerStats[] = [];
@@ -381,6 +404,7 @@ export class Supervisor implements Cluster {
         const stopped = new Promise<void>((r) => this.#acceptorStopped = r);
         await Promise.race([stopped, expired]);
       }
+      Atomics.store(this.#ctl, DRAIN, 1);
       const drained: Promise<void>[] = [];
       this.#threads.forEach((w, i) => {
         if (!w) return;

@@ -30,6 +30,7 @@ import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
 import {
   CONNS,
+  DRAIN,
   EMFILE,
   EPFD,
   type FromWorker,
@@ -68,6 +69,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
 };
 
 async function drain(): Promise<void> {
+  if (draining) return;
   draining = true;
   stopSource?.();
   await (drainAll ? drainAll() : set?.drain());
@@ -128,13 +130,17 @@ async function start(config: WorkerConfig): Promise<void> {
     // The acceptor registers connections with this epoll fd: publish it
     // before saying ready (the supervisor then marks the slot alive).
     Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
-    stopSource = () => {
-      loop.stop();
-      // Served too: the supervisor stops the acceptor before the workers.
-      Atomics.add(ctl, conns, loop.drainRing(ring));
-    };
+    // Served too: the supervisor stops the acceptor before the workers.
+    stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
     send({ type: "ready", port: config.port });
-    await loop.run(ring, (n) => Atomics.add(ctl, conns, n));
+    await loop.run(
+      ring,
+      (n) => Atomics.add(ctl, conns, n),
+      // While it sits in epoll_wait this thread sees messages late: the
+      // supervisor also raises DRAIN in shared memory.
+      () => Atomics.load(ctl, DRAIN) === 1,
+      drain,
+    );
   } else if (config.mode === "ring") {
     const ring = new SpscRing(config.ring!);
     send({ type: "ready", port: config.port });

@@ -1,0 +1,934 @@
+/**
+ * End-to-end load benchmark: ringhttpd in ring and reuseport mode next to
+ * nginx (when installed), same fixture, same worker count, same run.
+ *
+ * It builds a fixture in a temp dir (1 KiB, 64 KiB and 10 MiB files and a
+ * 1,000-entry directory), starts each server on a free loopback port (ringhttpd
+ * through its CLI in a subprocess, reading the Listening line; nginx from a
+ * config generated in the temp dir), smoke-checks a file, a listing and a 404
+ * on each, then runs `wrk --latency` against each server in turn, scenario by
+ * scenario, and prints one table: req/s (MiB/s for the 10 MiB file), p99
+ * latency, and the ratio ringhttpd/nginx. Then the balance check: 4 keep-alive
+ * connections over 2 workers, requests per worker from the CLI's SIGUSR2 stats
+ * line (`ringhttpd stats {json}`).
+ *
+ * ```sh
+ * deno task load [--duration=5] [--warmup=1] [--connections=64] [--workers=2]
+ *                [--threads=2] [--json] [--only=keepalive-1k,close,nginx,ring,...]
+ * ```
+ *
+ * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
+ * balance) and/or server ids (ring, reuseport, nginx). Needs `wrk` (Debian
+ * package `wrk`); nginx is optional (Debian `nginx-light`). Every process it
+ * starts is stopped in `finally` and on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+const HERE = new URL("..", import.meta.url);
+const MOD_TS = new URL("mod.ts", HERE).pathname;
+
+// ---------------------------------------------------------------------------
+// Arguments
+
+interface Config {
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  workers: number;
+  threads: number;
+  json: boolean;
+  only: Set<string>;
+}
+
+const SCENARIO_IDS = ["keepalive-1k", "64k", "10m", "listing", "close", "balance"] as const;
+const SERVER_IDS = ["ring", "reuseport", "nginx"] as const;
+
+function usage(message: string): never {
+  console.error(`load: ${message}`);
+  console.error(
+    "Usage: deno task load [--duration=S] [--warmup=S] [--connections=N] [--workers=N] " +
+      "[--threads=N] [--json] [--only=ID,...]",
+  );
+  Deno.exit(2);
+}
+
+function parseConfig(args: string[]): Config {
+  const cfg: Config = {
+    durationS: 5,
+    warmupS: 1,
+    connections: 64,
+    workers: 2,
+    threads: 2,
+    json: false,
+    only: new Set(),
+  };
+  const int = (flag: string, raw: string | undefined, min: number): number => {
+    if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < min) {
+      usage(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(raw ?? "")}`);
+    }
+    return Number(raw);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const value = () => (eq === -1 ? args[++i] : arg.slice(eq + 1));
+    switch (name) {
+      case "--duration":
+        cfg.durationS = int("duration", value(), 1);
+        break;
+      case "--warmup":
+        cfg.warmupS = int("warmup", value(), 0);
+        break;
+      case "--connections":
+        cfg.connections = int("connections", value(), 1);
+        break;
+      case "--workers":
+        cfg.workers = int("workers", value(), 1);
+        break;
+      case "--threads":
+        cfg.threads = int("threads", value(), 1);
+        break;
+      case "--json":
+        cfg.json = true;
+        break;
+      case "--only": {
+        const raw = value() ?? "";
+        for (const id of raw.split(",").filter((s) => s !== "")) {
+          if (![...SCENARIO_IDS, ...SERVER_IDS].includes(id as never)) {
+            usage(
+              `--only takes ${[...SCENARIO_IDS, ...SERVER_IDS].join(", ")}; got ${
+                JSON.stringify(id)
+              }`,
+            );
+          }
+          cfg.only.add(id);
+        }
+        break;
+      }
+      default:
+        usage(`unknown argument ${JSON.stringify(arg)}`);
+    }
+  }
+  return cfg;
+}
+
+// ---------------------------------------------------------------------------
+// Process bookkeeping: everything started is stopped, whatever happens.
+
+const children = new Set<Deno.ChildProcess>();
+const dec = new TextDecoder();
+const log = (s: string) => console.error(`load: ${s}`);
+
+function spawn(cmd: string, args: string[], opts: Partial<Deno.CommandOptions> = {}) {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...opts,
+  }).spawn();
+  children.add(child);
+  child.status.finally(() => children.delete(child));
+  return child;
+}
+
+/** SIGTERM, then SIGKILL if still alive after `graceMs`. */
+async function stop(child: Deno.ChildProcess, graceMs = 5000): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const killed = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      resolve();
+    }, graceMs);
+  });
+  await Promise.race([child.status.then(() => {}), killed]);
+  clearTimeout(timer);
+  await child.status;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...children].map((c) => stop(c)));
+}
+
+/** Collects a stream's text; `onLine` sees each complete line. */
+function drain(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+  const text: string[] = [];
+  let partial = "";
+  const done = stream.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({
+      write(chunk) {
+        text.push(chunk);
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop()!;
+        for (const l of lines) onLine(l);
+      },
+    }),
+  ).catch(() => {});
+  return { text: () => text.join(""), done };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    const p = `${dir}/${name}`;
+    try {
+      const st = await Deno.stat(p);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return p;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+async function firstLine(cmd: string, args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    return (dec.decode(out.stdout) + dec.decode(out.stderr)).trim().split("\n")[0] ?? "";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The short commit of the checkout being measured, "+dirty" when tracked files changed. */
+async function gitCommit(): Promise<string> {
+  const git = async (...args: string[]) => {
+    try {
+      const out = await new Deno.Command("git", {
+        args: ["-C", HERE.pathname, ...args],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      return out.success ? dec.decode(out.stdout).trim() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const head = await git("rev-parse", "--short", "HEAD");
+  if (head === undefined) return "unknown (not a git checkout)";
+  const dirty = await git("status", "--porcelain", "--untracked-files=no");
+  return dirty ? `${head}+dirty` : head;
+}
+
+// ---------------------------------------------------------------------------
+// Fixture
+
+const FILE_1K = "/1k.bin";
+const FILE_64K = "/64k.bin";
+const FILE_10M = "/10m.bin";
+const LISTING = "/dir1000/";
+const LISTING_ENTRIES = 1000;
+
+/** Deterministic bytes (a seeded xorshift), so each run serves the same content. */
+function bytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+async function makeFixture(root: string): Promise<void> {
+  await Deno.writeFile(`${root}${FILE_1K}`, bytes(1024, 1));
+  await Deno.writeFile(`${root}${FILE_64K}`, bytes(64 * 1024, 2));
+  await Deno.writeFile(`${root}${FILE_10M}`, bytes(10 * 1024 * 1024, 3));
+  await Deno.mkdir(`${root}${LISTING}`);
+  for (let i = 0; i < LISTING_ENTRIES; i++) {
+    const name = `entry-${String(i).padStart(4, "0")}.txt`;
+    await Deno.writeTextFile(`${root}${LISTING}${name}`, `entry ${i}\n`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+interface Server {
+  id: (typeof SERVER_IDS)[number];
+  /** Label in the table, e.g. "ringhttpd ring". */
+  label: string;
+  base: string;
+  pid: number;
+  child: Deno.ChildProcess;
+  /** Why it is unusable, when it failed to start or its smoke check. */
+  broken?: string;
+  /** ringhttpd only: asks for a stats line (SIGUSR2) and returns it parsed. */
+  stats?: () => Promise<unknown>;
+  output: () => string;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** The permission flags of `deno task serve`, so the bench runs what users run. */
+async function servePermissions(): Promise<string[]> {
+  const deno = JSON.parse(await Deno.readTextFile(new URL("deno.json", HERE)));
+  return String(deno.tasks.serve).split(/\s+/).filter((w) => w !== "deno" && w !== "mod.ts");
+}
+
+async function startRinghttpd(
+  mode: "ring" | "reuseport",
+  root: string,
+  workers: number,
+): Promise<Server> {
+  const args = [
+    ...(await servePermissions()),
+    MOD_TS,
+    root,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--workers",
+    String(workers),
+    `--accept=${mode}`,
+  ];
+  const child = spawn(Deno.execPath(), args, { env: { NO_COLOR: "1" } });
+  const listening = Promise.withResolvers<string>();
+  const statsWaiters: Array<(json: string) => void> = [];
+  const stdout = drain(child.stdout, (line) => {
+    if (line.startsWith("Listening on ")) listening.resolve(line);
+  });
+  const stderr = drain(child.stderr, (line) => {
+    const m = line.match(/^ringhttpd stats (.*)$/);
+    if (m) statsWaiters.shift()?.(m[1]);
+  });
+  const output = () => stdout.text() + stderr.text();
+  child.status.then((s) => listening.reject(new Error(`exited with ${s.code}`)));
+  const server: Server = {
+    id: mode,
+    label: `ringhttpd ${mode}`,
+    base: "",
+    pid: child.pid,
+    child,
+    output,
+    stats: async () => {
+      const line = new Promise<string>((resolve) => statsWaiters.push(resolve));
+      child.kill("SIGUSR2");
+      return JSON.parse(await withTimeout(line, 10_000, "stats line after SIGUSR2"));
+    },
+  };
+  try {
+    const line = await withTimeout(listening.promise, 60_000, "the Listening line");
+    const m = line.match(
+      /^Listening on (http:\/\/[^/]+\/) \((\d+) workers?, (ring|reuseport) mode\)$/,
+    );
+    if (!m) throw new Error(`unexpected Listening line ${JSON.stringify(line)}`);
+    server.base = m[1];
+    if (m[3] !== mode) server.label += ` (fell back to ${m[3]})`;
+  } catch (e) {
+    // The first error line says most (a Deno error is followed by a backtrace).
+    const lines = output().split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    const why = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? "no output";
+    server.broken = `did not start (${(e as Error).message}): ${why}`;
+  }
+  return server;
+}
+
+async function startNginx(
+  nginx: string,
+  root: string,
+  workers: number,
+  tmp: string,
+): Promise<Server> {
+  const prefix = `${tmp}/nginx`;
+  await Deno.mkdir(prefix, { recursive: true });
+  const port = freePort();
+  const mime = "/etc/nginx/mime.types";
+  const hasMime = await Deno.stat(mime).then(() => true, () => false);
+  // As root, nginx's workers would drop to "nobody", which cannot read a 0700 temp dir.
+  const user = Deno.uid() === 0 ? "user root;\n" : "";
+  const conf = `${user}worker_processes ${workers};
+daemon off;
+master_process on;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 8192; }
+http {
+  ${hasMime ? `include ${mime};` : "types { }"}
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  access_log off;
+  autoindex on;
+  keepalive_timeout 15s;
+  keepalive_requests 1000000;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    server_name localhost;
+    root ${root};
+  }
+}
+`;
+  await Deno.writeTextFile(`${prefix}/nginx.conf`, conf);
+  const child = spawn(nginx, [
+    "-p",
+    prefix,
+    "-c",
+    `${prefix}/nginx.conf`,
+    "-e",
+    `${prefix}/error.log`,
+  ]);
+  const stdout = drain(child.stdout, () => {});
+  const stderr = drain(child.stderr, () => {});
+  const server: Server = {
+    id: "nginx",
+    label: "nginx",
+    base: `http://127.0.0.1:${port}/`,
+    pid: child.pid,
+    child,
+    output: () => stdout.text() + stderr.text(),
+  };
+  // nginx prints nothing when ready: wait until the port accepts, or it exits.
+  let exited = false;
+  child.status.then(() => exited = true);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      if (exited || Date.now() > deadline) {
+        const log = await Deno.readTextFile(`${prefix}/error.log`).catch(() => "");
+        server.broken = `did not start: ${(server.output() + log).trim().split("\n").at(-1)}`;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return server;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Fetches over a private client closed afterwards, so no idle connection stays open. */
+async function smoke(server: Server): Promise<void> {
+  const client = Deno.createHttpClient({});
+  try {
+    const get = async (path: string) => {
+      const res = await fetch(new URL(path.slice(1), server.base), { client });
+      return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
+    };
+    // Every file in full, byte for byte: a short or wrong body would make wrk's numbers meaningless.
+    for (const [path, size, seed] of [[FILE_1K, 1024, 1], [FILE_64K, 64 * 1024, 2]] as const) {
+      const file = await get(path);
+      const want = bytes(size, seed);
+      if (file.status !== 200 || !sameBytes(file.body, want)) {
+        throw new Error(
+          `GET ${path}: status ${file.status}, ${file.body.length} bytes, not the file`,
+        );
+      }
+    }
+    const big = await get(FILE_10M);
+    if (big.status !== 200 || !sameBytes(big.body, bytes(10 * 1024 * 1024, 3))) {
+      throw new Error(
+        `GET ${FILE_10M}: status ${big.status}, ${big.body.length} bytes, not the file`,
+      );
+    }
+    const listing = await get(LISTING);
+    const html = dec.decode(listing.body);
+    if (
+      listing.status !== 200 || !html.includes("entry-0000.txt") || !html.includes("entry-0999.txt")
+    ) {
+      throw new Error(`GET ${LISTING}: status ${listing.status}, no entry-0000/0999 in the page`);
+    }
+    const missing = await get("/no-such-file");
+    if (missing.status !== 404) throw new Error(`GET /no-such-file: status ${missing.status}`);
+  } finally {
+    client.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// wrk
+
+interface WrkResult {
+  requests: number;
+  reqPerSec: number;
+  /** Bytes per second as wrk reports it (headers included). */
+  bytesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  socketErrors: number;
+  non2xx: number;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+const UNIT_BYTES: Record<string, number> = {
+  B: 1,
+  KB: 1024,
+  MB: 1024 ** 2,
+  GB: 1024 ** 3,
+  TB: 1024 ** 4,
+};
+
+/** Parses `wrk --latency` output. Exported for the test of the parser. */
+export function parseWrk(text: string): WrkResult {
+  const num = (re: RegExp) => {
+    const m = text.match(re);
+    if (!m) throw new Error(`wrk output has no ${re}:\n${text}`);
+    return m;
+  };
+  const latency = (pct: string) => {
+    const m = num(new RegExp(`^\\s*${pct}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m"));
+    return Number(m[1]) * UNIT_MS[m[2]];
+  };
+  const transfer = num(/Transfer\/sec:\s+([\d.]+)([KMGT]?B)/);
+  const errors = text.match(
+    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/,
+  );
+  return {
+    requests: Number(num(/(\d+) requests in/)[1]),
+    reqPerSec: Number(num(/Requests\/sec:\s+([\d.]+)/)[1]),
+    bytesPerSec: Number(transfer[1]) * UNIT_BYTES[transfer[2]],
+    p50Ms: latency("50"),
+    p99Ms: latency("99"),
+    socketErrors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx: Number(text.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0),
+  };
+}
+
+async function wrk(
+  bin: string,
+  url: string,
+  opts: { connections: number; threads: number; durationS: number; headers?: string[] },
+): Promise<WrkResult> {
+  const args = [
+    "-t",
+    String(Math.min(opts.threads, opts.connections)),
+    "-c",
+    String(opts.connections),
+    "-d",
+    `${opts.durationS}s`,
+    "--timeout",
+    "10s",
+    "--latency",
+    ...(opts.headers ?? []).flatMap((h) => ["-H", h]),
+    url,
+  ];
+  const child = spawn(bin, args);
+  const out = drain(child.stdout, () => {});
+  const err = drain(child.stderr, () => {});
+  const status = await withTimeout(child.status, (opts.durationS + 60) * 1000, "wrk").catch(
+    async (e) => {
+      await stop(child);
+      throw e;
+    },
+  );
+  await Promise.all([out.done, err.done]);
+  if (!status.success) throw new Error(`wrk exited ${status.code}: ${err.text().trim()}`);
+  return parseWrk(out.text());
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios and the report
+
+interface Scenario {
+  id: (typeof SCENARIO_IDS)[number];
+  label: string;
+  path: string;
+  headers?: string[];
+  /** Report MiB/s instead of req/s. */
+  throughput?: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  { id: "keepalive-1k", label: "1 KiB keep-alive", path: FILE_1K },
+  { id: "64k", label: "64 KiB keep-alive", path: FILE_64K },
+  { id: "10m", label: "10 MiB keep-alive", path: FILE_10M, throughput: true },
+  { id: "listing", label: "1,000-entry listing", path: LISTING },
+  {
+    id: "close",
+    label: "1 KiB Connection: close",
+    path: FILE_1K,
+    headers: ["Connection: close"],
+  },
+];
+
+interface Row {
+  scenario: string;
+  server: string;
+  /** req/s, or MiB/s for throughput scenarios. */
+  value?: number;
+  unit: "req/s" | "MiB/s";
+  p99Ms?: number;
+  errors?: number;
+  error?: string;
+}
+
+interface Balance {
+  server: string;
+  mode: string;
+  requestsPerWorker?: number[];
+  /** Connections each worker took during the run: 5 in all, as wrk connects once to probe first. */
+  connectionsPerWorker?: number[];
+  /** (max - min) / max of the requests, in percent. */
+  spreadPct?: number;
+  note?: string;
+}
+
+/**
+ * Reads one per-worker counter from a stats object (`cluster.stats()` as the
+ * CLI prints it on SIGUSR2): an array of per-worker records with a numeric
+ * `field`, at `workers` or at the top level.
+ */
+export function perWorker(
+  stats: unknown,
+  field: "requests" | "connections",
+): number[] | undefined {
+  const list = Array.isArray(stats) ? stats : (stats as { workers?: unknown } | null)?.workers;
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  const counts = list.map((w) => (w as Record<string, unknown> | null)?.[field]);
+  return counts.every((n) => typeof n === "number") ? counts as number[] : undefined;
+}
+
+const fmtNum = (n: number | undefined, digits = 0) =>
+  n === undefined ? "-" : n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+const fmtMs = (ms: number | undefined) =>
+  ms === undefined ? "-" : ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`;
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+// ---------------------------------------------------------------------------
+
+async function runBench(cfg: Config, tmp: string): Promise<void> {
+  const wrkBin = await which("wrk");
+  if (!wrkBin) {
+    console.error("load: wrk is not installed (apt-get install -y wrk)");
+    Deno.exitCode = 1;
+    return;
+  }
+  const nginxBin = await which("nginx");
+  const wanted = (id: string, all: readonly string[]) =>
+    ![...cfg.only].some((o) => all.includes(o)) || cfg.only.has(id);
+
+  const commit = await gitCommit();
+  const cpu = (await readProc("/proc/cpuinfo")).match(
+    /model name\s*:\s*(.*)/,
+  )?.[1] ?? "unknown";
+  const machine = {
+    nproc: navigator.hardwareConcurrency,
+    cpu,
+    deno: Deno.version.deno,
+    commit,
+    wrk: await firstLine(wrkBin, ["-v"]),
+    nginx: nginxBin ? await firstLine(nginxBin, ["-v"]) : "not installed",
+    date: new Date().toISOString(),
+  };
+
+  const root = `${tmp}/root`;
+  await Deno.mkdir(root);
+  log(`fixture in ${root}`);
+  await makeFixture(root);
+
+  const servers: Server[] = [];
+  for (const mode of ["ring", "reuseport"] as const) {
+    if (!wanted(mode, SERVER_IDS)) continue;
+    log(`starting ringhttpd --accept=${mode} --workers ${cfg.workers}`);
+    servers.push(await startRinghttpd(mode, root, cfg.workers));
+  }
+  if (wanted("nginx", SERVER_IDS)) {
+    if (nginxBin) {
+      log(`starting nginx with ${cfg.workers} workers`);
+      servers.push(await startNginx(nginxBin, root, cfg.workers, tmp));
+    } else {
+      log("nginx is not installed (apt-get install -y nginx-light): no ratios");
+    }
+  }
+  for (const s of servers) {
+    if (s.broken) continue;
+    try {
+      await smoke(s);
+      log(`${s.label} at ${s.base}: smoke check ok (3 files byte for byte, listing, 404)`);
+    } catch (e) {
+      s.broken = `smoke check failed: ${(e as Error).message}`;
+    }
+  }
+  for (const s of servers) if (s.broken) log(`${s.label}: ${s.broken}`);
+
+  // Scenario-major, server-minor: servers measured minutes apart would see
+  // different background load on a shared machine.
+  const rows: Row[] = [];
+  for (const sc of SCENARIOS) {
+    if (!wanted(sc.id, SCENARIO_IDS)) continue;
+    for (const s of servers) {
+      const row: Row = {
+        scenario: sc.id,
+        server: s.id,
+        unit: sc.throughput ? "MiB/s" : "req/s",
+      };
+      rows.push(row);
+      if (s.broken) {
+        row.error = s.broken;
+        continue;
+      }
+      const url = new URL(sc.path.slice(1), s.base).href;
+      const opts = { connections: cfg.connections, threads: cfg.threads, headers: sc.headers };
+      try {
+        if (cfg.warmupS > 0) await wrk(wrkBin, url, { ...opts, durationS: cfg.warmupS });
+        log(`${sc.label} on ${s.label}: ${cfg.durationS} s, c=${cfg.connections}`);
+        const r = await wrk(wrkBin, url, { ...opts, durationS: cfg.durationS });
+        row.value = sc.throughput ? r.bytesPerSec / 1024 ** 2 : r.reqPerSec;
+        row.p99Ms = r.p99Ms;
+        row.errors = r.socketErrors + r.non2xx;
+      } catch (e) {
+        row.error = (e as Error).message;
+      }
+    }
+  }
+
+  // Balance: 4 keep-alive connections over 2 workers, requests per worker.
+  const balance: Balance[] = [];
+  if (wanted("balance", SCENARIO_IDS)) {
+    for (const mode of ["ring", "reuseport"] as const) {
+      if (!wanted(mode, SERVER_IDS)) continue;
+      let s = servers.find((x) => x.id === mode);
+      let own = false;
+      if (cfg.workers !== 2 || !s) {
+        s = await startRinghttpd(mode, root, 2);
+        own = true;
+      }
+      const b: Balance = { server: s.label, mode };
+      balance.push(b);
+      try {
+        if (s.broken) throw new Error(s.broken);
+        const before = await s.stats!();
+        if (!perWorker(before, "requests")) {
+          throw new Error("the stats line has no per-worker request counts (workers[i].requests)");
+        }
+        log(`balance on ${s.label}: 4 connections, 2 workers, ${cfg.durationS} s`);
+        await wrk(wrkBin, new URL(FILE_1K.slice(1), s.base).href, {
+          connections: 4,
+          threads: 2,
+          durationS: cfg.durationS,
+        });
+        const after = await s.stats!();
+        const diff = (field: "requests" | "connections") => {
+          const a = perWorker(after, field);
+          const z = perWorker(before, field);
+          return a && z ? a.map((n, i) => n - (z[i] ?? 0)) : undefined;
+        };
+        b.requestsPerWorker = diff("requests")!;
+        b.connectionsPerWorker = diff("connections");
+        const max = Math.max(...b.requestsPerWorker);
+        const min = Math.min(...b.requestsPerWorker);
+        b.spreadPct = max === 0 ? 0 : (100 * (max - min)) / max;
+      } catch (e) {
+        b.note = (e as Error).message;
+      } finally {
+        if (own) await stop(s.child);
+      }
+    }
+  }
+
+  // Peak RSS of each server process (ringhttpd: one process, all threads).
+  const rss: Record<string, number | undefined> = {};
+  for (const s of servers) rss[s.id] = await peakRssMiB(s.pid, s.id === "nginx");
+
+  const ratio = (sc: string, id: string) => {
+    const a = rows.find((r) => r.scenario === sc && r.server === id)?.value;
+    const n = rows.find((r) => r.scenario === sc && r.server === "nginx")?.value;
+    return a !== undefined && n !== undefined && n > 0 ? a / n : undefined;
+  };
+  const ringServers = servers.filter((s) => s.id !== "nginx");
+
+  if (cfg.json) {
+    console.log(JSON.stringify(
+      {
+        machine,
+        config: {
+          durationS: cfg.durationS,
+          warmupS: cfg.warmupS,
+          connections: cfg.connections,
+          workers: cfg.workers,
+          wrkThreads: cfg.threads,
+        },
+        servers: servers.map((s) => ({
+          id: s.id,
+          label: s.label,
+          url: s.base,
+          broken: s.broken,
+          peakRssMiB: rss[s.id],
+        })),
+        results: rows.map((r) => ({
+          ...r,
+          ratioToNginx: r.server === "nginx" ? undefined : ratio(r.scenario, r.server),
+        })),
+        balance,
+      },
+      null,
+      2,
+    ));
+    return;
+  }
+
+  const header = ["scenario"];
+  for (const s of servers) header.push(`${s.label}`, "p99");
+  for (const s of ringServers) {
+    if (servers.some((x) => x.id === "nginx")) header.push(`${s.id}/nginx`);
+  }
+  const body: string[][] = [];
+  for (const sc of SCENARIOS) {
+    if (!rows.some((r) => r.scenario === sc.id)) continue;
+    const cells = [`${sc.label}${sc.throughput ? " (MiB/s)" : ""}`];
+    for (const s of servers) {
+      const r = rows.find((x) => x.scenario === sc.id && x.server === s.id)!;
+      cells.push(
+        r.error ? "error" : `${fmtNum(r.value, sc.throughput ? 0 : 0)}${r.errors ? "!" : ""}`,
+        fmtMs(r.p99Ms),
+      );
+    }
+    for (const s of ringServers) {
+      if (!servers.some((x) => x.id === "nginx")) break;
+      const x = ratio(sc.id, s.id);
+      cells.push(x === undefined ? "-" : `${x.toFixed(2)}x`);
+    }
+    body.push(cells);
+  }
+  const rssRow = ["peak RSS (MiB)"];
+  for (const s of servers) rssRow.push(fmtNum(rss[s.id]), "");
+  for (const _ of ringServers) if (servers.some((x) => x.id === "nginx")) rssRow.push("");
+  body.push(rssRow);
+
+  console.log(
+    `ringhttpd load, ${machine.date}: ${machine.nproc} CPUs (${machine.cpu}), deno ${machine.deno}, ` +
+      `commit ${machine.commit}, ${machine.nginx}, ${machine.wrk.split(" [")[0]}`,
+  );
+  console.log(
+    `${cfg.workers} workers each; wrk -t ${cfg.threads} -c ${cfg.connections} -d ${cfg.durationS}s ` +
+      `--latency (after a ${cfg.warmupS} s warm-up) on 127.0.0.1; req/s unless noted`,
+  );
+  console.log("");
+  console.log(table(header, body));
+  const broken = servers.filter((s) => s.broken);
+  const notes = rows.filter((r) => (r.error && !broken.some((s) => s.id === r.server)) || r.errors);
+  if (notes.length + broken.length > 0) console.log("");
+  for (const s of broken) console.log(`${s.label}: ${s.broken}`);
+  for (const r of notes) {
+    console.log(
+      `${r.scenario} on ${r.server}: ${
+        r.error ?? `${r.errors} socket errors or non-2xx responses (!)`
+      }`,
+    );
+  }
+  if (balance.length > 0) {
+    console.log("");
+    console.log("balance: 4 keep-alive connections, 2 workers, requests per worker");
+    for (const b of balance) {
+      console.log(
+        `  ${b.server}: ${
+          b.requestsPerWorker
+            ? `${b.requestsPerWorker.join(" / ")} requests (spread ${b.spreadPct!.toFixed(0)} %)` +
+              (b.connectionsPerWorker
+                ? `, ${b.connectionsPerWorker.join(" / ")} connections (wrk's probe included)`
+                : "")
+            : `n/a: ${b.note}`
+        }`,
+      );
+    }
+  }
+}
+
+/**
+ * Reads a /proc file. Deno asks for --allow-all to read /proc directly, so this
+ * goes through `cat` under the --allow-run the benchmark needs anyway.
+ */
+async function readProc(path: string): Promise<string> {
+  try {
+    const out = await new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+      .output();
+    return dec.decode(out.stdout);
+  } catch {
+    return "";
+  }
+}
+
+/** VmHWM of `pid` (and, for nginx, of its worker children), in MiB. */
+async function peakRssMiB(pid: number, withChildren: boolean): Promise<number | undefined> {
+  const hwm = async (p: number) => {
+    const kb = (await readProc(`/proc/${p}/status`)).match(/^VmHWM:\s+(\d+) kB/m)?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  };
+  let total = await hwm(pid);
+  if (total === undefined || !withChildren) return total;
+  const ps = await new Deno.Command("ps", {
+    args: ["-o", "pid=", "--ppid", String(pid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  for (const child of dec.decode(ps?.stdout ?? new Uint8Array()).trim().split(/\s+/)) {
+    if (/^\d+$/.test(child)) total += (await hwm(Number(child))) ?? 0;
+  }
+  return total;
+}
+
+if (import.meta.main) {
+  const cfg = parseConfig(Deno.args);
+  const tmp = await Deno.makeTempDir({ prefix: "ringhttpd-load-" });
+  const cleanup = async () => {
+    await stopAll();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) Deno.exit(130);
+    interrupted = true;
+    log("interrupted: stopping servers");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  // A stray rejection must not end the process with servers left running.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log(`unexpected error: ${e.reason?.stack ?? e.reason}`);
+    cleanup().finally(() => Deno.exit(1));
+  });
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await runBench(cfg, tmp);
+  } finally {
+    await cleanup();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}

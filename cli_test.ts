@@ -1,0 +1,507 @@
+import assert from "node:assert/strict";
+import { HELP, parseArgs, USAGE, UsageError, VERSION } from "./cli.ts";
+
+/** The options parsed from `args`, failing the test on help/version. */
+function opts(...args: string[]) {
+  const parsed = parseArgs(args);
+  assert.ok("options" in parsed, `expected options from ${JSON.stringify(args)}`);
+  return parsed.options;
+}
+
+/** Asserts that `args` is rejected with exactly `message`. */
+function rejects(args: string[], message: string): void {
+  assert.throws(() => parseArgs(args), (e: unknown) => {
+    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
+    assert.equal(e.message, message);
+    return true;
+  });
+}
+
+Deno.test("parseArgs: no arguments serve . with the server's defaults", () => {
+  assert.deepEqual(opts(), { root: "." });
+});
+
+Deno.test("parseArgs: the positional argument is the root", () => {
+  assert.deepEqual(opts("./public"), { root: "./public" });
+  assert.deepEqual(opts("-p", "1", "dir"), { root: "dir", port: 1 });
+  assert.deepEqual(opts("--", "-weird"), { root: "-weird" });
+  assert.deepEqual(opts("-"), { root: "-" });
+});
+
+Deno.test("parseArgs: -p/--port in every form", () => {
+  for (
+    const args of [
+      ["-p", "8080"],
+      ["-p8080"],
+      ["-p=8080"],
+      ["--port", "8080"],
+      ["--port=8080"],
+    ]
+  ) {
+    assert.equal(opts(...args).port, 8080, JSON.stringify(args));
+  }
+  assert.equal(opts("--port=0").port, 0);
+  assert.equal(opts("--port=65535").port, 65535);
+});
+
+Deno.test("parseArgs: --port rejects non-numbers and out-of-range values with the value", () => {
+  const msg = (v: string) => `--port must be 0-65535 (0 picks a free port), got "${v}"`;
+  rejects(["--port", "80a"], msg("80a"));
+  rejects(["-p", "65536"], msg("65536"));
+  rejects(["--port=-1"], msg("-1"));
+  rejects(["--port="], msg(""));
+  rejects(["-p", "8.5"], msg("8.5"));
+  rejects(["-p", " 80"], msg(" 80"));
+});
+
+Deno.test("parseArgs: --host, with IPv6 brackets removed", () => {
+  assert.equal(opts("--host", "127.0.0.1").hostname, "127.0.0.1");
+  assert.equal(opts("--host=localhost").hostname, "localhost");
+  assert.equal(opts("--host=::1").hostname, "::1");
+  assert.equal(opts("--host", "[::1]").hostname, "::1");
+  rejects(["--host="], `--host must be a hostname or IP address, got ""`);
+  rejects(["--host=a b"], `--host must be a hostname or IP address, got "a b"`);
+  rejects(["--host=http://x/"], `--host must be a hostname or IP address, got "http://x/"`);
+  rejects(["--host=[]"], `--host must be a hostname or IP address, got "[]"`);
+});
+
+Deno.test("parseArgs: --workers takes an integer 1-1024", () => {
+  assert.equal(opts("--workers", "4").workers, 4);
+  assert.equal(opts("--workers=1").workers, 1);
+  assert.equal(opts("--workers=1024").workers, 1024);
+  for (const v of ["0", "1025", "two", "1.5", "-2"]) {
+    rejects([`--workers=${v}`], `--workers must be an integer 1-1024, got "${v}"`);
+  }
+});
+
+Deno.test("parseArgs: --accept takes ring or reuseport", () => {
+  assert.equal(opts("--accept=ring").accept, "ring");
+  assert.equal(opts("--accept", "reuseport").accept, "reuseport");
+  rejects(["--accept=Ring"], `--accept must be "ring" or "reuseport", got "Ring"`);
+  rejects(["--accept", "epoll"], `--accept must be "ring" or "reuseport", got "epoll"`);
+});
+
+Deno.test("parseArgs: --max-conns takes a positive integer", () => {
+  assert.equal(opts("--max-conns", "100").maxConns, 100);
+  assert.equal(opts("--max-conns=1").maxConns, 1);
+  for (const v of ["0", "1e3", "many"]) {
+    rejects([`--max-conns=${v}`], `--max-conns must be an integer >= 1, got "${v}"`);
+  }
+});
+
+Deno.test("parseArgs: timeouts are seconds, decimals allowed, stored as ms", () => {
+  assert.deepEqual(
+    opts(
+      "--header-timeout",
+      "0.5",
+      "--idle-timeout=15",
+      "--write-timeout",
+      "30",
+      "--grace=2.25",
+    ),
+    {
+      root: ".",
+      headerTimeoutMs: 500,
+      idleTimeoutMs: 15_000,
+      writeTimeoutMs: 30_000,
+      graceMs: 2250,
+    },
+  );
+  assert.equal(opts("--idle-timeout=.1").idleTimeoutMs, 100);
+  assert.equal(opts("--grace=0").graceMs, 0);
+});
+
+Deno.test("parseArgs: timeouts reject zero, units and junk; --grace accepts 0 only", () => {
+  for (const flag of ["header-timeout", "idle-timeout", "write-timeout"]) {
+    for (const v of ["abc", "10s", "-1", "1e3", ""]) {
+      rejects([`--${flag}=${v}`], `--${flag} must be a number of seconds > 0, got "${v}"`);
+    }
+    rejects(
+      [`--${flag}=0`],
+      `--${flag} must be a number of seconds > 0 (at most 86400), got "0"`,
+    );
+    rejects(
+      [`--${flag}=0.0001`],
+      `--${flag} must be a number of seconds > 0 (at most 86400), got "0.0001"`,
+    );
+  }
+  rejects(["--grace=soon"], `--grace must be a number of seconds >= 0, got "soon"`);
+  rejects(
+    ["--grace", "86401"],
+    `--grace must be a number of seconds >= 0 (at most 86400), got "86401"`,
+  );
+});
+
+Deno.test("parseArgs: boolean flags", () => {
+  assert.deepEqual(
+    opts("--no-dir-listing", "--dotfiles", "--follow-symlinks", "--cors", "--verbose"),
+    {
+      root: ".",
+      dirListing: false,
+      dotfiles: true,
+      followSymlinks: true,
+      cors: true,
+      verbose: true,
+    },
+  );
+  assert.equal(opts("-v").verbose, true);
+});
+
+Deno.test("parseArgs: boolean flags take no value", () => {
+  rejects(["--cors=true"], `--cors takes no value, got "--cors=true"`);
+  rejects(["--no-dir-listing=1"], `--no-dir-listing takes no value, got "--no-dir-listing=1"`);
+  rejects(["--verbose="], `--verbose takes no value, got "--verbose="`);
+});
+
+Deno.test("parseArgs: -H/--header is repeatable, trimmed and keeps order", () => {
+  assert.deepEqual(
+    opts(
+      "-H",
+      "X-Frame-Options: DENY",
+      "--header=Cache-Control:max-age=60, public",
+      "-HX-Empty:",
+      "--header",
+      "X-Tab:\tv\t",
+    ).headers,
+    [["X-Frame-Options", "DENY"], ["Cache-Control", "max-age=60, public"], ["X-Empty", ""], [
+      "X-Tab",
+      "v",
+    ]],
+  );
+});
+
+Deno.test("parseArgs: -H rejects malformed, unsafe and server-owned headers", () => {
+  rejects(["-H", "NoColon"], `--header must be "Name: value", got "NoColon"`);
+  rejects(["-H", ": v"], `--header must be "Name: value", got ": v"`);
+  rejects(["-H", "Bad Name: v"], `--header name must be an HTTP token (no spaces), got "Bad Name"`);
+  rejects(["-H", "X(: v"], `--header name must be an HTTP token (no spaces), got "X("`);
+  rejects(
+    ["-H", "X-A: a\r\nSet-Cookie: x"],
+    `--header value must be visible ASCII without control characters, got "X-A: a\\r\\nSet-Cookie: x"`,
+  );
+  rejects(
+    ["-H", "X-A: caf\u00e9"],
+    `--header value must be visible ASCII without control characters, got "X-A: caf\u00e9"`,
+  );
+  rejects(
+    ["-H", "content-length: 5"],
+    `--header cannot set content-length: the server sets it, got "content-length: 5"`,
+  );
+  for (const name of ["Transfer-Encoding", "Connection", "Date"]) {
+    rejects(
+      ["-H", `${name}: x`],
+      `--header cannot set ${name}: the server sets it, got "${name}: x"`,
+    );
+  }
+});
+
+Deno.test("parseArgs: a value flag without its value says so", () => {
+  rejects(["--port"], "--port needs a value");
+  rejects(["-p"], "--port needs a value");
+  rejects(["--host", "--cors"], `--host needs a value, got "--cors"`);
+  rejects(["-H", "-v"], `--header needs a value, got "-v"`);
+  rejects(["--workers", "--", "2"], `--workers needs a value`);
+});
+
+Deno.test("parseArgs: unknown flags and extra roots are errors", () => {
+  rejects(["--bogus"], `unknown flag "--bogus"`);
+  rejects(["--bogus=1"], `unknown flag "--bogus"`);
+  rejects(["--Port=1"], `unknown flag "--Port"`);
+  rejects(["-x"], `unknown flag "-x"`);
+  rejects(["-vx"], `unknown flag "-x"`);
+  rejects(["a", "b"], `expected one root directory, got "a", "b"`);
+  rejects(["a", "--", "b"], `expected one root directory, got "a", "b"`);
+  rejects([""], `root directory must not be empty, got ""`);
+});
+
+Deno.test("parseArgs: short booleans group, a value flag ends the group", () => {
+  assert.deepEqual(opts("-vp", "9000"), { root: ".", verbose: true, port: 9000 });
+  assert.deepEqual(opts("-vp9000"), { root: ".", verbose: true, port: 9000 });
+});
+
+Deno.test("parseArgs: -h/-V win over other arguments, even bad ones", () => {
+  assert.deepEqual(parseArgs(["-h"]), { help: true });
+  assert.deepEqual(parseArgs(["--help", "--bogus"]), { help: true });
+  assert.deepEqual(parseArgs(["-p", "80a", "-h"]), { help: true });
+  assert.deepEqual(parseArgs(["-V"]), { version: true });
+  assert.deepEqual(parseArgs(["--version"]), { version: true });
+  assert.deepEqual(opts("--", "-h"), { root: "-h" });
+});
+
+Deno.test("the help text documents every flag the parser accepts", () => {
+  for (
+    const flag of [
+      "--port",
+      "--host",
+      "--workers",
+      "--accept",
+      "--max-conns",
+      "--header-timeout",
+      "--idle-timeout",
+      "--write-timeout",
+      "--grace",
+      "--no-dir-listing",
+      "--dotfiles",
+      "--follow-symlinks",
+      "--cors",
+      "--header",
+      "--verbose",
+      "--help",
+      "--version",
+    ]
+  ) {
+    assert.ok(HELP.includes(flag), flag);
+  }
+  assert.match(USAGE, /^Usage: ringhttpd \[root\] \[options\]/);
+  assert.match(VERSION, /^\d+\.\d+\.\d+/);
+});
+
+// ---------------------------------------------------------------------------
+// Subprocess tests: the real CLI through mod.ts, with the permissions of
+// `deno task serve` (read from deno.json, so the task is tested too).
+
+const here = new URL(".", import.meta.url);
+const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", here)));
+/** `deno task serve` minus `deno` and the entry: e.g. ["run", "--allow-net", ...]. */
+const serveTask: string[] = denoJson.tasks.serve.split(/\s+/).filter((w: string) =>
+  w !== "deno" && w !== "mod.ts"
+);
+
+function cli(args: string[], stdout: "piped" | "null" = "piped"): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [...serveTask, new URL("mod.ts", here).pathname, ...args],
+    stdin: "null",
+    stdout,
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+}
+
+/** Runs the CLI to completion. Never leaves it running. */
+async function run(args: string[]) {
+  const child = cli(args);
+  try {
+    const { code, stdout, stderr } = await child.output();
+    const dec = new TextDecoder();
+    return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+  }
+}
+
+Deno.test("CLI: a bad flag exits 2 with the error and the usage line on stderr", async () => {
+  const r = await run(["--port", "80a"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.equal(
+    r.stderr,
+    `ringhttpd: --port must be 0-65535 (0 picks a free port), got "80a"\n${USAGE}\n`,
+  );
+  const u = await run(["--bogus"]);
+  assert.equal(u.code, 2);
+  assert.equal(u.stderr, `ringhttpd: unknown flag "--bogus"\n${USAGE}\n`);
+});
+
+Deno.test("CLI: a missing root exits 1 with one line, before listening", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = `${dir}/nope`;
+    const r = await run([missing, "--port", "0"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr, `ringhttpd: root directory "${missing}" does not exist\n`);
+    await Deno.writeTextFile(`${dir}/file`, "x");
+    const f = await run([`${dir}/file`, "--port", "0"]);
+    assert.equal(f.code, 1);
+    assert.equal(f.stderr, `ringhttpd: root directory "${dir}/file" is not a directory\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: -h prints the help and -V the version, both exit 0", async () => {
+  const h = await run(["-h"]);
+  assert.equal(h.code, 0);
+  assert.equal(h.stdout, HELP + "\n");
+  const v = await run(["--version"]);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout, `ringhttpd ${VERSION} (deno ${Deno.version.deno})\n`);
+});
+
+Deno.test("CLI: a port already in use exits 1 with one line", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const r = await run([".", "--host", "127.0.0.1", "--port", String(port)]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `ringhttpd: port ${port} on 127.0.0.1 is already in use\n`);
+});
+
+/** Collects a stream's lines; `waitFor` resolves on the first line (past or future) matching. */
+class Lines {
+  readonly lines: string[] = [];
+  readonly done: Promise<void>;
+  #waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
+  #ended = Promise.withResolvers<never>();
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let partial = "";
+    this.done = stream.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({
+        write: (chunk) => {
+          const parts = (partial + chunk).split("\n");
+          partial = parts.pop()!;
+          for (const line of parts) this.#add(line);
+        },
+      }),
+    ).catch(() => {}).finally(() => {
+      if (partial) this.#add(partial);
+      this.#ended.reject(new Error(`stream ended; lines:\n${this.lines.join("\n")}`));
+    });
+    this.#ended.promise.catch(() => {});
+  }
+
+  #add(line: string): void {
+    this.lines.push(line);
+    this.#waiters = this.#waiters.filter((w) => {
+      const m = line.match(w.re);
+      if (m) w.resolve(m);
+      return !m;
+    });
+  }
+
+  /** The first line matching `re`, waiting for it if needed; rejects if the stream ends first. */
+  waitFor(re: RegExp): Promise<RegExpMatchArray> {
+    for (const line of this.lines) {
+      const m = line.match(re);
+      if (m) return Promise.resolve(m);
+    }
+    const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
+    this.#waiters.push({ re, resolve });
+    return Promise.race([promise, this.#ended.promise]);
+  }
+}
+
+/** The CLI started on a free port; disposing it kills it and waits for its exit. */
+async function startCli(root: string, extra: string[]) {
+  const child = cli([root, "--host", "127.0.0.1", "-p", "0", ...extra]);
+  const stdout = new Lines(child.stdout);
+  const stderr = new Lines(child.stderr);
+  const dispose = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    await Promise.all([stdout.done, stderr.done]);
+  };
+  try {
+    const m = await stdout.waitFor(
+      /^Listening on http:\/\/127\.0\.0\.1:(\d+)\/ \((\d+) workers?, (ring|reuseport) mode\)$/,
+    );
+    return {
+      child,
+      stdout,
+      stderr,
+      port: Number(m[1]),
+      workers: Number(m[2]),
+      mode: m[3],
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (e) {
+    await dispose();
+    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
+  }
+}
+
+for (const mode of ["ring", "reuseport"] as const) {
+  Deno.test({
+    name: `CLI: --accept=${mode} on port 0 prints the Listening line, serves, exits 0 on SIGTERM`,
+    async fn() {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.writeTextFile(`${dir}/hello.txt`, "hello from ringhttpd\n");
+        await using server = await startCli(dir, ["--workers", "2", `--accept=${mode}`]);
+        assert.equal(server.workers, 2);
+        assert.ok(server.port > 0);
+        const res = await fetch(`http://127.0.0.1:${server.port}/hello.txt`);
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), "hello from ringhttpd\n");
+        server.child.kill("SIGTERM");
+        const status = await server.child.status;
+        assert.equal(status.code, 0, server.stderr.lines.join("\n"));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "CLI: SIGUSR2 prints one stats line with a record per worker",
+  async fn() {
+    await using server = await startCli(".", ["--workers", "2"]);
+    const res = await fetch(`http://127.0.0.1:${server.port}/deno.json`);
+    await res.body?.cancel();
+    server.child.kill("SIGUSR2");
+    const m = await server.stderr.waitFor(/^ringhttpd stats (\{.*\})$/);
+    const stats = JSON.parse(m[1]);
+    assert.equal(stats.workers.length, 2);
+    for (const w of stats.workers) assert.equal(typeof w.requests, "number");
+    // SIGUSR1 would have opened Deno's inspector; SIGUSR2 must not.
+    assert.ok(!server.stderr.lines.some((l) => l.includes("Debugger listening")));
+  },
+});
+
+Deno.test({
+  name: "CLI: a second SIGTERM during the grace period exits at once with 143",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      // 32 MiB that the client never reads: the response stays in flight.
+      await Deno.writeFile(`${dir}/big.bin`, new Uint8Array(32 * 1024 * 1024));
+      await using server = await startCli(dir, ["--workers", "1", "--grace", "600"]);
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await conn.write(new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const first = new Uint8Array(1);
+      assert.equal(await conn.read(first), 1); // the response has started
+      server.child.kill("SIGTERM");
+      await server.stderr.waitFor(/^ringhttpd: SIGTERM, finishing in-flight requests/);
+      server.child.kill("SIGTERM");
+      const status = await server.child.status;
+      assert.equal(status.code, 143, server.stderr.lines.join("\n"));
+      assert.ok(server.stderr.lines.some((l) => l === "ringhttpd: second SIGTERM, exiting now"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("CLI: -H, --cors and --no-dir-listing reach the server", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.writeTextFile(`${dir}/a.txt`, "a");
+    await using server = await startCli(dir, [
+      "--workers",
+      "1",
+      "-H",
+      "X-Frame-Options: DENY",
+      "--header=X-Test:  yes ",
+      "--cors",
+      "--no-dir-listing",
+    ]);
+    const base = `http://127.0.0.1:${server.port}`;
+    const file = await fetch(`${base}/a.txt`);
+    await file.body?.cancel();
+    assert.equal(file.status, 200);
+    assert.equal(file.headers.get("x-frame-options"), "DENY");
+    assert.equal(file.headers.get("x-test"), "yes");
+    assert.equal(file.headers.get("access-control-allow-origin"), "*");
+    const listing = await fetch(`${base}/sub/`);
+    await listing.body?.cancel();
+    assert.equal(listing.status, 404);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,122 @@
+/**
+ * `?download=tar` through the whole server (`serve()` in a subprocess, via
+ * workers/_cluster_entry.ts) in each way connections reach the workers: the
+ * streamed, chunked reply must survive every transport (epoll FFI writes,
+ * adopted sockets, reuseport), and `maxArchiveBytes` must reach the workers.
+ */
+import assert from "node:assert/strict";
+
+const ENTRY = new URL("../workers/_cluster_entry.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const HOST = "127.0.0.1";
+const dec = new TextDecoder();
+
+const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd_cluster_tar_" }));
+const root = `${tmp}/www`;
+await Deno.mkdir(`${root}/folder/nested`, { recursive: true });
+const big = new Uint8Array(3 * 1024 * 1024 + 123).map((_, i) => (i * 131) >> 3);
+await Deno.writeFile(`${root}/folder/big.bin`, big);
+for (let i = 0; i < 50; i++) {
+  await Deno.writeTextFile(`${root}/folder/nested/n${i}.txt`, `file ${i}\n`.repeat(i));
+}
+await Deno.writeTextFile(`${root}/folder/.hidden`, "dot\n");
+globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
+
+/** Runs the server with `options` until `fn` returns; SIGTERM, then waits for exit. */
+async function withServer(
+  options: Record<string, unknown>,
+  fn: (port: number) => Promise<void>,
+): Promise<void> {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      CONFIG,
+      "--unstable-net",
+      `--allow-net=${HOST}`,
+      "--allow-read",
+      "--allow-ffi",
+      ENTRY,
+      JSON.stringify({ root, hostname: HOST, port: 0, workers: 2, ...options }),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const errDone = (async () => {
+    for await (const c of proc.stderr) stderr += dec.decode(c, { stream: true });
+  })();
+  const reader = proc.stdout.getReader();
+  try {
+    let out = "";
+    let port = 0;
+    while (port === 0) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`server exited before listening:\n${stderr}`);
+      out += dec.decode(value, { stream: true });
+      const m = out.match(/^Listening on http:\/\/[^:]+:(\d+)\//m);
+      if (m) port = Number(m[1]);
+    }
+    await fn(port);
+  } finally {
+    try {
+      proc.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await proc.status;
+    await reader.cancel().catch(() => {});
+    await proc.stdin.close().catch(() => {});
+    await errDone;
+  }
+}
+
+async function untar(tar: Uint8Array): Promise<string> {
+  const dir = await Deno.makeTempDir({ dir: tmp });
+  await Deno.writeFile(`${dir}.tar`, tar);
+  const r = await new Deno.Command("tar", { args: ["-xf", `${dir}.tar`, "-C", dir] }).output();
+  assert.ok(r.success, dec.decode(r.stderr));
+  return dir;
+}
+
+const MODES: Array<[string, Record<string, unknown>]> = [
+  ["ring (epoll)", { accept: "ring", ringIo: "epoll" }],
+  ["ring (socket)", { accept: "ring", ringIo: "socket" }],
+  ["reuseport", { accept: "reuseport" }],
+];
+
+for (const [label, mode] of MODES) {
+  Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
+    await withServer({ ...mode, maxArchiveBytes: 4 * 1024 * 1024 }, async (port) => {
+      const client = Deno.createHttpClient({});
+      try {
+        for (let i = 0; i < 2; i++) {
+          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get("transfer-encoding"), "chunked");
+          const dir = await untar(new Uint8Array(await res.arrayBuffer()));
+          assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
+          assert.equal(
+            await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
+            "file 7\n".repeat(7),
+          );
+          await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
+        }
+        // The kept-alive connection still answers after two chunked bodies.
+        const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
+        assert.equal(await after.text(), "file 1\n");
+        await Deno.writeFile(`${root}/folder/more.bin`, big);
+        try {
+          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+          assert.equal(res.status, 403);
+          assert.match(await res.text(), /more than 4194304 bytes/);
+        } finally {
+          await Deno.remove(`${root}/folder/more.bin`);
+        }
+      } finally {
+        client.close();
+      }
+    });
+  });
+}
