@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { serve } from "../serve.ts";
+import { parseArgs } from "../cli.ts";
 import { toRequestHead, toResponse } from "./tls.ts";
 import type { Reply } from "../http/types.ts";
 
@@ -367,3 +368,93 @@ Deno.test("SIGTERM stops the HTTPS server gracefully with exit code 0", opts, as
   server.proc.kill("SIGTERM");
   assert.equal((await server.proc.status).code, 0);
 });
+
+Deno.test("CLI: --cert and --key parse as a pair of file names", () => {
+  const parsed = parseArgs(["--cert", "c.pem", "--key=k.pem"]);
+  assert.ok("options" in parsed);
+  assert.deepEqual(parsed.tlsFiles, { cert: "c.pem", key: "k.pem" });
+  assert.equal("tlsFiles" in parseArgs(["."]), false);
+  assert.throws(() => parseArgs(["--cert", "c.pem"]), /--cert needs --key too/);
+  assert.throws(() => parseArgs(["--key", "k.pem"]), /--key needs --cert too/);
+});
+
+const serveTask: string[] = JSON.parse(await Deno.readTextFile(CONFIG)).tasks.serve
+  .split(/\s+/).filter((w: string) => w !== "deno" && w !== "mod.ts");
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+
+async function runCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...serveTask, MOD, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("CLI: a missing --cert file or a bad pair exits 1 with one line", async () => {
+  const missing = await runCli([root, "--cert", `${dir}/nope.pem`, "--key", `${dir}/key.pem`]);
+  assert.equal(missing.code, 1);
+  assert.equal(
+    missing.stderr,
+    `ringhttpd: cannot read --cert file "${dir}/nope.pem": no such file\n`,
+  );
+  const swapped = await runCli([root, "--cert", `${dir}/key.pem`, "--key", `${dir}/cert.pem`]);
+  assert.equal(swapped.code, 1);
+  assert.match(
+    swapped.stderr,
+    /^ringhttpd: --cert ".*key\.pem" \/ --key ".*cert\.pem" rejected: .+\n$/,
+  );
+});
+
+Deno.test(
+  "CLI: deno task serve --cert --key prints an https Listening line and serves h2",
+  opts,
+  async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...serveTask,
+        MOD,
+        root,
+        "--host",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--cert",
+        `${dir}/cert.pem`,
+        "--key",
+        `${dir}/key.pem`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      let out = "";
+      while (!out.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+      }
+      const m = out.match(
+        /^Listening on https:\/\/127\.0\.0\.1:(\d+)\/ \(\d+ workers?, reuseport mode\)/,
+      );
+      assert.ok(m, out);
+      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+      const r = await get(client, `https://localhost:${m[1]}/a.txt`);
+      assert.equal(r.text, "hello over tls");
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+    }
+  },
+);
