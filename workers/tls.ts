@@ -19,7 +19,7 @@
  * Limits in h2 mode: `Deno.serve` has no header or idle timeouts of its own,
  * so the pipe enforces what it can see. The TLS handshake must finish within
  * the header timeout (both protocols; closing such a socket needs
- * `_tls_reaper.ts`, so `--allow-ffi` on Linux); an h2 connection is closed when no
+ * `_tls_fd.ts`, so `--allow-ffi` on Linux); an h2 connection is closed when no
  * byte moved either way for the idle timeout, or when a write to the client
  * stayed pending for the write timeout. Not enforced: a per-request header
  * deadline (a client trickling bytes keeps a connection open), and any limit
@@ -29,7 +29,7 @@
  */
 import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
 import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
-import { reapSocket } from "./_tls_reaper.ts";
+import { noDelayListener, reapSocket } from "./_tls_fd.ts";
 
 /** PEM certificate chain and private key. */
 export interface TlsKeyPair {
@@ -246,6 +246,8 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     reusePort: true,
     alpnProtocols: ALPN,
   });
+  // Responses go out in pieces (head, file chunks): no Nagle delay between them.
+  noDelayListener(listener.addr as Deno.NetAddr);
   const h2path = `\0ringhttpd-h2-${Deno.pid}-${crypto.randomUUID()}`;
   const h2 = Deno.serve({ path: h2path, onListen() {} }, async (req) => {
     const head = toRequestHead(req);
