@@ -259,6 +259,8 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     writeTimeoutMs: o.writeTimeoutMs,
   };
   const pipes = new Set<Pipe>();
+  /** Resolved when the last pipe closes during a drain. */
+  let pipesGone: (() => void) | undefined;
   const ticker = setInterval(() => {
     const now = Date.now();
     for (const p of pipes) {
@@ -320,6 +322,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
         if (closed) return;
         closed = true;
         pipes.delete(pipe);
+        if (pipes.size === 0) pipesGone?.();
         for (const c of [conn, up]) {
           try {
             c.close();
@@ -401,8 +404,9 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     async drain() {
       this.stop();
       // h2: GOAWAY, in-flight streams finish; then the pipes see EOF and close.
-      await Promise.all([set.drain(), h2.shutdown()]);
-      while (pipes.size > 0) await new Promise((r) => setTimeout(r, 20));
+      const gone = new Promise<void>((r) => pipesGone = r);
+      if (pipes.size === 0) pipesGone!();
+      await Promise.all([set.drain(), h2.shutdown(), gone]);
       clearInterval(ticker);
     },
   };
