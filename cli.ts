@@ -46,6 +46,9 @@ Options:
       --max-archive-mb <n>  Largest folder download (?download=tar) in MiB;
                             larger folders get 403, 0 turns downloads off
                             (default: unlimited)
+      --cert <file>         Serve HTTPS with this PEM certificate chain (needs
+                            --key); HTTP/2 or HTTP/1.1 chosen by ALPN
+      --key <file>          The PEM private key of --cert
       --cors                Add Access-Control-Allow-Origin: *
   -H, --header <h>          Add "Name: value" to every response (repeatable)
   -v, --verbose             Log each request to stderr
@@ -65,7 +68,10 @@ export class UsageError extends Error {
 }
 
 /** What `parseArgs` found: options to serve with, or a request for help / the version. */
-export type ParsedArgs = { options: ServeOptions } | { help: true } | { version: true };
+export type ParsedArgs =
+  | { options: ServeOptions; tlsFiles?: { cert: string; key: string } }
+  | { help: true }
+  | { version: true };
 
 type ValueFlag =
   | "port"
@@ -78,6 +84,8 @@ type ValueFlag =
   | "write-timeout"
   | "grace"
   | "max-archive-mb"
+  | "cert"
+  | "key"
   | "header";
 type BoolFlag =
   | "no-dir-listing"
@@ -99,6 +107,8 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "write-timeout",
   "grace",
   "max-archive-mb",
+  "cert",
+  "key",
   "header",
 ]);
 const BOOL_FLAGS: ReadonlySet<string> = new Set<BoolFlag>([
@@ -201,6 +211,7 @@ export function parseArgs(args: string[]): ParsedArgs {
   if (flags.some((a) => a === "-V" || a === "--version")) return { version: true };
 
   const options: ServeOptions = { root: "." };
+  const tlsFiles: { cert?: string; key?: string } = {};
   const roots: string[] = [];
   const set = (flag: string, raw: string): void => {
     switch (flag as ValueFlag) {
@@ -240,6 +251,11 @@ export function parseArgs(args: string[]): ParsedArgs {
         return;
       case "header":
         (options.headers ??= []).push(parseHeader(raw));
+        return;
+      case "cert":
+      case "key":
+        if (raw === "") throw new UsageError(`--${flag} must be a file name, got ""`);
+        tlsFiles[flag as "cert" | "key"] = raw;
         return;
     }
   };
@@ -311,6 +327,14 @@ export function parseArgs(args: string[]): ParsedArgs {
   if (roots.length === 1) {
     if (roots[0] === "") throw new UsageError(`root directory must not be empty, got ""`);
     options.root = roots[0];
+  }
+  if ((tlsFiles.cert === undefined) !== (tlsFiles.key === undefined)) {
+    throw new UsageError(
+      tlsFiles.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",
+    );
+  }
+  if (tlsFiles.cert !== undefined && tlsFiles.key !== undefined) {
+    return { options, tlsFiles: { cert: tlsFiles.cert, key: tlsFiles.key } };
   }
   return { options };
 }
@@ -430,6 +454,15 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   options.root = root.path;
+  if (parsed.tlsFiles) {
+    const tls = await readTls(parsed.tlsFiles);
+    if (typeof tls === "string") {
+      console.error(`ringhttpd: ${tls}`);
+      return 1;
+    }
+    options.cert = tls.cert;
+    options.key = tls.key;
+  }
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8000;
   const portProblem = checkPort(hostname, port);
@@ -452,14 +485,40 @@ export async function main(args: string[]): Promise<number> {
   const { addr, workers, mode } = cluster;
   const plural = workers === 1 ? "worker" : "workers";
   console.log(
-    `Listening on http://${
+    `Listening on ${options.cert ? "https" : "http"}://${
       urlHost(addr.hostname)
     }:${addr.port}/ (${workers} ${plural}, ${mode} mode)`,
   );
   if (addr.hostname === "0.0.0.0" || addr.hostname === "::") {
-    console.log(`  also http://localhost:${addr.port}/`);
+    console.log(`  also ${options.cert ? "https" : "http"}://localhost:${addr.port}/`);
   }
   return await waitForSignals(cluster, options.graceMs ?? 10_000);
+}
+
+/**
+ * Reads the --cert and --key files and checks that Deno accepts the pair
+ * (a throwaway TLS listener on a free loopback port), so that a bad file is
+ * one line before any worker starts.
+ * @returns the PEM texts, or a one-line description of what is wrong
+ */
+async function readTls(
+  files: { cert: string; key: string },
+): Promise<{ cert: string; key: string } | string> {
+  const pem: { cert: string; key: string } = { cert: "", key: "" };
+  for (const which of ["cert", "key"] as const) {
+    try {
+      pem[which] = await Deno.readTextFile(files[which]);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotFound ? "no such file" : errorMessage(e);
+      return `cannot read --${which} file ${q(files[which])}: ${why}`;
+    }
+  }
+  try {
+    Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pem }).close();
+  } catch (e) {
+    return `--cert ${q(files.cert)} / --key ${q(files.key)} rejected: ${errorMessage(e)}`;
+  }
+  return pem;
 }
 
 /** Resolves with the exit code once a signal-triggered shutdown is over. */

@@ -112,6 +112,21 @@ export interface ServeOptions {
    */
   headers?: Array<[string, string]>;
   /**
+   * HTTPS: the certificate chain, as PEM text (not a path: read the file
+   * first, e.g. `Deno.readTextFileSync("cert.pem")`; the CLI's `--cert FILE`
+   * does that). Needs `key` too. Each worker then listens itself on the port
+   * (`Deno.listenTls` with `SO_REUSEPORT`, so `accept` is `"reuseport"`) and
+   * negotiates by ALPN: HTTP/1.1 through ringhttpd's engine, HTTP/2 through
+   * `Deno.serve` (see `workers/tls.ts` for which timeouts apply there).
+   * @default {undefined (plain HTTP)}
+   */
+  cert?: string;
+  /**
+   * HTTPS: the private key, as PEM text (RSA, EC or PKCS#8). Needs `cert` too.
+   * @default {undefined (plain HTTP)}
+   */
+  key?: string;
+  /**
    * Log one line per request (from the workers, to stdout).
    * @default {false}
    */
@@ -164,6 +179,23 @@ function checkRoot(root: string): string {
   return Deno.realPathSync(root);
 }
 
+function checkTls(cert?: string, key?: string): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new RangeError(
+      `cert and key go together, got only ${cert === undefined ? "key" : "cert"}`,
+    );
+  }
+  for (const [name, pem] of [["cert", cert], ["key", key]]) {
+    if (!pem.includes("-----BEGIN ")) {
+      throw new RangeError(
+        `${name} must be PEM text (read the file first), got ${JSON.stringify(pem.slice(0, 40))}`,
+      );
+    }
+  }
+  return { cert, key };
+}
+
 /**
  * Starts the server: checks the root, then starts the acceptor (ring mode)
  * and the HTTP workers, and resolves once every thread is ready to serve.
@@ -202,6 +234,12 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     throw new RangeError(`ringIo must be "epoll" or "socket", got "${io}"`);
   }
   const ffi = ringSupported();
+  const tls = checkTls(options.cert, options.key);
+  if (tls && mode === "ring") {
+    // TLS sessions live in each worker's own listener: nothing to hand over.
+    if (options.accept === "ring") log("notice: HTTPS needs --accept=reuseport; using it");
+    mode = "reuseport";
+  }
   if (mode === "ring" && !ffi) {
     log(
       Deno.build.os === "linux"
@@ -226,6 +264,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     writeTimeoutMs: positiveInt("writeTimeoutMs", options.writeTimeoutMs, 30_000),
     graceMs: positiveInt("graceMs", options.graceMs, 10_000, 0),
     verbose: options.verbose ?? false,
+    tls,
     handler: {
       root,
       dirListing: options.dirListing ?? true,

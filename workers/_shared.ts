@@ -101,6 +101,8 @@ export interface WorkerConfig {
   idleTimeoutMs: number;
   writeTimeoutMs: number;
   verbose: boolean;
+  /** HTTPS (`workers/tls.ts`): PEM certificate chain and key; the worker listens itself. */
+  tls?: { cert: string; key: string };
   handler: {
     root: string;
     dirListing: boolean;

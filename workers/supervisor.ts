@@ -69,6 +69,8 @@ export interface ClusterConfig {
   writeTimeoutMs: number;
   graceMs: number;
   verbose: boolean;
+  /** HTTPS: PEM certificate chain and key (mode is then "reuseport"). */
+  tls?: WorkerConfig["tls"];
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
 }
@@ -294,6 +296,7 @@ export class Supervisor implements Cluster {
         idleTimeoutMs: c.idleTimeoutMs,
         writeTimeoutMs: c.writeTimeoutMs,
         verbose: c.verbose,
+        tls: c.tls,
         handler: c.handler,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);

@@ -27,6 +27,7 @@ import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "..
 import { createHandler } from "../http/handler.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
+import { startTls } from "./tls.ts";
 import {
   CONNS,
   DRAIN,
@@ -49,6 +50,8 @@ function send(msg: FromWorker): void {
 let draining = false;
 let stopSource: (() => void) | undefined;
 let set: ConnectionSet | undefined;
+/** TLS mode: also waits for HTTP/2 connections. */
+let drainAll: (() => Promise<void>) | undefined;
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
@@ -69,7 +72,7 @@ async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
   stopSource?.();
-  await set?.drain();
+  await (drainAll ? drainAll() : set?.drain());
   send({ type: "drained" });
 }
 
@@ -97,7 +100,26 @@ async function start(config: WorkerConfig): Promise<void> {
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
   };
-  if (epoll) {
+  if (config.tls) {
+    const open = slot(config.index, OPEN);
+    const conns = slot(config.index, CONNS);
+    const tls = startTls(handler, set, {
+      ...options,
+      hostname: config.hostname,
+      port: config.port,
+      tls: config.tls,
+      maxConns: config.maxConns,
+      onConn(delta) {
+        Atomics.add(ctl, open, delta);
+        if (delta > 0) Atomics.add(ctl, conns, 1);
+      },
+      onEmfile: () => Atomics.add(ctl, EMFILE, 1),
+    });
+    stopSource = () => tls.stop();
+    drainAll = () => tls.drain();
+    send({ type: "ready", port: tls.port });
+    await tls.done;
+  } else if (epoll) {
     const ring = new SpscRing(config.ring!);
     const conns = slot(config.index, CONNS);
     const loop = new EpollLoop(

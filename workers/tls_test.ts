@@ -1,0 +1,460 @@
+/**
+ * HTTPS end to end: a self-signed certificate made with openssl in a temp
+ * dir, the server in a subprocess (`_cluster_entry.ts`) on port 0, spoken to
+ * with `fetch` over HTTP/1.1 and HTTP/2, with curl (to read the negotiated
+ * version) and with raw TLS sockets; plus the Request/Response conversions.
+ */
+import assert from "node:assert/strict";
+import { serve } from "../serve.ts";
+import { parseArgs } from "../cli.ts";
+import { toRequestHead, toResponse } from "./tls.ts";
+import type { Reply } from "../http/types.ts";
+
+const ENTRY = new URL("./_cluster_entry.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const BIG = 3 * 1024 * 1024 + 17;
+
+const dir = await Deno.makeTempDir({ prefix: "ringhttpd_tls_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+const root = `${dir}/root`;
+await Deno.mkdir(`${root}/sub`, { recursive: true });
+await Deno.writeTextFile(`${root}/a.txt`, "hello over tls");
+await Deno.writeTextFile(`${root}/sub/b <&>.txt`, "b");
+const big = new Uint8Array(BIG);
+for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 11)) & 0xff;
+await Deno.writeFile(`${root}/big.bin`, big);
+
+async function hasCommand(name: string, args: string[]): Promise<boolean> {
+  try {
+    return (await new Deno.Command(name, { args, stdout: "null", stderr: "null" })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}
+
+// openssl is required (Debian: apt-get install -y openssl); curl is optional.
+if (!await hasCommand("openssl", ["version"])) {
+  throw new Error(
+    "workers/tls_test.ts needs openssl to make a certificate: apt-get install -y openssl",
+  );
+}
+const haveCurl = await hasCommand("curl", ["--version"]);
+let cert = "";
+let key = "";
+let ca = "";
+{
+  // A CA and a leaf it signs: rustls refuses a CA certificate used as the server's own.
+  const openssl = async (...args: string[]) => {
+    const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+      .output();
+    assert.ok(out.success, `openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  await openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=ringhttpd test CA",
+    "-keyout",
+    `${dir}/ca.key`,
+    "-out",
+    `${dir}/ca.pem`,
+  );
+  await openssl(
+    "req",
+    ...ec,
+    "-subj",
+    "/CN=localhost",
+    "-keyout",
+    `${dir}/key.pem`,
+    "-out",
+    `${dir}/leaf.csr`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/leaf.ext`,
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+  );
+  await openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${dir}/leaf.csr`,
+    "-CA",
+    `${dir}/ca.pem`,
+    "-CAkey",
+    `${dir}/ca.key`,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    `${dir}/leaf.ext`,
+    "-out",
+    `${dir}/cert.pem`,
+  );
+  cert = await Deno.readTextFile(`${dir}/cert.pem`);
+  key = await Deno.readTextFile(`${dir}/key.pem`);
+  ca = await Deno.readTextFile(`${dir}/ca.pem`);
+}
+
+/** The HTTPS server in a subprocess. */
+class Server implements AsyncDisposable {
+  port = 0;
+  stderr = "";
+  readonly proc: Deno.ChildProcess;
+  #stdout: ReadableStreamDefaultReader<string>;
+  #stderrDone: Promise<void>;
+
+  constructor(options: Record<string, unknown>) {
+    this.proc = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        CONFIG,
+        "--unstable-net",
+        "--allow-net",
+        "--allow-read",
+        "--allow-ffi",
+        "--allow-sys",
+        ENTRY,
+        JSON.stringify({ root, hostname: "127.0.0.1", port: 0, workers: 2, cert, key, ...options }),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdout = this.proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const stderr = this.proc.stderr;
+    this.#stderrDone = (async () => {
+      for await (const s of stderr.pipeThrough(new TextDecoderStream())) {
+        this.stderr += s;
+      }
+    })();
+  }
+
+  async started(): Promise<this> {
+    let out = "";
+    while (!/\n/.test(out)) {
+      const { value, done } = await this.#stdout.read();
+      if (done) throw new Error(`server exited before listening; stderr:\n${this.stderr}`);
+      out += value;
+    }
+    const m = out.match(/Listening on http:\/\/[^:]+:(\d+)\/ \(\d+ workers, (\w+) mode\)/);
+    assert.ok(m, out);
+    assert.equal(m[2], "reuseport");
+    this.port = Number(m[1]);
+    return this;
+  }
+
+  url(path: string, host = "localhost"): string {
+    return `https://${host}:${this.port}${path}`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.proc.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await this.proc.status;
+    await this.#stdout.cancel().catch(() => {});
+    await this.proc.stdin.close().catch(() => {});
+    await this.#stderrDone;
+  }
+}
+
+async function get(client: Deno.HttpClient, url: string, init: RequestInit = {}) {
+  const res = await fetch(url, { client, ...init });
+  const body = new Uint8Array(await res.arrayBuffer());
+  return { res, body, text: new TextDecoder().decode(body) };
+}
+
+/** Resolves when the peer closes `conn` (read gives EOF or fails). */
+async function closedByPeer(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(4096);
+  try {
+    while ((await conn.read(buf)) !== null) { /* discard */ }
+  } catch {
+    // A reset counts as closed.
+  }
+}
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+Deno.test("toRequestHead() keeps the raw target and flattens headers", () => {
+  const head = toRequestHead(
+    new Request("https://h:1/a%20b/c%2Fd?sort=size&x", { headers: { "If-None-Match": '"x"' } }),
+  );
+  assert.equal(head.target, "/a%20b/c%2Fd?sort=size&x");
+  assert.equal(head.path, "/a%20b/c%2Fd");
+  assert.equal(head.query, "sort=size&x");
+  assert.equal(head.minor, 1);
+  assert.deepEqual(head.headers, ["if-none-match", '"x"']);
+  assert.equal(toRequestHead(new Request("https://h/")).query, "");
+});
+
+Deno.test("toResponse() drops hop-by-hop headers, sends no body for HEAD and 304", async () => {
+  let released = 0;
+  const reply: Reply = {
+    status: 200,
+    headers: [["Connection", "keep-alive"], ["content-type", "text/plain"], ["ETag", '"e"']],
+    body: [new TextEncoder().encode("abc")],
+    length: 3,
+    release: () => released++,
+  };
+  const get = toResponse(reply, "GET");
+  assert.equal(get.headers.get("connection"), null);
+  assert.equal(get.headers.get("content-length"), "3");
+  assert.equal(get.headers.get("etag"), '"e"');
+  assert.equal(await get.text(), "abc");
+  const head = toResponse(reply, "HEAD");
+  assert.equal(head.headers.get("content-length"), "3");
+  assert.equal(head.body, null);
+  const notModified = toResponse({ ...reply, status: 304 }, "GET");
+  assert.equal(notModified.body, null);
+  assert.equal(notModified.headers.get("content-length"), null);
+  assert.equal(released, 3);
+});
+
+Deno.test("toResponse() reads headers from a raw head when only that is given", async () => {
+  const raw = new TextEncoder().encode(
+    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n",
+  );
+  const res = toResponse({
+    status: 200,
+    headers: [],
+    rawHead: raw,
+    body: [raw.subarray(0, 2)],
+    length: 2,
+  }, "GET");
+  assert.equal(res.headers.get("content-type"), "text/html");
+  assert.equal(res.headers.get("content-length"), "2");
+  assert.equal(await res.text(), "HT");
+});
+
+Deno.test("toResponse() streams file slices in order and releases once", async () => {
+  const path = `${dir}/slices.bin`;
+  await Deno.writeTextFile(path, "0123456789");
+  const file = await Deno.open(path);
+  let released = 0;
+  const res = toResponse({
+    status: 206,
+    headers: [],
+    body: [
+      new TextEncoder().encode("["),
+      { file, start: 7, end: 10 },
+      { file, start: 0, end: 2 },
+      new TextEncoder().encode("]"),
+    ],
+    length: 7,
+    release: () => {
+      released++;
+      file.close();
+    },
+  }, "GET");
+  assert.equal(await res.text(), "[78901]");
+  assert.equal(released, 1);
+});
+
+Deno.test("serve() rejects cert without key and a path given as cert, before starting", async () => {
+  await assert.rejects(serve({ root, cert: "x" }), /cert and key go together, got only cert/);
+  await assert.rejects(
+    serve({ root, cert: "cert.pem", key: "key.pem" }),
+    /cert must be PEM text \(read the file first\), got "cert\.pem"/,
+  );
+});
+
+Deno.test("HTTPS serves a file, a listing and a 404 over HTTP/1.1 and HTTP/2", opts, async () => {
+  await using server = await new Server({}).started();
+  for (
+    const [name, version] of [["http/1.1", { http1: true, http2: false }], ["h2", {
+      http1: false,
+      http2: true,
+    }]] as const
+  ) {
+    using client = Deno.createHttpClient({ caCerts: [ca], ...version });
+    const file = await get(client, server.url("/a.txt"));
+    assert.equal(file.res.status, 200, name);
+    assert.equal(file.text, "hello over tls");
+    assert.equal(file.res.headers.get("content-length"), "14");
+    const listing = await get(client, server.url("/sub/"));
+    assert.equal(listing.res.status, 200);
+    assert.match(listing.res.headers.get("content-type")!, /text\/html/);
+    assert.match(listing.text, /href="b%20%3C%26%3E\.txt">b &lt;&amp;&gt;\.txt</);
+    const bigRes = await get(client, server.url("/big.bin", "127.0.0.1"));
+    assert.equal(bigRes.body.length, BIG);
+    assert.deepEqual(bigRes.body, big, `${name}: big file bytes`);
+    const range = await get(client, server.url("/big.bin"), {
+      headers: { range: "bytes=100-199" },
+    });
+    assert.equal(range.res.status, 206);
+    assert.deepEqual(range.body, big.subarray(100, 200));
+    const moved = await get(client, server.url("/sub"), { redirect: "manual" });
+    assert.equal(moved.res.status, 301);
+    assert.equal((await get(client, server.url("/nope"))).res.status, 404);
+    const head = await fetch(server.url("/a.txt"), { client, method: "HEAD" });
+    assert.equal(head.headers.get("content-length"), "14");
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
+  }
+});
+
+Deno.test("curl negotiates HTTP/1.1 or HTTP/2 by ALPN on the same port", {
+  ...opts,
+  ignore: !haveCurl,
+}, async () => {
+  await using server = await new Server({}).started();
+  for (const [flag, want] of [["--http1.1", "1.1"], ["--http2", "2"]]) {
+    for (const path of ["/a.txt", "/sub/"]) {
+      const out = await new Deno.Command("curl", {
+        args: [
+          "--noproxy",
+          "*",
+          "-s",
+          "--cacert",
+          `${dir}/ca.pem`,
+          flag,
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_version} %{http_code}",
+          server.url(path),
+        ],
+        stdout: "piped",
+      }).output();
+      assert.equal(new TextDecoder().decode(out.stdout), `${want} 200`, `${flag} ${path}`);
+    }
+  }
+});
+
+Deno.test(
+  "a client that never completes the TLS handshake is closed after the header timeout",
+  opts,
+  async () => {
+    await using server = await new Server({ headerTimeoutMs: 300 }).started();
+    using raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await closedByPeer(raw);
+    // The server still serves others.
+    using client = Deno.createHttpClient({ caCerts: [ca] });
+    assert.equal((await get(client, server.url("/a.txt"))).text, "hello over tls");
+  },
+);
+
+Deno.test("an idle HTTP/2 connection is closed after the idle timeout", opts, async () => {
+  await using server = await new Server({ idleTimeoutMs: 300 }).started();
+  using conn = await Deno.connectTls({
+    hostname: "localhost",
+    port: server.port,
+    caCerts: [ca],
+    alpnProtocols: ["h2"],
+  });
+  assert.equal((await conn.handshake()).alpnProtocol, "h2");
+  await closedByPeer(conn);
+});
+
+Deno.test("HTTPS asked with accept: ring runs in reuseport mode with a notice", opts, async () => {
+  await using server = await new Server({ accept: "ring" }).started();
+  using client = Deno.createHttpClient({ caCerts: [ca] });
+  assert.equal((await get(client, server.url("/a.txt"))).res.status, 200);
+  assert.match(server.stderr, /HTTPS needs --accept=reuseport/);
+});
+
+Deno.test("SIGTERM stops the HTTPS server gracefully with exit code 0", opts, async () => {
+  await using server = await new Server({ graceMs: 5000 }).started();
+  using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+  assert.equal((await get(client, server.url("/a.txt"))).res.status, 200);
+  server.proc.kill("SIGTERM");
+  assert.equal((await server.proc.status).code, 0);
+});
+
+Deno.test("CLI: --cert and --key parse as a pair of file names", () => {
+  const parsed = parseArgs(["--cert", "c.pem", "--key=k.pem"]);
+  assert.ok("options" in parsed);
+  assert.deepEqual(parsed.tlsFiles, { cert: "c.pem", key: "k.pem" });
+  assert.equal("tlsFiles" in parseArgs(["."]), false);
+  assert.throws(() => parseArgs(["--cert", "c.pem"]), /--cert needs --key too/);
+  assert.throws(() => parseArgs(["--key", "k.pem"]), /--key needs --cert too/);
+});
+
+const serveTask: string[] = JSON.parse(await Deno.readTextFile(CONFIG)).tasks.serve
+  .split(/\s+/).filter((w: string) => w !== "deno" && w !== "mod.ts");
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+
+async function runCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...serveTask, MOD, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("CLI: a missing --cert file or a bad pair exits 1 with one line", async () => {
+  const missing = await runCli([root, "--cert", `${dir}/nope.pem`, "--key", `${dir}/key.pem`]);
+  assert.equal(missing.code, 1);
+  assert.equal(
+    missing.stderr,
+    `ringhttpd: cannot read --cert file "${dir}/nope.pem": no such file\n`,
+  );
+  const swapped = await runCli([root, "--cert", `${dir}/key.pem`, "--key", `${dir}/cert.pem`]);
+  assert.equal(swapped.code, 1);
+  assert.match(
+    swapped.stderr,
+    /^ringhttpd: --cert ".*key\.pem" \/ --key ".*cert\.pem" rejected: .+\n$/,
+  );
+});
+
+Deno.test(
+  "CLI: deno task serve --cert --key prints an https Listening line and serves h2",
+  opts,
+  async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...serveTask,
+        MOD,
+        root,
+        "--host",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--cert",
+        `${dir}/cert.pem`,
+        "--key",
+        `${dir}/key.pem`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      let out = "";
+      while (!out.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+      }
+      const m = out.match(
+        /^Listening on https:\/\/127\.0\.0\.1:(\d+)\/ \(\d+ workers?, reuseport mode\)/,
+      );
+      assert.ok(m, out);
+      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+      const r = await get(client, `https://localhost:${m[1]}/a.txt`);
+      assert.equal(r.text, "hello over tls");
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+    }
+  },
+);
