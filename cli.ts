@@ -48,7 +48,11 @@ Options:
                             (default: unlimited)
       --cors                Add Access-Control-Allow-Origin: *
   -H, --header <h>          Add "Name: value" to every response (repeatable)
-  -v, --verbose             Log each request to stderr
+  -v, --verbose             Access log: one line per response to stdout
+      --access-log <file>   Access log to <file> (appended) instead; implies -v
+      --log-format <f>      combined (default) or common
+      --metrics-path <path> Serve Prometheus metrics at <path>, e.g.
+                            /.ringhttpd/metrics (default: off)
   -h, --help                Show this help and exit
   -V, --version             Show the version and exit
 
@@ -78,6 +82,9 @@ type ValueFlag =
   | "write-timeout"
   | "grace"
   | "max-archive-mb"
+  | "access-log"
+  | "log-format"
+  | "metrics-path"
   | "header";
 type BoolFlag =
   | "no-dir-listing"
@@ -99,6 +106,9 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "write-timeout",
   "grace",
   "max-archive-mb",
+  "access-log",
+  "log-format",
+  "metrics-path",
   "header",
 ]);
 const BOOL_FLAGS: ReadonlySet<string> = new Set<BoolFlag>([
@@ -237,6 +247,26 @@ export function parseArgs(args: string[]): ParsedArgs {
       case "max-archive-mb":
         options.maxArchiveBytes = parseInteger(flag, raw, 0, 16_777_216, "an integer >= 0 (MiB)") *
           1024 * 1024;
+        return;
+      case "access-log":
+        if (raw === "") throw new UsageError(`--access-log needs a file name, got ""`);
+        options.accessLog = raw;
+        return;
+      case "log-format":
+        if (raw !== "combined" && raw !== "common") {
+          throw new UsageError(`--log-format must be "combined" or "common", got ${q(raw)}`);
+        }
+        options.logFormat = raw;
+        return;
+      case "metrics-path":
+        if (!/^\/[A-Za-z0-9._~\/-]*$/.test(raw)) {
+          throw new UsageError(
+            `--metrics-path must start with "/" and use only letters, digits and "._~/-", got ${
+              q(raw)
+            }`,
+          );
+        }
+        options.metricsPath = raw;
         return;
       case "header":
         (options.headers ??= []).push(parseHeader(raw));
