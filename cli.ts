@@ -380,6 +380,19 @@ async function checkRoot(root: string): Promise<{ path: string } | string> {
   }
 }
 
+/** Opens the access log for appending once, so a bad path fails before any worker starts. */
+function checkLogFile(path: string): string | undefined {
+  try {
+    Deno.openSync(path, { write: true, append: true, create: true }).close();
+    return undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      return `cannot write access log ${q(path)}: run with --allow-write=${path}`;
+    }
+    return `cannot write access log ${q(path)}: ${errorMessage(e)}`;
+  }
+}
+
 /** Maps a listen failure (from Deno.listen or from the cluster's own sockets) to one line. */
 function listenProblem(e: unknown, hostname: string, port: number): string {
   const text = errorMessage(e);
@@ -460,6 +473,13 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   options.root = root.path;
+  if (options.accessLog !== undefined && options.accessLog !== "-") {
+    const problem = checkLogFile(options.accessLog);
+    if (problem !== undefined) {
+      console.error(`ringhttpd: ${problem}`);
+      return 1;
+    }
+  }
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8000;
   const portProblem = checkPort(hostname, port);
