@@ -363,3 +363,38 @@ Deno.test("serve(): no metrics page unless asked; a file it would hide is report
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("serve(): counters and the log ring carry on across a worker's replacement", async () => {
+  const root = await fixture();
+  const log = `${root}.log`;
+  const cluster = await serve({
+    root,
+    hostname: "127.0.0.1",
+    port: 0,
+    workers: 1,
+    accessLog: log,
+    log: () => {},
+  });
+  try {
+    const port = cluster.addr.port;
+    for (let i = 0; i < 3; i++) assert.equal((await get(port, "/a.txt")).status, 200);
+    (cluster as unknown as { crashWorker(i: number): void }).crashWorker(0);
+    await until("the replacement", () => {
+      const w = cluster.stats().workers[0];
+      return Promise.resolve(w.restarts === 1 && w.alive ? w : undefined);
+    });
+    for (let i = 0; i < 2; i++) assert.equal((await get(port, "/nope")).status, 404);
+    const w = cluster.stats().workers[0];
+    assert.deepEqual(w.responses, [0, 3, 0, 2, 0]);
+    assert.equal(w.logged, 5);
+  } finally {
+    await cluster.shutdown();
+  }
+  try {
+    const lines = (await Deno.readTextFile(log)).split("\n").filter((l) => l !== "");
+    assert.deepEqual(lines.map((l) => l.match(COMBINED)?.[4]), ["200", "200", "200", "404", "404"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(log);
+  }
+});

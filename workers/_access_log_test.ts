@@ -172,3 +172,15 @@ Deno.test("renderPrometheus: HELP and TYPE once per family, labelled samples, ne
   assert.ok(text.includes('ringhttpd_conn_ring_depth{worker="0"} 0\n'));
   assert.ok(!text.includes("ringhttpd_log_ring_depth"), "no log ring: no family");
 });
+
+Deno.test("counters: a writer terminated mid-carry (SEQ left odd) neither hangs readers nor its replacement", () => {
+  const buf = allocateMetrics(1);
+  const i32 = new Int32Array(buf);
+  new CounterWriter(buf, 0).add(1, 7);
+  Atomics.store(i32, 0, 1); // as if terminated between the two SEQ increments
+  assert.equal(readCounter(i32, 0, 1), 7);
+  const next = new CounterWriter(buf, 0);
+  assert.equal(Atomics.load(i32, 0) & 1, 0);
+  next.add(1, 1);
+  assert.equal(readCounter(i32, 0, 1), 8);
+});

@@ -44,16 +44,23 @@ export function allocateMetrics(workers: number): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOT_WORDS * workers * 4);
 }
 
-/** Reads counter `k` of slot `i`. */
+/**
+ * Reads counter `k` of slot `i`. Bounded: a writer terminated in the middle
+ * of a high-word update leaves SEQ odd until its replacement starts; then
+ * the value read is the best available (off by at most one carry).
+ */
 export function readCounter(i32: Int32Array, i: number, k: number): number {
   const base = SLOT_WORDS * i;
-  for (;;) {
+  let v = 0;
+  for (let tries = 0; tries < 1000; tries++) {
     const s1 = Atomics.load(i32, base + SEQ);
     const hi = Atomics.load(i32, base + 2 + 2 * k + 1);
     const lo = Atomics.load(i32, base + 2 + 2 * k);
     const s2 = Atomics.load(i32, base + SEQ);
-    if ((s1 & 1) === 0 && s1 === s2) return hi * TWO32 + (lo >>> 0);
+    v = hi * TWO32 + (lo >>> 0);
+    if ((s1 & 1) === 0 && s1 === s2) break;
   }
+  return v;
 }
 
 /** One worker's writer of its slot. Not for use from two threads at once. */
@@ -70,6 +77,10 @@ export class CounterWriter {
   constructor(buffer: SharedArrayBuffer, i: number) {
     this.#i32 = new Int32Array(buffer);
     this.#base = SLOT_WORDS * i;
+    // The previous writer of this slot (a worker that was terminated) may
+    // have stopped mid-update: we are the only writer now, so close it.
+    const seq = Atomics.load(this.#i32, this.#base + SEQ);
+    if ((seq & 1) !== 0) Atomics.store(this.#i32, this.#base + SEQ, seq + 1);
     for (let k = 0; k < COUNTERS; k++) {
       const v = readCounter(this.#i32, i, k);
       this.#value[k] = v;
