@@ -398,3 +398,41 @@ Deno.test("serve(): counters and the log ring carry on across a worker's replace
     await Deno.remove(log);
   }
 });
+
+Deno.test("serve() ring mode: the remote address from getpeername, IPv6 and IPv4-mapped", async (t) => {
+  const root = await fixture();
+  const log = `${root}.log`;
+  try {
+    const cluster = await serve({
+      root,
+      hostname: "::",
+      port: 0,
+      workers: 1,
+      accept: "ring",
+      accessLog: log,
+      log: () => {},
+    });
+    let v6 = true;
+    try {
+      await get(cluster.addr.port, "/a.txt"); // 127.0.0.1, mapped: ::ffff:127.0.0.1
+      try {
+        const res = await fetch(`http://[::1]:${cluster.addr.port}/a.txt`);
+        await res.body?.cancel();
+      } catch {
+        v6 = false; // no IPv6 loopback on this machine
+      }
+    } finally {
+      await cluster.shutdown();
+    }
+    const hosts = (await Deno.readTextFile(log)).split("\n").filter((l) => l).map((l) =>
+      l.split(" ")[0]
+    );
+    assert.deepEqual(hosts, v6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"]);
+    if (!v6) {
+      await t.step({ name: "IPv6 loopback unavailable: ::1 not checked", ignore: true, fn() {} });
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(log).catch(() => {});
+  }
+});

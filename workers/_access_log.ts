@@ -367,7 +367,11 @@ export class AccessLogDrain {
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.#running = this.flush().then((busy) => {
+      this.#running = this.flush().catch((e) => {
+        // A bug here must not take the server down: say it, keep draining.
+        console.error(`ringhttpd: access log: ${e instanceof Error ? e.message : e}`);
+        return false;
+      }).then((busy) => {
         this.#running = null;
         this.#schedule(busy ? 0 : this.#intervalMs);
       });
