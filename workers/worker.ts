@@ -29,7 +29,6 @@ import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { AccessLogProducer } from "./_access_log.ts";
 import { Collector, CounterWriter, metricsHandler } from "./_metrics.ts";
-import { peerAddress } from "./_libc.ts";
 import {
   CONNS,
   DRAIN,
@@ -119,7 +118,7 @@ async function start(config: WorkerConfig): Promise<void> {
       handler,
       set,
       options,
-      (fd) => log.tap(() => peerAddress(fd)),
+      (fd) => log.tap(fd),
     );
     // The acceptor registers connections with this epoll fd: publish it
     // before saying ready (the supervisor then marks the slot alive).
@@ -215,7 +214,7 @@ function adopt(
       sock.destroy();
     },
   };
-  const tap = log.tap(() => peerAddress(fd));
+  const tap = log.tap(fd);
   const conn = new HttpConnection(transport, tap.handler, options, {
     onClose() {
       set.remove(conn);
@@ -285,7 +284,7 @@ async function runListener(
     local++;
     Atomics.add(ctl, open, 1);
     Atomics.add(ctl, conns, 1);
-    const tap = log.tap(() => (conn.remoteAddr as Deno.NetAddr).hostname);
+    const tap = log.tap(conn.remoteAddr);
     serveDenoConn(conn, tap.handler, set, options, tap.onResponse).catch(() => {}).finally(() => {
       local--;
       Atomics.sub(ctl, open, 1);
