@@ -51,7 +51,11 @@ Options:
       --key <file>          The PEM private key of --cert
       --cors                Add Access-Control-Allow-Origin: *
   -H, --header <h>          Add "Name: value" to every response (repeatable)
-  -v, --verbose             Log each request to stderr
+  -v, --verbose             Access log: one line per response to stdout
+      --access-log <file>   Access log to <file> (appended) instead; implies -v
+      --log-format <f>      combined (default) or common
+      --metrics-path <path> Serve Prometheus metrics at <path>, e.g.
+                            /.ringhttpd/metrics (default: off)
   -h, --help                Show this help and exit
   -V, --version             Show the version and exit
 
@@ -86,6 +90,9 @@ type ValueFlag =
   | "max-archive-mb"
   | "cert"
   | "key"
+  | "access-log"
+  | "log-format"
+  | "metrics-path"
   | "header";
 type BoolFlag =
   | "no-dir-listing"
@@ -109,6 +116,9 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "max-archive-mb",
   "cert",
   "key",
+  "access-log",
+  "log-format",
+  "metrics-path",
   "header",
 ]);
 const BOOL_FLAGS: ReadonlySet<string> = new Set<BoolFlag>([
@@ -249,6 +259,26 @@ export function parseArgs(args: string[]): ParsedArgs {
         options.maxArchiveBytes = parseInteger(flag, raw, 0, 16_777_216, "an integer >= 0 (MiB)") *
           1024 * 1024;
         return;
+      case "access-log":
+        if (raw === "") throw new UsageError(`--access-log needs a file name, got ""`);
+        options.accessLog = raw;
+        return;
+      case "log-format":
+        if (raw !== "combined" && raw !== "common") {
+          throw new UsageError(`--log-format must be "combined" or "common", got ${q(raw)}`);
+        }
+        options.logFormat = raw;
+        return;
+      case "metrics-path":
+        if (!/^\/[A-Za-z0-9._~\/-]*$/.test(raw)) {
+          throw new UsageError(
+            `--metrics-path must start with "/" and use only letters, digits and "._~/-", got ${
+              q(raw)
+            }`,
+          );
+        }
+        options.metricsPath = raw;
+        return;
       case "header":
         (options.headers ??= []).push(parseHeader(raw));
         return;
@@ -374,6 +404,19 @@ async function checkRoot(root: string): Promise<{ path: string } | string> {
   }
 }
 
+/** Opens the access log for appending once, so a bad path fails before any worker starts. */
+function checkLogFile(path: string): string | undefined {
+  try {
+    Deno.openSync(path, { write: true, append: true, create: true }).close();
+    return undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      return `cannot write access log ${q(path)}: run with --allow-write=${path}`;
+    }
+    return `cannot write access log ${q(path)}: ${errorMessage(e)}`;
+  }
+}
+
 /** Maps a listen failure (from Deno.listen or from the cluster's own sockets) to one line. */
 function listenProblem(e: unknown, hostname: string, port: number): string {
   const text = errorMessage(e);
@@ -462,6 +505,13 @@ export async function main(args: string[]): Promise<number> {
     }
     options.cert = tls.cert;
     options.key = tls.key;
+  }
+  if (options.accessLog !== undefined && options.accessLog !== "-") {
+    const problem = checkLogFile(options.accessLog);
+    if (problem !== undefined) {
+      console.error(`ringhttpd: ${problem}`);
+      return 1;
+    }
   }
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8000;

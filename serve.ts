@@ -127,10 +127,43 @@ export interface ServeOptions {
    */
   key?: string;
   /**
-   * Log one line per request (from the workers, to stdout).
+   * Access log to stdout: one Combined Log Format line per response. Workers
+   * queue fixed-size records in their own log ring (never blocking; a full
+   * ring drops the record and counts it); the main thread writes the lines
+   * every `logFlushMs`. Off: no ring, no per-connection work.
    * @default {false}
    */
   verbose?: boolean;
+  /**
+   * Access log to this file (appended to, created if missing) instead of
+   * stdout; `"-"` is stdout. Setting it turns the access log on.
+   * @default {undefined}
+   */
+  accessLog?: string;
+  /**
+   * Access-log line layout: nginx's `combined` (CLF + Referer and User-Agent) or `common` (CLF).
+   * @default {"combined"}
+   */
+  logFormat?: "combined" | "common";
+  /**
+   * Records each worker's log ring holds (a power of two, 512 bytes each).
+   * A burst larger than this between two drains loses the excess (counted).
+   * @default {8192}
+   */
+  logRingSize?: number;
+  /**
+   * How often the main thread drains the log rings (sooner while one is over half full).
+   * @default {20}
+   */
+  logFlushMs?: number;
+  /**
+   * Serve Prometheus text exposition of every worker's counters at this
+   * exact path (e.g. `/.ringhttpd/metrics`), answered by whichever worker gets
+   * the request. It hides a file at the same path: `serve()` says so through
+   * `log` when one exists at start.
+   * @default {undefined (not served)}
+   */
+  metricsPath?: string;
   /**
    * Where the cluster's own notices go: the ring -> reuseport fallback, worker
    * restarts, acceptor errors. `serve()` prints nothing else.
@@ -147,6 +180,19 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
+function powerOfTwo(name: string, value: number | undefined, fallback: number): number {
+  const n = positiveInt(name, value, fallback);
+  if ((n & (n - 1)) !== 0 || n > 1 << 20) {
+    throw new RangeError(`${name} must be a power of two 1-${1 << 20}, got ${n}`);
+  }
+  return n;
+}
+
+function logFormatOf(f: string | undefined): "combined" | "common" {
+  if (f === undefined || f === "combined" || f === "common") return f ?? "combined";
+  throw new RangeError(`logFormat must be "combined" or "common", got "${f}"`);
+}
+
 function archiveBound(value: number | undefined): number {
   if (value === undefined) return Infinity;
   if (!(value >= 0)) throw new RangeError(`maxArchiveBytes must be >= 0, got ${value}`);
@@ -157,6 +203,22 @@ function archiveBound(value: number | undefined): number {
 function ringSupported(): boolean {
   return Deno.build.os === "linux" &&
     Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+}
+
+function metricsPathOf(path: string | undefined, root: string, log: (l: string) => void) {
+  if (path === undefined) return undefined;
+  if (!/^\/[A-Za-z0-9._~\/-]*$/.test(path)) {
+    throw new RangeError(
+      `metricsPath must start with "/" and use only letters, digits and "._~/-", got "${path}"`,
+    );
+  }
+  try {
+    Deno.statSync(root + path);
+    log(`notice: the metrics page ${path} hides the file of the same path under the root`);
+  } catch {
+    // Nothing there: nothing hidden.
+  }
+  return path;
 }
 
 function checkRoot(root: string): string {
@@ -263,8 +325,12 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     idleTimeoutMs: positiveInt("idleTimeoutMs", options.idleTimeoutMs, 15_000),
     writeTimeoutMs: positiveInt("writeTimeoutMs", options.writeTimeoutMs, 30_000),
     graceMs: positiveInt("graceMs", options.graceMs, 10_000, 0),
-    verbose: options.verbose ?? false,
     tls,
+    accessLog: options.accessLog ?? (options.verbose ? "-" : undefined),
+    logFormat: logFormatOf(options.logFormat),
+    logRingSize: powerOfTwo("logRingSize", options.logRingSize, 8192),
+    logFlushMs: positiveInt("logFlushMs", options.logFlushMs, 20),
+    metricsPath: metricsPathOf(options.metricsPath, root, log),
     handler: {
       root,
       dirListing: options.dirListing ?? true,

@@ -15,7 +15,11 @@
  * ```sh
  * deno task load [--duration=5] [--warmup=1] [--connections=64] [--workers=2]
  *                [--threads=2] [--json] [--only=keepalive-1k,close,nginx,ring,...]
+ *                [--access-log=FILE]
  * ```
+ *
+ * `--access-log=FILE` runs ringhttpd with its access log on, written to FILE
+ * (`/dev/null` measures the logging path without disk I/O).
  *
  * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
  * balance) and/or server ids (ring, reuseport, nginx). Needs `wrk` (Debian
@@ -39,6 +43,8 @@ interface Config {
   threads: number;
   json: boolean;
   only: Set<string>;
+  /** ringhttpd's `--access-log`; undefined: off. */
+  accessLog?: string;
 }
 
 const SCENARIO_IDS = ["keepalive-1k", "64k", "10m", "listing", "close", "balance"] as const;
@@ -48,7 +54,7 @@ function usage(message: string): never {
   console.error(`load: ${message}`);
   console.error(
     "Usage: deno task load [--duration=S] [--warmup=S] [--connections=N] [--workers=N] " +
-      "[--threads=N] [--json] [--only=ID,...]",
+      "[--threads=N] [--json] [--only=ID,...] [--access-log=FILE]",
   );
   Deno.exit(2);
 }
@@ -92,6 +98,10 @@ function parseConfig(args: string[]): Config {
         break;
       case "--json":
         cfg.json = true;
+        break;
+      case "--access-log":
+        cfg.accessLog = value();
+        if (!cfg.accessLog) usage("--access-log needs a file name");
         break;
       case "--only": {
         const raw = value() ?? "";
@@ -291,10 +301,13 @@ async function startRinghttpd(
   mode: "ring" | "reuseport",
   root: string,
   workers: number,
+  accessLog?: string,
 ): Promise<Server> {
   const args = [
     ...(await servePermissions()),
+    ...(accessLog === undefined ? [] : [`--allow-write=${accessLog}`]),
     MOD_TS,
+    ...(accessLog === undefined ? [] : ["--access-log", accessLog]),
     root,
     "--host",
     "127.0.0.1",
@@ -665,7 +678,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   for (const mode of ["ring", "reuseport"] as const) {
     if (!wanted(mode, SERVER_IDS)) continue;
     log(`starting ringhttpd --accept=${mode} --workers ${cfg.workers}`);
-    servers.push(await startRinghttpd(mode, root, cfg.workers));
+    servers.push(await startRinghttpd(mode, root, cfg.workers, cfg.accessLog));
   }
   if (wanted("nginx", SERVER_IDS)) {
     if (nginxBin) {

@@ -945,6 +945,7 @@ export class ConnectionSet {
  * @param handler Answers each request.
  * @param set The thread's connection set (for deadlines and drain).
  * @param options Deadlines.
+ * @param onResponse Per-response observer (access log, counters).
  * @returns A promise that resolves when the connection is closed.
  * @example Serve connections from a listener
  * ```ts ignore
@@ -960,6 +961,7 @@ export async function serveDenoConn(
   handler: Handler,
   set: ConnectionSet,
   options?: EngineOptions,
+  onResponse?: ConnectionHooks["onResponse"],
 ): Promise<void> {
   let closed = false;
   let onClosed!: () => void;
@@ -984,6 +986,7 @@ export async function serveDenoConn(
       set.remove(c);
       onClosed();
     },
+    onResponse,
   });
   try {
     (conn as Deno.TcpConn).setNoDelay?.(true);

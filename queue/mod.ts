@@ -24,4 +24,5 @@
  */
 export { SpscRing, type SpscRingOptions } from "./spsc.ts";
 export { MpmcRing, type MpmcRingOptions } from "./mpmc.ts";
+export { ByteRing } from "./byte_ring.ts";
 export { WAIT_SLICE_MS, type WaitResult } from "./_wait.ts";

@@ -20,6 +20,7 @@
 import type { SpscRing } from "../queue/spsc.ts";
 import { type ConnectionSet, HttpConnection, type Transport } from "../http/engine.ts";
 import type { Handler } from "../http/types.ts";
+import type { ConnectionTap } from "./_access_log.ts";
 import {
   close,
   E,
@@ -184,6 +185,7 @@ export class EpollLoop {
   #handler: Handler;
   #set: ConnectionSet;
   #options: EngineOptions;
+  #tap?: (fd: number) => ConnectionTap;
   readonly #adoptRecord = (rec: Int32Array) => this.#adopt(rec[0]);
   /** Connections whose engine work is pending (a `feed` or write promise). */
   busy = 0;
@@ -203,6 +205,7 @@ export class EpollLoop {
    * @param ctl the control words
    * @param open index of this slot's OPEN word
    * @param owners the owners table
+   * @param tap per-connection handler and response hook (access log, counters)
    */
   constructor(
     ctl: Int32Array,
@@ -211,7 +214,9 @@ export class EpollLoop {
     handler: Handler,
     set: ConnectionSet,
     options: EngineOptions,
+    tap?: (fd: number) => ConnectionTap,
   ) {
+    this.#tap = tap;
     this.epfd = epollCreate();
     this.#ctl = ctl;
     this.#open = open;
@@ -228,11 +233,13 @@ export class EpollLoop {
 
   #adopt(fd: number): void {
     const c = new FdConnection(fd, this);
-    c.conn = new HttpConnection(c, this.#handler, this.#options, {
+    const tap = this.#tap?.(fd);
+    c.conn = new HttpConnection(c, tap?.handler ?? this.#handler, this.#options, {
       onClose: () => {
         this.#set.remove(c.conn);
         c.close();
       },
+      onResponse: tap?.onResponse,
     });
     this.#conns.set(fd, c);
     this.#set.add(c.conn);

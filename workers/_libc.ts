@@ -46,6 +46,7 @@ const symbols = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -281,6 +282,44 @@ export function noDelay(fd: number): boolean {
 export function accept(fd: number): number {
   const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
   return r >= 0 ? r : -errno();
+}
+
+const peer = new Uint8Array(28);
+const peerLen = new Uint32Array(1);
+
+/**
+ * The peer's IP address of a connected socket, as text: `203.0.113.7`, or
+ * `2001:db8::1`; an IPv4-mapped IPv6 peer is shown as IPv4.
+ *
+ * @param fd a connected TCP socket
+ * @returns the address, or `"-"` when `getpeername` fails (peer gone)
+ */
+export function peerAddress(fd: number): string {
+  peerLen[0] = peer.length;
+  if (libc().getpeername(fd, peer, new Uint8Array(peerLen.buffer)) !== 0) return "-";
+  const family = peer[0] | (peer[1] << 8);
+  if (family === AF_INET) return peer.subarray(4, 8).join(".");
+  if (family !== AF_INET6) return "-";
+  const a = peer.subarray(8, 24);
+  if (a.subarray(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff) {
+    return a.subarray(12, 16).join(".");
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((a[i] << 8) | a[i + 1]).toString(16));
+  // RFC 5952: the longest run (>= 2) of zero groups becomes "::".
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
 }
 
 const pollfd = new Int32Array(2);

@@ -100,9 +100,18 @@ export interface WorkerConfig {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   writeTimeoutMs: number;
-  verbose: boolean;
   /** HTTPS (`workers/tls.ts`): PEM certificate chain and key; the worker listens itself. */
   tls?: { cert: string; key: string };
+  /** Number of worker slots (the metrics page shows them all). */
+  workers: number;
+  /** Per-slot counters (`_metrics.ts`), written by each slot's worker. */
+  metrics: SharedArrayBuffer;
+  /** Access log on: every slot's log ring (`_access_log.ts`); this worker produces into its own. */
+  logRings?: SharedArrayBuffer[];
+  /** Ring mode: every slot's connection ring (the metrics page shows their depths). */
+  rings?: SharedArrayBuffer[];
+  /** Serve the Prometheus text page at this exact path; undefined: off. */
+  metricsPath?: string;
   handler: {
     root: string;
     dirListing: boolean;

@@ -28,16 +28,12 @@
  */
 import { SpscRing } from "../queue/spsc.ts";
 import {
-  ACCEPTED,
   type AcceptorConfig,
   ACK,
   ALIVE,
   allocateControl,
-  CONNS,
   CRASH,
   DRAIN,
-  DROPPED,
-  EMFILE,
   type FromAcceptor,
   type FromWorker,
   MAX_CONNS,
@@ -51,6 +47,9 @@ import {
   type ToWorker,
   type WorkerConfig,
 } from "./_shared.ts";
+import { allocateMetrics, Collector } from "./_metrics.ts";
+import { AccessLogDrain, type LogFormat, openSink, RECORD_BYTES } from "./_access_log.ts";
+import { ByteRing } from "../queue/byte_ring.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
 export interface ClusterConfig {
@@ -68,9 +67,17 @@ export interface ClusterConfig {
   idleTimeoutMs: number;
   writeTimeoutMs: number;
   graceMs: number;
-  verbose: boolean;
   /** HTTPS: PEM certificate chain and key (mode is then "reuseport"). */
   tls?: WorkerConfig["tls"];
+  /** Access log destination: `"-"` for stdout, else a file path; undefined: no access log. */
+  accessLog?: string;
+  logFormat: LogFormat;
+  /** Records per worker's log ring (a power of two). */
+  logRingSize: number;
+  /** How often the supervisor drains the log rings. */
+  logFlushMs: number;
+  /** Path of the Prometheus page; undefined: not served. */
+  metricsPath?: string;
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
 }
@@ -87,6 +94,18 @@ export interface WorkerStats {
   requests: number;
   /** How many times this slot's worker was replaced. */
   restarts: number;
+  /** Responses by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]` (engine errors included). */
+  responses: number[];
+  /** Response bytes written, heads included. */
+  bytes: number;
+  /** Access-log records queued (0 when the log is off). */
+  logged: number;
+  /** Access-log records dropped because this worker's log ring was full. */
+  logDropped: number;
+  /** Ring mode: connections queued to it, not yet taken. */
+  connRing?: number;
+  /** Access log on: records in its log ring, not yet written. */
+  logRing?: number;
 }
 
 /** A snapshot from {@linkcode Cluster.stats}. */
@@ -138,6 +157,10 @@ export class Supervisor implements Cluster {
   readonly mode: "ring" | "reuseport";
   #config: ClusterConfig;
   #ctl: Int32Array;
+  #metrics: SharedArrayBuffer;
+  #logRings: SharedArrayBuffer[] = [];
+  #log?: AccessLogDrain;
+  #collector?: Collector;
   #rings: SharedArrayBuffer[] = [];
   #owners?: SharedArrayBuffer;
   #threads: (Worker | undefined)[] = [];
@@ -156,6 +179,7 @@ export class Supervisor implements Cluster {
     this.workers = config.workers;
     this.mode = config.mode;
     this.#ctl = allocateControl(config.workers);
+    this.#metrics = allocateMetrics(config.workers);
     Atomics.store(this.#ctl, MAX_CONNS, config.maxConns);
     for (let i = 0; i < config.workers; i++) {
       this.#crashes.push([]);
@@ -179,6 +203,7 @@ export class Supervisor implements Cluster {
     } catch (e) {
       s.#closing = true;
       s.#terminateAll();
+      await s.#log?.close();
       throw e;
     }
     return s;
@@ -186,6 +211,14 @@ export class Supervisor implements Cluster {
 
   async #startAll(): Promise<void> {
     const c = this.#config;
+    if (c.accessLog !== undefined) {
+      // Opened first: a log file that cannot be written stops the start.
+      const sink = openSink(c.accessLog);
+      for (let i = 0; i < c.workers; i++) {
+        this.#logRings.push(ByteRing.allocate(c.logRingSize, RECORD_BYTES));
+      }
+      this.#log = new AccessLogDrain(this.#logRings, c.logFormat, sink, c.logFlushMs);
+    }
     if (c.mode === "ring") {
       const capacity = 2 ** Math.ceil(Math.log2(Math.min(Math.max(c.maxConns, 16), 65536)));
       for (let i = 0; i < c.workers; i++) this.#rings.push(SpscRing.allocate(capacity, 1));
@@ -193,14 +226,27 @@ export class Supervisor implements Cluster {
         this.#owners = new SharedArrayBuffer(Math.min(c.fdLimit, 1 << 21) * 4);
       }
       this.addr.port = await this.#startAcceptor();
+      this.#collector = this.#newCollector();
       await Promise.all(this.#rings.map((_, i) => this.#startWorker(i)));
     } else {
       // Port 0: the first worker picks the port, the others join it.
+      this.#collector = this.#newCollector();
       this.addr.port = await this.#startWorker(0);
       await Promise.all(
         Array.from({ length: c.workers - 1 }, (_, k) => this.#startWorker(k + 1)),
       );
     }
+  }
+
+  #newCollector(): Collector {
+    return new Collector(
+      this.mode,
+      this.workers,
+      this.#ctl.buffer as SharedArrayBuffer,
+      this.#metrics,
+      this.#rings,
+      this.#logRings,
+    );
   }
 
   #startAcceptor(): Promise<number> {
@@ -295,8 +341,12 @@ export class Supervisor implements Cluster {
         headerTimeoutMs: c.headerTimeoutMs,
         idleTimeoutMs: c.idleTimeoutMs,
         writeTimeoutMs: c.writeTimeoutMs,
-        verbose: c.verbose,
         tls: c.tls,
+        workers: c.workers,
+        metrics: this.#metrics,
+        logRings: c.accessLog === undefined ? undefined : this.#logRings,
+        rings: c.mode === "ring" ? this.#rings : undefined,
+        metricsPath: c.metricsPath,
         handler: c.handler,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);
@@ -355,26 +405,25 @@ export class Supervisor implements Cluster {
   }
 
   stats(): ClusterStats {
-    const ctl = this.#ctl;
-    const workers: WorkerStats[] = [];
-    let conns = 0;
-    for (let i = 0; i < this.workers; i++) {
-      const w = {
-        alive: Atomics.load(ctl, slot(i, ALIVE)) === 1,
-        open: Atomics.load(ctl, slot(i, OPEN)),
-        connections: Atomics.load(ctl, slot(i, CONNS)),
-        requests: Atomics.load(ctl, slot(i, REQUESTS)),
-        restarts: Atomics.load(ctl, slot(i, RESTARTS)),
-      };
-      conns += w.connections;
-      workers.push(w);
-    }
+    const sample = (this.#collector ??= this.#newCollector()).sample();
     return {
       mode: this.mode,
-      accepted: this.mode === "ring" ? Atomics.load(ctl, ACCEPTED) : conns,
-      dropped: Atomics.load(ctl, DROPPED),
-      emfile: Atomics.load(ctl, EMFILE),
-      workers,
+      accepted: sample.accepted,
+      dropped: sample.dropped,
+      emfile: sample.emfile,
+      workers: sample.workers.map((w, i) => ({
+        alive: w.up,
+        open: w.open,
+        connections: w.connections,
+        requests: Atomics.load(this.#ctl, slot(i, REQUESTS)),
+        restarts: w.restarts,
+        responses: w.responses,
+        bytes: w.bytes,
+        logged: w.logged,
+        logDropped: w.logDropped,
+        connRing: w.connRing,
+        logRing: w.logRing,
+      })),
     };
   }
 
@@ -415,6 +464,8 @@ export class Supervisor implements Cluster {
     } finally {
       clearTimeout(timer);
       this.#terminateAll();
+      // Every producer has stopped: write what the rings still hold.
+      await this.#log?.close();
     }
   }
 

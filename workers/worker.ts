@@ -28,6 +28,8 @@ import { createHandler } from "../http/handler.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
+import { AccessLogProducer } from "./_access_log.ts";
+import { Collector, CounterWriter, metricsHandler } from "./_metrics.ts";
 import {
   CONNS,
   DRAIN,
@@ -52,6 +54,7 @@ let stopSource: (() => void) | undefined;
 let set: ConnectionSet | undefined;
 /** TLS mode: also waits for HTTP/2 connections. */
 let drainAll: (() => Promise<void>) | undefined;
+let log!: AccessLogProducer;
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
@@ -79,18 +82,29 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  const inner = await createHandler({ ...config.handler });
-  const handler: Handler = config.verbose
-    ? async (req: RequestHead) => {
-      Atomics.add(ctl, requests, 1);
-      const reply = await inner(req);
-      console.log(`[${config.index}] ${req.method} ${req.target} ${reply.status}`);
-      return reply;
-    }
-    : (req: RequestHead) => {
-      Atomics.add(ctl, requests, 1);
-      return inner(req);
-    };
+  let inner = await createHandler({ ...config.handler });
+  if (config.metricsPath !== undefined) {
+    const collector = new Collector(
+      config.mode,
+      config.workers,
+      config.control,
+      config.metrics,
+      config.rings,
+      config.logRings,
+    );
+    inner = metricsHandler(config.metricsPath, collector, inner);
+  }
+  const files = inner;
+  const handler: Handler = (req: RequestHead) => {
+    Atomics.add(ctl, requests, 1);
+    return files(req);
+  };
+  // Counts every response; with the access log on, also queues one record each.
+  log = new AccessLogProducer(
+    handler,
+    new CounterWriter(config.metrics, config.index),
+    config.logRings?.[config.index],
+  );
   const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
@@ -129,6 +143,7 @@ async function start(config: WorkerConfig): Promise<void> {
       handler,
       set,
       options,
+      (fd) => log.tap(fd),
     );
     // The acceptor registers connections with this epoll fd: publish it
     // before saying ready (the supervisor then marks the slot alive).
@@ -147,7 +162,7 @@ async function start(config: WorkerConfig): Promise<void> {
   } else if (config.mode === "ring") {
     const ring = new SpscRing(config.ring!);
     send({ type: "ready", port: config.port });
-    await runRing(ring, ctl, config.index, handler, set, options);
+    await runRing(ring, ctl, config.index, set, options);
   } else {
     const listener = Deno.listen({
       hostname: config.hostname,
@@ -155,7 +170,7 @@ async function start(config: WorkerConfig): Promise<void> {
       reusePort: true,
     });
     send({ type: "ready", port: (listener.addr as Deno.NetAddr).port });
-    await runListener(listener, ctl, config, handler, set, options);
+    await runListener(listener, ctl, config, set, options);
   }
 }
 
@@ -165,13 +180,12 @@ async function runRing(
   ring: SpscRing,
   ctl: Int32Array,
   index: number,
-  handler: Handler,
   set: ConnectionSet,
   options: EngineOptions,
 ): Promise<void> {
   const open = slot(index, OPEN);
   const conns = slot(index, CONNS);
-  const adoptRecord = (rec: Int32Array) => adopt(rec[0], ctl, open, handler, set, options);
+  const adoptRecord = (rec: Int32Array) => adopt(rec[0], ctl, open, set, options);
   let stop = false;
   stopSource = () => {
     stop = true;
@@ -197,7 +211,6 @@ function adopt(
   fd: number,
   ctl: Int32Array,
   open: number,
-  handler: Handler,
   set: ConnectionSet,
   options: EngineOptions,
 ): void {
@@ -226,11 +239,13 @@ function adopt(
       sock.destroy();
     },
   };
-  const conn = new HttpConnection(transport, handler, options, {
+  const tap = log.tap(fd);
+  const conn = new HttpConnection(transport, tap.handler, options, {
     onClose() {
       set.remove(conn);
       sock.destroy();
     },
+    onResponse: tap.onResponse,
   });
   set.add(conn);
   const resume = () => {
@@ -257,7 +272,6 @@ async function runListener(
   listener: Deno.Listener,
   ctl: Int32Array,
   config: WorkerConfig,
-  handler: Handler,
   set: ConnectionSet,
   options: EngineOptions,
 ): Promise<void> {
@@ -295,7 +309,8 @@ async function runListener(
     local++;
     Atomics.add(ctl, open, 1);
     Atomics.add(ctl, conns, 1);
-    serveDenoConn(conn, handler, set, options).catch(() => {}).finally(() => {
+    const tap = log.tap(conn.remoteAddr);
+    serveDenoConn(conn, tap.handler, set, options, tap.onResponse).catch(() => {}).finally(() => {
       local--;
       Atomics.sub(ctl, open, 1);
       freed?.();
