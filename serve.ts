@@ -9,7 +9,24 @@ import { type Cluster, type ClusterConfig, Supervisor } from "./workers/supervis
 
 export type { Cluster, ClusterStats, WorkerStats } from "./workers/supervisor.ts";
 
-/** Options of {@linkcode serve}. Every field but `root` is optional. */
+/**
+ * Options of {@linkcode serve}. Every field but `root` is optional.
+ *
+ * @example Two workers on loopback, no listings, an extra header
+ * ```ts
+ * import type { ServeOptions } from "./mod.ts";
+ *
+ * const options: ServeOptions = {
+ *   root: ".",
+ *   hostname: "127.0.0.1",
+ *   port: 8080,
+ *   workers: 2,
+ *   dirListing: false,
+ *   headers: [["cache-control", "max-age=60"]],
+ * };
+ * console.assert(options.workers === 2);
+ * ```
+ */
 export interface ServeOptions {
   /** The directory to serve. Must exist and be readable, or `serve()` rejects. */
   root: string;
@@ -270,14 +287,20 @@ function checkTls(cert?: string, key?: string): { cert: string; key: string } | 
  *   bind error (e.g. `port 8000 is in use`) after stopping what had started
  *
  * @example Serve a directory on a free port
- * ```ts ignore
+ * ```ts
  * import { serve } from "./mod.ts";
+ * import assert from "node:assert/strict";
  *
- * const cluster = await serve({ root: ".", port: 0, hostname: "127.0.0.1" });
- * console.log(`Listening on http://127.0.0.1:${cluster.addr.port}/`);
- * const res = await fetch(`http://127.0.0.1:${cluster.addr.port}/`);
- * await res.body?.cancel();
- * await cluster.shutdown();
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/index.html`, "<h1>hi</h1>");
+ * const cluster = await serve({ root, port: 0, hostname: "127.0.0.1", workers: 1 });
+ * try {
+ *   const res = await fetch(`http://127.0.0.1:${cluster.addr.port}/`);
+ *   assert.equal(await res.text(), "<h1>hi</h1>");
+ * } finally {
+ *   await cluster.shutdown();
+ *   await Deno.remove(root, { recursive: true });
+ * }
  * ```
  */
 export async function serve(options: ServeOptions): Promise<Cluster> {

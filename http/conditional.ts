@@ -89,9 +89,13 @@ export function etagMatches(list: string, etag: string, weak: boolean): boolean 
 
 /** Request headers that decide a precondition; absent ones are `undefined`. */
 export interface Preconditions {
+  /** The `If-Match` header value. */
   ifMatch?: string;
+  /** The `If-None-Match` header value. */
   ifNoneMatch?: string;
+  /** The `If-Modified-Since` header value (ignored when `If-None-Match` is present). */
   ifModifiedSince?: string;
+  /** The `If-Unmodified-Since` header value (ignored when `If-Match` is present). */
   ifUnmodifiedSince?: string;
 }
 

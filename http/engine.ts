@@ -32,18 +32,46 @@
 import type { FileSlice, Handler, Reply, RequestHead } from "./types.ts";
 import { RequestParser } from "./parser.ts";
 
-/** Where the engine's output goes. */
+/**
+ * Where the engine's output goes.
+ *
+ * @example Collect the output in memory
+ * ```ts
+ * import type { Transport } from "./engine.ts";
+ *
+ * const out: Uint8Array[] = [];
+ * const transport: Transport = {
+ *   write: (bytes) => void out.push(bytes.slice()),
+ *   close() {},
+ * };
+ * transport.write(new Uint8Array([1]));
+ * console.assert(out.length === 1);
+ * ```
+ */
 export interface Transport {
   /**
    * Writes all of `bytes`. The bytes are only valid until the call returns or
    * its promise resolves (the engine reuses its buffer): copy to keep them.
+   *
+   * @param bytes The bytes to send.
+   * @returns Nothing, or a promise that resolves once every byte is written.
    */
   write(bytes: Uint8Array): Promise<void> | void;
   /** Closes the connection; a pending write must then settle (Deno's rejects). Called once. */
   close(): void;
 }
 
-/** Deadlines of one connection, in milliseconds. */
+/**
+ * Deadlines of one connection, in milliseconds.
+ *
+ * @example Tighter deadlines for a busy server
+ * ```ts
+ * import type { EngineOptions } from "./engine.ts";
+ *
+ * const options: EngineOptions = { headerTimeoutMs: 5000, idleTimeoutMs: 5000 };
+ * console.assert(options.writeTimeoutMs === undefined); // 30000 applies
+ * ```
+ */
 export interface EngineOptions {
   /**
    * Time to receive a whole request head, from connection open or from the
@@ -64,11 +92,33 @@ export interface EngineOptions {
   writeTimeoutMs?: number;
 }
 
-/** Observers of a connection. */
+/**
+ * Observers of a connection.
+ *
+ * @example Count responses by status
+ * ```ts
+ * import type { ConnectionHooks } from "./engine.ts";
+ *
+ * const counts = new Map<number, number>();
+ * const hooks: ConnectionHooks = {
+ *   onResponse(_req, status) {
+ *     counts.set(status, (counts.get(status) ?? 0) + 1);
+ *   },
+ * };
+ * hooks.onResponse?.(null, 400, 0);
+ * console.assert(counts.get(400) === 1);
+ * ```
+ */
 export interface ConnectionHooks {
   /** Called once, when the transport is closed. */
   onClose?(): void;
-  /** Called after each response; `req` is null for the engine's own errors. */
+  /**
+   * Called after each response.
+   *
+   * @param req The request, or null for the engine's own errors (400, 408, ...).
+   * @param status The status code sent.
+   * @param bytes Response bytes written, head included.
+   */
   onResponse?(req: RequestHead | null, status: number, bytes: number): void;
 }
 
@@ -262,6 +312,8 @@ export class HttpConnection {
   #chunk: Uint8Array | null = null;
 
   /**
+   * Creates a connection over `transport`; call `feed` with received bytes.
+   *
    * @param transport Where responses are written.
    * @param handler Answers each request.
    * @param options Deadlines.
@@ -872,6 +924,8 @@ export class ConnectionSet {
   #drainPromise: Promise<void> | null = null;
 
   /**
+   * Creates an empty set; its ticker runs only while it holds connections.
+   *
    * @param tickMs How often deadlines are checked; a deadline fires up to this late.
    * @default {1000}
    * @param options.timer `false` when the caller runs its own loop and calls
@@ -890,7 +944,11 @@ export class ConnectionSet {
     return this.#conns.size;
   }
 
-  /** Starts tracking `conn` (drains it at once if the set is draining). */
+  /**
+   * Starts tracking `conn` (drains it at once if the set is draining).
+   *
+   * @param conn The connection; ignored if it is already closed.
+   */
   add(conn: HttpConnection): void {
     if (conn.closed) return;
     this.#conns.add(conn);
@@ -902,7 +960,11 @@ export class ConnectionSet {
     }
   }
 
-  /** Stops tracking `conn`. */
+  /**
+   * Stops tracking `conn`.
+   *
+   * @param conn The connection, usually from its `onClose` hook.
+   */
   remove(conn: HttpConnection): void {
     this.#conns.delete(conn);
     if (this.#conns.size === 0) {
@@ -948,12 +1010,27 @@ export class ConnectionSet {
  * @param onResponse Per-response observer (access log, counters).
  * @returns A promise that resolves when the connection is closed.
  * @example Serve connections from a listener
- * ```ts ignore
+ * ```ts
  * import { ConnectionSet, serveDenoConn } from "./engine.ts";
+ * import assert from "node:assert/strict";
+ *
  * const set = new ConnectionSet();
- * for await (const conn of Deno.listen({ port: 8000 })) {
- *   serveDenoConn(conn, () => ({ status: 204, headers: [], body: [], length: 0 }), set);
- * }
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served: Promise<void>[] = [];
+ * const accepting = (async () => {
+ *   for await (const conn of listener) {
+ *     served.push(
+ *       serveDenoConn(conn, () => ({ status: 204, headers: [], body: [], length: 0 }), set),
+ *     );
+ *   }
+ * })();
+ * const res = await fetch(`http://127.0.0.1:${listener.addr.port}/`);
+ * assert.equal(res.status, 204);
+ * await res.body?.cancel();
+ * listener.close();
+ * await accepting;
+ * await set.drain();
+ * await Promise.all(served);
  * ```
  */
 export async function serveDenoConn(

@@ -25,7 +25,17 @@ import {
 import { acceptsCoding } from "./encoding.ts";
 import { archiveSize, contentDisposition, tarStream } from "./archive.ts";
 
-/** Options of {@link createHandler}. */
+/**
+ * Options of {@link createHandler}. Every field but `root` is optional.
+ *
+ * @example Files only: no listings, no folder downloads
+ * ```ts
+ * import type { HandlerOptions } from "./handler.ts";
+ *
+ * const options: HandlerOptions = { root: ".", dirListing: false, maxArchiveBytes: 0 };
+ * console.assert(options.dirListing === false);
+ * ```
+ */
 export interface HandlerOptions {
   /** The directory to serve. */
   root: string;
@@ -262,13 +272,23 @@ export function errorStatus(e: unknown): 403 | 404 | 500 | 503 {
  * @returns A handler that never throws (errors become 4xx/5xx replies).
  * @throws {Error} If the root is not a readable directory.
  * @example Serving a directory
- * ```ts ignore
+ * ```ts
  * import { createHandler } from "./handler.ts";
- * const handle = await createHandler({ root: "./public" });
+ * import assert from "node:assert/strict";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/a.txt`, "hello");
+ * const handle = await createHandler({ root });
  * const reply = await handle({
- *   method: "GET", target: "/", path: "/", query: "", minor: 1, headers: ["host", "x"],
+ *   method: "GET", target: "/a.txt", path: "/a.txt", query: "", minor: 1, headers: ["host", "x"],
  * });
- * reply.release?.();
+ * try {
+ *   assert.equal(reply.status, 200);
+ *   assert.equal(reply.length, 5);
+ * } finally {
+ *   reply.release?.();
+ *   await Deno.remove(root, { recursive: true });
+ * }
  * ```
  */
 export async function createHandler(options: HandlerOptions): Promise<Handler> {

@@ -10,6 +10,7 @@
 export interface Entry {
   /** The name as Deno reports it (lossy: invalid UTF-8 became U+FFFD). */
   name: string;
+  /** What the entry itself is (a symlink is not followed here). */
   type: "file" | "dir" | "symlink";
   /** Listed and sorted as a directory (a dir, or a symlink to one). */
   isDir: boolean;
@@ -34,7 +35,9 @@ export type SortOrder = "asc" | "desc";
 
 /** Listing options taken from the query string. */
 export interface ListingQuery {
+  /** Column to sort by (`?sort=`); directories always come first. */
   sort: SortKey;
+  /** Sort direction (`?order=`). */
   order: SortOrder;
   /** 1-based page number. */
   page: number;
@@ -343,6 +346,7 @@ export function rfc3339(ms: number): string {
 export interface RenderContext {
   /** The decoded URL path of the directory, starting and ending with `/`. */
   path: string;
+  /** The parsed query string, for sort links and paging. */
   query: ListingQuery;
   /** Total number of pages (>= 1). */
   pages: number;

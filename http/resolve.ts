@@ -13,6 +13,7 @@
 
 /** A request path that passed every rule. */
 export interface DecodedPath {
+  /** Discriminant: the path was accepted. */
   ok: true;
   /** Decoded segments, none empty, none `.`/`..`; `[]` for `/`. */
   segments: string[];
@@ -22,6 +23,7 @@ export interface DecodedPath {
 
 /** A request path that was refused. */
 export interface RejectedPath {
+  /** Discriminant: the path was refused. */
   ok: false;
   /** 400 for a malformed path, 404 for one that names a hidden file. */
   status: 400 | 404;
@@ -163,9 +165,11 @@ export function hasDotComponent(root: string, real: string): boolean {
 
 /** A request path kept as raw bytes (for names that are not UTF-8). */
 export interface RawPath {
+  /** Discriminant: the path was accepted. */
   ok: true;
   /** The decoded path without its leading and trailing `/`. */
   bytes: Uint8Array;
+  /** Whether the path ended in `/` (a directory was asked for). */
   trailingSlash: boolean;
 }
 

@@ -6,7 +6,24 @@
  * @module
  */
 
-/** A parsed request head. Header names are lower-cased; values are trimmed. */
+/**
+ * A parsed request head. Header names are lower-cased; values are trimmed.
+ *
+ * @example The head of `GET /docs/?sort=size HTTP/1.1`
+ * ```ts
+ * import type { RequestHead } from "./types.ts";
+ *
+ * const req: RequestHead = {
+ *   method: "GET",
+ *   target: "/docs/?sort=size",
+ *   path: "/docs/",
+ *   query: "sort=size",
+ *   minor: 1,
+ *   headers: ["host", "example.com"],
+ * };
+ * console.assert(req.path + "?" + req.query === req.target);
+ * ```
+ */
 export interface RequestHead {
   /** Method token exactly as sent, e.g. `GET`. */
   method: string;
@@ -22,15 +39,39 @@ export interface RequestHead {
   headers: string[];
 }
 
-/** A slice `[start, end)` of an open file, streamed by the engine. */
+/**
+ * A slice `[start, end)` of an open file, streamed by the engine.
+ *
+ * @example The first kilobyte of a file
+ * ```ts
+ * import type { FileSlice } from "./types.ts";
+ *
+ * const file = await Deno.open(new URL(import.meta.url));
+ * const slice: FileSlice = { file, start: 0, end: 1024 };
+ * console.assert(slice.end - slice.start === 1024);
+ * file.close();
+ * ```
+ */
 export interface FileSlice {
+  /** The open file; the reply's `release()` closes it. */
   file: Deno.FsFile;
+  /** First byte offset to send. */
   start: number;
   /** Exclusive. */
   end: number;
 }
 
-/** One piece of a reply body, written in order. */
+/**
+ * One piece of a reply body, written in order.
+ *
+ * @example A body of bytes only
+ * ```ts
+ * import type { BodyPart } from "./types.ts";
+ *
+ * const body: BodyPart[] = [new TextEncoder().encode("hello")];
+ * console.assert(body.length === 1);
+ * ```
+ */
 export type BodyPart = Uint8Array | FileSlice;
 
 /**
@@ -38,8 +79,23 @@ export type BodyPart = Uint8Array | FileSlice;
  * `rawHead` is given) the status line and `Content-Length`, writes the head and
  * body, and calls `release()` exactly once afterwards (also when the client
  * went away or the request was HEAD), so open files are always closed.
+ *
+ * @example A small text reply
+ * ```ts
+ * import type { Reply } from "./types.ts";
+ *
+ * const body = new TextEncoder().encode("hi");
+ * const reply: Reply = {
+ *   status: 200,
+ *   headers: [["content-type", "text/plain; charset=utf-8"]],
+ *   body: [body],
+ *   length: body.length,
+ * };
+ * console.assert(reply.length === 2);
+ * ```
  */
 export interface Reply {
+  /** HTTP status code, e.g. 200. */
   status: number;
   /** Headers other than Date / Connection / Content-Length. */
   headers: Array<[string, string]>;
@@ -74,10 +130,48 @@ export interface Reply {
   release?: () => void;
 }
 
-/** Request -> reply. Must not throw: map errors to a 4xx/5xx reply. */
+/**
+ * Request -> reply. Must not throw: map errors to a 4xx/5xx reply.
+ *
+ * @param req The parsed request head.
+ * @returns The reply, or a promise of it.
+ *
+ * @example Answer 404 to everything but `/`
+ * ```ts
+ * import type { Handler } from "./types.ts";
+ *
+ * const handler: Handler = (req) =>
+ *   req.path === "/"
+ *     ? { status: 204, headers: [], body: [], length: 0 }
+ *     : { status: 404, headers: [], body: [], length: 0 };
+ * const reply = await handler({
+ *   method: "GET", target: "/x", path: "/x", query: "", minor: 1, headers: [],
+ * });
+ * console.assert(reply.status === 404);
+ * ```
+ */
 export type Handler = (req: RequestHead) => Reply | Promise<Reply>;
 
-/** Returns the first value of header `name` (lower-case), or undefined. */
+/**
+ * Returns the first value of header `name` (lower-case), or undefined.
+ *
+ * @param req The request head to look in.
+ * @param name The header name, lower-case.
+ * @returns The first value of that header, or `undefined` when absent.
+ *
+ * @example Read the Host header
+ * ```ts
+ * import { getHeader } from "./types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const req = {
+ *   method: "GET", target: "/", path: "/", query: "", minor: 1 as const,
+ *   headers: ["host", "example.com", "accept", "text/html"],
+ * };
+ * assert.equal(getHeader(req, "host"), "example.com");
+ * assert.equal(getHeader(req, "range"), undefined);
+ * ```
+ */
 export function getHeader(req: RequestHead, name: string): string | undefined {
   const h = req.headers;
   for (let i = 0; i < h.length; i += 2) {

@@ -11,7 +11,22 @@
 /** Longest single sleep inside `wait`/`waitAsync`, in milliseconds. */
 export const WAIT_SLICE_MS = 5;
 
-/** What a bounded wait ends with. */
+/**
+ * What a bounded wait ends with: `"ok"` (there is something to do),
+ * `"timed-out"` (the time ran out first) or `"closed"` (the ring was closed).
+ *
+ * @example Wait on an empty ring
+ * ```ts
+ * import { SpscRing } from "./spsc.ts";
+ * import type { WaitResult } from "./_wait.ts";
+ *
+ * const ring = new SpscRing(SpscRing.allocate(2));
+ * const result: WaitResult = ring.wait(1);
+ * console.assert(result === "timed-out");
+ * ring.close();
+ * console.assert(ring.wait(1) === "closed");
+ * ```
+ */
 export type WaitResult = "ok" | "timed-out" | "closed";
 
 /**

@@ -205,6 +205,8 @@ export class ByteRing {
    * Records published and not yet consumed.
    *
    * Note: racy while both sides run: it may be stale, never outside `0 ... capacity`.
+   *
+   * @returns The number of records waiting, `0 ... capacity`.
    */
   size(): number {
     const n = (Atomics.load(this.#i32, W_TAIL) - Atomics.load(this.#i32, W_HEAD)) | 0;

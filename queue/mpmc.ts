@@ -104,7 +104,18 @@ const READY = 0;
 const CLOSED = 1;
 const NOTHING = 2;
 
-/** Options for {@linkcode MpmcRing}'s constructor. */
+/**
+ * Options for {@linkcode MpmcRing}'s constructor.
+ *
+ * @example Attach with the defaults spelled out
+ * ```ts
+ * import { MpmcRing, type MpmcRingOptions } from "./mpmc.ts";
+ *
+ * const options: MpmcRingOptions = { notify: true };
+ * const ring = new MpmcRing(MpmcRing.allocate(8), options);
+ * console.assert(ring.push(1));
+ * ```
+ */
 export interface MpmcRingOptions {
   /**
    * Wake sleeping peers after publishing. Tests set `false` to simulate lost
@@ -476,6 +487,8 @@ export class MpmcRing {
    *
    * Note: racy when other threads run; it may be stale, never outside
    * `0 ... capacity`.
+   *
+   * @returns The number of records waiting, `0 ... capacity`.
    */
   size(): number {
     const i32 = this.#i32;

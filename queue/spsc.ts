@@ -81,7 +81,18 @@ const W_DATA = 160;
 const MAX_CAPACITY = 1 << 24;
 const MAX_RECORD_WORDS = 16;
 
-/** Options for {@linkcode SpscRing}'s constructor. */
+/**
+ * Options for {@linkcode SpscRing}'s constructor.
+ *
+ * @example Attach with the defaults spelled out
+ * ```ts
+ * import { SpscRing, type SpscRingOptions } from "./spsc.ts";
+ *
+ * const options: SpscRingOptions = { notify: true };
+ * const ring = new SpscRing(SpscRing.allocate(8), options);
+ * console.assert(ring.push(1));
+ * ```
+ */
 export interface SpscRingOptions {
   /**
    * Wake a sleeping peer after publishing. Tests set `false` to simulate lost
@@ -541,6 +552,8 @@ export class SpscRing {
    *
    * Note: racy when called while the other side runs; it may be stale, never
    * outside `0 ... capacity`.
+   *
+   * @returns The number of records waiting, `0 ... capacity`.
    */
   size(): number {
     const n = (Atomics.load(this.#i32, W_TAIL) - Atomics.load(this.#i32, W_HEAD)) | 0;

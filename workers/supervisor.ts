@@ -82,7 +82,19 @@ export interface ClusterConfig {
   log: (line: string) => void;
 }
 
-/** Per-worker figures from {@linkcode Cluster.stats}. */
+/**
+ * Per-worker figures from {@linkcode Cluster.stats}.
+ *
+ * @example Total requests answered across workers
+ * ```ts
+ * import type { WorkerStats } from "../mod.ts";
+ *
+ * function totalRequests(workers: WorkerStats[]): number {
+ *   return workers.reduce((sum, w) => sum + w.requests, 0);
+ * }
+ * console.assert(totalRequests([]) === 0);
+ * ```
+ */
 export interface WorkerStats {
   /** Whether the worker is running (false while it is being replaced). */
   alive: boolean;
@@ -108,7 +120,23 @@ export interface WorkerStats {
   logRing?: number;
 }
 
-/** A snapshot from {@linkcode Cluster.stats}. */
+/**
+ * A snapshot from {@linkcode Cluster.stats}.
+ *
+ * @example Summarise a snapshot in one line
+ * ```ts
+ * import type { ClusterStats } from "../mod.ts";
+ *
+ * function summary(s: ClusterStats): string {
+ *   const live = s.workers.filter((w) => w.alive).length;
+ *   return `${s.mode}: ${live}/${s.workers.length} workers, ${s.accepted} accepted`;
+ * }
+ * console.assert(
+ *   summary({ mode: "reuseport", accepted: 3, dropped: 0, emfile: 0, workers: [] }) ===
+ *     "reuseport: 0/0 workers, 3 accepted",
+ * );
+ * ```
+ */
 export interface ClusterStats {
   /** How connections reach the workers. */
   mode: "ring" | "reuseport";
@@ -122,7 +150,25 @@ export interface ClusterStats {
   workers: WorkerStats[];
 }
 
-/** A running server, as returned by `serve()`. */
+/**
+ * A running server, as returned by `serve()`.
+ *
+ * @example Read the counters, then stop at scope exit
+ * ```ts
+ * import { serve } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/a.txt`, "a");
+ * {
+ *   await using cluster = await serve({ root, hostname: "127.0.0.1", port: 0, workers: 1 });
+ *   const res = await fetch(`http://127.0.0.1:${cluster.addr.port}/a.txt`);
+ *   assert.equal(await res.text(), "a");
+ *   assert.equal(cluster.stats().workers.length, 1);
+ * }
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
 export interface Cluster {
   /** The bound address; `port` is the real one when 0 was asked for. */
   readonly addr: { hostname: string; port: number };
@@ -130,16 +176,25 @@ export interface Cluster {
   readonly workers: number;
   /** How connections reach the workers. */
   readonly mode: "ring" | "reuseport";
-  /** Counters, read without locking (each one is exact, the set is not a snapshot). */
+  /**
+   * Counters, read without locking (each one is exact, the set is not a snapshot).
+   *
+   * @returns the current figures, per worker and for the acceptor
+   */
   stats(): ClusterStats;
   /**
    * Stops accepting, lets in-flight requests finish for up to `graceMs`, then
    * stops every thread. Calling it again while it runs stops at once.
    *
    * @param graceMs how long in-flight requests may take; default: the `graceMs` option
+   * @returns a promise that resolves once every thread has stopped
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** `await using cluster = await serve(...)` shuts it down at scope exit. */
+  /**
+   * `await using cluster = await serve(...)` shuts it down at scope exit.
+   *
+   * @returns the promise of {@linkcode Cluster.shutdown}
+   */
   [Symbol.asyncDispose](): Promise<void>;
 }
 
