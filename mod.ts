@@ -32,8 +32,9 @@ export {
   hasDotComponent,
   INVALID_UTF8,
   isInside,
+  servable,
 } from "./http/resolve.ts";
-export type { DecodedPath, RawPath, RejectedPath } from "./http/resolve.ts";
+export type { DecodedPath, RawPath, RejectedPath, ServePolicy } from "./http/resolve.ts";
 export {
   etagMatches,
   evaluatePreconditions,
