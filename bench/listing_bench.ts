@@ -28,7 +28,7 @@ Deno.bench({
   name: "collectEntries: readDirSync + lstatSync per entry (what ships)",
   baseline: true,
   fn() {
-    collectEntries(dir, false);
+    collectEntries(dir, { root: dir, dotfiles: false, followSymlinks: false });
   },
 });
 

@@ -35,17 +35,10 @@
  */
 import { Buffer } from "node:buffer";
 import { pack as tarPack } from "tar-stream";
-import { hasDotComponent, isInside } from "./resolve.ts";
+import { servable, type ServePolicy } from "./resolve.ts";
 
-/** Which entries may be archived: the handler's own policy. */
-export interface ArchivePolicy {
-  /** The real root directory (symlink-free, no trailing `/` except `/`). */
-  root: string;
-  /** Include names starting with `.`. */
-  dotfiles: boolean;
-  /** Follow symlinks whose target leaves the root. */
-  followSymlinks: boolean;
-}
+/** Which entries may be archived: the handler's own policy ({@linkcode servable}). */
+export type ArchivePolicy = ServePolicy;
 
 /** One member of the archive, as found by {@linkcode walkTree}. */
 export interface ArchiveItem {
@@ -162,9 +155,7 @@ async function* walkEntries(
       if (st.isSymlink) {
         // Archived as its target, under the same rules as serving it.
         real = Deno.realPathSync(path);
-        if (isInside(policy.root, real)) {
-          if (!policy.dotfiles && hasDotComponent(policy.root, real)) continue;
-        } else if (!policy.followSymlinks) continue;
+        if (!servable(policy, real)) continue;
         st = Deno.statSync(real);
       }
     } catch {

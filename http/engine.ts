@@ -22,7 +22,9 @@
  * rejects, or a reply whose body length disagrees with `length`, whose status
  * is not 100-999, or whose header holds CR/LF, is answered 500 with one
  * `console.error` line and the connection is closed. 204/304 replies and HEAD
- * get no body; 204/304 also no Content-Length. Every response carries
+ * get no body; 204/304 also no Content-Length. The engine's own error
+ * responses follow HEAD too once the method is known (the request line was
+ * read whole); before that they carry their short text body. Every response carries
  * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
  * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
  * HTTP/1.0; a stream that throws closes the connection without the last chunk.
@@ -233,17 +235,25 @@ for (const status of [400, 408, 413, 414, 431, 500, 501, 505]) {
 const CLOSE_TAIL = encoder.encode("Connection: close\r\n\r\n");
 const KEEP_TAIL = encoder.encode("Connection: keep-alive\r\n\r\n");
 
-/** Pre-serialised bytes of the engine's error response for `status`, with the current Date. */
-export function errorResponse(status: number): Uint8Array {
-  const head = errorHeads.get(status) ?? errorHeads.get(500)!;
+/**
+ * Pre-serialised bytes of the engine's error response for `status`, with the current Date.
+ *
+ * @param status The status to answer (400, 408, 413, 414, 431, 500, 501, 505; others get 500).
+ * @param head The failed request is known to be a HEAD: the head only, with the
+ *   Content-Length the body would have (RFC 9110 sec. 9.3.2).
+ * @returns The response bytes.
+ */
+export function errorResponse(status: number, head = false): Uint8Array {
+  const start = errorHeads.get(status) ?? errorHeads.get(500)!;
   const body = errorBodies.get(status) ?? errorBodies.get(500)!;
   const date = currentDateBytes();
-  const out = new Uint8Array(head.length + date.length + 2 + body.length);
-  out.set(head, 0);
-  out.set(date, head.length);
-  out[head.length + date.length] = 13;
-  out[head.length + date.length + 1] = 10;
-  out.set(body, head.length + date.length + 2);
+  const headEnd = start.length + date.length + 2;
+  const out = new Uint8Array(head ? headEnd : headEnd + body.length);
+  out.set(start, 0);
+  out.set(date, start.length);
+  out[headEnd - 2] = 13;
+  out[headEnd - 1] = 10;
+  if (!head) out.set(body, headEnd);
   return out;
 }
 
@@ -737,11 +747,16 @@ export class HttpConnection {
     );
   }
 
-  /** Sends the engine's own error response and closes. */
+  /**
+   * Sends the engine's own error response and closes. A HEAD gets no body
+   * whenever its method is known: from `req`, or from a request line the
+   * parser has read whole (not from a head cut short before that).
+   */
   #fail(status: number, req: RequestHead | null = null): Promise<void> | undefined {
+    const head = req !== null ? req.method === "HEAD" : this.#parser?.isHead === true;
     this.#closing = true;
     this.#pending = null;
-    const bytes = errorResponse(status);
+    const bytes = errorResponse(status, head);
     const w = this.#send(bytes);
     const done = () => {
       this.#hooks.onResponse?.(req, status, bytes.length);

@@ -742,3 +742,121 @@ Deno.test("engine: ConnectionSet with timer: false fires deadlines only from tic
   assert.equal(set.size, 0);
   assert.equal(t.closed, 1);
 });
+
+/** The exact bytes of an engine error response: head, and body unless `head`. */
+function errorBytes(status: number, reason: string, date: string, head: boolean): string {
+  const body = `${status} ${reason}\n`;
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${body.length}\r\nConnection: close\r\n${date}\r\n\r\n` + (head ? "" : body);
+}
+
+Deno.test("engine: its own error responses to HEAD are the head only, with the body's Content-Length", async () => {
+  const HEAD = (extra = "", version = "HTTP/1.1") =>
+    `HEAD /f ${version}\r\nHost: h\r\n${extra}\r\n`;
+  const cases: [string, string, number, string][] = [
+    [
+      "Transfer-Encoding",
+      HEAD("Transfer-Encoding: chunked\r\n") + "0\r\n\r\n",
+      501,
+      "Not Implemented",
+    ],
+    ["obs-fold", HEAD("X-A: a\r\n b\r\n"), 400, "Bad Request"],
+    ["no Host", "HEAD /f HTTP/1.1\r\n\r\n", 400, "Bad Request"],
+    ["two Content-Length", HEAD("Content-Length: 1\r\nContent-Length: 1\r\n"), 400, "Bad Request"],
+    ["HTTP/2.0", HEAD("", "HTTP/2.0"), 505, "HTTP Version Not Supported"],
+    ["HTTP/0.9 line", "HEAD /f\r\n", 505, "HTTP Version Not Supported"],
+    ["not origin-form", "HEAD * HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Bad Request"],
+    ["Content-Length 100000", HEAD("Content-Length: 100000\r\n"), 413, "Content Too Large"],
+    ["101 headers", HEAD("X-A: 1\r\n".repeat(100)), 431, "Request Header Fields Too Large"],
+    [
+      "header block > 16 KiB",
+      HEAD(`X-A: ${"a".repeat(17000)}\r\n`),
+      431,
+      "Request Header Fields Too Large",
+    ],
+  ];
+  for (const [name, req, status, reason] of cases) {
+    const t = new MemTransport();
+    const sizes: number[] = [];
+    const c = new HttpConnection(t, echo().handler, {}, {
+      onResponse: (_r, _s, n) => sizes.push(n),
+    });
+    await c.feed(bytes(req + GET("/after")));
+    const date = t.text.match(/Date: [^\r]*/)?.[0] ?? "";
+    assert.equal(t.text, errorBytes(status, reason, date, true), name);
+    assert.deepEqual(sizes, [t.text.length], name);
+    assert.equal(t.closed, 1, name);
+
+    // One byte at a time: the method must survive a head that arrives split.
+    const s = new MemTransport();
+    const p = new HttpConnection(s, echo().handler);
+    const all = bytes(req);
+    for (let i = 0; i < all.length && !p.closed; i++) await p.feed(all.subarray(i, i + 1));
+    const d2 = s.text.match(/Date: [^\r]*/)?.[0] ?? "";
+    assert.equal(s.text, errorBytes(status, reason, d2, true), `${name}, fed byte by byte`);
+  }
+});
+
+Deno.test("engine: error responses keep their body when the method is not HEAD or not yet known", async () => {
+  const cases: [string, string, number, string][] = [
+    [
+      "GET with Transfer-Encoding",
+      GET("/f", "Transfer-Encoding: chunked\r\n"),
+      501,
+      "Not Implemented",
+    ],
+    [
+      "lower-case head",
+      "head /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+      501,
+      "Not Implemented",
+    ],
+    // The request line never completed: HEAD is only a prefix of something unknown.
+    ["HEAD line over 8 KiB", `HEAD /${"a".repeat(9000)}`, 414, "URI Too Long"],
+    ["bare CR in the request line", "HEAD /f\rX HTTP/1.1\r\n", 400, "Bad Request"],
+    // A HEAD answered, then a bad next head: the earlier method does not carry over.
+    ["bad head after a HEAD", "HEAD /f HTTP/1.1\r\nHost: h\r\n\r\n\rX", 400, "Bad Request"],
+  ];
+  for (const [name, req, status, reason] of cases) {
+    const t = new MemTransport();
+    const c = new HttpConnection(t, echo().handler);
+    await c.feed(bytes(req));
+    const text = t.text.slice(t.text.lastIndexOf("HTTP/1.1 "));
+    const date = text.match(/Date: [^\r]*/)?.[0] ?? "";
+    assert.equal(text, errorBytes(status, reason, date, false), name);
+    assert.equal(c.closed, true, name);
+  }
+});
+
+Deno.test("engine: a 408 to a HEAD whose request line arrived has no body; a 500 from the handler neither", async () => {
+  const t = new MemTransport();
+  const c = new HttpConnection(t, echo().handler, { headerTimeoutMs: 10 });
+  await c.feed(bytes("HEAD /f HTTP/1.1\r\nHost: h\r\n"));
+  c.tick(0);
+  c.tick(20);
+  const date = t.text.match(/Date: [^\r]*/)?.[0] ?? "";
+  assert.equal(t.text, errorBytes(408, "Request Timeout", date, true));
+
+  const u = new MemTransport();
+  const d = new HttpConnection(u, echo().handler, { headerTimeoutMs: 10 });
+  await d.feed(bytes("HEAD /f HTTP/1.1"));
+  d.tick(0);
+  d.tick(20);
+  const date2 = u.text.match(/Date: [^\r]*/)?.[0] ?? "";
+  assert.equal(u.text, errorBytes(408, "Request Timeout", date2, false), "method not known yet");
+
+  const v = new MemTransport();
+  const throwing: Handler = () => {
+    throw new Error("boom");
+  };
+  const original = console.error;
+  console.error = () => {};
+  try {
+    const e = new HttpConnection(v, throwing);
+    await e.feed(bytes("HEAD /f HTTP/1.1\r\nHost: h\r\n\r\n"));
+  } finally {
+    console.error = original;
+  }
+  const date3 = v.text.match(/Date: [^\r]*/)?.[0] ?? "";
+  assert.equal(v.text, errorBytes(500, "Internal Server Error", date3, true));
+});

@@ -6,7 +6,7 @@
  * @module
  */
 import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
-import { decodePath, decodeRawPath, hasDotComponent, INVALID_UTF8, isInside } from "./resolve.ts";
+import { decodePath, decodeRawPath, INVALID_UTF8, servable, type ServePolicy } from "./resolve.ts";
 import { rawAvailable, rawReadFile, rawRealPath } from "./_rawfs.ts";
 import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from "./conditional.ts";
 import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
@@ -306,6 +306,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const dirListing = options.dirListing ?? true;
   const dotfiles = options.dotfiles ?? false;
   const follow = options.followSymlinks ?? false;
+  /** What GET serves, listings show and folder downloads hold: one rule ({@linkcode servable}). */
+  const policy: ServePolicy = { root, dotfiles, followSymlinks: follow };
   const listingCap = Math.max(1, options.listingCap ?? 10000);
   const cacheMaxFileBytes = options.cacheMaxFileBytes ?? 65536;
   const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024;
@@ -365,11 +367,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   /** The real path, or null when it must look absent (outside root, hidden). */
   async function realInRoot(path: string): Promise<string | null> {
     const real = await Deno.realPath(path);
-    if (isInside(root, real)) {
-      if (!dotfiles && hasDotComponent(root, real)) return null;
-      return real;
-    }
-    return follow ? real : null;
+    return servable(policy, real) ? real : null;
   }
 
   function baseHeaders(m: FileMeta): Array<[string, string]> {
@@ -605,7 +603,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     // Bounded: collecting is synchronous (~5 us per entry), so a huge
     // directory costs at most COLLECT_MAX entries of worker time and memory.
     const collectMax = Math.max(COLLECT_MAX, listingCap);
-    const entries = collectEntries(real, dotfiles, collectMax + 1);
+    const entries = collectEntries(real, policy, collectMax + 1);
     const truncated = entries.length > collectMax;
     if (truncated) entries.length = collectMax;
     const dirMtimeMs = dirInfo.mtime?.getTime() ?? 0;
@@ -749,7 +747,6 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     const base = segments.length > 0
       ? segments[segments.length - 1]
       : root.slice(root.lastIndexOf("/") + 1) || "root";
-    const policy = { root, dotfiles, followSymlinks: follow };
     if (maxArchiveBytes !== Infinity) {
       const size = await archiveSize(real, base, policy, maxArchiveBytes);
       if (size > maxArchiveBytes) {
@@ -792,11 +789,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     full.set(r.bytes, rootBytes.length);
     const real = rawRealPath(full);
     if (real === null) return errorReply(404);
-    let inside = real.length > rootBytes.length;
-    for (let i = 0; inside && i < rootBytes.length; i++) inside = real[i] === rootBytes[i];
-    if (!inside && !follow) return errorReply(404);
+    // Lossy decoding keeps the root prefix and every "/." intact.
     const realName = lossy.decode(real);
-    if (inside && !dotfiles && hasDotComponent(root, realName)) return errorReply(404);
+    if (!servable(policy, realName)) return errorReply(404);
     const r2 = rawReadFile(real, RAW_MAX_BYTES);
     if (r2 === null) return errorReply(404);
     if (r2 === "too large") return errorReply(403);

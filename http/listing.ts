@@ -14,7 +14,7 @@ export interface Entry {
   type: "file" | "dir" | "symlink";
   /** Listed and sorted as a directory (a dir, or a symlink to one). */
   isDir: boolean;
-  /** Bytes (of the link itself for a dangling symlink). */
+  /** Bytes (of its target for a symlink). */
   size: number;
   /** Modification time, ms since the epoch; 0 if unknown. */
   mtimeMs: number;
@@ -75,24 +75,45 @@ export function parseListingQuery(query: string): ListingQuery {
   return q;
 }
 
-import { percentEncodeBytes, rawAvailable, rawInvalidNames, rawStat } from "./_rawfs.ts";
+import {
+  percentEncodeBytes,
+  rawAvailable,
+  rawInvalidNames,
+  rawRealPath,
+  rawStat,
+} from "./_rawfs.ts";
+import { servable, type ServePolicy } from "./resolve.ts";
 
 /** Mirrors `RAW_MAX_BYTES` in handler.ts: larger non-UTF-8 files get no link. */
 const RAW_LINK_MAX = 16 * 1024 * 1024;
 
 const lossyDecoder = new TextDecoder(); // replacement mode, like Deno's own conversion
 
-/** Fills in a lossy entry from the raw name whose lossy form matches it. */
-function lossyEntry(dir: string, d: Deno.DirEntry, raws: Uint8Array[]): Entry {
+/**
+ * Fills in a lossy entry from the raw name whose lossy form matches it; null
+ * when it must not be listed (a symlink that does not resolve, or whose
+ * target `policy` would not serve, or that cannot be checked).
+ */
+function lossyEntry(
+  dir: string,
+  d: Deno.DirEntry,
+  raws: Uint8Array[],
+  policy: ServePolicy,
+): Entry | null {
   const type = d.isDirectory ? "dir" : d.isSymlink ? "symlink" : "file";
   const e: Entry = { name: d.name, type, isDir: d.isDirectory, size: 0, mtimeMs: 0, lossy: true };
   const matches = raws.filter((r) => lossyDecoder.decode(r) === d.name);
   // Two raw names with one lossy form cannot be told apart: link neither.
-  if (matches.length !== 1) return e;
+  if (matches.length !== 1) return d.isSymlink ? null : e;
   const raw = matches[0];
   const path = new Uint8Array([...new TextEncoder().encode(dir + "/"), ...raw]);
+  if (d.isSymlink) {
+    // Lossy decoding keeps the root prefix and every "/." intact.
+    const real = rawRealPath(path);
+    if (real === null || !servable(policy, lossyDecoder.decode(real))) return null;
+  }
   const info = rawStat(path);
-  if (info === null) return e;
+  if (info === null) return d.isSymlink ? null : e;
   e.size = info.size;
   e.mtimeMs = info.mtimeMs;
   if (info.isFile && info.size <= RAW_LINK_MAX) e.href = percentEncodeBytes(raw);
@@ -106,19 +127,27 @@ function lossyEntry(dir: string, d: Deno.DirEntry, raws: Uint8Array[]): Entry {
  * entry count is bounded by the caller's cap only after sorting, so the worker
  * blocks for ~5 ms per 1,000 entries.
  *
+ * Lists only what GET would serve ({@linkcode servable}): a symlink whose
+ * real path leaves the root (unless `followSymlinks`) or is hidden (unless
+ * `dotfiles`) is left out, or its target's size and mtime would leak what
+ * GET answers 404; dangling and looping links too (they would 404). Only
+ * symlinks pay for a `realPathSync`.
+ *
  * @param dir The real path of the directory.
- * @param dotfiles Whether to include names starting with `.`.
+ * @param policy Root, dotfile and symlink policy (what GET serves).
  * @param max Stop after this many entries (directory order, before sorting).
  * @returns The entries, unsorted; unreadable ones are skipped.
  * @example
  * ```ts ignore
  * import { collectEntries } from "./listing.ts";
- * const entries = collectEntries("/srv/www", false);
+ * const policy = { root: "/srv/www", dotfiles: false, followSymlinks: false };
+ * const entries = collectEntries("/srv/www", policy);
  * ```
  */
-export function collectEntries(dir: string, dotfiles: boolean, max = Infinity): Entry[] {
+export function collectEntries(dir: string, policy: ServePolicy, max = Infinity): Entry[] {
   const out: Entry[] = [];
   const base = dir.endsWith("/") ? dir : dir + "/";
+  const dotfiles = policy.dotfiles;
   let raws: Uint8Array[] | undefined;
   for (const d of Deno.readDirSync(dir)) {
     if (out.length >= max) break;
@@ -130,7 +159,8 @@ export function collectEntries(dir: string, dotfiles: boolean, max = Infinity): 
     } catch (e) {
       if (e instanceof Deno.errors.NotFound && name.includes("\uFFFD")) {
         raws ??= rawAvailable() ? rawInvalidNames(dir) : [];
-        out.push(lossyEntry(base.slice(0, -1), d, raws));
+        const lossy = lossyEntry(base.slice(0, -1), d, raws, policy);
+        if (lossy !== null) out.push(lossy);
       }
       continue; // vanished or unreadable: skip the entry, keep the page
     }
@@ -139,12 +169,14 @@ export function collectEntries(dir: string, dotfiles: boolean, max = Infinity): 
     let mtimeMs = info.mtime?.getTime() ?? 0;
     if (info.isSymlink) {
       try {
-        const t = Deno.statSync(base + name);
+        const real = Deno.realPathSync(base + name);
+        if (!servable(policy, real)) continue;
+        const t = Deno.statSync(real);
         isDir = t.isDirectory;
         size = t.size;
         mtimeMs = t.mtime?.getTime() ?? mtimeMs;
       } catch {
-        // dangling or looping link: list the link itself
+        continue; // dangling or looping link: GET would answer 404
       }
     }
     out.push({

@@ -165,8 +165,8 @@ Deno.test("listingETag() changes with entries and options", () => {
   assert.notEqual(listingETag(a, "j"), t);
 });
 
-Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles", async () => {
-  const dir = await Deno.makeTempDir();
+Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles and dangling links", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
   try {
     await Deno.writeTextFile(`${dir}/f.txt`, "hello");
     await Deno.writeTextFile(`${dir}/.hidden`, "x");
@@ -174,19 +174,66 @@ Deno.test("collectEntries() lists files, dirs and symlinks, skipping dotfiles", 
     await Deno.symlink("sub", `${dir}/link`);
     await Deno.symlink("nowhere", `${dir}/dangling`);
     await Deno.symlink("loop", `${dir}/loop`);
-    const got = sortEntries(collectEntries(dir, false), "name", "asc");
+    const policy = { root: dir, dotfiles: false, followSymlinks: false };
+    const got = sortEntries(collectEntries(dir, policy), "name", "asc");
     assert.deepEqual(got.map((x) => [x.name, x.type, x.isDir]), [
       ["link", "symlink", true],
       ["sub", "dir", true],
-      ["dangling", "symlink", false],
       ["f.txt", "file", false],
-      ["loop", "symlink", false],
     ]);
     assert.equal(got.find((x) => x.name === "f.txt")!.size, 5);
-    assert.ok(collectEntries(dir, true).some((x) => x.name === ".hidden"));
-    assert.equal(collectEntries(dir, false, 2).length, 2);
+    assert.ok(collectEntries(dir, { ...policy, dotfiles: true }).some((x) => x.name === ".hidden"));
+    assert.equal(collectEntries(dir, policy, 2).length, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("collectEntries() leaves out symlinks GET would not serve: outside the root, or to a dotfile", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir());
+  const root = `${base}/root`;
+  try {
+    await Deno.mkdir(`${root}/sub`, { recursive: true });
+    await Deno.mkdir(`${base}/outside`);
+    await Deno.writeTextFile(`${base}/outside/secret.txt`, "a secret of 24 bytes....");
+    await Deno.writeTextFile(`${root}/in.txt`, "in");
+    await Deno.writeTextFile(`${root}/.env`, "KEY=1");
+    await Deno.mkdir(`${base}/root-evil`);
+    await Deno.symlink("../outside/secret.txt", `${root}/secretlink`);
+    await Deno.symlink(`${base}/outside`, `${root}/abs_out`);
+    await Deno.symlink("../root-evil", `${root}/evilprefix`); // shares the root's name as a prefix
+    await Deno.symlink("secretlink", `${root}/chain`); // inside, then out
+    await Deno.symlink(".env", `${root}/envlink`);
+    await Deno.symlink("in.txt", `${root}/inlink`);
+    await Deno.symlink("../sub", `${root}/sub/up`); // leaves sub, stays in the root
+    const policy = { root, dotfiles: false, followSymlinks: false };
+    const names = (dir: string, p = policy) => collectEntries(dir, p).map((e) => e.name).sort();
+
+    assert.deepEqual(names(root), ["in.txt", "inlink", "sub"]);
+    assert.deepEqual(names(`${root}/sub`), ["up"]);
+    const inlink = collectEntries(root, policy).find((e) => e.name === "inlink")!;
+    assert.equal(inlink.size, 2, "a symlink inside the root shows its target's size");
+    // Each switch lets through exactly what it lets GET serve.
+    assert.deepEqual(names(root, { ...policy, dotfiles: true }), [
+      ".env",
+      "envlink",
+      "in.txt",
+      "inlink",
+      "sub",
+    ]);
+    const followed = collectEntries(root, { ...policy, followSymlinks: true });
+    assert.deepEqual(followed.map((e) => e.name).sort(), [
+      "abs_out",
+      "chain",
+      "evilprefix",
+      "in.txt",
+      "inlink",
+      "secretlink",
+      "sub",
+    ]);
+    assert.equal(followed.find((e) => e.name === "secretlink")!.size, 24);
+  } finally {
+    await Deno.remove(base, { recursive: true });
   }
 });
 

@@ -332,6 +332,15 @@ export class RequestParser {
   head: RequestHead | null = null;
   /** Status to answer (400, 413, 414, 431, 501, 505), after `parse` returned -1. */
   error = 0;
+  /**
+   * Whether the request line of the head being received, or of the head that
+   * failed, was complete with method `HEAD`: an error answer to it then has
+   * no body (RFC 9110 sec. 9.3.2). `false` while the method is not known (no
+   * complete request line yet).
+   */
+  get isHead(): boolean {
+    return this.#isHead;
+  }
   /** Whether the connection may be kept after answering `head`. */
   keepAlive = false;
   /** Body bytes that follow `head` (<= MAX_DISCARD_BODY); the caller skips them. */
@@ -351,6 +360,7 @@ export class RequestParser {
   #targetEnd = 0;
   #qmark = -1;
   #minor: 0 | 1 = 1;
+  #isHead = false;
   // Per header: name start, name end, value start, value end (relative).
   #pos = new Int32Array(4 * MAX_HEADERS);
   /** Per header: its known-name slot, or -1 (lower-case) / -2 (needs lower-casing). */
@@ -381,6 +391,7 @@ export class RequestParser {
     this.#blockBytes = 0;
     this.#count = 0;
     this.#qmark = -1;
+    this.#isHead = false;
   }
 
   /**
@@ -395,6 +406,8 @@ export class RequestParser {
    */
   parse(buf: Uint8Array, start: number): number {
     const end = buf.length;
+    // A new head (after an error, #fail kept the failed one's method).
+    if (!this.#inHeaders) this.#isHead = false;
     let ls = start + this.#lineStart;
     // Resuming inside a line that was incomplete: look for its LF first, so
     // a line fed byte by byte is validated once, not once per byte.
@@ -503,7 +516,9 @@ export class RequestParser {
   }
 
   #fail(status: number): number {
+    const head = this.#isHead;
     this.reset();
+    this.#isHead = head;
     this.error = status;
     this.head = null;
     return -1;
@@ -534,7 +549,9 @@ export class RequestParser {
     if (c === CR) {
       // `GET /` with no version is an HTTP/0.9 request: a version we do not speak.
       if (i + 1 === end) return NEED;
-      return buf[i + 1] === LF ? -505 : -400;
+      if (buf[i + 1] !== LF) return -400;
+      this.#isHead = isHeadMethod(buf, ls, methodEnd);
+      return -505;
     }
     if (c !== SP) return -400;
     const te = i;
@@ -545,6 +562,9 @@ export class RequestParser {
     if (buf[i] !== CR) return -400;
     if (i + 1 === end) return NEED;
     if (buf[i + 1] !== LF) return -400;
+    // The line is complete: from here on its method is known, and the
+    // errors below (bad version, not origin-form) answer a HEAD head-only.
+    this.#isHead = isHeadMethod(buf, ls, methodEnd);
     const cr = i;
     i = vs;
     // "HTTP/" DIGIT "." DIGIT exactly; any other HTTP/<digits and dots> -> 505.
@@ -627,7 +647,6 @@ export class RequestParser {
       }
     }
     const used = headEnd - start;
-    this.reset();
     // Host: exactly one on 1.1 (RFC 9112 sec. 3.2); two are ambiguous on 1.0 too.
     if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
     // Two lengths, or a length next to Transfer-Encoding, are smuggling shapes.
@@ -640,6 +659,7 @@ export class RequestParser {
       if (cl < 0) return this.#fail(400);
       if (cl > MAX_DISCARD_BODY) return this.#fail(413);
     }
+    this.reset();
     this.contentLength = cl;
     // A client that sent `Expect: 100-continue` may never send the body once
     // it sees our final answer, so skipping Content-Length bytes could eat
@@ -649,6 +669,12 @@ export class RequestParser {
     this.head = { method, target, path, query, minor, headers };
     return used;
   }
+}
+
+/** Whether `buf[start, methodEnd)` is `HEAD` (methods are case-sensitive). */
+function isHeadMethod(buf: Uint8Array, start: number, methodEnd: number): boolean {
+  return methodEnd - start === 4 && buf[start] === 72 && buf[start + 1] === 69 &&
+    buf[start + 2] === 65 && buf[start + 3] === 68;
 }
 
 /**

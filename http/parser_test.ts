@@ -258,6 +258,42 @@ Deno.test("parser: after an error the parser starts clean on a new head", () => 
   assert.equal(p.parse(bytes(GET), 0), GET.length);
 });
 
+Deno.test("parser: isHead is true only once a HEAD request line is complete, also after an error", () => {
+  const p = new RequestParser();
+  assert.equal(p.parse(bytes("HEAD /x HTTP/1.1"), 0), 0);
+  assert.equal(p.isHead, false, "line not complete: method unknown");
+  assert.equal(p.parse(bytes("HEAD /x HTTP/1.1\r\nHost: h\r\n"), 0), 0);
+  assert.equal(p.isHead, true);
+  const fails: [string, number][] = [
+    ["HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 501],
+    ["HEAD / HTTP/1.1\r\n\r\n", 400],
+    ["HEAD / HTTP/1.1\r\nHost: h\r\nContent-Length: 70000\r\n\r\n", 413],
+    ["HEAD / HTTP/3.0\r\nHost: h\r\n\r\n", 505],
+    ["HEAD * HTTP/1.1\r\nHost: h\r\n\r\n", 400],
+  ];
+  for (const [req, status] of fails) {
+    const q = new RequestParser();
+    assert.equal(q.parse(bytes(req), 0), -1, req);
+    assert.equal(q.error, status, req);
+    assert.equal(q.isHead, true, req);
+  }
+  for (
+    const req of ["GET / HTTP/1.1\r\n\r\n", "head / HTTP/1.1\r\n\r\n", "HEADX / HTTP/1.1\r\n\r\n"]
+  ) {
+    const q = new RequestParser();
+    assert.equal(q.parse(bytes(req), 0), -1, req);
+    assert.equal(q.isHead, false, req);
+  }
+  // A new head after an error, or after a HEAD that was answered, starts unknown.
+  const r = new RequestParser();
+  assert.equal(r.parse(bytes("HEAD / HTTP/1.1\r\n\r\n"), 0), -1);
+  assert.equal(r.parse(bytes("\rX"), 0), -1);
+  assert.equal(r.isHead, false);
+  const head = "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n";
+  assert.equal(r.parse(bytes(head), 0), head.length);
+  assert.equal(r.isHead, false);
+});
+
 Deno.test("parser: a body announced with Expect: 100-continue ends the connection after the answer", () => {
   const r = parseRequest(
     bytes("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),

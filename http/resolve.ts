@@ -163,6 +163,39 @@ export function hasDotComponent(root: string, real: string): boolean {
   return real.indexOf("/.", start) >= 0;
 }
 
+/** What may be served (and so listed or archived): the handler's symlink and dotfile policy. */
+export interface ServePolicy {
+  /** The real root directory (symlink-free, no trailing `/` except `/`). */
+  root: string;
+  /** Serve names starting with `.`. */
+  dotfiles: boolean;
+  /** Serve symlinks whose target leaves the root. */
+  followSymlinks: boolean;
+}
+
+/**
+ * Whether a real path may be served under `policy`: inside the root and not
+ * hidden (no dot component below the root unless dotfiles are on), or
+ * anywhere when symlinks are followed. The one rule GET, listings and folder
+ * downloads share, so a listing never shows what GET would answer 404.
+ *
+ * @param policy Root, dotfile and symlink policy.
+ * @param real The real (symlink-free) path of the entry.
+ * @returns `true` when `real` may be served.
+ * @example
+ * ```ts
+ * import { servable } from "./resolve.ts";
+ * const policy = { root: "/srv", dotfiles: false, followSymlinks: false };
+ * servable(policy, "/srv/a.txt"); // true
+ * servable(policy, "/etc"); // false
+ * servable(policy, "/srv/.env"); // false
+ * ```
+ */
+export function servable(policy: ServePolicy, real: string): boolean {
+  if (isInside(policy.root, real)) return policy.dotfiles || !hasDotComponent(policy.root, real);
+  return policy.followSymlinks;
+}
+
 /** A request path kept as raw bytes (for names that are not UTF-8). */
 export interface RawPath {
   /** Discriminant: the path was accepted. */

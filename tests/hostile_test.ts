@@ -1094,13 +1094,9 @@ Deno.test({
 });
 
 Deno.test({
+  // Errors the engine answers itself (400, 413, 431, 501, 505) once the
+  // request line showed a HEAD: RFC 9110 sec. 9.3.2, no content.
   name: "engine error responses to HEAD carry no body",
-  // BUG (http/engine.ts): errors the engine answers itself (400, 413, 501, 505)
-  // to a HEAD request include their text body, e.g. "HEAD / HTTP/1.1 +
-  // Transfer-Encoding: chunked" gets "501 Not Implemented\n" after the head.
-  // RFC 9110 sec. 9.3.2: no content in a response to HEAD. The connection is
-  // closed afterwards, so the stray bytes cannot start a second response on it.
-  ignore: Deno.env.get("RINGHTTPD_KNOWN_BUGS") !== "1",
   fn: async () => {
     await using fx = await makeFixture();
     await using server = await startServer({ root: fx.root });
@@ -1128,13 +1124,9 @@ Deno.test({
 });
 
 Deno.test({
+  // Symlinks that leave the root answer 404, so listing them (with the size
+  // and mtime of their target outside) would leak what GET hides.
   name: "listings do not reveal symlinks that leave the root, nor their targets' size and mtime",
-  // BUG (low, information leak, http/listing.ts collect): a listing shows
-  // symlinks that leave the root (which answer 404) with the size and mtime
-  // stat() reads from the target outside: `etc` shows /etc's mtime, `secretlink`
-  // shows 24 B, the size of outside/secret.txt. Contents never leak. Runs
-  // with RINGHTTPD_KNOWN_BUGS=1.
-  ignore: Deno.env.get("RINGHTTPD_KNOWN_BUGS") !== "1",
   fn: async () => {
     await using fx = await makeFixture();
     await using server = await startServer({ root: fx.root });
