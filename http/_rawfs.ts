@@ -218,3 +218,55 @@ export function percentEncodeBytes(bytes: Uint8Array): string {
   }
   return s;
 }
+
+/**
+ * Opens `path` read-only and keeps the descriptor only if it is the same file
+ * (`st_dev` and `st_ino`) as one already open, e.g. the `Deno.FsFile` whose
+ * `stat()` gave `dev` and `ino`. Deno 2.9.6 exposes no descriptor for an
+ * `FsFile`; this gives a kernel-level handle (for `sendfile(2)`) on exactly
+ * the bytes that were stat'ed, and none when the path was replaced since.
+ *
+ * @param path The path the file was opened by.
+ * @param dev `st_dev` of the open file.
+ * @param ino `st_ino` of the open file.
+ * @returns The descriptor (the caller closes it with {@linkcode rawClose}), or -1.
+ * @example
+ * ```ts ignore
+ * import { rawClose, rawOpenSame } from "./_rawfs.ts";
+ * const f = await Deno.open("x");
+ * const s = await f.stat();
+ * const fd = rawOpenSame("x", s.dev, s.ino ?? 0);
+ * if (fd >= 0) rawClose(fd);
+ * ```
+ */
+export function rawOpenSame(path: string, dev: number, ino: number): number {
+  const c = lib();
+  if (c === null || Deno.build.arch !== "x86_64") return -1;
+  const fd = c.open(cstr(enc.encode(path)), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  // struct stat on x86_64 Linux: st_dev @0, st_ino @8, st_mode @24.
+  const st = new Uint8Array(144);
+  const v = new DataView(st.buffer);
+  if (
+    c.fstat(fd, st) === 0 && (v.getUint32(24, true) & S_IFMT) === S_IFREG &&
+    Number(v.getBigUint64(0, true)) === dev && Number(v.getBigUint64(8, true)) === ino
+  ) {
+    return fd;
+  }
+  c.close(fd);
+  return -1;
+}
+
+/**
+ * Closes a descriptor from {@linkcode rawOpenSame}.
+ *
+ * @param fd The descriptor; negative values are ignored.
+ * @example
+ * ```ts ignore
+ * import { rawClose } from "./_rawfs.ts";
+ * rawClose(-1);
+ * ```
+ */
+export function rawClose(fd: number): void {
+  if (fd >= 0) lib()?.close(fd);
+}

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import {
   percentEncodeBytes,
   rawAvailable,
+  rawClose,
   rawInvalidNames,
+  rawOpenSame,
   rawReadFile,
   rawRealPath,
   rawStat,
@@ -46,6 +48,30 @@ Deno.test("raw libc access lists, stats and opens a non-UTF-8 name, and refuses 
     assert.equal(rawReadFile(enc.encode(dir + "/missing"), 100), null);
     assert.equal(rawStat(enc.encode(dir))?.isDirectory, true);
     assert.equal(rawRealPath(enc.encode(dir + "/missing")), null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rawOpenSame() gives a descriptor only for the very inode that was opened", async () => {
+  if (!rawAvailable() || Deno.build.arch !== "x86_64") return;
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/f.bin`;
+    await Deno.writeTextFile(path, "first");
+    using file = await Deno.open(path);
+    const info = await file.stat();
+    const fd = rawOpenSame(path, info.dev, info.ino!);
+    assert.ok(fd >= 0);
+    rawClose(fd);
+    // Replaced by rename: same path, another inode -> none (the caller streams the FsFile).
+    await Deno.writeTextFile(`${dir}/g.bin`, "other");
+    await Deno.rename(`${dir}/g.bin`, path);
+    assert.equal(rawOpenSame(path, info.dev, info.ino!), -1);
+    // Unlinked: none either.
+    await Deno.remove(path);
+    assert.equal(rawOpenSame(path, info.dev, info.ino!), -1);
+    assert.equal(rawOpenSame(`${dir}`, info.dev, info.ino!), -1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -61,6 +61,21 @@ export interface Transport {
   write(bytes: Uint8Array): Promise<void> | void;
   /** Closes the connection; a pending write must then settle (Deno's rejects). Called once. */
   close(): void;
+  /**
+   * Optional: sends `head` (if not null), then bytes `[offset, end)` of the
+   * raw file descriptor `fd` straight from the kernel (`sendfile(2)`).
+   * Resolves to the file bytes sent: fewer than asked when the file ended
+   * early; -1 when the connection is gone; -2 when this file cannot be sent
+   * so (the head has still gone out in full). Calls `progress` whenever the
+   * peer took more bytes, so a slow but moving reader is not timed out.
+   */
+  sendFile?(
+    head: Uint8Array | null,
+    fd: number,
+    offset: number,
+    end: number,
+    progress?: () => void,
+  ): Promise<number> | number;
 }
 
 /**
@@ -636,10 +651,45 @@ export class HttpConnection {
         this.#hooks.onResponse?.(req, reply.status, 0);
         return;
       }
-      await this.#send(head);
-      bytes += head.length;
+      // With sendfile(2), the head goes out with the first file bytes (one
+      // segment instead of two); otherwise first, by itself.
+      const first = reply.body[0];
+      let headLeft: Uint8Array | null = head;
+      if (!(this.#t.sendFile && isSlice(first) && first.rawFd)) {
+        await this.#send(head);
+        bytes += head.length;
+        headLeft = null;
+      }
       for (const part of reply.body) {
         if (this.#dead) break;
+        if (isSlice(part) && part.rawFd && this.#t.sendFile) {
+          const fd = part.rawFd();
+          const r = fd < 0 ? -2 : await this.#sendFile(headLeft, fd, part.start, part.end);
+          if (r === -1) this.#destroy();
+          if (this.#dead) break;
+          if (headLeft !== null && fd >= 0) {
+            bytes += headLeft.length;
+            headLeft = null;
+          }
+          if (r >= 0) {
+            bytes += r;
+            if (r < part.end - part.start) {
+              // Truncated under us: never pad, end the connection early.
+              release();
+              this.#hooks.onResponse?.(req, reply.status, bytes);
+              this.#destroy();
+              return;
+            }
+            continue;
+          }
+          // -2: this file cannot be sendfile'd; stream it below.
+        }
+        if (headLeft !== null) {
+          await this.#send(headLeft);
+          bytes += headLeft.length;
+          headLeft = null;
+          if (this.#dead) break;
+        }
         if (!isSlice(part)) {
           await this.#send(part);
           bytes += part.length;
@@ -746,6 +796,41 @@ export class HttpConnection {
       () => this.#destroy(),
     );
   }
+
+  /** {@linkcode Transport.sendFile} with the write deadline; -1 when the connection is gone. */
+  #sendFile(
+    head: Uint8Array | null,
+    fd: number,
+    start: number,
+    end: number,
+  ): Promise<number> | number {
+    if (this.#dead) return -1;
+    let r: Promise<number> | number;
+    try {
+      r = this.#t.sendFile!(head, fd, start, end, this.#progress);
+    } catch {
+      this.#destroy();
+      return -1;
+    }
+    if (typeof r === "number") return r;
+    const prev = this.#wait;
+    this.#setWait(WAIT_WRITE);
+    return r.then(
+      (n) => {
+        if (this.#wait === WAIT_WRITE) this.#setWait(prev);
+        return n;
+      },
+      () => {
+        this.#destroy();
+        return -1;
+      },
+    );
+  }
+
+  /** The peer took more of a long send: its write deadline starts over. */
+  readonly #progress = (): void => {
+    if (this.#wait === WAIT_WRITE) this.#since = NaN;
+  };
 
   /**
    * Sends the engine's own error response and closes. A HEAD gets no body

@@ -7,7 +7,7 @@
  */
 import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
 import { decodePath, decodeRawPath, INVALID_UTF8, servable, type ServePolicy } from "./resolve.ts";
-import { rawAvailable, rawReadFile, rawRealPath } from "./_rawfs.ts";
+import { rawAvailable, rawClose, rawOpenSame, rawReadFile, rawRealPath } from "./_rawfs.ts";
 import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from "./conditional.ts";
 import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
 import { contentType } from "./mime.ts";
@@ -87,6 +87,32 @@ const REASONS: Record<number, string> = {
 };
 
 const encoder = new TextEncoder();
+/** Files up to this size go out with their head in one write: no raw fd. */
+const RAW_FD_MIN = 16384;
+
+/**
+ * A lazily opened raw descriptor of an open file, checked to be the same
+ * inode (so `sendfile(2)` sends the bytes that were stat'ed); closed once.
+ */
+class RawFd {
+  #fd = -2;
+  #path: string;
+  #dev: number;
+  #ino: number;
+  constructor(path: string, dev: number, ino: number) {
+    this.#path = path;
+    this.#dev = dev;
+    this.#ino = ino;
+  }
+  readonly get = (): number => {
+    if (this.#fd === -2) this.#fd = rawOpenSame(this.#path, this.#dev, this.#ino);
+    return this.#fd;
+  };
+  close(): void {
+    rawClose(this.#fd);
+    this.#fd = -1;
+  }
+}
 /** Most entries read from one directory for a listing (or listingCap if larger). */
 export const COLLECT_MAX = 100_000;
 /** Largest non-UTF-8-named file served (it is read into memory). */
@@ -388,8 +414,16 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     m: FileMeta,
     file: Deno.FsFile | null,
     bytes: Uint8Array | null,
+    raw?: RawFd,
   ): Reply {
-    const release = file ? () => file.close() : undefined;
+    const release = file
+      ? raw
+        ? () => {
+          raw.close();
+          file.close();
+        }
+        : () => file.close()
+      : undefined;
     const pre = evaluatePreconditions(p, m.etag, m.mtimeMs);
     if (pre === 304) {
       const h: Array<[string, string]> = [["ETag", m.etag], ["Last-Modified", m.lastModified]];
@@ -402,7 +436,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       return r;
     }
     const slice = (start: number, end: number) =>
-      file ? { file, start, end } : bytes!.subarray(start, end);
+      file
+        ? (raw ? { file, start, end, rawFd: raw.get } : { file, start, end })
+        : bytes!.subarray(start, end);
     const size = m.size;
     if (
       p.range !== undefined &&
@@ -548,7 +584,12 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       cacheInsert(cacheKey, real, m, info.ino ?? 0, bytes);
       return fileReply(p, m, null, bytes);
     }
-    return fileReply(p, m, file, null);
+    // Bodies past the engine's single-write size may go out by sendfile(2):
+    // offer a descriptor of this very inode, opened only if asked for.
+    const raw = info.size > RAW_FD_MIN && rawAvailable()
+      ? new RawFd(path, info.dev, info.ino ?? 0)
+      : undefined;
+    return fileReply(p, m, file, null, raw);
   }
 
   function dropRoute(key: string) {

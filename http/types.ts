@@ -59,6 +59,12 @@ export interface FileSlice {
   start: number;
   /** Exclusive. */
   end: number;
+  /**
+   * A raw descriptor of the same open file (same device and inode as `file`),
+   * opened on first call, or -1 when none can be had. Transports that can
+   * `sendfile(2)` ask for it; the reply owns it (`release()` closes it).
+   */
+  rawFd?: () => number;
 }
 
 /**

@@ -36,13 +36,31 @@ import {
   epollPoll,
   epollWait,
   readFd,
+  sendFileFd,
   writeFd,
+  writeMoreFd,
 } from "./_libc.ts";
 
 const MAX_EVENTS = 256;
 /** The event loop gets a turn at least this often (ms): timers, supervisor messages. */
 const TURN_MS = 10;
 const READ_SIZE = 64 * 1024;
+/** One `sendfile` call sends at most this much (the kernel's own cap is ~2 GiB). */
+const SENDFILE_MAX = 1 << 30;
+const EINVAL = 22;
+const ENOSYS = 38;
+const EOVERFLOW = 75;
+
+/** A `sendFile` in progress: the head still to go, then file bytes `[off, end)`. */
+interface FileSend {
+  head: Uint8Array | null;
+  fd: number;
+  start: number;
+  off: number;
+  end: number;
+  progress: (() => void) | undefined;
+  done: (sent: number) => void;
+}
 
 /** Engine timeouts. */
 export interface EngineOptions {
@@ -64,6 +82,7 @@ class FdConnection implements Transport {
   #eof = false;
   #closed = false;
   #interest = EPOLLIN;
+  #file: FileSend | null = null;
 
   constructor(fd: number, loop: EpollLoop) {
     this.fd = fd;
@@ -85,12 +104,96 @@ class FdConnection implements Transport {
     return new Promise<void>((r) => this.#waiters.push(r));
   }
 
+  /**
+   * Sends `head` (if any), then file bytes `[offset, end)` of `fd` with
+   * `sendfile(2)`: no copy through JS, no file read op. Resolves to the body
+   * bytes sent: fewer than asked when the file ended early (truncated), -1
+   * when the connection is gone, -2 when this file cannot be sendfile'd (the
+   * head has still been sent in full: the caller streams the body itself).
+   * `progress` is called whenever the socket took more bytes.
+   */
+  sendFile(
+    head: Uint8Array | null,
+    fd: number,
+    offset: number,
+    end: number,
+    progress?: () => void,
+  ): Promise<number> | number {
+    if (this.#closed) return -1;
+    if (this.#pending.length > 0 || this.#file !== null) {
+      // Not issued by the engine (it waits for each write), but keep order.
+      return this.#flushed().then(() => this.sendFile(head, fd, offset, end, progress));
+    }
+    let result = -3;
+    const f: FileSend = {
+      head: head !== null && head.length > 0 ? head : null,
+      fd,
+      start: offset,
+      off: offset,
+      end,
+      progress,
+      done: (n) => result = n,
+    };
+    if (this.#stepFile(f)) return result;
+    this.#file = f;
+    this.#updateInterest();
+    return new Promise<number>((r) => f.done = r);
+  }
+
+  #flushed(): Promise<void> {
+    return new Promise<void>((r) => this.#waiters.push(r));
+  }
+
+  /** Advances `f` until done (true, `f.done` called) or the socket is full (false). */
+  #stepFile(f: FileSend): boolean {
+    while (f.head !== null) {
+      const h = f.head;
+      const n = f.off < f.end ? writeMoreFd(this.fd, h) : writeFd(this.fd, h);
+      if (n === h.length) f.head = null;
+      else if (n >= 0) f.head = h.subarray(n);
+      else if (n === -E.AGAIN) return false;
+      else if (n !== -E.INTR) return this.#endFile(f, -1, true);
+    }
+    while (f.off < f.end) {
+      const n = sendFileFd(this.fd, f.fd, f.off, Math.min(f.end - f.off, SENDFILE_MAX));
+      if (n > 0) {
+        f.off += n;
+        f.progress?.();
+      } else if (n === 0) break; // the file ends before `end`: truncated under us
+      else if (n === -E.AGAIN) return false;
+      else if (n === -E.INTR) continue;
+      else if ((n === -EINVAL || n === -ENOSYS || n === -EOVERFLOW) && f.off === f.start) {
+        return this.#endFile(f, -2, false);
+      } else {
+        // A socket error, or the file failed to read (EIO): either way the
+        // promised length cannot be kept.
+        return this.#endFile(f, -1, true);
+      }
+    }
+    return this.#endFile(f, f.off - f.start, false);
+  }
+
+  #endFile(f: FileSend, result: number, abort: boolean): true {
+    if (this.#file === f) {
+      this.#file = null;
+      this.#updateInterest();
+    }
+    if (abort) this.#abort();
+    f.done(result);
+    return true;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#loop.release(this.fd);
     for (const w of this.#waiters.splice(0)) w();
     this.#pending.length = 0;
+    const f = this.#file;
+    if (f !== null) {
+      this.#file = null;
+      f.done(-1);
+    }
   }
 
   /** The peer went away (reset, error): nothing more can be sent. */
@@ -102,7 +205,7 @@ class FdConnection implements Transport {
   #updateInterest(): void {
     if (this.#closed) return;
     const want = (this.#muted || this.#eof ? 0 : EPOLLIN) |
-      (this.#pending.length > 0 ? EPOLLOUT : 0);
+      (this.#pending.length > 0 || this.#file !== null ? EPOLLOUT : 0);
     if (want !== this.#interest) {
       this.#interest = want;
       epollMod(this.#loop.epfd, this.fd, want);
@@ -145,6 +248,10 @@ class FdConnection implements Transport {
   }
 
   onWritable(): void {
+    if (this.#file !== null) {
+      this.#stepFile(this.#file);
+      return;
+    }
     const q = this.#pending;
     while (q.length > 0 && !this.#closed) {
       const b = q[0];

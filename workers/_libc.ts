@@ -64,6 +64,7 @@ const symbols = {
   },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -449,5 +450,29 @@ const MSG_NOSIGNAL = 0x4000;
  */
 export function writeFd(fd: number, buf: Uint8Array): number {
   const n = Number(libc().send(fd, buf, BigInt(buf.length), MSG_NOSIGNAL));
+  return n >= 0 ? n : -errno();
+}
+
+const MSG_MORE = 0x8000;
+
+/**
+ * Like {@linkcode writeFd}, with `MSG_MORE`: the kernel holds a short write
+ * back for the data that follows (a response head before its `sendfile`).
+ */
+export function writeMoreFd(fd: number, buf: Uint8Array): number {
+  const n = Number(libc().send(fd, buf, BigInt(buf.length), MSG_NOSIGNAL | MSG_MORE));
+  return n >= 0 ? n : -errno();
+}
+
+const sendfileOffset = new BigInt64Array(1);
+
+/**
+ * `sendfile(out, in, &offset, count)`: bytes sent from file `inFd` at
+ * `offset` to socket `out` (0: the file ends before `offset`), or -errno.
+ * The file's own position is not used or changed.
+ */
+export function sendFileFd(out: number, inFd: number, offset: number, count: number): number {
+  sendfileOffset[0] = BigInt(offset);
+  const n = Number(libc().sendfile(out, inFd, sendfileOffset, BigInt(count)));
   return n >= 0 ? n : -errno();
 }
