@@ -384,7 +384,12 @@ Deno.test("serve(): counters and the log ring carry on across a worker's replace
       return Promise.resolve(w.restarts === 1 && w.alive ? w : undefined);
     });
     for (let i = 0; i < 2; i++) assert.equal((await get(port, "/nope")).status, 404);
-    const w = cluster.stats().workers[0];
+    // The worker counts a response once it is written, which can be just
+    // after the client has read it: wait for the count rather than race it.
+    const w = await until("five counted responses", () => {
+      const w = cluster.stats().workers[0];
+      return Promise.resolve(w.logged >= 5 ? w : undefined);
+    });
     assert.deepEqual(w.responses, [0, 3, 0, 2, 0]);
     assert.equal(w.logged, 5);
   } finally {
