@@ -62,24 +62,26 @@
  * @module
  */
 
+import {
+  attachHeader,
+  checkShape,
+  W_CAPACITY,
+  W_MAGIC,
+  W_RECORD_WORDS,
+  W_VERSION,
+} from "./_header.ts";
 import { deadlineOf, sleepAsync, sliceUntil, type WaitResult } from "./_wait.ts";
 
 export type { WaitResult } from "./_wait.ts";
 
 const MAGIC = 0x52535043; // "RSPC"
 const VERSION = 1;
-const W_MAGIC = 0;
-const W_VERSION = 1;
-const W_CAPACITY = 2;
-const W_RECORD_WORDS = 3;
 const W_CLOSED = 4;
 const W_TAIL = 32;
 const W_HEAD = 64;
 const W_CONSUMER_SLEEPING = 96;
 const W_PRODUCER_SLEEPING = 128;
 const W_DATA = 160;
-const MAX_CAPACITY = 1 << 24;
-const MAX_RECORD_WORDS = 16;
 
 /**
  * Options for {@linkcode SpscRing}'s constructor.
@@ -102,23 +104,17 @@ export interface SpscRingOptions {
   notify?: boolean;
 }
 
-function checkShape(capacity: number, recordWords: number): void {
-  if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
-    throw new RangeError(`capacity must be an integer 1-${MAX_CAPACITY}, got ${capacity}`);
-  }
-  if ((capacity & (capacity - 1)) !== 0) {
-    throw new RangeError(`capacity must be a power of two, got ${capacity}`);
-  }
-  if (!Number.isInteger(recordWords) || recordWords < 1 || recordWords > MAX_RECORD_WORDS) {
-    throw new RangeError(
-      `recordWords must be an integer 1-${MAX_RECORD_WORDS}, got ${recordWords}`,
-    );
-  }
-}
-
 function byteLengthOf(capacity: number, recordWords: number): number {
   return (W_DATA + capacity * recordWords) * 4;
 }
+
+const HEADER = {
+  name: "SpscRing",
+  magic: MAGIC,
+  version: VERSION,
+  headerBytes: W_DATA * 4,
+  byteLengthOf,
+};
 
 /**
  * A bounded single-producer single-consumer ring of `recordWords`-word Int32
@@ -203,41 +199,7 @@ export class SpscRing {
    * ```
    */
   constructor(buffer: SharedArrayBuffer, options: SpscRingOptions = {}) {
-    if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`SpscRing needs a SharedArrayBuffer, got ${describe(buffer)}`);
-    }
-    if (buffer.byteLength < W_DATA * 4) {
-      throw new Error(
-        `not an SpscRing buffer: ${buffer.byteLength} bytes is shorter than the ${
-          W_DATA * 4
-        }-byte header`,
-      );
-    }
-    const i32 = new Int32Array(buffer);
-    const magic = i32[W_MAGIC];
-    if (magic !== MAGIC) {
-      throw new Error(
-        `not an SpscRing buffer: magic 0x${hex(magic)}, expected 0x${hex(MAGIC)}`,
-      );
-    }
-    if (i32[W_VERSION] !== VERSION) {
-      throw new Error(
-        `SpscRing layout version ${i32[W_VERSION]} is not supported (want ${VERSION})`,
-      );
-    }
-    const capacity = i32[W_CAPACITY];
-    const recordWords = i32[W_RECORD_WORDS];
-    try {
-      checkShape(capacity, recordWords);
-    } catch (e) {
-      throw new Error(`corrupt SpscRing header: ${(e as Error).message}`);
-    }
-    const expected = byteLengthOf(capacity, recordWords);
-    if (buffer.byteLength !== expected) {
-      throw new Error(
-        `SpscRing buffer is ${buffer.byteLength} bytes, expected ${expected} for capacity ${capacity} x ${recordWords} words`,
-      );
-    }
+    const { i32, capacity, recordWords } = attachHeader(buffer, HEADER);
     this.buffer = buffer;
     this.capacity = capacity;
     this.recordWords = recordWords;
@@ -613,14 +575,4 @@ export class SpscRing {
       Atomics.store(i32, W_CONSUMER_SLEEPING, 0);
     }
   }
-}
-
-function hex(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, "0");
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
-  return typeof v;
 }
