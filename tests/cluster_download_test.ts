@@ -5,10 +5,8 @@
  * adopted sockets, reuseport), and `maxArchiveBytes` must reach the workers.
  */
 import assert from "node:assert/strict";
+import { HOST, withCluster } from "./_cluster.ts";
 
-const ENTRY = new URL("../workers/_cluster_entry.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-const HOST = "127.0.0.1";
 const dec = new TextDecoder();
 
 const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd_cluster_tar_" }));
@@ -21,56 +19,6 @@ for (let i = 0; i < 50; i++) {
 }
 await Deno.writeTextFile(`${root}/folder/.hidden`, "dot\n");
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
-
-/** Runs the server with `options` until `fn` returns; SIGTERM, then waits for exit. */
-async function withServer(
-  options: Record<string, unknown>,
-  fn: (port: number) => Promise<void>,
-): Promise<void> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      CONFIG,
-      "--unstable-net",
-      `--allow-net=${HOST}`,
-      "--allow-read",
-      "--allow-ffi",
-      ENTRY,
-      JSON.stringify({ root, hostname: HOST, port: 0, workers: 2, ...options }),
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const errDone = (async () => {
-    for await (const c of proc.stderr) stderr += dec.decode(c, { stream: true });
-  })();
-  const reader = proc.stdout.getReader();
-  try {
-    let out = "";
-    let port = 0;
-    while (port === 0) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited before listening:\n${stderr}`);
-      out += dec.decode(value, { stream: true });
-      const m = out.match(/^Listening on http:\/\/[^:]+:(\d+)\//m);
-      if (m) port = Number(m[1]);
-    }
-    await fn(port);
-  } finally {
-    try {
-      proc.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await proc.status;
-    await reader.cancel().catch(() => {});
-    await proc.stdin.close().catch(() => {});
-    await errDone;
-  }
-}
 
 async function untar(tar: Uint8Array): Promise<string> {
   const dir = await Deno.makeTempDir({ dir: tmp });
@@ -88,7 +36,7 @@ const MODES: Array<[string, Record<string, unknown>]> = [
 
 for (const [label, mode] of MODES) {
   Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
-    await withServer({ ...mode, maxArchiveBytes: 4 * 1024 * 1024 }, async (port) => {
+    await withCluster(root, { ...mode, maxArchiveBytes: 4 * 1024 * 1024 }, async ({ port }) => {
       const client = Deno.createHttpClient({});
       try {
         for (let i = 0; i < 2; i++) {

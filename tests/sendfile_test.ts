@@ -6,10 +6,8 @@
  * reader that stopped by the write timeout, and leak no descriptor.
  */
 import assert from "node:assert/strict";
+import { HOST, withCluster } from "./_cluster.ts";
 
-const ENTRY = new URL("../workers/_cluster_entry.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-const HOST = "127.0.0.1";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -21,60 +19,6 @@ const BIG = 5 * 1024 * 1024 + 4321;
 const big = new Uint8Array(BIG).map((_, i) => (i * 131 + (i >> 13)) & 255);
 await Deno.writeFile(`${root}/big.bin`, big);
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
-
-interface Server {
-  port: number;
-  pid: number;
-}
-
-async function withServer(
-  options: Record<string, unknown>,
-  fn: (s: Server) => Promise<void>,
-): Promise<void> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      CONFIG,
-      "--unstable-net",
-      `--allow-net=${HOST}`,
-      "--allow-read",
-      "--allow-ffi",
-      ENTRY,
-      JSON.stringify({ root, hostname: HOST, port: 0, workers: 2, ...options }),
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const errDone = (async () => {
-    for await (const c of proc.stderr) stderr += dec.decode(c, { stream: true });
-  })();
-  const reader = proc.stdout.getReader();
-  try {
-    let out = "";
-    let port = 0;
-    while (port === 0) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited before listening:\n${stderr}`);
-      out += dec.decode(value, { stream: true });
-      const m = out.match(/^Listening on http:\/\/[^:]+:(\d+)\//m);
-      if (m) port = Number(m[1]);
-    }
-    await fn({ port, pid: proc.pid });
-  } finally {
-    try {
-      proc.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await proc.status;
-    await reader.cancel().catch(() => {});
-    await proc.stdin.close().catch(() => {});
-    await errDone;
-  }
-}
 
 /** Open descriptors of process `pid` (`ls`: Deno reads /proc/PID/fd only with --allow-all). */
 async function fdCount(pid: number): Promise<number> {
@@ -138,7 +82,7 @@ const MODES: Array<[string, Record<string, unknown>]> = [
 
 for (const [label, mode] of MODES) {
   Deno.test(`serve() ${label}: a big file and Range slices arrive byte-exact, no fd leaks`, async () => {
-    await withServer(mode, async ({ port, pid }) => {
+    await withCluster(root, mode, async ({ port, pid }) => {
       const client = Deno.createHttpClient({});
       try {
         const get = async (range?: string) => {
@@ -218,7 +162,7 @@ for (const [label, mode] of MODES) {
     const data = new Uint8Array(size).map((_, i) => (i * 7 + 1) & 255 | 1); // no zero byte
     await Deno.writeFile(path, data);
     try {
-      await withServer(mode, async ({ port }) => {
+      await withCluster(root, mode, async ({ port }) => {
         const { conn, length, first } = await rawGet(port, "/shrinks.bin");
         assert.equal(length, size);
         // The socket buffers hold a few MiB at most: most of the file is unsent.
@@ -249,7 +193,7 @@ for (const [label, mode] of MODES) {
     const size = 64 * 1024 * 1024;
     await Deno.writeFile(path, new Uint8Array(size).fill(7));
     try {
-      await withServer({ ...mode, writeTimeoutMs: 500 }, async ({ port }) => {
+      await withCluster(root, { ...mode, writeTimeoutMs: 500 }, async ({ port }) => {
         const { conn, first } = await rawGet(port, "/huge.bin");
         // Stop reading for longer than the timeout (+ the 1 s deadline tick).
         await new Promise((r) => setTimeout(r, 2500));
