@@ -15,19 +15,37 @@
  * ```sh
  * deno task load [--duration=5] [--warmup=1] [--connections=64] [--workers=2]
  *                [--threads=2] [--json] [--only=keepalive-1k,close,nginx,ring,...]
- *                [--access-log=FILE]
+ *                [--access-log=FILE] [--mixed-duration=10] [--listers=4]
+ *                [--cold=rename|touch] [--variant=ID:ARGS]
  * ```
  *
  * `--access-log=FILE` runs ringhttpd with its access log on, written to FILE
  * (`/dev/null` measures the logging path without disk I/O).
  *
  * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
- * balance) and/or server ids (ring, reuseport, nginx). Needs `wrk` (Debian
+ * balance, mixed), server ids (ring, reuseport, nginx) and/or mixed-load
+ * variant ids (pool-0, pool-default, and any `--variant`). Needs `wrk` (Debian
  * package `wrk`); nginx is optional (Debian `nginx-light`). Every process it
  * starts is stopped in `finally` and on SIGINT/SIGTERM.
  *
+ * The mixed-load scenario (`mixed`, issue #5) runs last, after the servers of
+ * the other scenarios have stopped, once per server variant: a fresh ringhttpd
+ * (ring mode, or reuseport if only that is selected) started with the
+ * variant's extra flags, and nginx for context. For each: wrk on the 1 KiB
+ * file for `--mixed-duration` seconds alone (phase A), then again while
+ * `bench/_listing_client.ts` (a separate process, `--listers` keep-alive
+ * connections) fetches 1,000-entry listings of 8 directories, each made cold
+ * before its fetch (`--cold`, see that file; coldness is checked on every
+ * response through Last-Modified) (phase B). It reports small-file req/s and
+ * p99 in both phases and their p99 ratio (target <= 2x), listings/s and
+ * listing p50/p99, and listings/s of each variant over the `pool-0` variant
+ * (the inline-async baseline; target >= 3x). `--variant=pool-2:--pool 2` adds a
+ * variant: an id, a colon, the extra server flags separated by spaces.
+ *
  * @module
  */
+
+import { type ListingClientOptions, type ListingStats } from "./_listing_client.ts";
 
 const HERE = new URL("..", import.meta.url);
 const MOD_TS = new URL("mod.ts", HERE).pathname;
@@ -35,7 +53,8 @@ const MOD_TS = new URL("mod.ts", HERE).pathname;
 // ---------------------------------------------------------------------------
 // Arguments
 
-interface Config {
+/** The command line, parsed. */
+export interface Config {
   durationS: number;
   warmupS: number;
   connections: number;
@@ -45,21 +64,62 @@ interface Config {
   only: Set<string>;
   /** ringhttpd's `--access-log`; undefined: off. */
   accessLog?: string;
+  /** Length of each of the two phases of the mixed-load scenario, seconds. */
+  mixedDurationS: number;
+  /** Connections of the listing client in the mixed-load scenario (at most one per directory: 8). */
+  listers: number;
+  /** How the listing client makes each listing cold (see bench/_listing_client.ts). */
+  cold: "rename" | "touch";
+  /** Server variants of the mixed-load scenario: the built-in ones, then `--variant`s. */
+  variants: MixedVariant[];
 }
 
-const SCENARIO_IDS = ["keepalive-1k", "64k", "10m", "listing", "close", "balance"] as const;
+/** A ringhttpd configuration the mixed-load scenario measures: extra CLI flags, as data. */
+export interface MixedVariant {
+  /** Selects it in `--only`, e.g. "pool-0". */
+  id: string;
+  /** Label in the table. */
+  label: string;
+  /** Flags added to the server's command line. */
+  args: string[];
+}
+
+/**
+ * `--pool 0` renders listings inline in the HTTP worker with async fs: the
+ * baseline of issue #5's "listings/s >= 3x" target.
+ */
+export const MIXED_VARIANTS: readonly MixedVariant[] = [
+  { id: "pool-0", label: "pool 0 (inline)", args: ["--pool", "0"] },
+  { id: "pool-default", label: "pool default", args: [] },
+];
+const BASELINE_VARIANT = "pool-0";
+
+const SCENARIO_IDS = [
+  "keepalive-1k",
+  "64k",
+  "10m",
+  "listing",
+  "close",
+  "balance",
+  "mixed",
+] as const;
 const SERVER_IDS = ["ring", "reuseport", "nginx"] as const;
 
 function usage(message: string): never {
   console.error(`load: ${message}`);
   console.error(
     "Usage: deno task load [--duration=S] [--warmup=S] [--connections=N] [--workers=N] " +
-      "[--threads=N] [--json] [--only=ID,...] [--access-log=FILE]",
+      "[--threads=N] [--json] [--only=ID,...] [--access-log=FILE] [--mixed-duration=S] " +
+      "[--listers=N] [--cold=rename|touch] [--variant=ID:ARGS]",
   );
   Deno.exit(2);
 }
 
-function parseConfig(args: string[]): Config {
+/**
+ * Parses the benchmark's command line; a bad flag prints the usage line and
+ * exits 2. Exported for its test.
+ */
+export function parseConfig(args: string[]): Config {
   const cfg: Config = {
     durationS: 5,
     warmupS: 1,
@@ -68,7 +128,12 @@ function parseConfig(args: string[]): Config {
     threads: 2,
     json: false,
     only: new Set(),
+    mixedDurationS: 10,
+    listers: 4,
+    cold: "rename",
+    variants: [...MIXED_VARIANTS],
   };
+  const only: string[] = [];
   const int = (flag: string, raw: string | undefined, min: number): number => {
     if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < min) {
       usage(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(raw ?? "")}`);
@@ -103,23 +168,45 @@ function parseConfig(args: string[]): Config {
         cfg.accessLog = value();
         if (!cfg.accessLog) usage("--access-log needs a file name");
         break;
-      case "--only": {
-        const raw = value() ?? "";
-        for (const id of raw.split(",").filter((s) => s !== "")) {
-          if (![...SCENARIO_IDS, ...SERVER_IDS].includes(id as never)) {
-            usage(
-              `--only takes ${[...SCENARIO_IDS, ...SERVER_IDS].join(", ")}; got ${
-                JSON.stringify(id)
-              }`,
-            );
-          }
-          cfg.only.add(id);
+      case "--mixed-duration":
+        cfg.mixedDurationS = int("mixed-duration", value(), 1);
+        break;
+      case "--listers":
+        cfg.listers = int("listers", value(), 1);
+        break;
+      case "--cold": {
+        const raw = value();
+        if (raw !== "rename" && raw !== "touch") {
+          usage(`--cold must be rename or touch, got ${JSON.stringify(raw ?? "")}`);
         }
+        cfg.cold = raw;
         break;
       }
+      case "--variant": {
+        const raw = value() ?? "";
+        const colon = raw.indexOf(":");
+        const id = colon === -1 ? "" : raw.slice(0, colon);
+        if (!/^[\w.-]+$/.test(id)) {
+          usage(`--variant must be ID:ARGS (e.g. "pool-2:--pool 2"), got ${JSON.stringify(raw)}`);
+        }
+        const args = raw.slice(colon + 1).split(/\s+/).filter((w) => w !== "");
+        // Same id as a built-in: replaces it, in its place.
+        const at = cfg.variants.findIndex((v) => v.id === id);
+        cfg.variants.splice(at === -1 ? cfg.variants.length : at, 1, { id, label: id, args });
+        break;
+      }
+      case "--only":
+        only.push(...(value() ?? "").split(",").filter((s) => s !== ""));
+        break;
       default:
         usage(`unknown argument ${JSON.stringify(arg)}`);
     }
+  }
+  // Checked after every --variant is known, whatever the order of the flags.
+  const ids = [...SCENARIO_IDS, ...SERVER_IDS, ...cfg.variants.map((v) => v.id)];
+  for (const id of only) {
+    if (!ids.includes(id)) usage(`--only takes ${ids.join(", ")}; got ${JSON.stringify(id)}`);
+    cfg.only.add(id);
   }
   return cfg;
 }
@@ -267,6 +354,49 @@ async function makeFixture(root: string): Promise<void> {
   }
 }
 
+/** Parent of the mixed-load scenario's listing directories, a URL path under the root. */
+const MIXED_PARENT = "/mixed/";
+/** Listing directories of the mixed-load scenario, each of LISTING_ENTRIES files. */
+const MIXED_DIRS = Array.from({ length: 8 }, (_, i) => `list${i}`);
+/** The file the listing client touches in each directory. */
+const MIXED_TOUCHED = "entry-0000.txt";
+/** Every fixture mtime under MIXED_PARENT: older than any touch of the listing client. */
+const MIXED_OLD_MTIME = new Date(Date.UTC(2001, 0, 1));
+/** The listing client's n-th touch sets MIXED_T0_MS + n seconds. */
+const MIXED_T0_MS = Date.UTC(2010, 0, 1);
+
+/**
+ * The mixed-load scenario's listing directories, under `root`: MIXED_DIRS of
+ * LISTING_ENTRIES small files, all dated MIXED_OLD_MTIME so that a listing's
+ * Last-Modified is the listing client's latest touch.
+ */
+export async function makeMixedFixture(
+  root: string,
+  dirs: readonly string[] = MIXED_DIRS,
+  entries = LISTING_ENTRIES,
+): Promise<void> {
+  const parent = `${root}${MIXED_PARENT}`;
+  await Deno.mkdir(parent, { recursive: true });
+  for (const d of dirs) {
+    await Deno.mkdir(`${parent}${d}`);
+    const names = Array.from(
+      { length: entries },
+      (_, i) => `entry-${String(i).padStart(4, "0")}.txt`,
+    );
+    // In batches: one at a time is slow, all at once could run out of descriptors.
+    for (let i = 0; i < names.length; i += 100) {
+      await Promise.all(
+        names.slice(i, i + 100).map(async (name, k) => {
+          const path = `${parent}${d}/${name}`;
+          await Deno.writeTextFile(path, `entry ${i + k}\n`);
+          await Deno.utime(path, MIXED_OLD_MTIME, MIXED_OLD_MTIME);
+        }),
+      );
+    }
+    await Deno.utime(`${parent}${d}`, MIXED_OLD_MTIME, MIXED_OLD_MTIME);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Servers
 
@@ -302,6 +432,7 @@ async function startRinghttpd(
   root: string,
   workers: number,
   accessLog?: string,
+  extraArgs: string[] = [],
 ): Promise<Server> {
   const args = [
     ...(await servePermissions()),
@@ -316,6 +447,7 @@ async function startRinghttpd(
     "--workers",
     String(workers),
     `--accept=${mode}`,
+    ...extraArgs,
   ];
   const child = spawn(Deno.execPath(), args, { env: { NO_COLOR: "1" } });
   const listening = Promise.withResolvers<string>();
@@ -353,7 +485,7 @@ async function startRinghttpd(
   } catch (e) {
     // The first error line says most (a Deno error is followed by a backtrace).
     const lines = output().split("\n").map((l) => l.trim()).filter((l) => l !== "");
-    const why = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? "no output";
+    const why = lines.find((l) => /error|^ringhttpd:/i.test(l)) ?? lines.at(-1) ?? "no output";
     server.broken = `did not start (${(e as Error).message}): ${why}`;
   }
   return server;
@@ -485,7 +617,7 @@ async function smoke(server: Server): Promise<void> {
 // ---------------------------------------------------------------------------
 // wrk
 
-interface WrkResult {
+export interface WrkResult {
   requests: number;
   reqPerSec: number;
   /** Bytes per second as wrk reports it (headers included). */
@@ -561,6 +693,278 @@ async function wrk(
   await Promise.all([out.done, err.done]);
   if (!status.success) throw new Error(`wrk exited ${status.code}: ${err.text().trim()}`);
   return parseWrk(out.text());
+}
+
+// ---------------------------------------------------------------------------
+// Mixed load: the listing client, in its own process
+
+const LISTING_CLIENT_TS = new URL("bench/_listing_client.ts", HERE).pathname;
+
+/** A running listing client: `stop()` ends its window and returns its counts. */
+export interface ListingClientProcess {
+  pid: number;
+  stop(): Promise<ListingStats>;
+}
+
+/**
+ * Starts `bench/_listing_client.ts` in a subprocess and resolves once its
+ * measured window has started (after its warm-up listings). `stop()` closes
+ * its stdin and reads its result line; the process is killed if anything
+ * fails, and in any case by the benchmark's cleanup.
+ */
+export async function startListingClient(
+  opts: ListingClientOptions,
+): Promise<ListingClientProcess> {
+  const host = new URL(opts.base).hostname;
+  const child = spawn(Deno.execPath(), [
+    "run",
+    "--config",
+    new URL("deno.json", HERE).pathname,
+    `--allow-net=${host}`,
+    `--allow-read=${opts.parentDir}`,
+    `--allow-write=${opts.parentDir}`,
+    LISTING_CLIENT_TS,
+    JSON.stringify(opts),
+  ], { stdin: "piped", env: { NO_COLOR: "1" } });
+  const ready = Promise.withResolvers<void>();
+  const result = Promise.withResolvers<string>();
+  const out = drain(child.stdout, (line) => {
+    if (line === "ready") ready.resolve();
+    else if (line.startsWith("{")) result.resolve(line);
+  });
+  const err = drain(child.stderr, () => {});
+  const why = () => err.text().trim().split("\n").slice(0, 3).join(" / ") || "no output";
+  child.status.then((s) => {
+    const e = new Error(`listing client exited with ${s.code}: ${why()}`);
+    ready.reject(e);
+    // The result line may be the last thing read: let the stream finish first.
+    out.done.then(() => result.reject(e));
+  });
+  ready.promise.catch(() => {});
+  result.promise.catch(() => {});
+  try {
+    await withTimeout(ready.promise, 60_000, "the listing client's ready line");
+  } catch (e) {
+    await stop(child);
+    throw e;
+  }
+  return {
+    pid: child.pid,
+    async stop() {
+      try {
+        await child.stdin.close();
+        const line = await withTimeout(result.promise, 30_000, "the listing client's result");
+        await child.status;
+        return JSON.parse(line) as ListingStats;
+      } finally {
+        await stop(child);
+      }
+    },
+  };
+}
+
+/** One server's mixed-load figures. */
+export interface MixedRow {
+  /** Variant id, or "nginx". */
+  id: string;
+  label: string;
+  args: string[];
+  alone?: WrkResult;
+  loaded?: WrkResult;
+  listing?: ListingStats;
+  error?: string;
+}
+
+/** wrk connections on the small file in both phases. */
+const MIXED_WRK_CONNECTIONS = 32;
+
+/** Phase A then phase B on one running server; fills `row`. */
+async function mixedPhases(
+  cfg: Config,
+  wrkBin: string,
+  server: Server,
+  root: string,
+  row: MixedRow,
+): Promise<void> {
+  const url = new URL(FILE_1K.slice(1), server.base).href;
+  const opts = {
+    connections: MIXED_WRK_CONNECTIONS,
+    threads: cfg.threads,
+    durationS: cfg.mixedDurationS,
+  };
+  if (cfg.warmupS > 0) await wrk(wrkBin, url, { ...opts, durationS: cfg.warmupS });
+  log(`mixed on ${row.label}: A, 1 KiB alone, ${cfg.mixedDurationS} s`);
+  row.alone = await wrk(wrkBin, url, opts);
+  log(`mixed on ${row.label}: B, 1 KiB with ${cfg.listers} listing connections (${cfg.cold})`);
+  const client = await startListingClient({
+    base: server.base,
+    parentDir: `${root}${MIXED_PARENT}`.slice(0, -1),
+    parentUrl: MIXED_PARENT.slice(1),
+    dirs: MIXED_DIRS,
+    concurrency: cfg.listers,
+    cold: cfg.cold,
+    t0Ms: MIXED_T0_MS,
+    touchFile: MIXED_TOUCHED,
+  });
+  let loaded: WrkResult | undefined;
+  try {
+    loaded = await wrk(wrkBin, url, opts);
+  } finally {
+    row.listing = await client.stop();
+  }
+  row.loaded = loaded;
+}
+
+async function runMixed(
+  cfg: Config,
+  wrkBin: string,
+  nginxBin: string | undefined,
+  root: string,
+  tmp: string,
+): Promise<MixedRow[]> {
+  const wanted = (id: string, all: readonly string[]) =>
+    ![...cfg.only].some((o) => all.includes(o)) || cfg.only.has(id);
+  const variantIds = cfg.variants.map((v) => v.id);
+  const mode = wanted("ring", SERVER_IDS) || !wanted("reuseport", SERVER_IDS)
+    ? "ring"
+    : "reuseport";
+  const rows: MixedRow[] = [];
+  const targets: Array<{ row: MixedRow; start: () => Promise<Server> }> = [];
+  for (const v of cfg.variants) {
+    if (!wanted(v.id, variantIds)) continue;
+    targets.push({
+      row: { id: v.id, label: v.label, args: v.args },
+      start: () => startRinghttpd(mode, root, cfg.workers, cfg.accessLog, v.args),
+    });
+  }
+  if (wanted("nginx", SERVER_IDS)) {
+    if (nginxBin) {
+      targets.push({
+        row: { id: "nginx", label: "nginx", args: [] },
+        start: () => startNginx(nginxBin, root, cfg.workers, tmp),
+      });
+    } else log("nginx is not installed: no nginx row in the mixed-load table");
+  }
+  for (const { row, start } of targets) {
+    rows.push(row);
+    log(
+      `mixed: starting ${
+        row.id === "nginx" ? "nginx" : `ringhttpd --accept=${mode} ${row.args.join(" ")}`.trim()
+      }`,
+    );
+    const server = await start();
+    try {
+      if (server.broken) throw new Error(server.broken);
+      await smoke(server);
+      await mixedPhases(cfg, wrkBin, server, root, row);
+    } catch (e) {
+      row.error = (e as Error).message;
+      log(`mixed on ${row.label}: ${row.error}`);
+    } finally {
+      await stop(server.child);
+    }
+  }
+  return rows;
+}
+
+/**
+ * The mixed-load table and the lines under it: the targets, each variant's
+ * listings/s over the `pool-0` baseline's, and every error or stale listing.
+ *
+ * @param rows One per server, in run order.
+ * @param cfg The listing client's settings, named in the notes.
+ * @returns The text to print.
+ * @example
+ * ```ts
+ * import { mixedReport } from "./load.ts";
+ * mixedReport([{ id: "pool-0", label: "pool 0", args: [], error: "did not start" }], {
+ *   listers: 4,
+ *   cold: "rename",
+ * }); // a table with an error row, then "pool 0: did not start"
+ * ```
+ */
+export function mixedReport(
+  rows: readonly MixedRow[],
+  cfg: Pick<Config, "listers" | "cold">,
+): string {
+  const header = [
+    "server",
+    "1 KiB alone",
+    "p99",
+    "1 KiB + listings",
+    "p99",
+    "p99 ratio",
+    "listings/s",
+    "listing p50",
+    "listing p99",
+    "cold",
+  ];
+  const body = rows.map((r) => {
+    if (r.error) return [r.label, "error", ...Array(header.length - 2).fill("-")];
+    const a = r.alone!;
+    const b = r.loaded!;
+    const l = r.listing!;
+    const cold = l.listings === 0
+      ? "-"
+      : l.unverified === l.listings
+      ? "n/a"
+      : `${fmtNum((100 * l.cold) / l.listings)} %`;
+    return [
+      r.label,
+      `${fmtNum(a.reqPerSec)}${a.socketErrors + a.non2xx ? "!" : ""}`,
+      fmtMs(a.p99Ms),
+      `${fmtNum(b.reqPerSec)}${b.socketErrors + b.non2xx ? "!" : ""}`,
+      fmtMs(b.p99Ms),
+      a.p99Ms > 0 ? `${(b.p99Ms / a.p99Ms).toFixed(2)}x` : "-",
+      `${fmtNum(l.listingsPerSec, 1)}${l.errors ? "!" : ""}`,
+      fmtMs(l.p50Ms),
+      fmtMs(l.p99Ms),
+      cold,
+    ];
+  });
+  const lines = [table(header, body)];
+  const base = rows.find((r) => r.id === BASELINE_VARIANT && r.listing);
+  const notes: string[] = [];
+  for (const r of rows) {
+    if (r.id === BASELINE_VARIANT || r.id === "nginx" || !r.listing) continue;
+    if (base && base.listing!.listingsPerSec > 0) {
+      const x = r.listing.listingsPerSec / base.listing!.listingsPerSec;
+      notes.push(`listings/s ${r.label} / ${base.label}: ${x.toFixed(2)}x (target >= 3x)`);
+    }
+  }
+  if (!base) notes.push(`no ${BASELINE_VARIANT} row: no listings/s ratio against the baseline`);
+  for (const r of rows) {
+    if (r.error) notes.push(`${r.label}: ${r.error}`);
+    else if (r.listing!.errors) {
+      notes.push(
+        `${r.label}: ${r.listing!.errors} listing errors (!), first: ${r.listing!.firstError}`,
+      );
+    }
+    if (
+      !r.error &&
+      (r.alone!.socketErrors + r.alone!.non2xx + r.loaded!.socketErrors + r.loaded!.non2xx)
+    ) {
+      notes.push(`${r.label}: wrk saw socket errors or non-2xx responses (!)`);
+    }
+    if (!r.error && r.listing!.stale) {
+      notes.push(
+        `${r.label}: ${r.listing!.stale} of ${
+          r.listing!.listings
+        } listings were cached pages (stale Last-Modified)`,
+      );
+    }
+  }
+  lines.push(
+    "",
+    `p99 ratio: p99 with the listing load / p99 alone (target <= 2x). Listing client: ` +
+      `${cfg.listers} keep-alive connections, ${MIXED_DIRS.length} directories of ${LISTING_ENTRIES} ` +
+      `entries, each ${
+        cfg.cold === "rename" ? "renamed and touched" : "touched"
+      } before its fetch; ` +
+      `cold: share of listings whose Last-Modified is that touch (n/a: no Last-Modified).`,
+    ...notes,
+  );
+  return lines.join("\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -673,14 +1077,19 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   await Deno.mkdir(root);
   log(`fixture in ${root}`);
   await makeFixture(root);
+  const mixed = wanted("mixed", SCENARIO_IDS);
+  if (mixed) await makeMixedFixture(root);
 
+  // The balance check starts its own servers when these are absent.
+  const needServers = SCENARIOS.some((sc) => wanted(sc.id, SCENARIO_IDS));
   const servers: Server[] = [];
   for (const mode of ["ring", "reuseport"] as const) {
+    if (!needServers) break;
     if (!wanted(mode, SERVER_IDS)) continue;
     log(`starting ringhttpd --accept=${mode} --workers ${cfg.workers}`);
     servers.push(await startRinghttpd(mode, root, cfg.workers, cfg.accessLog));
   }
-  if (wanted("nginx", SERVER_IDS)) {
+  if (needServers && wanted("nginx", SERVER_IDS)) {
     if (nginxBin) {
       log(`starting nginx with ${cfg.workers} workers`);
       servers.push(await startNginx(nginxBin, root, cfg.workers, tmp));
@@ -778,6 +1187,10 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   const rss: Record<string, number | undefined> = {};
   for (const s of servers) rss[s.id] = await peakRssMiB(s.pid, s.id === "nginx");
 
+  // Mixed load last, alone: idle servers would still see its renames and touches.
+  await Promise.all(servers.map((s) => stop(s.child)));
+  const mixedRows = mixed ? await runMixed(cfg, wrkBin, nginxBin, root, tmp) : [];
+
   const ratio = (sc: string, id: string) => {
     const a = rows.find((r) => r.scenario === sc && r.server === id)?.value;
     const n = rows.find((r) => r.scenario === sc && r.server === "nginx")?.value;
@@ -808,6 +1221,15 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
           ratioToNginx: r.server === "nginx" ? undefined : ratio(r.scenario, r.server),
         })),
         balance,
+        mixed: mixed
+          ? {
+            durationS: cfg.mixedDurationS,
+            wrkConnections: MIXED_WRK_CONNECTIONS,
+            listers: cfg.listers,
+            cold: cfg.cold,
+            rows: mixedRows,
+          }
+          : undefined,
       },
       null,
       2,
@@ -851,8 +1273,10 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     `${cfg.workers} workers each; wrk -t ${cfg.threads} -c ${cfg.connections} -d ${cfg.durationS}s ` +
       `--latency (after a ${cfg.warmupS} s warm-up) on 127.0.0.1; req/s unless noted`,
   );
-  console.log("");
-  console.log(table(header, body));
+  if (rows.length > 0) {
+    console.log("");
+    console.log(table(header, body));
+  }
   const broken = servers.filter((s) => s.broken);
   const notes = rows.filter((r) => (r.error && !broken.some((s) => s.id === r.server)) || r.errors);
   if (notes.length + broken.length > 0) console.log("");
@@ -879,6 +1303,15 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
         }`,
       );
     }
+  }
+  if (mixed) {
+    console.log("");
+    console.log(
+      `mixed load (issue #5), ${cfg.workers} workers: wrk -t ${cfg.threads} -c ${MIXED_WRK_CONNECTIONS} ` +
+        `-d ${cfg.mixedDurationS}s on ${FILE_1K} alone, then with the listing client`,
+    );
+    console.log("");
+    console.log(mixedReport(mixedRows, cfg));
   }
 }
 

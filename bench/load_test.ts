@@ -1,5 +1,20 @@
 import assert from "node:assert/strict";
-import { parseWrk, perWorker } from "./load.ts";
+import {
+  makeMixedFixture,
+  mixedReport,
+  parseConfig,
+  parseWrk,
+  perWorker,
+  startListingClient,
+  type WrkResult,
+} from "./load.ts";
+import {
+  type ListingClientOptions,
+  listingQuery,
+  type ListingStats,
+  percentile,
+} from "./_listing_client.ts";
+import { HOST, withCluster } from "../tests/_cluster.ts";
 
 const KEEPALIVE = `Running 1s test @ http://127.0.0.1:8799/a
   1 threads and 2 connections
@@ -65,4 +80,127 @@ Deno.test("perWorker reads workers[i].<field>, else undefined", () => {
   assert.equal(perWorker({ workers: [] }, "requests"), undefined);
   assert.equal(perWorker({}, "requests"), undefined);
   assert.equal(perWorker(null, "requests"), undefined);
+});
+
+Deno.test("listingQuery cycles through every sort, order and format", () => {
+  const seen = new Set(Array.from({ length: 12 }, (_, n) => listingQuery(n)));
+  assert.equal(seen.size, 12);
+  assert.equal(listingQuery(12), listingQuery(0));
+  assert.equal(listingQuery(0), "sort=name&order=asc");
+  assert.equal(listingQuery(11), "sort=mtime&order=desc&format=json");
+});
+
+Deno.test("percentile is nearest-rank and 0 for no samples", () => {
+  const v = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(percentile(v, 50), 50);
+  assert.equal(percentile(v, 99), 99);
+  assert.equal(percentile(v, 100), 100);
+  assert.equal(percentile([7], 99), 7);
+  assert.equal(percentile([], 99), 0);
+});
+
+Deno.test("parseConfig: mixed-load variants are data, selected by --only like scenarios", () => {
+  const cfg = parseConfig([
+    "--only=mixed,pool-2",
+    "--variant=pool-2:--pool 2 --cache-mb 8",
+    "--mixed-duration",
+    "3",
+    "--cold=touch",
+  ]);
+  assert.deepEqual([...cfg.only], ["mixed", "pool-2"]);
+  assert.deepEqual(cfg.variants.map((v) => v.id), ["pool-0", "pool-default", "pool-2"]);
+  assert.deepEqual(cfg.variants[2].args, ["--pool", "2", "--cache-mb", "8"]);
+  assert.deepEqual(cfg.variants[0].args, ["--pool", "0"]);
+  assert.equal(cfg.mixedDurationS, 3);
+  assert.equal(cfg.cold, "touch");
+  // A --variant with a built-in id replaces it.
+  assert.deepEqual(parseConfig(["--variant=pool-0:--pool 0 --x"]).variants[0].args, [
+    "--pool",
+    "0",
+    "--x",
+  ]);
+});
+
+Deno.test("mixedReport prints the p99 ratio and listings/s over the pool-0 baseline", () => {
+  const wrkResult = (reqPerSec: number, p99Ms: number): WrkResult => ({
+    requests: reqPerSec,
+    reqPerSec,
+    bytesPerSec: 0,
+    p50Ms: 1,
+    p99Ms,
+    socketErrors: 0,
+    non2xx: 0,
+  });
+  const listing = (listingsPerSec: number): ListingStats => ({
+    listings: listingsPerSec,
+    cold: listingsPerSec,
+    stale: 0,
+    unverified: 0,
+    errors: 0,
+    windowMs: 1000,
+    listingsPerSec,
+    p50Ms: 5,
+    p99Ms: 20,
+    maxMs: 30,
+  });
+  const text = mixedReport([
+    {
+      id: "pool-0",
+      label: "pool 0",
+      args: [],
+      alone: wrkResult(1000, 2),
+      loaded: wrkResult(500, 8),
+      listing: listing(50),
+    },
+    {
+      id: "pool-default",
+      label: "pool default",
+      args: [],
+      alone: wrkResult(1000, 2),
+      loaded: wrkResult(900, 3),
+      listing: listing(150),
+    },
+  ], { listers: 4, cold: "rename" });
+  assert.match(text, /pool 0 .* 4\.00x .* 50\.0 .* 100 %/);
+  assert.match(text, /pool default .* 1\.50x .* 150\.0 /);
+  assert.match(text, /listings\/s pool default \/ pool 0: 3\.00x/);
+});
+
+Deno.test({
+  name: "the listing client fetches cold listings from a real server and restores the fixture",
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "ringhttpd-listing-client-" });
+    try {
+      const dirs = ["a", "b", "c"];
+      await makeMixedFixture(root, dirs, 200);
+      await withCluster(root, {}, async ({ port }) => {
+        const opts: ListingClientOptions = {
+          base: `http://${HOST}:${port}/`,
+          parentDir: `${root}/mixed`,
+          parentUrl: "mixed/",
+          dirs,
+          concurrency: 2,
+          cold: "rename",
+          t0Ms: Date.UTC(2010, 0, 1),
+          touchFile: "entry-0000.txt",
+        };
+        const client = await startListingClient(opts);
+        // A measuring window, not a wait for an event.
+        await new Promise((r) => setTimeout(r, 1500));
+        const s = await client.stop();
+        assert.equal(s.errors, 0, s.firstError);
+        assert.ok(s.listings > 0, "no listing in 1.5 s");
+        // Renamed before each fetch: every answer was read after its touch.
+        assert.equal(s.cold, s.listings);
+        assert.ok(s.windowMs >= 1400 && s.windowMs < 10_000, `window ${s.windowMs} ms`);
+        assert.ok(s.p50Ms > 0 && s.p50Ms <= s.p99Ms && s.p99Ms <= s.maxMs);
+        assert.ok(Math.abs(s.listingsPerSec - (1000 * s.listings) / s.windowMs) < 1e-6);
+      });
+      const names: string[] = [];
+      for await (const e of Deno.readDir(`${root}/mixed`)) names.push(e.name);
+      assert.deepEqual(names.sort(), dirs);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });
