@@ -700,10 +700,29 @@ async function wrk(
 
 const LISTING_CLIENT_TS = new URL("bench/_listing_client.ts", HERE).pathname;
 
+/** The listing client's counts, and the CPU it took itself during its window. */
+export interface ListingResult extends ListingStats {
+  /** User + system CPU of the client process over its window, % of one core. */
+  clientCpuPct?: number;
+}
+
 /** A running listing client: `stop()` ends its window and returns its counts. */
 export interface ListingClientProcess {
   pid: number;
-  stop(): Promise<ListingStats>;
+  stop(): Promise<ListingResult>;
+}
+
+/**
+ * User + system CPU time a process has used so far, seconds (undefined if
+ * unreadable): fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks, which
+ * Linux fixes at 100 per second for user space.
+ */
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  const stat = await readProc(`/proc/${pid}/stat`);
+  // The command name (field 2) is in parentheses and may hold spaces.
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(rest[11]) + Number(rest[12]);
+  return stat !== "" && Number.isFinite(ticks) ? ticks / 100 : undefined;
 }
 
 /**
@@ -748,14 +767,22 @@ export async function startListingClient(
     await stop(child);
     throw e;
   }
+  const cpu0 = await cpuSeconds(child.pid);
+  const t0 = performance.now();
   return {
     pid: child.pid,
     async stop() {
       try {
+        const cpu1 = await cpuSeconds(child.pid);
+        const elapsedS = (performance.now() - t0) / 1000;
         await child.stdin.close();
         const line = await withTimeout(result.promise, 30_000, "the listing client's result");
         await child.status;
-        return JSON.parse(line) as ListingStats;
+        const stats: ListingResult = JSON.parse(line);
+        if (cpu0 !== undefined && cpu1 !== undefined && elapsedS > 0) {
+          stats.clientCpuPct = (100 * (cpu1 - cpu0)) / elapsedS;
+        }
+        return stats;
       } finally {
         await stop(child);
       }
@@ -771,7 +798,7 @@ export interface MixedRow {
   args: string[];
   alone?: WrkResult;
   loaded?: WrkResult;
-  listing?: ListingStats;
+  listing?: ListingResult;
   error?: string;
 }
 
@@ -825,13 +852,12 @@ async function runMixed(
   const wanted = (id: string, all: readonly string[]) =>
     ![...cfg.only].some((o) => all.includes(o)) || cfg.only.has(id);
   const variantIds = cfg.variants.map((v) => v.id);
-  const mode = wanted("ring", SERVER_IDS) || !wanted("reuseport", SERVER_IDS)
-    ? "ring"
-    : "reuseport";
+  // Ring mode unless only reuseport is asked for; none if only nginx is.
+  const mode = wanted("ring", SERVER_IDS) ? "ring" : "reuseport";
   const rows: MixedRow[] = [];
   const targets: Array<{ row: MixedRow; start: () => Promise<Server> }> = [];
   for (const v of cfg.variants) {
-    if (!wanted(v.id, variantIds)) continue;
+    if (!wanted(mode, SERVER_IDS) || !wanted(v.id, variantIds)) continue;
     targets.push({
       row: { id: v.id, label: v.label, args: v.args },
       start: () => startRinghttpd(mode, root, cfg.workers, cfg.accessLog, v.args),
@@ -898,6 +924,7 @@ export function mixedReport(
     "listing p50",
     "listing p99",
     "cold",
+    "client CPU",
   ];
   const body = rows.map((r) => {
     if (r.error) return [r.label, "error", ...Array(header.length - 2).fill("-")];
@@ -920,6 +947,7 @@ export function mixedReport(
       fmtMs(l.p50Ms),
       fmtMs(l.p99Ms),
       cold,
+      l.clientCpuPct === undefined ? "-" : `${fmtNum(l.clientCpuPct)} %`,
     ];
   });
   const lines = [table(header, body)];
@@ -932,7 +960,9 @@ export function mixedReport(
       notes.push(`listings/s ${r.label} / ${base.label}: ${x.toFixed(2)}x (target >= 3x)`);
     }
   }
-  if (!base) notes.push(`no ${BASELINE_VARIANT} row: no listings/s ratio against the baseline`);
+  if (!base && rows.some((r) => r.id !== "nginx")) {
+    notes.push(`no ${BASELINE_VARIANT} row: no listings/s ratio against the baseline`);
+  }
   for (const r of rows) {
     if (r.error) notes.push(`${r.label}: ${r.error}`);
     else if (r.listing!.errors) {
@@ -961,7 +991,8 @@ export function mixedReport(
       `entries, each ${
         cfg.cold === "rename" ? "renamed and touched" : "touched"
       } before its fetch; ` +
-      `cold: share of listings whose Last-Modified is that touch (n/a: no Last-Modified).`,
+      `cold: share of listings whose Last-Modified is that touch (n/a: no Last-Modified). ` +
+      `client CPU: what the listing client itself took, % of one core.`,
     ...notes,
   );
   return lines.join("\n");
@@ -1269,11 +1300,11 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     `ringhttpd load, ${machine.date}: ${machine.nproc} CPUs (${machine.cpu}), deno ${machine.deno}, ` +
       `commit ${machine.commit}, ${machine.nginx}, ${machine.wrk.split(" [")[0]}`,
   );
-  console.log(
-    `${cfg.workers} workers each; wrk -t ${cfg.threads} -c ${cfg.connections} -d ${cfg.durationS}s ` +
-      `--latency (after a ${cfg.warmupS} s warm-up) on 127.0.0.1; req/s unless noted`,
-  );
   if (rows.length > 0) {
+    console.log(
+      `${cfg.workers} workers each; wrk -t ${cfg.threads} -c ${cfg.connections} -d ${cfg.durationS}s ` +
+        `--latency (after a ${cfg.warmupS} s warm-up) on 127.0.0.1; req/s unless noted`,
+    );
     console.log("");
     console.log(table(header, body));
   }
@@ -1308,7 +1339,8 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     console.log("");
     console.log(
       `mixed load (issue #5), ${cfg.workers} workers: wrk -t ${cfg.threads} -c ${MIXED_WRK_CONNECTIONS} ` +
-        `-d ${cfg.mixedDurationS}s on ${FILE_1K} alone, then with the listing client`,
+        `-d ${cfg.mixedDurationS}s --latency on ${FILE_1K} alone, then with the listing client ` +
+        `(after a ${cfg.warmupS} s warm-up); req/s`,
     );
     console.log("");
     console.log(mixedReport(mixedRows, cfg));

@@ -195,6 +195,10 @@ Deno.test({
         assert.ok(s.windowMs >= 1400 && s.windowMs < 10_000, `window ${s.windowMs} ms`);
         assert.ok(s.p50Ms > 0 && s.p50Ms <= s.p99Ms && s.p99Ms <= s.maxMs);
         assert.ok(Math.abs(s.listingsPerSec - (1000 * s.listings) / s.windowMs) < 1e-6);
+        assert.ok(
+          s.clientCpuPct !== undefined && s.clientCpuPct > 0,
+          `client CPU ${s.clientCpuPct}`,
+        );
       });
       const names: string[] = [];
       for await (const e of Deno.readDir(`${root}/mixed`)) names.push(e.name);
