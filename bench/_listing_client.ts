@@ -57,6 +57,12 @@ export interface ListingClientOptions {
   t0Ms: number;
   /** The file touched in each directory. */
   touchFile: string;
+  /**
+   * Number of the first listing (names `DIR.n`, touch times, queries): a
+   * later run against the same server starts past the earlier one's, so it
+   * never repeats a name and time the server may have cached. @default 0
+   */
+  first?: number;
 }
 
 /** The measured window's counts and latencies. */
@@ -138,7 +144,7 @@ export async function runListingClient(
 ): Promise<ListingStats> {
   const dirs: Dir[] = opts.dirs.map((d) => ({ original: d, current: d }));
   const concurrency = Math.max(1, Math.min(opts.concurrency, dirs.length));
-  let n = 0;
+  let n = opts.first ?? 0;
   let stopped = false;
   let windowStart = 0;
   let windowEnd = 0;

@@ -15,8 +15,8 @@
  * ```sh
  * deno task load [--duration=5] [--warmup=1] [--connections=64] [--workers=2]
  *                [--threads=2] [--json] [--only=keepalive-1k,close,nginx,ring,...]
- *                [--access-log=FILE] [--mixed-duration=10] [--listers=4]
- *                [--cold=rename|touch] [--variant=ID:ARGS]
+ *                [--access-log=FILE] [--mixed-duration=10] [--mixed-rounds=1]
+ *                [--listers=4] [--cold=rename|touch] [--variant=ID:ARGS]
  * ```
  *
  * `--access-log=FILE` runs ringhttpd with its access log on, written to FILE
@@ -36,7 +36,8 @@
  * `bench/_listing_client.ts` (a separate process, `--listers` keep-alive
  * connections) fetches 1,000-entry listings of 8 directories, each made cold
  * before its fetch (`--cold`, see that file; coldness is checked on every
- * response through Last-Modified) (phase B). It reports small-file req/s and
+ * response through Last-Modified) (phase B); `--mixed-rounds=N` alternates
+ * A and B N times and reports medians. It reports small-file req/s and
  * p99 in both phases and their p99 ratio (target <= 2x), listings/s and
  * listing p50/p99, and listings/s of each variant over the `pool-0` variant
  * (the inline-async baseline; target >= 3x). `--variant=pool-2:--pool 2` adds a
@@ -66,6 +67,8 @@ export interface Config {
   accessLog?: string;
   /** Length of each of the two phases of the mixed-load scenario, seconds. */
   mixedDurationS: number;
+  /** Rounds of the two phases, alternating; the table shows medians. */
+  mixedRounds: number;
   /** Connections of the listing client in the mixed-load scenario (at most one per directory: 8). */
   listers: number;
   /** How the listing client makes each listing cold (see bench/_listing_client.ts). */
@@ -110,7 +113,7 @@ function usage(message: string): never {
   console.error(
     "Usage: deno task load [--duration=S] [--warmup=S] [--connections=N] [--workers=N] " +
       "[--threads=N] [--json] [--only=ID,...] [--access-log=FILE] [--mixed-duration=S] " +
-      "[--listers=N] [--cold=rename|touch] [--variant=ID:ARGS]",
+      "[--mixed-rounds=N] [--listers=N] [--cold=rename|touch] [--variant=ID:ARGS]",
   );
   Deno.exit(2);
 }
@@ -129,6 +132,7 @@ export function parseConfig(args: string[]): Config {
     json: false,
     only: new Set(),
     mixedDurationS: 10,
+    mixedRounds: 1,
     listers: 4,
     cold: "rename",
     variants: [...MIXED_VARIANTS],
@@ -170,6 +174,9 @@ export function parseConfig(args: string[]): Config {
         break;
       case "--mixed-duration":
         cfg.mixedDurationS = int("mixed-duration", value(), 1);
+        break;
+      case "--mixed-rounds":
+        cfg.mixedRounds = int("mixed-rounds", value(), 1);
         break;
       case "--listers":
         cfg.listers = int("listers", value(), 1);
@@ -796,16 +803,90 @@ export interface MixedRow {
   id: string;
   label: string;
   args: string[];
+  /** Phase A, the median over the rounds (see {@linkcode mixedSummary}). */
   alone?: WrkResult;
+  /** Phase B's wrk, likewise. */
   loaded?: WrkResult;
+  /** Phase B's listing client, likewise. */
   listing?: ListingResult;
+  /** Each round as measured. */
+  rounds: MixedRound[];
   error?: string;
+}
+
+/** One round of the mixed-load scenario: phase A, then phase B. */
+export interface MixedRound {
+  alone: WrkResult;
+  loaded: WrkResult;
+  listing: ListingResult;
+}
+
+function median(values: number[]): number {
+  const v = values.slice().sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length === 0 ? NaN : v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * Sums up rounds: for wrk, the median req/s and latencies and the summed
+ * errors; for the listing client, summed counts and windows (so listings/s
+ * is over all of them), median p50/p99 and client CPU.
+ *
+ * @param rounds At least one round.
+ * @returns What the table shows.
+ * @example
+ * ```ts
+ * import { mixedSummary } from "./load.ts";
+ * const wrk = { requests: 1, reqPerSec: 1, bytesPerSec: 1, p50Ms: 1, p99Ms: 2, socketErrors: 0, non2xx: 0 };
+ * const listing = {
+ *   listings: 10, cold: 10, stale: 0, unverified: 0, errors: 0,
+ *   windowMs: 1000, listingsPerSec: 10, p50Ms: 5, p99Ms: 9, maxMs: 9,
+ * };
+ * mixedSummary([{ alone: wrk, loaded: wrk, listing }]).listing.listingsPerSec; // 10
+ * ```
+ */
+export function mixedSummary(rounds: readonly MixedRound[]): MixedRound {
+  const wrkMedian = (all: WrkResult[]): WrkResult => ({
+    requests: all.reduce((a, r) => a + r.requests, 0),
+    reqPerSec: median(all.map((r) => r.reqPerSec)),
+    bytesPerSec: median(all.map((r) => r.bytesPerSec)),
+    p50Ms: median(all.map((r) => r.p50Ms)),
+    p99Ms: median(all.map((r) => r.p99Ms)),
+    socketErrors: all.reduce((a, r) => a + r.socketErrors, 0),
+    non2xx: all.reduce((a, r) => a + r.non2xx, 0),
+  });
+  const ls = rounds.map((r) => r.listing);
+  const sum = (f: (l: ListingResult) => number) => ls.reduce((a, l) => a + f(l), 0);
+  const cpu = ls.map((l) => l.clientCpuPct).filter((c) => c !== undefined);
+  const windowMs = sum((l) => l.windowMs);
+  return {
+    alone: wrkMedian(rounds.map((r) => r.alone)),
+    loaded: wrkMedian(rounds.map((r) => r.loaded)),
+    listing: {
+      listings: sum((l) => l.listings),
+      cold: sum((l) => l.cold),
+      stale: sum((l) => l.stale),
+      unverified: sum((l) => l.unverified),
+      errors: sum((l) => l.errors),
+      firstError: ls.find((l) => l.firstError)?.firstError,
+      windowMs,
+      listingsPerSec: windowMs > 0 ? (1000 * sum((l) => l.listings)) / windowMs : 0,
+      p50Ms: median(ls.map((l) => l.p50Ms)),
+      p99Ms: median(ls.map((l) => l.p99Ms)),
+      maxMs: Math.max(...ls.map((l) => l.maxMs)),
+      clientCpuPct: cpu.length > 0 ? median(cpu) : undefined,
+    },
+  };
 }
 
 /** wrk connections on the small file in both phases. */
 const MIXED_WRK_CONNECTIONS = 32;
 
-/** Phase A then phase B on one running server; fills `row`. */
+/**
+ * `--mixed-rounds` rounds of phase A then phase B on one running server;
+ * fills `row`. Alternating the phases, with the median taken, keeps a
+ * change in background load on a shared machine from landing on one phase.
+ */
 async function mixedPhases(
   cfg: Config,
   wrkBin: string,
@@ -820,26 +901,35 @@ async function mixedPhases(
     durationS: cfg.mixedDurationS,
   };
   if (cfg.warmupS > 0) await wrk(wrkBin, url, { ...opts, durationS: cfg.warmupS });
-  log(`mixed on ${row.label}: A, 1 KiB alone, ${cfg.mixedDurationS} s`);
-  row.alone = await wrk(wrkBin, url, opts);
-  log(`mixed on ${row.label}: B, 1 KiB with ${cfg.listers} listing connections (${cfg.cold})`);
-  const client = await startListingClient({
-    base: server.base,
-    parentDir: `${root}${MIXED_PARENT}`.slice(0, -1),
-    parentUrl: MIXED_PARENT.slice(1),
-    dirs: MIXED_DIRS,
-    concurrency: cfg.listers,
-    cold: cfg.cold,
-    t0Ms: MIXED_T0_MS,
-    touchFile: MIXED_TOUCHED,
-  });
-  let loaded: WrkResult | undefined;
-  try {
-    loaded = await wrk(wrkBin, url, opts);
-  } finally {
-    row.listing = await client.stop();
+  for (let round = 0; round < cfg.mixedRounds; round++) {
+    const of = cfg.mixedRounds > 1 ? ` (round ${round + 1} of ${cfg.mixedRounds})` : "";
+    log(`mixed on ${row.label}: A, 1 KiB alone, ${cfg.mixedDurationS} s${of}`);
+    const alone = await wrk(wrkBin, url, opts);
+    log(
+      `mixed on ${row.label}: B, 1 KiB with ${cfg.listers} listing connections (${cfg.cold})${of}`,
+    );
+    const client = await startListingClient({
+      base: server.base,
+      parentDir: `${root}${MIXED_PARENT}`.slice(0, -1),
+      parentUrl: MIXED_PARENT.slice(1),
+      dirs: MIXED_DIRS,
+      concurrency: cfg.listers,
+      cold: cfg.cold,
+      t0Ms: MIXED_T0_MS,
+      touchFile: MIXED_TOUCHED,
+      // Past any earlier round's names and touch times (~1 M listings each, at most).
+      first: round * 1_000_000,
+    });
+    let loaded: WrkResult | undefined;
+    let listing: ListingResult;
+    try {
+      loaded = await wrk(wrkBin, url, opts);
+    } finally {
+      listing = await client.stop();
+    }
+    row.rounds.push({ alone, loaded, listing });
   }
-  row.loaded = loaded;
+  Object.assign(row, mixedSummary(row.rounds));
 }
 
 async function runMixed(
@@ -859,14 +949,14 @@ async function runMixed(
   for (const v of cfg.variants) {
     if (!wanted(mode, SERVER_IDS) || !wanted(v.id, variantIds)) continue;
     targets.push({
-      row: { id: v.id, label: v.label, args: v.args },
+      row: { id: v.id, label: v.label, args: v.args, rounds: [] },
       start: () => startRinghttpd(mode, root, cfg.workers, cfg.accessLog, v.args),
     });
   }
   if (wanted("nginx", SERVER_IDS)) {
     if (nginxBin) {
       targets.push({
-        row: { id: "nginx", label: "nginx", args: [] },
+        row: { id: "nginx", label: "nginx", args: [], rounds: [] },
         start: () => startNginx(nginxBin, root, cfg.workers, tmp),
       });
     } else log("nginx is not installed: no nginx row in the mixed-load table");
@@ -903,7 +993,7 @@ async function runMixed(
  * @example
  * ```ts
  * import { mixedReport } from "./load.ts";
- * mixedReport([{ id: "pool-0", label: "pool 0", args: [], error: "did not start" }], {
+ * mixedReport([{ id: "pool-0", label: "pool 0", args: [], rounds: [], error: "did not start" }], {
  *   listers: 4,
  *   cold: "rename",
  * }); // a table with an error row, then "pool 0: did not start"
@@ -1255,6 +1345,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
         mixed: mixed
           ? {
             durationS: cfg.mixedDurationS,
+            rounds: cfg.mixedRounds,
             wrkConnections: MIXED_WRK_CONNECTIONS,
             listers: cfg.listers,
             cold: cfg.cold,
@@ -1340,7 +1431,8 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     console.log(
       `mixed load (issue #5), ${cfg.workers} workers: wrk -t ${cfg.threads} -c ${MIXED_WRK_CONNECTIONS} ` +
         `-d ${cfg.mixedDurationS}s --latency on ${FILE_1K} alone, then with the listing client ` +
-        `(after a ${cfg.warmupS} s warm-up); req/s`,
+        `(after a ${cfg.warmupS} s warm-up); req/s` +
+        (cfg.mixedRounds > 1 ? `; ${cfg.mixedRounds} rounds, medians` : ""),
     );
     console.log("");
     console.log(mixedReport(mixedRows, cfg));

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   makeMixedFixture,
   mixedReport,
+  mixedSummary,
   parseConfig,
   parseWrk,
   perWorker,
@@ -148,6 +149,7 @@ Deno.test("mixedReport prints the p99 ratio and listings/s over the pool-0 basel
       id: "pool-0",
       label: "pool 0",
       args: [],
+      rounds: [],
       alone: wrkResult(1000, 2),
       loaded: wrkResult(500, 8),
       listing: listing(50),
@@ -156,6 +158,7 @@ Deno.test("mixedReport prints the p99 ratio and listings/s over the pool-0 basel
       id: "pool-default",
       label: "pool default",
       args: [],
+      rounds: [],
       alone: wrkResult(1000, 2),
       loaded: wrkResult(900, 3),
       listing: listing(150),
@@ -207,4 +210,43 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("mixedSummary takes medians of wrk and listing latencies, sums listing counts", () => {
+  const w = (reqPerSec: number, p99Ms: number, socketErrors = 0): WrkResult => ({
+    requests: 10,
+    reqPerSec,
+    bytesPerSec: 0,
+    p50Ms: 1,
+    p99Ms,
+    socketErrors,
+    non2xx: 0,
+  });
+  const l = (listings: number, windowMs: number, p99Ms: number): ListingStats => ({
+    listings,
+    cold: listings - 1,
+    stale: 1,
+    unverified: 0,
+    errors: 0,
+    windowMs,
+    listingsPerSec: (1000 * listings) / windowMs,
+    p50Ms: 1,
+    p99Ms,
+    maxMs: p99Ms * 2,
+  });
+  const s = mixedSummary([
+    { alone: w(100, 5), loaded: w(50, 9, 1), listing: l(10, 1000, 20) },
+    { alone: w(300, 1), loaded: w(70, 30), listing: l(30, 1000, 40) },
+    { alone: w(200, 2), loaded: w(60, 10, 2), listing: l(20, 2000, 30) },
+  ]);
+  assert.equal(s.alone.reqPerSec, 200);
+  assert.equal(s.alone.p99Ms, 2);
+  assert.equal(s.loaded.p99Ms, 10);
+  assert.equal(s.loaded.socketErrors, 3);
+  assert.equal(s.listing.listings, 60);
+  assert.equal(s.listing.stale, 3);
+  assert.equal(s.listing.listingsPerSec, 15); // 60 in 4 s
+  assert.equal(s.listing.p99Ms, 30);
+  assert.equal(s.listing.maxMs, 80);
+  assert.equal(s.listing.clientCpuPct, undefined);
 });
