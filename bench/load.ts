@@ -1051,7 +1051,7 @@ export function mixedReport(
     }
   }
   if (!base && rows.some((r) => r.id !== "nginx")) {
-    notes.push(`no ${BASELINE_VARIANT} row: no listings/s ratio against the baseline`);
+    notes.push(`no ${BASELINE_VARIANT} result: no listings/s ratio against the baseline`);
   }
   for (const r of rows) {
     if (r.error) notes.push(`${r.label}: ${r.error}`);
