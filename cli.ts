@@ -29,6 +29,9 @@ Options:
   -p, --port <n>            Port to listen on, 0 picks a free one (default: 8000)
       --host <addr>         Address to bind (default: 0.0.0.0)
       --workers <n>         HTTP worker threads (default: number of CPUs)
+      --pool <n>            Job threads that render listings and compress
+                            text files, off the HTTP workers; 0 does that
+                            work inline (default: half the CPUs, at least 1)
       --accept <mode>       How connections reach workers: ring (an acceptor
                             thread hands each one to the least-loaded worker)
                             or reuseport (each worker accepts; Linux spreads
@@ -81,6 +84,7 @@ type ValueFlag =
   | "port"
   | "host"
   | "workers"
+  | "pool"
   | "accept"
   | "max-conns"
   | "header-timeout"
@@ -107,6 +111,7 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "port",
   "host",
   "workers",
+  "pool",
   "accept",
   "max-conns",
   "header-timeout",
@@ -233,6 +238,9 @@ export function parseArgs(args: string[]): ParsedArgs {
         return;
       case "workers":
         options.workers = parseInteger(flag, raw, 1, 1024, "an integer 1-1024");
+        return;
+      case "pool":
+        options.pool = parseInteger(flag, raw, 0, 64, "an integer 0-64");
         return;
       case "accept":
         if (raw !== "ring" && raw !== "reuseport") {

@@ -46,6 +46,13 @@ export interface ServeOptions {
    */
   workers?: number;
   /**
+   * Job pool threads: directory listings are rendered and text files
+   * compressed there, so a large directory never stalls a worker's other
+   * connections. 0: the HTTP workers do that work inline (asynchronous I/O).
+   * @default {max(1, floor(navigator.hardwareConcurrency / 2))}
+   */
+  pool?: number;
+  /**
    * How connections reach the workers. `"ring"`: one acceptor thread calls
    * `accept4` through FFI and hands each connection to the least-loaded worker
    * through its ring (exact balance; Linux and `--allow-ffi` only, otherwise
@@ -354,6 +361,12 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     logRingSize: powerOfTwo("logRingSize", options.logRingSize, 8192),
     logFlushMs: positiveInt("logFlushMs", options.logFlushMs, 20),
     metricsPath: metricsPathOf(options.metricsPath, root, log),
+    pool: positiveInt(
+      "pool",
+      options.pool,
+      Math.max(1, Math.floor((navigator.hardwareConcurrency || 1) / 2)),
+      0,
+    ),
     handler: {
       root,
       dirListing: options.dirListing ?? true,

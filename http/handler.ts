@@ -12,18 +12,27 @@ import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from ".
 import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
 import { contentType } from "./mime.ts";
 import {
-  collectEntries,
   type Entry,
-  listingETag,
   parseListingQuery,
-  renderHtml,
-  renderJson,
   sortEntries,
   type SortKey,
   type SortOrder,
 } from "./listing.ts";
 import { acceptsCoding } from "./encoding.ts";
+import { errorStatus } from "./_fs_errors.ts";
+import {
+  COLLECT_MAX,
+  collectEntriesAsync,
+  newestMtime,
+  type Page,
+  type PageConfig,
+  renderPage,
+} from "./_listing_page.ts";
+import { brotliCompress, constants as zlib, gzip } from "node:zlib";
 import { archiveSize, contentDisposition, tarStream } from "./archive.ts";
+
+export { errorStatus } from "./_fs_errors.ts";
+export { COLLECT_MAX } from "./_listing_page.ts";
 
 /**
  * Options of {@link createHandler}. Every field but `root` is optional.
@@ -69,6 +78,53 @@ export interface HandlerOptions {
    * 0 turns folder downloads off. @default Infinity
    */
   maxArchiveBytes?: number;
+  /**
+   * Compress text files of 1 KiB or more with gzip or brotli when the
+   * client accepts it and no precompressed sibling exists. @default true
+   */
+  compress?: boolean;
+  /**
+   * Where listings are rendered and files compressed: the server's job pool
+   * (an HTTP worker passes its `JobClient`). Undefined: in this thread, with
+   * asynchronous I/O. @default undefined
+   */
+  jobs?: SubmitJob;
+}
+
+/**
+ * Runs a job elsewhere (the job pool) and answers with its result: status
+ * 200 with the result's JSON head and body, or the status to answer.
+ *
+ * @example A stand-in that has no pool behind it
+ * ```ts
+ * import type { JobAnswer, SubmitJob } from "./handler.ts";
+ * const busy: SubmitJob = () => ({ status: 503 });
+ * const answer = busy("listing", {}) as JobAnswer;
+ * console.assert(answer.status === 503);
+ * ```
+ */
+export type SubmitJob = (
+  kind: "listing" | "compress",
+  args: Record<string, unknown>,
+) => Promise<JobAnswer> | JobAnswer;
+
+/**
+ * What {@linkcode SubmitJob} answers.
+ *
+ * @example A listing job's answer
+ * ```ts
+ * import type { JobAnswer } from "./handler.ts";
+ * const a: JobAnswer = { status: 200, head: { status: 200 }, body: new Uint8Array(0) };
+ * console.assert(a.status === 200);
+ * ```
+ */
+export interface JobAnswer {
+  /** 200 with `head` and `body`, else the status to answer (503: busy). */
+  status: number;
+  /** The job's result head (JSON). */
+  head?: unknown;
+  /** The job's result body. */
+  body?: Uint8Array;
 }
 
 const REASONS: Record<number, string> = {
@@ -113,8 +169,6 @@ class RawFd {
     this.#fd = -1;
   }
 }
-/** Most entries read from one directory for a listing (or listingCap if larger). */
-export const COLLECT_MAX = 100_000;
 /** Largest non-UTF-8-named file served (it is read into memory). */
 export const RAW_MAX_BYTES = 16 * 1024 * 1024;
 /** Largest rendered listing page kept in the listing cache, bytes. */
@@ -122,6 +176,13 @@ const LISTING_CACHE_MAX_BYTES = 4 * 1024 * 1024;
 /** Most (path, query, format) routes to cached listings remembered per worker. */
 const LISTING_ROUTES_MAX = 4096;
 const TEXT = "text/plain; charset=utf-8";
+/** Smallest and largest file compressed on the fly. */
+const COMPRESS_MIN = 1024, COMPRESS_MAX = 8 * 1024 * 1024;
+/** Largest compressed variant kept in the cache (it cost a job to make). */
+const COMPRESSED_CACHE_MAX = 1024 * 1024;
+/** Types worth compressing: text, and the text formats that are not `text/`. */
+const TEXTY =
+  /^(?:text\/|application\/(?:json|javascript|xml|[a-z.+-]*\+(?:json|xml))|image\/svg\+xml)/;
 // One boundary per process is enough: it only has to be absent from the
 // part headers we write, and the file bytes are framed by length anyway.
 const BOUNDARY = "ringhttpd-" + crypto.randomUUID().replaceAll("-", "");
@@ -148,6 +209,8 @@ interface CacheEntry {
   /** Shared, frozen reply for an unconditional GET/HEAD. */
   reply: Reply;
   checked: number;
+  /** A compressed variant (keyed `real + "\0" + coding`): the size of the file it was made from. */
+  srcSize?: number;
 }
 
 /** One rendered listing page: body and head bytes, frozen and shared. */
@@ -259,35 +322,47 @@ function hasConditional(h: string[]): boolean {
   return false;
 }
 
-function errCode(e: unknown): string | undefined {
-  const c = (e as { code?: unknown } | null)?.code;
-  return typeof c === "string" ? c : undefined;
-}
-
 /**
- * Maps an error thrown by a filesystem call to the status the client sees:
- * missing, not-a-directory, symlink loop and name-too-long look absent (404);
- * permission denied is 403; out of descriptors is 503 (temporary); anything
- * else is 500.
+ * Compresses a file in this thread (no job pool): reads one version of it
+ * (fstat before and after), then gzip or brotli (quality 5) off the event
+ * loop's critical path through node:zlib's asynchronous API.
  *
- * @param e The thrown value.
- * @returns 403, 404, 500 or 503.
- * @example
- * ```ts
- * import { errorStatus } from "./handler.ts";
- * errorStatus(new Deno.errors.NotFound("gone")); // 404
- * ```
+ * @returns status 200 with the version compressed as head, else the failure
  */
-export function errorStatus(e: unknown): 403 | 404 | 500 | 503 {
-  const code = errCode(e);
-  if (
-    e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory ||
-    e instanceof Deno.errors.FilesystemLoop || code === "ENAMETOOLONG" ||
-    code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP"
-  ) return 404;
-  if (e instanceof Deno.errors.PermissionDenied || code === "EACCES") return 403;
-  if (code === "EMFILE" || code === "ENFILE") return 503;
-  return 500;
+async function compressHere(real: string, z: "br" | "gzip"): Promise<JobAnswer> {
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(real, { read: true });
+    const before = await file.stat();
+    const bytes = new Uint8Array(before.size);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = await file.read(bytes.subarray(at));
+      if (n === null) break;
+      at += n;
+    }
+    const after = await file.stat();
+    const mtimeMs = after.mtime?.getTime() ?? 0;
+    if (at !== before.size || after.size !== at || mtimeMs !== (before.mtime?.getTime() ?? 0)) {
+      return { status: 409 }; // changed while read: never mix two versions
+    }
+    const out = await new Promise<Uint8Array>((resolve, reject) => {
+      const done = (err: Error | null, res: Uint8Array) => err ? reject(err) : resolve(res);
+      if (z === "br") {
+        const params = { [zlib.BROTLI_PARAM_QUALITY]: 5, [zlib.BROTLI_PARAM_SIZE_HINT]: at };
+        brotliCompress(bytes, { params }, done);
+      } else gzip(bytes, { level: 6 }, done);
+    });
+    return {
+      status: 200,
+      head: { size: at, mtimeMs, ino: after.ino ?? 0 },
+      body: new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
+    };
+  } catch {
+    return { status: 503 };
+  } finally {
+    file?.close();
+  }
 }
 
 /**
@@ -343,6 +418,12 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     throw new Error(`maxArchiveBytes must be >= 0, got ${options.maxArchiveBytes}`);
   }
   const archives = dirListing && maxArchiveBytes > 0;
+  const pageConfig: PageConfig = { listingCap, dotfiles, archives };
+  const jobs = options.jobs;
+  const compressOn = options.compress ?? true;
+  /** Bumped by every invalidation: a file read that overlapped one is not cached. */
+  // deno-lint-ignore prefer-const
+  let generation = 0;
   const common: Array<[string, string]> = [];
   for (const [k, v] of options.headers ?? []) {
     // Checked once here so no reply can carry a broken or injected header.
@@ -539,7 +620,95 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     }
   }
 
-  async function serveFile(req: RequestHead, p: Picked, real: string, cacheKey: string | null) {
+  function compressible(m: FileMeta): boolean {
+    return compressOn && m.size >= COMPRESS_MIN && m.size <= COMPRESS_MAX && TEXTY.test(m.type);
+  }
+
+  /** The coding to compress with for `req`, or null (none accepted, or a Range request). */
+  function zCoding(req: RequestHead): "br" | "gzip" | null {
+    const ae = getHeader(req, "accept-encoding");
+    if (ae === undefined || getHeader(req, "range") !== undefined) return null;
+    return acceptsCoding(ae, "br") ? "br" : acceptsCoding(ae, "gzip") ? "gzip" : null;
+  }
+
+  /** A cached file answered: its compressed variant if the client takes one. */
+  function fromEntry(req: RequestHead, e: CacheEntry): Reply | Promise<Reply> {
+    if (e.meta.vary) {
+      const z = zCoding(req);
+      if (z !== null) return compressed(req, e.real, e.meta, e.ino, z, () => plain(req, e));
+    }
+    return plain(req, e);
+  }
+
+  function plain(req: RequestHead, e: CacheEntry): Reply {
+    // Hot path: no I/O; no allocation unless the request is conditional.
+    return hasConditional(req.headers) ? fileReply(pick(req), e.meta, null, e.bytes) : e.reply;
+  }
+
+  /**
+   * The file `real` (described by `m`) compressed with `z`: from the cache,
+   * else made by the job pool (or here, without one). Falls back to
+   * `identity` when that fails or the file changed meanwhile.
+   */
+  async function compressed(
+    req: RequestHead,
+    real: string,
+    m: FileMeta,
+    ino: number,
+    z: "br" | "gzip",
+    identity: () => Reply | Promise<Reply>,
+  ): Promise<Reply> {
+    const key = real + "\0" + z;
+    const hit = cache.get(key);
+    if (
+      hit !== undefined && hit.ino === ino && hit.srcSize === m.size &&
+      hit.meta.mtimeMs === m.mtimeMs
+    ) return plain(req, hit);
+    const gen = generation;
+    const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
+    const r = jobs !== undefined ? await jobs("compress", args) : await compressHere(real, z);
+    const head = r.head as { size: number; mtimeMs: number; ino: number } | undefined;
+    if (
+      r.status !== 200 || r.body === undefined || head === undefined || head.size !== m.size ||
+      head.mtimeMs !== m.mtimeMs || head.ino !== ino
+    ) return identity(); // failed, busy, or another version of the file: send it as is
+    const zm: FileMeta = {
+      ...m,
+      size: r.body.length,
+      // A different representation: a different strong validator.
+      etag: m.etag.slice(0, -1) + "-" + z + '"',
+      coding: z,
+    };
+    const e: CacheEntry = {
+      key,
+      real,
+      meta: zm,
+      ino,
+      bytes: r.body,
+      reply: frozenReply(200, baseHeaders(zm), r.body),
+      checked: Date.now(),
+      srcSize: m.size,
+    };
+    if (gen === generation && cacheMaxBytes > 0 && r.body.length <= COMPRESSED_CACHE_MAX) {
+      const old = cache.get(key);
+      if (old !== undefined) {
+        cache.delete(key);
+        cacheBytes -= old.bytes.length;
+      }
+      makeRoom(r.body.length);
+      cache.set(key, e);
+      cacheBytes += r.body.length;
+    }
+    return plain(req, e);
+  }
+
+  async function serveFile(
+    req: RequestHead,
+    p: Picked,
+    real: string,
+    cacheKey: string | null,
+    plainOnly = false,
+  ) {
     const type = contentType(real);
     const br = await exists(real + ".br");
     const gz = await exists(real + ".gz");
@@ -564,6 +733,15 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       return errorReply(404);
     }
     const m = metaOf(info, type, coding, vary);
+    if (!vary && compressible(m)) {
+      // Identity and compressed answers now differ by Accept-Encoding.
+      m.vary = true;
+      const z = plainOnly ? null : zCoding(req);
+      if (z !== null) {
+        file.close();
+        return compressed(req, real, m, info.ino ?? 0, z, () => slow(req, true));
+      }
+    }
     if (cacheKey !== null && !vary && info.size <= cacheMaxFileBytes && cacheMaxBytes > 0) {
       let bytes: Uint8Array;
       try {
@@ -630,40 +808,68 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return true;
   }
 
+  /** Collections running now, by directory: concurrent misses share one. */
+  const collecting = new Map<string, Promise<DirSnap>>();
+
   /**
    * The collected entries of `real`: from the cache while younger than
-   * revalidateMs, else collected again. Collecting is synchronous, so the
-   * first request past the window re-collects and every later one finds the
-   * fresh snapshot. Unchanged entries keep the old snapshot, its rendered
-   * bytes and so its ETags.
+   * revalidateMs, else collected again (asynchronously, one collect per
+   * directory at a time). Unchanged entries keep the old snapshot, its
+   * rendered bytes and so its ETags.
    */
-  function snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap {
-    const now = Date.now();
+  function snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
     const old = dirs.get(real);
-    if (old !== undefined && now - old.checked < revalidateMs) return old;
-    // Bounded: collecting is synchronous (~5 us per entry), so a huge
-    // directory costs at most COLLECT_MAX entries of worker time and memory.
+    if (old !== undefined && Date.now() - old.checked < revalidateMs) return old;
+    let p = collecting.get(real);
+    if (p === undefined) {
+      p = collect(real, dirInfo, old).finally(() => collecting.delete(real));
+      collecting.set(real, p);
+    }
+    return p;
+  }
+
+  async function collect(real: string, dirInfo: Deno.FileInfo, old?: DirSnap): Promise<DirSnap> {
+    const started = generation;
+    // Bounded: a huge directory costs at most COLLECT_MAX entries of time and memory.
     const collectMax = Math.max(COLLECT_MAX, listingCap);
-    const entries = collectEntries(real, policy, collectMax + 1);
+    const entries = await collectEntriesAsync(real, policy, collectMax + 1);
+    const now = Date.now();
     const truncated = entries.length > collectMax;
     if (truncated) entries.length = collectMax;
     const dirMtimeMs = dirInfo.mtime?.getTime() ?? 0;
-    if (old !== undefined) {
+    if (old !== undefined && old.live) {
       if (old.dirMtimeMs === dirMtimeMs && sameEntries(old.entries, entries)) {
         old.checked = now;
         return old;
       }
       dropDir(old);
     }
-    let mtimeMs = dirMtimeMs;
-    for (const e of entries) if (e.mtimeMs > mtimeMs) mtimeMs = e.mtimeMs;
-    const s: DirSnap = {
+    const s = newSnap(real, entries, truncated, dirMtimeMs, now);
+    // Paginated directories are not cached: a page is cheap next to the
+    // collect, and their entries alone could crowd out everything else. Nor
+    // is a collect that raced with an invalidation.
+    if (entries.length <= listingCap && started === generation) {
+      let n = 256;
+      for (const e of entries) n += 64 + 2 * e.name.length;
+      keepSnap(s, n);
+    }
+    return s;
+  }
+
+  function newSnap(
+    real: string,
+    entries: Entry[],
+    truncated: boolean,
+    dirMtimeMs: number,
+    checked: number,
+  ): DirSnap {
+    return {
       real,
       entries,
       truncated,
       dirMtimeMs,
-      mtimeMs,
-      checked: now,
+      mtimeMs: newestMtime(dirMtimeMs, entries),
+      checked,
       claimed: false,
       live: false,
       sorted: new Map(),
@@ -671,16 +877,15 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       routes: new Set(),
       bytes: 0,
     };
-    // Paginated directories are not cached: a page is cheap next to the
-    // collect, and their entries alone could crowd out everything else.
-    if (entries.length <= listingCap) {
-      let n = 256;
-      for (const e of entries) n += 64 + 2 * e.name.length;
-      s.live = true;
-      dirs.set(real, s);
-      if (!charge(s, n)) dropDir(s);
-    }
-    return s;
+  }
+
+  /** Puts `s` in the listing cache, charged `n` bytes (replacing any snapshot of its dir). */
+  function keepSnap(s: DirSnap, n: number) {
+    const old = dirs.get(s.real);
+    if (old !== undefined) dropDir(old);
+    s.live = true;
+    dirs.set(s.real, s);
+    if (!charge(s, n)) dropDir(s);
   }
 
   function sortedOf(s: DirSnap, sort: SortKey, order: SortOrder): Entry[] {
@@ -704,61 +909,89 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
   }
 
-  function listing(req: RequestHead, real: string, segments: string[], dirInfo: Deno.FileInfo) {
+  /** A page as cached: frozen 200 and 304 replies with their heads serialised. */
+  function rendered(p: Omit<Page, "body">, body: Uint8Array): Rendered {
+    const ok = frozenReply(200, p.headers, body);
+    const notModified = frozenReply(304, p.notModifiedHeaders, null);
+    const bytes = body.length + ok.rawHead!.length + notModified.rawHead!.length;
+    return { etag: p.etag, mtimeMs: p.mtimeMs, ok, notModified, bytes };
+  }
+
+  /** Caches `page` as variant `vkey` of `snap` and routes `req` to it. */
+  function remember(req: RequestHead, snap: DirSnap, vkey: string, page: Rendered) {
+    if (page.bytes <= LISTING_CACHE_MAX_BYTES && charge(snap, page.bytes)) {
+      snap.variants.set(vkey, page);
+    }
+    if (snap.variants.get(vkey) === page) setRoute(routeKey(req), snap, page);
+  }
+
+  async function listing(
+    req: RequestHead,
+    real: string,
+    segments: string[],
+    dirInfo: Deno.FileInfo,
+  ): Promise<Reply> {
     const q = parseListingQuery(req.query);
     const json = q.json || wantsJson(req);
-    const snap = snapshot(real, dirInfo);
-    const { entries, truncated } = snap;
-    const pages = Math.max(1, Math.ceil(entries.length / listingCap));
-    if (q.page > pages) return errorReply(404);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const vkey = `${json ? "j" : "h" + path}|${q.sort}|${q.order}|${q.page}`;
+    if (jobs !== undefined) return pooledListing(req, real, path, json, vkey);
+    const snap = await snapshot(real, dirInfo);
     let page = snap.variants.get(vkey);
     if (page === undefined) {
       const sorted = sortedOf(snap, q.sort, q.order);
-      const etag = listingETag(
-        sorted,
-        // `archives` changes the page (the tar link); `2`: the page template.
-        `${
-          json ? "j" : "h"
-        }|${q.sort}|${q.order}|${q.page}|${listingCap}|${dotfiles}|${archives}|2`,
-      );
-      const lastModified = httpDate(snap.mtimeMs);
-      const h: Array<[string, string]> = [
-        ["Vary", "Accept"],
-        ["ETag", etag],
-        ["Last-Modified", lastModified],
-      ];
-      if (truncated) h.push(["X-Listing-Truncated", String(entries.length)]);
-      const notModified = frozenReply(304, h.slice(), null);
-      const slice = sorted.slice((q.page - 1) * listingCap, q.page * listingCap);
-      let body: Uint8Array;
-      if (json) {
-        body = renderJson(slice);
-        h.unshift(["Content-Type", "application/json; charset=utf-8"]);
-        const link = (n: number, rel: string) =>
-          `<?format=json&sort=${q.sort}&order=${q.order}&page=${n}>; rel="${rel}"`;
-        if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
-        if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
-      } else {
-        body = renderHtml(slice, {
-          path,
-          query: q,
-          pages,
-          total: entries.length,
-          truncated,
-          download: archives,
-        });
-        h.unshift(["Content-Type", "text/html; charset=utf-8"]);
-      }
-      const ok = frozenReply(200, h, body);
-      const bytes = body.length + ok.rawHead!.length + notModified.rawHead!.length;
-      page = { etag, mtimeMs: snap.mtimeMs, ok, notModified, bytes };
-      if (bytes <= LISTING_CACHE_MAX_BYTES && charge(snap, bytes)) snap.variants.set(vkey, page);
-    }
-    if (snap.variants.get(vkey) === page) setRoute(routeKey(req), snap, page);
+      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, pageConfig);
+      if (p.status === 404) return errorReply(404);
+      page = rendered(p, p.body);
+      remember(req, snap, vkey, page);
+    } else setRoute(routeKey(req), snap, page);
     return listed(req, page);
+  }
+
+  /**
+   * A listing rendered by the job pool. The pool keeps nothing: each job
+   * collects, sorts and renders. Here the pages of one directory share a
+   * snapshot record (entries unknown) that expires as a whole, like an
+   * inline one; a result that raced with an invalidation is answered but
+   * not kept.
+   */
+  async function pooledListing(
+    req: RequestHead,
+    real: string,
+    path: string,
+    json: boolean,
+    vkey: string,
+  ): Promise<Reply> {
+    const fresh = dirs.get(real);
+    if (fresh !== undefined && Date.now() - fresh.checked < revalidateMs) {
+      const page = fresh.variants.get(vkey);
+      if (page !== undefined) {
+        setRoute(routeKey(req), fresh, page);
+        return listed(req, page);
+      }
+    }
+    const started = generation;
+    const submitted = Date.now();
+    const r = await jobs!("listing", { real, path, query: req.query, json });
+    if (r.status !== 200 || r.body === undefined) return jobError(r.status);
+    const head = r.head as Omit<Page, "body">;
+    if (head.status === 404) return errorReply(404);
+    const page = rendered(head, r.body);
+    if (started !== generation) return listed(req, page);
+    let snap = dirs.get(real);
+    if (snap === undefined || submitted - snap.checked >= revalidateMs) {
+      snap = newSnap(real, [], false, 0, submitted);
+      keepSnap(snap, 256);
+    }
+    remember(req, snap, vkey, page);
+    return listed(req, page);
+  }
+
+  /** A job that did not produce a result: 503 (pool busy or failed) comes with Retry-After. */
+  function jobError(status: number): Reply {
+    if (status === 503) return errorReply(503, [["Retry-After", "1"]]);
+    return errorReply(status === 200 ? 500 : status);
   }
 
   /**
@@ -848,7 +1081,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return fileReply(pick(req), m, null, bytes);
   }
 
-  async function slow(req: RequestHead): Promise<Reply> {
+  /** The full path: resolve, stat, then file or directory. `plain`: never compress. */
+  async function slow(req: RequestHead, plainOnly = false): Promise<Reply> {
     const d = decodePath(req.path, dotfiles);
     if (!d.ok) {
       // Not UTF-8: may name a file Deno cannot spell; try the exact bytes.
@@ -872,13 +1106,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         if (parseListingQuery(req.query).download === "tar") return download(real, d.segments);
       }
       const index = await exists(real + "/index.html");
-      if (index !== null) return serveFile(req, p, index, req.path);
+      if (index !== null) return serveFile(req, p, index, req.path, plainOnly);
       if (!dirListing) return errorReply(404);
       return listing(req, real, d.segments, st);
     }
     // `file/` asks for a directory; opening a FIFO or device would block.
     if (d.trailingSlash || !st.isFile) return errorReply(404);
-    return serveFile(req, p, real, req.path);
+    return serveFile(req, p, real, req.path, plainOnly);
   }
 
   async function revalidate(req: RequestHead, e: CacheEntry): Promise<Reply> {
@@ -901,9 +1135,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
             (s.mtime?.getTime() ?? 0) === e.meta.mtimeMs
           ) {
             e.checked = Date.now();
-            return hasConditional(req.headers)
-              ? fileReply(pick(req), e.meta, null, e.bytes)
-              : e.reply;
+            return fromEntry(req, e);
           }
         }
       }
@@ -925,12 +1157,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       }
       const hit = cache.get(req.path);
       if (hit !== undefined) {
-        if (Date.now() - hit.checked < revalidateMs) {
-          // Hot path: no I/O; no allocation unless the request is conditional.
-          return hasConditional(req.headers)
-            ? fileReply(pick(req), hit.meta, null, hit.bytes)
-            : hit.reply;
-        }
+        if (Date.now() - hit.checked < revalidateMs) return fromEntry(req, hit);
         return revalidate(req, hit).catch(mapError);
       }
       if (routes.size !== 0 && req.path.charCodeAt(req.path.length - 1) === 47 /* / */) {

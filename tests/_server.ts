@@ -239,6 +239,8 @@ async function drain(
 export async function startServer(options: StartOptions): Promise<TestServer> {
   const denoArgs = [
     "run",
+    // As `deno task serve` and the compiled binary run it.
+    "--v8-flags=--max-semi-space-size=2",
     "--allow-net",
     "--allow-read",
     "--allow-ffi",

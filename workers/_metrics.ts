@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { type PoolBuffers, type PoolSample, samplePool } from "./_jobs.ts";
 import { ByteRing } from "../queue/byte_ring.ts";
 import { SpscRing } from "../queue/spsc.ts";
 import type { Handler, Reply, RequestHead } from "../http/types.ts";
@@ -156,6 +157,8 @@ export interface Sample {
   dropped: number;
   emfile: number;
   workers: WorkerSample[];
+  /** The job pool, when there is one. */
+  pool?: PoolSample;
 }
 
 type Family = [name: string, type: "counter" | "gauge", help: string, lines: string[]];
@@ -231,6 +234,24 @@ export function renderPrometheus(s: Sample): string {
     "accept() failures for lack of fds.",
   );
   emfile[3].push(` ${s.emfile}`);
+  const pool: Family[] = [];
+  if (s.pool) {
+    const p = s.pool;
+    const one = (name: string, type: Family[1], help: string, v: number): Family => [
+      name,
+      type,
+      help,
+      [` ${v}`],
+    ];
+    pool.push(
+      one("ringhttpd_pool_threads", "gauge", "Job pool threads.", p.threads),
+      one("ringhttpd_pool_queue_depth", "gauge", "Jobs waiting in the job ring.", p.queued),
+      one("ringhttpd_pool_active", "gauge", "Jobs running in the pool now.", p.active),
+      one("ringhttpd_pool_jobs_total", "counter", "Jobs the pool finished.", p.done),
+      one("ringhttpd_pool_slab_free_chunks", "gauge", "Free result-slab chunks.", p.slabFree),
+      one("ringhttpd_pool_slab_chunks", "gauge", "Result-slab chunks.", p.chunks),
+    );
+  }
   let out = "";
   for (
     const [name, type, help, lines] of [
@@ -247,6 +268,7 @@ export function renderPrometheus(s: Sample): string {
       accepted,
       fdDropped,
       emfile,
+      ...pool,
     ]
   ) {
     if (lines.length === 0) continue;
@@ -264,6 +286,8 @@ export class Collector {
   readonly #workers: number;
   readonly #connRings: SpscRing[];
   readonly #logRings: ByteRing[];
+  readonly #pool?: PoolBuffers;
+  readonly #poolViews = {};
 
   /**
    * @param mode "ring" or "reuseport"
@@ -272,6 +296,7 @@ export class Collector {
    * @param metrics the counters buffer
    * @param connRings ring mode: every slot's connection ring
    * @param logRings access log on: every slot's log ring
+   * @param pool the job pool's shared memory, if there is a pool
    */
   constructor(
     mode: string,
@@ -280,7 +305,9 @@ export class Collector {
     metrics: SharedArrayBuffer,
     connRings: SharedArrayBuffer[] = [],
     logRings: SharedArrayBuffer[] = [],
+    pool?: PoolBuffers,
   ) {
+    this.#pool = pool;
     this.#mode = mode;
     this.#workers = workers;
     this.#ctl = new Int32Array(ctl);
@@ -314,6 +341,7 @@ export class Collector {
       dropped: Atomics.load(ctl, DROPPED),
       emfile: Atomics.load(ctl, EMFILE),
       workers,
+      pool: this.#pool && samplePool(this.#pool, this.#poolViews),
     };
   }
 }

@@ -41,6 +41,8 @@
  * @module
  */
 
+import type { PoolBuffers } from "./_jobs.ts";
+
 /** Index of the state word. */
 export const STATE = 0;
 /** Index of the connection cap. */
@@ -112,7 +114,13 @@ export interface WorkerConfig {
   rings?: SharedArrayBuffer[];
   /** Serve the Prometheus text page at this exact path; undefined: off. */
   metricsPath?: string;
+  /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
+  pool?: PoolBuffers;
+  /** This incarnation of the slot (its restarts so far): keeps job tokens apart. */
+  generation: number;
   handler: {
+    /** Entries per listing page. @default 10000 */
+    listingCap?: number;
     root: string;
     dirListing: boolean;
     dotfiles: boolean;

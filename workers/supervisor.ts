@@ -50,6 +50,7 @@ import {
 import { allocateMetrics, Collector } from "./_metrics.ts";
 import { AccessLogDrain, type LogFormat, openSink, RECORD_BYTES } from "./_access_log.ts";
 import { ByteRing } from "../queue/byte_ring.ts";
+import { PoolHost, type PoolStats } from "./_pool_host.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
 export interface ClusterConfig {
@@ -78,6 +79,8 @@ export interface ClusterConfig {
   logFlushMs: number;
   /** Path of the Prometheus page; undefined: not served. */
   metricsPath?: string;
+  /** Job pool threads (listings, compression); 0: HTTP workers do that work inline. */
+  pool: number;
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
 }
@@ -148,6 +151,8 @@ export interface ClusterStats {
   emfile: number;
   /** One entry per worker slot, in slot order. */
   workers: WorkerStats[];
+  /** The job pool; absent with `pool: 0`. */
+  pool?: PoolStats;
 }
 
 /**
@@ -218,6 +223,7 @@ export class Supervisor implements Cluster {
   #collector?: Collector;
   #rings: SharedArrayBuffer[] = [];
   #owners?: SharedArrayBuffer;
+  #pool?: PoolHost;
   #threads: (Worker | undefined)[] = [];
   #acceptor?: Worker;
   #listenFd?: number;
@@ -274,6 +280,11 @@ export class Supervisor implements Cluster {
       }
       this.#log = new AccessLogDrain(this.#logRings, c.logFormat, sink, c.logFlushMs);
     }
+    if (c.pool > 0) {
+      // Before the workers: they attach to its rings when they start.
+      this.#pool = new PoolHost(c.pool, c.workers, c.handler, c.log);
+      await this.#pool.start();
+    }
     if (c.mode === "ring") {
       const capacity = 2 ** Math.ceil(Math.log2(Math.min(Math.max(c.maxConns, 16), 65536)));
       for (let i = 0; i < c.workers; i++) this.#rings.push(SpscRing.allocate(capacity, 1));
@@ -301,6 +312,7 @@ export class Supervisor implements Cluster {
       this.#metrics,
       this.#rings,
       this.#logRings,
+      this.#pool?.buffers,
     );
   }
 
@@ -402,6 +414,8 @@ export class Supervisor implements Cluster {
         logRings: c.accessLog === undefined ? undefined : this.#logRings,
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
+        pool: this.#pool?.buffers,
+        generation: Atomics.load(this.#ctl, slot(i, RESTARTS)) + 1,
         handler: c.handler,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);
@@ -412,6 +426,8 @@ export class Supervisor implements Cluster {
     if (this.#threads[i] !== dead) return; // already being replaced
     this.#threads[i] = undefined;
     dead.terminate();
+    // Results queued for it would never be read: give their slab chunks back.
+    this.#pool?.workerDied(i);
     if (this.#closing) {
       this.#drained[i]?.();
       return;
@@ -454,6 +470,15 @@ export class Supervisor implements Cluster {
     this.#threads[i]?.postMessage({ type: "crash" } satisfies ToWorker);
   }
 
+  /**
+   * Test hook: stops pool thread `i` wherever it is, mid-job included.
+   *
+   * @param i the pool slot
+   */
+  killPoolThread(i: number): void {
+    this.#pool?.kill(i);
+  }
+
   /** Test hook: makes the acceptor throw, as a bug would. */
   crashAcceptor(): void {
     Atomics.store(this.#ctl, CRASH, 1);
@@ -479,6 +504,7 @@ export class Supervisor implements Cluster {
         connRing: w.connRing,
         logRing: w.logRing,
       })),
+      pool: this.#pool?.stats(),
     };
   }
 
@@ -516,6 +542,8 @@ export class Supervisor implements Cluster {
         w.postMessage({ type: "drain" } satisfies ToWorker);
       });
       await Promise.race([Promise.all(drained), expired]);
+      // No HTTP worker submits any more: pool threads finish what is queued.
+      this.#pool?.close();
     } finally {
       clearTimeout(timer);
       this.#terminateAll();
@@ -529,6 +557,7 @@ export class Supervisor implements Cluster {
     this.#threads = [];
     this.#acceptor?.terminate();
     this.#acceptor = undefined;
+    this.#pool?.terminate();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

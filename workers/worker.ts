@@ -24,7 +24,8 @@
 import net from "node:net";
 import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
-import { createHandler } from "../http/handler.ts";
+import { createHandler, type SubmitJob } from "../http/handler.ts";
+import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
@@ -82,7 +83,12 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  let inner = await createHandler({ ...config.handler });
+  let jobs: SubmitJob | undefined;
+  if (config.pool !== undefined) {
+    const client = new JobClient(config.pool, config.index, config.generation);
+    jobs = (kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args);
+  }
+  let inner = await createHandler({ ...config.handler, jobs });
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
@@ -91,6 +97,7 @@ async function start(config: WorkerConfig): Promise<void> {
       config.metrics,
       config.rings,
       config.logRings,
+      config.pool,
     );
     inner = metricsHandler(config.metricsPath, collector, inner);
   }

@@ -1,0 +1,206 @@
+/**
+ * The supervisor's side of the job pool (protocol in `_jobs.ts`): allocates
+ * the job ring, the slab and one completion ring per HTTP worker, starts the
+ * pool threads, replaces one that dies (its job runs once more, or is
+ * answered 503 if it already had), gives back the slab chunks a dead HTTP
+ * worker held, and closes the job ring at shutdown.
+ *
+ * @module
+ */
+import { MpmcRing } from "../queue/mpmc.ts";
+import { Slab } from "./_slab.ts";
+import {
+  allocatePool,
+  IDLE,
+  JOB,
+  PHASE,
+  POOL_SLOT_WORDS,
+  type PoolBuffers,
+  type PoolSample,
+  RECLAIMED,
+  RESULT,
+  RUNNING,
+  samplePool,
+} from "./_jobs.ts";
+import type { PoolThreadConfig } from "./pool.ts";
+import type { WorkerConfig } from "./_shared.ts";
+
+const POOL_URL = new URL("./pool.ts", import.meta.url);
+/** Slots beyond one per thread, for replacements. */
+const SPARE_SLOTS = 32;
+
+/** Pool figures for `Cluster.stats()`. */
+export interface PoolStats extends PoolSample {
+  /** Pool threads replaced after dying. */
+  restarts: number;
+}
+
+/** Starts and supervises the pool threads. */
+export class PoolHost {
+  /** The shared memory every HTTP worker attaches to. */
+  readonly buffers: PoolBuffers;
+  readonly #threads: (Worker | undefined)[] = [];
+  readonly #slots: Int32Array;
+  readonly #jobs: MpmcRing;
+  readonly #slab: Slab;
+  readonly #config: (i: number) => PoolThreadConfig;
+  readonly #log: (line: string) => void;
+  #closing = false;
+  #restarts = 0;
+  /** Each thread's slot; a replacement gets a fresh one (see `#died`). */
+  readonly #slotOf: number[] = [];
+  /** Slots not in use, least recently retired first. */
+  readonly #spare: number[] = [];
+  readonly #views = {};
+
+  /**
+   * @param threads Pool threads (at least 1).
+   * @param workers HTTP worker slots (one completion ring each).
+   * @param handler What the HTTP workers serve (the pool lists the same way).
+   * @param log Supervisor log lines.
+   */
+  constructor(
+    threads: number,
+    workers: number,
+    handler: WorkerConfig["handler"],
+    log: (line: string) => void,
+  ) {
+    // Spare slots: a dead thread's slot stays retired while threads that
+    // may still be running (terminate() is not immediate) could touch it.
+    this.buffers = allocatePool({ threads, workers, slots: threads + SPARE_SLOTS });
+    for (let k = 0; k < threads + SPARE_SLOTS; k++) {
+      (k < threads ? this.#slotOf : this.#spare).push(k);
+    }
+    this.#slots = new Int32Array(this.buffers.slots);
+    this.#jobs = new MpmcRing(this.buffers.jobs);
+    this.#slab = new Slab(this.buffers.slab);
+    this.#log = log;
+    const root = Deno.realPathSync(handler.root);
+    this.#config = (index) => ({
+      index,
+      pool: this.buffers,
+      policy: { root, dotfiles: handler.dotfiles, followSymlinks: handler.followSymlinks },
+      page: {
+        listingCap: Math.max(1, handler.listingCap ?? 10000),
+        dotfiles: handler.dotfiles,
+        archives: handler.dirListing && handler.maxArchiveBytes > 0,
+      },
+    });
+  }
+
+  /** Starts every pool thread; resolves when all are ready. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.buffers.threads }, (_, i) => this.#start(i)));
+  }
+
+  #start(i: number): Promise<void> {
+    const slot = this.#slot(this.#slotOf[i]);
+    // DONE keeps counting across the slot's threads.
+    Atomics.store(slot, RESULT, -1);
+    Atomics.store(slot, PHASE, IDLE);
+    const w = new Worker(POOL_URL, { type: "module", name: `pool-${i}` });
+    this.#threads[i] = w;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      w.onmessage = () => {
+        ready = true;
+        resolve();
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        if (!ready) {
+          w.terminate();
+          reject(new Error(`pool thread ${i}: ${e.message}`));
+        } else this.#died(i, w, e.message);
+      };
+      w.postMessage({ type: "start", config: this.#config(this.#slotOf[i]) });
+    });
+  }
+
+  /**
+   * Test hook: stops pool thread `i` wherever it is (mid-job included), as
+   * a crash would, and replaces it.
+   */
+  kill(i: number): void {
+    const w = this.#threads[i];
+    if (w) this.#died(i, w, "killed (test hook)");
+  }
+
+  #died(i: number, dead: Worker, reason: string): void {
+    if (this.#threads[i] !== dead) return;
+    this.#threads[i] = undefined;
+    // Takes effect at the thread's next interrupt check, not now: until then
+    // it may still run. Retiring its slot makes it stop at its next step.
+    dead.terminate();
+    const old = this.#slotOf[i];
+    const slot = this.#slot(old);
+    let from: number;
+    for (;;) {
+      from = Atomics.load(slot, PHASE);
+      if (Atomics.compareExchange(slot, PHASE, from, RECLAIMED) === from) break;
+    }
+    if (from === RUNNING) {
+      // The job is ours: the thread will not publish it. Its result chain
+      // goes to whichever of us takes it from the slot first.
+      const job = [0, 1, 2, 3].map((w) => Atomics.load(slot, JOB + w));
+      const result = Atomics.exchange(slot, RESULT, -1);
+      if (result >= 0) this.#slab.free(result);
+      this.#retryOrFail(job);
+    } // PUBLISHING: it completes the job itself; IDLE: nothing was running.
+    // A fresh slot for the replacement; the old one is reused last.
+    this.#spare.push(old);
+    this.#slotOf[i] = this.#spare.shift()!;
+    if (this.#closing) return;
+    this.#log(`pool thread ${i} died (${reason}); replacing it`);
+    this.#restarts++;
+    this.#start(i).catch((e) => this.#restartFailed(i, e));
+  }
+
+  /** Pool slot `k`'s words. */
+  #slot(k: number): Int32Array {
+    return this.#slots.subarray(k * POOL_SLOT_WORDS, (k + 1) * POOL_SLOT_WORDS);
+  }
+
+  #restartFailed(i: number, e: Error): void {
+    this.#log(`pool thread ${i} restart failed: ${e.message}`);
+  }
+
+  /** The job of a dead thread: once more, or 503 if it had already been retried. */
+  #retryOrFail(job: number[]): void {
+    const [kindWord, token, argsFirst, argsLen] = job;
+    const retried = (kindWord >> 16) & 1;
+    if (retried === 0 && this.#jobs.push(kindWord | (1 << 16), token, argsFirst, argsLen)) return;
+    this.#slab.free(argsFirst);
+    const worker = (kindWord >> 8) & 0xff;
+    const ring = this.buffers.completions[worker];
+    if (ring) new MpmcRing(ring).push(token, 503, -1, 0);
+  }
+
+  /**
+   * HTTP worker `i` died: gives back the result chunks queued for it. (Later
+   * completions reach its replacement, which frees what it did not ask for.)
+   */
+  workerDied(i: number): void {
+    const ring = new MpmcRing(this.buffers.completions[i]);
+    const rec = new Int32Array(4);
+    while (ring.pop(rec)) if (rec[2] >= 0) this.#slab.free(rec[2]);
+  }
+
+  /** Graceful stop: threads finish the queued jobs, then exit. */
+  close(): void {
+    this.#closing = true;
+    this.#jobs.close();
+  }
+
+  /** Stops every thread at once. */
+  terminate(): void {
+    this.#closing = true;
+    for (const w of this.#threads) w?.terminate();
+    this.#threads.length = 0;
+  }
+
+  /** Current figures (racy reads; each is exact, the set is not a snapshot). */
+  stats(): PoolStats {
+    return { ...samplePool(this.buffers, this.#views), restarts: this.#restarts };
+  }
+}
