@@ -74,6 +74,8 @@ export interface TlsServerOptions {
 export interface TlsServer {
   /** The bound port (the real one when 0 was asked for). */
   port: number;
+  /** The private HTTP/2 server's port on 127.0.0.1 (answers only this worker's pipes). */
+  h2Port: number;
   /** Resolves when the accept loop has ended (after `stop`). */
   done: Promise<void>;
   /** Stops accepting. */
@@ -445,6 +447,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
 
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    h2Port: h2port,
     done,
     stop() {
       if (stopped) return;

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { serve } from "../serve.ts";
 import { parseArgs } from "../cli.ts";
-import { toRequestHead, toResponse } from "./tls.ts";
+import { startTls, toRequestHead, toResponse } from "./tls.ts";
+import { ConnectionSet } from "../http/engine.ts";
 import type { Reply } from "../http/types.ts";
 
 const ENTRY = new URL("./_cluster_entry.ts", import.meta.url).pathname;
@@ -406,6 +407,37 @@ Deno.test(
       )]
         .reduce((a, m) => a + Number(m[1]), 0);
     assert.deepEqual([sum("2xx"), sum("4xx")], [6, 2]);
+  },
+);
+
+Deno.test(
+  "the private HTTP/2 server answers 403 to a connection that is not a TLS pipe",
+  opts,
+  async () => {
+    const set = new ConnectionSet();
+    const tls = startTls(() => ({ status: 204, headers: [], body: [], length: 0 }), set, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert, key },
+      maxConns: 16,
+      headerTimeoutMs: 1000,
+      idleTimeoutMs: 1000,
+      writeTimeoutMs: 1000,
+      onConn() {},
+      onEmfile() {},
+    });
+    try {
+      const stranger = await fetch(`http://127.0.0.1:${tls.h2Port}/a.txt`);
+      await stranger.body?.cancel();
+      assert.equal(stranger.status, 403);
+      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+      const piped = await fetch(`https://localhost:${tls.port}/a.txt`, { client });
+      await piped.body?.cancel();
+      assert.equal(piped.status, 204);
+    } finally {
+      await tls.drain();
+      await tls.done;
+    }
   },
 );
 
