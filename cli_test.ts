@@ -505,3 +505,20 @@ Deno.test("CLI: -H, --cors and --no-dir-listing reach the server", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("README: every flag in --help has a row in the Command line flags table", async () => {
+  const readme = await Deno.readTextFile(new URL("./README.md", import.meta.url));
+  const from = readme.indexOf("## Command line");
+  const section = readme.slice(from, readme.indexOf("\n## ", from));
+  const documented = new Set(
+    section.split("\n").filter((l) => l.startsWith("| `-")).flatMap((row) =>
+      [...row.split("|")[1].matchAll(/`(--?[A-Za-z][\w-]*)/g)].map((m) => m[1])
+    ),
+  );
+  const helped = [...HELP.matchAll(/^\s+(?:(-\w), )?(--[\w-]+)/gm)]
+    .flatMap((m) => m[1] ? [m[1], m[2]] : [m[2]]);
+  assert.ok(helped.length > 20, helped.join(" "));
+  for (const flag of helped) {
+    assert.ok(documented.has(flag), `${flag} is in --help but has no row in README's flags table`);
+  }
+});

@@ -14,7 +14,7 @@
  * 8    f64  duration, whole ms (handler call -> last byte handed to the kernel)
  * 16   f64  bytes written (head included; Apache %O, nginx $bytes_sent)
  * 24   u16  status
- * 26   u8   HTTP minor version (0 / 1); 255: no request line (engine error)
+ * 26   u8   HTTP version: 0 1.0, 1 1.1, 2 HTTP/2; 255: no request line (engine error)
  * 27   u8   flags: 1 target cut, 2 referer cut, 4 user-agent cut
  * 28   u8   method length     29 u8 remote length
  * 30   u16  target length     32 u8 referer length   33 u8 user-agent length
@@ -69,8 +69,11 @@ function header(req: RequestHead, name: string): string | undefined {
 export interface ConnectionTap {
   /** The handler to run this connection's requests with. */
   handler: Handler;
-  /** The engine's per-response hook. */
-  onResponse(req: RequestHead | null, status: number, bytes: number): void;
+  /**
+   * The engine's per-response hook; `h2` marks a response sent over HTTP/2
+   * (the request head says 1.1, which the handler's rules follow).
+   */
+  onResponse(req: RequestHead | null, status: number, bytes: number, h2?: boolean): void;
 }
 
 /**
@@ -127,10 +130,10 @@ export class AccessLogProducer {
         start = Date.now();
         return inner(req);
       },
-      onResponse: (req, status, bytes) => {
+      onResponse: (req, status, bytes, h2) => {
         this.#counters.response(status, bytes);
         const now = Date.now();
-        this.#record(req, status, bytes, addr, req === null ? now : start, now);
+        this.#record(req, status, bytes, addr, req === null ? now : start, now, h2 === true);
       },
     };
   }
@@ -142,6 +145,7 @@ export class AccessLogProducer {
     remote: string,
     start: number,
     end: number,
+    h2: boolean,
   ): void {
     const ring = this.#ring!;
     const at = ring.claim();
@@ -167,7 +171,7 @@ export class AccessLogProducer {
       b[at + O_REFERER_LEN] = 0;
       b[at + O_UA_LEN] = 0;
     } else {
-      b[at + O_MINOR] = req.minor;
+      b[at + O_MINOR] = h2 ? 2 : req.minor;
       b[at + O_METHOD_LEN] = put(b, at + F_METHOD, req.method, N_METHOD);
       const t = put(b, at + F_TARGET, req.target, N_TARGET);
       if (t < req.target.length) flags |= 1;
@@ -311,7 +315,7 @@ export class LineWriter {
       this.#byte(SPACE);
       this.#escaped(src, at + F_TARGET, src[at + O_TARGET_LEN] | (src[at + O_TARGET_LEN + 1] << 8));
       if (flags & 1) this.#ascii("...");
-      this.#ascii(minor === 0 ? " HTTP/1.0" : " HTTP/1.1");
+      this.#ascii(minor === 0 ? " HTTP/1.0" : minor === 2 ? " HTTP/2.0" : " HTTP/1.1");
     }
     this.#byte(QUOTE);
     this.#byte(SPACE);

@@ -75,6 +75,17 @@ Deno.test("access log: common format, HTTP/1.0, an engine error without a reques
   assert.match(b, /^192\.0\.2\.1 - - \[[^\]]+\] "-" 400 90$/);
 });
 
+Deno.test("access log: a response marked h2 is logged as HTTP/2.0 and counted like any other", () => {
+  const { text, counters } = lines("common", (tap) => {
+    const r = req("/a.txt");
+    tap.handler(r);
+    tap.onResponse(r, 404, 14, true);
+  });
+  assert.match(text, /^192\.0\.2\.1 - - \[[^\]]+\] "GET \/a\.txt HTTP\/2\.0" 404 14\n$/);
+  assert.deepEqual(counters.responses, [0, 0, 0, 1, 0]);
+  assert.equal(counters.bytes, 14);
+});
+
 Deno.test("access log: quotes, backslashes, control and non-ASCII bytes are escaped as \\xHH; long fields are cut and marked", () => {
   const { text } = lines("combined", (tap) => {
     const r = req("/" + "a".repeat(300), ["user-agent", 'q"\\\x01\xe9' + "u".repeat(200)]);

@@ -184,7 +184,7 @@ export function renderPrometheus(s: Sample): string {
   const bytes = fam(
     "ringhttpd_response_bytes_total",
     "counter",
-    "Response bytes written (status line and headers included).",
+    "Response bytes written (HTTP/1: status line and headers included; HTTP/2: body).",
   );
   const up = fam(
     "ringhttpd_worker_up",

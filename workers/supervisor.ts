@@ -111,7 +111,7 @@ export interface WorkerStats {
   restarts: number;
   /** Responses by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]` (engine errors included). */
   responses: number[];
-  /** Response bytes written, heads included. */
+  /** Response bytes written, heads included (HTTP/2 over TLS: bodies only). */
   bytes: number;
   /** Access-log records queued (0 when the log is off). */
   logged: number;

@@ -10,11 +10,21 @@
  *   same engine and deadlines as plain HTTP (header, idle, write timeouts).
  * - ALPN `h2`: Deno has no public API to run its HTTP/2 server over an
  *   accepted connection, only over a listener it owns. So each worker runs a
- *   private `Deno.serve` on an abstract Unix socket (Linux; no file, no
- *   `--allow-write`) that speaks h2c with prior knowledge, and pipes the
- *   decrypted bytes of each h2 connection to it and back. That server calls
- *   the same file handler through {@linkcode toRequestHead} and
- *   {@linkcode toResponse}.
+ *   private `Deno.serve` on 127.0.0.1, port 0 (it speaks h2c with prior
+ *   knowledge), and pipes the decrypted bytes of each h2 connection to it and
+ *   back. That server calls the same file handler through
+ *   {@linkcode toRequestHead} and {@linkcode toResponse}. Loopback TCP, not a
+ *   Unix socket, because the pipe's local port is what ties a request there
+ *   to its TLS client (`ServeHandlerInfo.remoteAddr` of a Unix connection is
+ *   the server's own path): the access log needs the client's address, and
+ *   a connection that is not one of the worker's pipes (another local
+ *   process) is answered 403.
+ *
+ * Access log and counters: `tap` gives each connection (h1) or request (h2)
+ * its observers, as in plain HTTP. In h2 the byte count is the body handed to
+ * Deno's server (its HPACK-compressed head is not visible here), the duration
+ * ends when `Deno.serve` reports the response sent (`info.completed`), and
+ * the log line says `HTTP/2.0`.
  *
  * Limits in h2 mode: `Deno.serve` has no header or idle timeouts of its own,
  * so the pipe enforces what it can see. The TLS handshake must finish within
@@ -29,6 +39,7 @@
  */
 import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
 import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
+import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSocket } from "./_tls_fd.ts";
 
 /** PEM certificate chain and private key. */
@@ -51,12 +62,20 @@ export interface TlsServerOptions {
   onConn(delta: 1 | -1): void;
   /** Called when accept() fails for lack of file descriptors (retried later). */
   onEmfile(): void;
+  /**
+   * The observers (access log, response counters) of an h1 connection or an
+   * h2 request from `remote`; `handler` is then not called directly.
+   * Default: `handler`, nothing observed.
+   */
+  tap?(remote: Deno.Addr): ConnectionTap;
 }
 
 /** A running TLS listener of one worker. */
 export interface TlsServer {
   /** The bound port (the real one when 0 was asked for). */
   port: number;
+  /** The private HTTP/2 server's port on 127.0.0.1 (answers only this worker's pipes). */
+  h2Port: number;
   /** Resolves when the accept loop has ended (after `stop`). */
   done: Promise<void>;
   /** Stops accepting. */
@@ -68,6 +87,7 @@ export interface TlsServer {
 const FILE_CHUNK = 65536;
 const PIPE_CHUNK = 65536;
 const ALPN = ["h2", "http/1.1"];
+const LOOPBACK = "127.0.0.1";
 
 /** Hop-by-hop headers that HTTP/2 forbids and Deno.serve sets itself. */
 const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "date"]);
@@ -131,7 +151,11 @@ function isSlice(p: BodyPart): p is FileSlice {
  * as the client pulls. `release` is called once: at the end, on an error, or
  * when the client goes away (cancel).
  */
-function bodyStream(parts: BodyPart[], release: () => void): ReadableStream<Uint8Array> {
+function bodyStream(
+  parts: BodyPart[],
+  release: () => void,
+  sent?: { bytes: number },
+): ReadableStream<Uint8Array> {
   let i = 0;
   let pos = -1;
   return new ReadableStream<Uint8Array>({
@@ -141,8 +165,9 @@ function bodyStream(parts: BodyPart[], release: () => void): ReadableStream<Uint
           const p = parts[i];
           if (!isSlice(p)) {
             i++;
-            if (p.length > 0) return ctrl.enqueue(p);
-            continue;
+            if (p.length === 0) continue;
+            if (sent) sent.bytes += p.length;
+            return ctrl.enqueue(p);
           }
           if (pos < 0) {
             pos = p.start;
@@ -158,6 +183,7 @@ function bodyStream(parts: BodyPart[], release: () => void): ReadableStream<Uint
           // The file shrank under us: fail the stream rather than pad it.
           if (n === null || n === 0) throw new Error("file shorter than its Content-Length");
           pos += n;
+          if (sent) sent.bytes += n;
           return ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
         }
         release();
@@ -181,6 +207,8 @@ function bodyStream(parts: BodyPart[], release: () => void): ReadableStream<Uint
  *
  * @param reply the handler's answer
  * @param method the request method (HEAD gets no body)
+ * @param sent if given, `bytes` grows by each body byte handed to the
+ *   `Response` (all at once for an in-memory body, chunk by chunk for files)
  * @returns the response
  *
  * @example Convert a small reply
@@ -191,7 +219,7 @@ function bodyStream(parts: BodyPart[], release: () => void): ReadableStream<Uint
  * console.log(res.status, await res.text()); // 200 "hi"
  * ```
  */
-export function toResponse(reply: Reply, method: string): Response {
+export function toResponse(reply: Reply, method: string, sent?: { bytes: number }): Response {
   const status = reply.status;
   const source = reply.headers.length === 0 && reply.rawHead
     ? rawHeaders(reply.rawHead)
@@ -216,9 +244,10 @@ export function toResponse(reply: Reply, method: string): Response {
   }
   if (parts.length === 1 && !isSlice(parts[0])) {
     release();
+    if (sent) sent.bytes += parts[0].length;
     return new Response(parts[0] as Uint8Array<ArrayBuffer>, { status, headers });
   }
-  return new Response(bodyStream(parts, release), { status, headers });
+  return new Response(bodyStream(parts, release, sent), { status, headers });
 }
 
 /** One proxied h2 connection: its deadline state, checked by the worker's ticker. */
@@ -248,11 +277,33 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   });
   // Responses go out in pieces (head, file chunks): no Nagle delay between them.
   noDelayListener(listener.addr as Deno.NetAddr);
-  const h2path = `\0ringhttpd-h2-${Deno.pid}-${crypto.randomUUID()}`;
-  const h2 = Deno.serve({ path: h2path, onListen() {} }, async (req) => {
+  const tap = o.tap ?? (() => ({ handler, onResponse() {} }));
+  /** The TLS client of each live pipe, by the pipe's local port on loopback. */
+  const peers = new Map<number, Deno.Addr>();
+  const h2 = Deno.serve({ hostname: LOOPBACK, port: 0, onListen() {} }, async (req, info) => {
+    const via = info.remoteAddr as Deno.NetAddr;
+    const remote = via.hostname === LOOPBACK ? peers.get(via.port) : undefined;
+    // Not one of this worker's pipes: another local process found the port.
+    if (remote === undefined) return new Response(null, { status: 403 });
     const head = toRequestHead(req);
-    return toResponse(await handler(head), head.method);
+    const t = tap(remote);
+    const sent = { bytes: 0 };
+    let res: Response;
+    let status: number;
+    try {
+      const reply = await t.handler(head);
+      status = reply.status;
+      res = toResponse(reply, head.method, sent);
+    } catch {
+      // As the h1 engine does: the bug is answered 500, not left to Deno.serve.
+      status = 500;
+      res = new Response(null, { status });
+    }
+    const done = () => t.onResponse(head, status, sent.bytes, true);
+    info.completed.then(done, done);
+    return res;
   });
+  const h2port = h2.addr.port;
   const engine = {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
@@ -303,17 +354,22 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
       clearTimeout(timer);
     }
     if (alpn === "h2") return await pipeH2(conn);
-    await serveDenoConn(conn, handler, set, engine);
+    const t = tap(conn.remoteAddr);
+    await serveDenoConn(conn, t.handler, set, engine, t.onResponse);
   }
 
   async function pipeH2(conn: Deno.TlsConn): Promise<void> {
-    let up: Deno.UnixConn;
+    let up: Deno.TcpConn;
     try {
-      up = await Deno.connect({ transport: "unix", path: h2path });
+      up = await Deno.connect({ hostname: LOOPBACK, port: h2port });
+      up.setNoDelay(true);
     } catch {
       conn.close();
       return;
     }
+    // Known before the first byte reaches Deno.serve, gone when the pipe closes.
+    const port = (up.localAddr as Deno.NetAddr).port;
+    peers.set(port, conn.remoteAddr);
     let closed = false;
     const pipe: Pipe = {
       last: Date.now(),
@@ -322,6 +378,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
         if (closed) return;
         closed = true;
         pipes.delete(pipe);
+        peers.delete(port);
         if (pipes.size === 0) pipesGone?.();
         for (const c of [conn, up]) {
           try {
@@ -390,6 +447,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
 
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    h2Port: h2port,
     done,
     stop() {
       if (stopped) return;

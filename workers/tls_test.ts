@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { serve } from "../serve.ts";
 import { parseArgs } from "../cli.ts";
-import { toRequestHead, toResponse } from "./tls.ts";
+import { startTls, toRequestHead, toResponse } from "./tls.ts";
+import { ConnectionSet } from "../http/engine.ts";
 import type { Reply } from "../http/types.ts";
 
 const ENTRY = new URL("./_cluster_entry.ts", import.meta.url).pathname;
@@ -106,6 +107,8 @@ class Server implements AsyncDisposable {
   stderr = "";
   readonly proc: Deno.ChildProcess;
   #stdout: ReadableStreamDefaultReader<string>;
+  #partial = "";
+  #lines: string[] = [];
   #stderrDone: Promise<void>;
 
   constructor(options: Record<string, unknown>) {
@@ -142,11 +145,41 @@ class Server implements AsyncDisposable {
       if (done) throw new Error(`server exited before listening; stderr:\n${this.stderr}`);
       out += value;
     }
+    const nl = out.indexOf("\n");
+    this.#partial = out.slice(nl + 1);
     const m = out.match(/Listening on http:\/\/[^:]+:(\d+)\/ \(\d+ workers, (\w+) mode\)/);
     assert.ok(m, out);
     assert.equal(m[2], "reuseport");
     this.port = Number(m[1]);
     return this;
+  }
+
+  /** Reads stdout (after the Listening line) until `done(lines)` holds; gives the lines. */
+  async lines(what: string, done: (lines: string[]) => boolean, ms = 10_000): Promise<string[]> {
+    const deadline = Date.now() + ms;
+    while (!done(this.#lines)) {
+      const read = this.#stdout.read();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${what}`)),
+          deadline - Date.now(),
+        );
+      });
+      try {
+        const { value, done: ended } = await Promise.race([read, late]);
+        if (ended) throw new Error(`server exited while waiting for ${what}`);
+        this.#partial += value;
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; stdout so far:\n${this.#lines.join("\n")}`);
+      } finally {
+        clearTimeout(timer);
+      }
+      const parts = this.#partial.split("\n");
+      this.#partial = parts.pop()!;
+      this.#lines.push(...parts);
+    }
+    return this.#lines;
   }
 
   url(path: string, host = "localhost"): string {
@@ -300,6 +333,113 @@ Deno.test("HTTPS serves a file, a listing and a 404 over HTTP/1.1 and HTTP/2", o
     assert.equal((await head.arrayBuffer()).byteLength, 0);
   }
 });
+
+// host - - [time] "METHOD target HTTP/x" status bytes "referer" "ua"
+const COMBINED = /^(\S+) - - \[[^\]]+\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"$/;
+
+Deno.test(
+  "HTTPS -v logs every response, HTTP/1.1 and HTTP/2, and counts it in stats and metrics",
+  opts,
+  async () => {
+    await using server = await new Server({
+      verbose: true,
+      metricsPath: "/.ringhttpd/metrics",
+    }).started();
+    const sent: string[] = [];
+    for (const [proto, h2] of [["HTTP/1.1", false], ["HTTP/2.0", true]] as const) {
+      using client = Deno.createHttpClient({ caCerts: [ca], http1: !h2, http2: h2 });
+      const ua = { "user-agent": `tls-test ${proto}` };
+      assert.equal((await get(client, server.url("/a.txt"), { headers: ua })).res.status, 200);
+      assert.equal((await get(client, server.url("/nope?x=1"), { headers: ua })).res.status, 404);
+      const range = await get(client, server.url("/big.bin"), {
+        headers: { ...ua, range: "bytes=0-99999" },
+      });
+      assert.equal(range.res.status, 206);
+      const head = await fetch(server.url("/a.txt"), { client, method: "HEAD", headers: ua });
+      await head.body?.cancel();
+      sent.push(`GET /a.txt ${proto}`, `GET /nope?x=1 ${proto}`);
+      sent.push(`GET /big.bin ${proto}`, `HEAD /a.txt ${proto}`);
+    }
+    const parsed = (await server.lines(
+      "8 access-log lines",
+      (ls) => ls.filter((l) => COMBINED.test(l)).length >= 8,
+    )).filter((l) => COMBINED.test(l)).map((l) => l.match(COMBINED)!);
+    assert.equal(parsed.length, 8);
+    const by = new Map(parsed.map((m) => [m[2], m]));
+    assert.deepEqual([...by.keys()].sort(), [...sent].sort());
+    for (const m of parsed) {
+      assert.equal(m[1], "127.0.0.1", m[0]);
+      assert.equal(m[6], `tls-test ${m[2].split(" ")[2]}`, m[0]);
+    }
+    const status = (r: string) => by.get(r)![3];
+    const bytes = (r: string) => Number(by.get(r)![4]);
+    for (const p of ["HTTP/1.1", "HTTP/2.0"]) {
+      assert.equal(status(`GET /a.txt ${p}`), "200");
+      assert.equal(status(`GET /nope?x=1 ${p}`), "404");
+      assert.equal(status(`GET /big.bin ${p}`), "206");
+      assert.equal(status(`HEAD /a.txt ${p}`), "200");
+    }
+    // HTTP/1.1 counts what was written, head included; HTTP/2 the body handed to Deno.serve.
+    assert.ok(bytes("GET /a.txt HTTP/1.1") > 14, String(bytes("GET /a.txt HTTP/1.1")));
+    assert.ok(bytes("GET /big.bin HTTP/1.1") > 100_000);
+    assert.ok(bytes("HEAD /a.txt HTTP/1.1") < bytes("GET /a.txt HTTP/1.1"));
+    assert.equal(bytes("GET /a.txt HTTP/2.0"), 14);
+    assert.equal(bytes("GET /big.bin HTTP/2.0"), 100_000);
+    assert.equal(bytes("HEAD /a.txt HTTP/2.0"), 0);
+
+    // Counted like plain HTTP: by status class in stats() and the metrics page.
+    const stdin = server.proc.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode("stats\n"));
+    stdin.releaseLock();
+    const stats = JSON.parse(
+      (await server.lines("the stats line", (ls) => ls.some((l) => l.startsWith("{"))))
+        .find((l) => l.startsWith("{"))!,
+    );
+    const total = (k: number) =>
+      stats.workers.reduce((a: number, w: { responses: number[] }) => a + w.responses[k], 0);
+    assert.deepEqual([total(1), total(3)], [6, 2]);
+    assert.equal(stats.workers.reduce((a: number, w: { logged: number }) => a + w.logged, 0), 8);
+    using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+    const metrics = (await get(client, server.url("/.ringhttpd/metrics"))).text;
+    const sum = (code: string) =>
+      [...metrics.matchAll(
+        new RegExp(`^ringhttpd_responses_total\\{.*code="${code}"\\} (\\d+)$`, "gm"),
+      )]
+        .reduce((a, m) => a + Number(m[1]), 0);
+    assert.deepEqual([sum("2xx"), sum("4xx")], [6, 2]);
+  },
+);
+
+Deno.test(
+  "the private HTTP/2 server answers 403 to a connection that is not a TLS pipe",
+  opts,
+  async () => {
+    const set = new ConnectionSet();
+    const tls = startTls(() => ({ status: 204, headers: [], body: [], length: 0 }), set, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert, key },
+      maxConns: 16,
+      headerTimeoutMs: 1000,
+      idleTimeoutMs: 1000,
+      writeTimeoutMs: 1000,
+      onConn() {},
+      onEmfile() {},
+    });
+    try {
+      const stranger = await fetch(`http://127.0.0.1:${tls.h2Port}/a.txt`);
+      await stranger.body?.cancel();
+      assert.equal(stranger.status, 403);
+      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+      const piped = await fetch(`https://localhost:${tls.port}/a.txt`, { client });
+      await piped.body?.cancel();
+      assert.equal(piped.status, 204);
+    } finally {
+      await tls.drain();
+      await tls.done;
+    }
+  },
+);
 
 Deno.test("curl negotiates HTTP/1.1 or HTTP/2 by ALPN on the same port", {
   ...opts,

@@ -135,6 +135,7 @@ async function start(config: WorkerConfig): Promise<void> {
         if (delta > 0) Atomics.add(ctl, conns, 1);
       },
       onEmfile: () => Atomics.add(ctl, EMFILE, 1),
+      tap: (remote) => log.tap(remote),
     });
     stopSource = () => tls.stop();
     drainAll = () => tls.drain();
