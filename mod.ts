@@ -36,8 +36,13 @@
  * @module
  */
 export { serve, type ServeOptions } from "./serve.ts";
-export type { Cluster, ClusterStats, WorkerStats } from "./serve.ts";
-export { createHandler, type HandlerOptions } from "./http/handler.ts";
+export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
+export {
+  createHandler,
+  type HandlerOptions,
+  type JobAnswer,
+  type SubmitJob,
+} from "./http/handler.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
 export { ConnectionSet, HttpConnection, serveDenoConn } from "./http/engine.ts";

@@ -8,6 +8,8 @@ import { openFileLimit } from "./workers/_libc.ts";
 import { type Cluster, type ClusterConfig, Supervisor } from "./workers/supervisor.ts";
 
 export type { Cluster, ClusterStats, WorkerStats } from "./workers/supervisor.ts";
+export type { PoolStats } from "./workers/_pool_host.ts";
+export type { PoolSample } from "./workers/_jobs.ts";
 
 /**
  * Options of {@linkcode serve}. Every field but `root` is optional.

@@ -117,7 +117,19 @@ export function allocateCompletions(): SharedArrayBuffer {
   return MpmcRing.allocate(MAX_OUTSTANDING, 4);
 }
 
-/** Pool figures readable from its shared memory alone (any thread). */
+/**
+ * Pool figures readable from its shared memory alone (any thread).
+ *
+ * @example Slab chunks in use
+ * ```ts
+ * import type { PoolSample } from "../mod.ts";
+ *
+ * const inUse = (p: PoolSample) => p.chunks - p.slabFree;
+ * console.assert(
+ *   inUse({ threads: 1, queued: 0, active: 0, done: 0, slabFree: 1000, chunks: 1024 }) === 24,
+ * );
+ * ```
+ */
 export interface PoolSample {
   /** Pool threads. */
   threads: number;

@@ -29,7 +29,22 @@ const POOL_URL = new URL("./pool.ts", import.meta.url);
 /** Slots beyond one per thread, for replacements. */
 const SPARE_SLOTS = 32;
 
-/** Pool figures for `Cluster.stats()`. */
+/**
+ * Pool figures for `Cluster.stats()`.
+ *
+ * @example Is the pool keeping up?
+ * ```ts
+ * import type { PoolStats } from "../mod.ts";
+ *
+ * function backlog(p: PoolStats): string {
+ *   return `${p.active}/${p.threads} busy, ${p.queued} queued, ${p.restarts} restarts`;
+ * }
+ * console.assert(
+ *   backlog({ threads: 1, queued: 0, active: 1, done: 9, slabFree: 8, chunks: 8, restarts: 0 }) ===
+ *     "1/1 busy, 0 queued, 0 restarts",
+ * );
+ * ```
+ */
 export interface PoolStats extends PoolSample {
   /** Pool threads replaced after dying. */
   restarts: number;
