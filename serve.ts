@@ -9,6 +9,7 @@ import { type Cluster, type ClusterConfig, Supervisor } from "./workers/supervis
 
 export type { Cluster, ClusterStats, WorkerStats } from "./workers/supervisor.ts";
 export type { PoolStats } from "./workers/_pool_host.ts";
+import { MAX_WORKER } from "./workers/_jobs.ts";
 export type { PoolSample } from "./workers/_jobs.ts";
 
 /**
@@ -344,10 +345,25 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   }
   const limit = ffi ? openFileLimit() : undefined;
   const derivedCap = limit === undefined ? 448 : Math.max(16, Math.floor((limit - 128) / 2));
+  const workers = positiveInt("workers", options.workers, navigator.hardwareConcurrency || 1);
+  const pool = positiveInt(
+    "pool",
+    options.pool,
+    Math.max(1, Math.floor((navigator.hardwareConcurrency || 1) / 2)),
+    0,
+  );
+  if (pool > 0 && workers > MAX_WORKER + 1) {
+    // A job record names its worker in 8 bits.
+    throw new RangeError(
+      `workers must be at most ${
+        MAX_WORKER + 1
+      } with a job pool (pool: 0 lifts it), got ${workers}`,
+    );
+  }
   const config: ClusterConfig = {
     hostname: options.hostname ?? "0.0.0.0",
     port,
-    workers: positiveInt("workers", options.workers, navigator.hardwareConcurrency || 1),
+    workers,
     mode,
     io,
     fdLimit: limit ?? 1024,
@@ -363,12 +379,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     logRingSize: powerOfTwo("logRingSize", options.logRingSize, 8192),
     logFlushMs: positiveInt("logFlushMs", options.logFlushMs, 20),
     metricsPath: metricsPathOf(options.metricsPath, root, log),
-    pool: positiveInt(
-      "pool",
-      options.pool,
-      Math.max(1, Math.floor((navigator.hardwareConcurrency || 1) / 2)),
-      0,
-    ),
+    pool,
     handler: {
       root,
       dirListing: options.dirListing ?? true,

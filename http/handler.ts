@@ -323,6 +323,40 @@ function hasConditional(h: string[]): boolean {
 }
 
 /**
+ * Reads the whole open file as one version: fstat after the read must match
+ * the fstat before it (size and mtime), else the read is repeated (three
+ * tries). A response never mixes bytes of two versions of a file.
+ *
+ * @returns the bytes (shorter than `info.size` if truncated meanwhile) and
+ *   the fstat of the version read (`info` itself if unchanged); null if
+ *   every try saw a change
+ */
+async function readOneVersion(
+  file: Deno.FsFile,
+  info: Deno.FileInfo,
+): Promise<{ bytes: Uint8Array; info: Deno.FileInfo } | null> {
+  let before = info;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (attempt > 0) await file.seek(0, Deno.SeekMode.Start);
+    const bytes = new Uint8Array(before.size);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = await file.read(bytes.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    const after = await file.stat();
+    const same = after.size === before.size &&
+      (after.mtime?.getTime() ?? 0) === (before.mtime?.getTime() ?? 0);
+    if (same || (got < before.size && after.size === got)) {
+      return { bytes: got < bytes.length ? bytes.subarray(0, got) : bytes, info: before };
+    }
+    before = after;
+  }
+  return null;
+}
+
+/**
  * Compresses a file in this thread (no job pool): reads one version of it
  * (fstat before and after), then gzip or brotli (quality 5) off the event
  * loop's critical path through node:zlib's asynchronous API.
@@ -635,7 +669,12 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   function fromEntry(req: RequestHead, e: CacheEntry): Reply | Promise<Reply> {
     if (e.meta.vary) {
       const z = zCoding(req);
-      if (z !== null) return compressed(req, e.real, e.meta, e.ino, z, () => plain(req, e));
+      if (z !== null) {
+        return compressed(req, e.real, e.meta, e.ino, z, () => {
+          e.checked = 0; // the file changed (or the pool is busy): look again next time
+          return plain(req, e);
+        });
+      }
     }
     return plain(req, e);
   }
@@ -665,8 +704,16 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       hit.meta.mtimeMs === m.mtimeMs
     ) return plain(req, hit);
     const gen = generation;
-    const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
-    const r = jobs !== undefined ? await jobs("compress", args) : await compressHere(real, z);
+    // Concurrent misses of one version share one job.
+    const fkey = `${key}\0${m.size}\0${m.mtimeMs}\0${ino}\0${gen}`;
+    let flight = inflight.get(fkey);
+    if (flight === undefined) {
+      const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
+      flight = Promise.resolve(jobs !== undefined ? jobs("compress", args) : compressHere(real, z))
+        .finally(() => inflight.delete(fkey));
+      inflight.set(fkey, flight);
+    }
+    const r = await flight;
     const head = r.head as { size: number; mtimeMs: number; ino: number } | undefined;
     if (
       r.status !== 200 || r.body === undefined || head === undefined || head.size !== m.size ||
@@ -689,7 +736,10 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       checked: Date.now(),
       srcSize: m.size,
     };
-    if (gen === generation && cacheMaxBytes > 0 && r.body.length <= COMPRESSED_CACHE_MAX) {
+    if (
+      gen === generation && cacheMaxFileBytes > 0 && r.body.length <= COMPRESSED_CACHE_MAX &&
+      r.body.length + listingBytes <= cacheMaxBytes && cache.get(key) !== e
+    ) {
       const old = cache.get(key);
       if (old !== undefined) {
         cache.delete(key);
@@ -732,35 +782,44 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       file.close();
       return errorReply(404);
     }
-    const m = metaOf(info, type, coding, vary);
+    let m = metaOf(info, type, coding, vary);
+    let z: "br" | "gzip" | null = null;
     if (!vary && compressible(m)) {
       // Identity and compressed answers now differ by Accept-Encoding.
       m.vary = true;
-      const z = plainOnly ? null : zCoding(req);
-      if (z !== null) {
-        file.close();
-        return compressed(req, real, m, info.ino ?? 0, z, () => slow(req, true));
-      }
+      z = plainOnly ? null : zCoding(req);
     }
+    const ino = info.ino ?? 0;
     if (cacheKey !== null && !vary && info.size <= cacheMaxFileBytes && cacheMaxBytes > 0) {
       let bytes: Uint8Array;
       try {
-        bytes = new Uint8Array(info.size);
-        let got = 0;
-        while (got < bytes.length) {
-          const n = await file.read(bytes.subarray(got));
-          if (n === null) break;
-          got += n;
+        const whole = await readOneVersion(file, info);
+        if (whole === null) {
+          // Rewritten on every attempt: come back when the writer is done.
+          return errorReply(503, [["Retry-After", "1"]]);
         }
-        if (got < bytes.length) {
-          // Truncated under us: serve what the open file holds, don't cache.
-          return fileReply(p, { ...m, size: got }, null, bytes.subarray(0, got));
+        if (whole.info !== info) {
+          // Rewritten before we read it: these bytes are a newer version.
+          const vary = m.vary;
+          m = metaOf(whole.info, type, coding, vary);
         }
+        bytes = whole.bytes;
       } finally {
         file.close();
       }
-      cacheInsert(cacheKey, real, m, info.ino ?? 0, bytes);
+      if (bytes.length < m.size) {
+        // Truncated under us: serve what the open file holds, don't cache.
+        return fileReply(p, { ...m, size: bytes.length }, null, bytes);
+      }
+      cacheInsert(cacheKey, real, m, ino, bytes);
+      // The identity bytes are cached first, so the next request finds the
+      // compressed variant without touching the disk.
+      if (z !== null) return compressed(req, real, m, ino, z, () => fileReply(p, m, null, bytes));
       return fileReply(p, m, null, bytes);
+    }
+    if (z !== null) {
+      file.close();
+      return compressed(req, real, m, ino, z, () => slow(req, true));
     }
     // Bodies past the engine's single-write size may go out by sendfile(2):
     // offer a descriptor of this very inode, opened only if asked for.
@@ -809,7 +868,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   }
 
   /** Collections running now, by directory: concurrent misses share one. */
-  const collecting = new Map<string, Promise<DirSnap>>();
+  const collecting = new Map<string, { gen: number; p: Promise<DirSnap> }>();
+  /** Pool jobs running now (listing pages, compressed variants): concurrent misses share one. */
+  const inflight = new Map<string, Promise<JobAnswer>>();
 
   /**
    * The collected entries of `real`: from the cache while younger than
@@ -820,11 +881,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   function snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
     const old = dirs.get(real);
     if (old !== undefined && Date.now() - old.checked < revalidateMs) return old;
-    let p = collecting.get(real);
-    if (p === undefined) {
-      p = collect(real, dirInfo, old).finally(() => collecting.delete(real));
-      collecting.set(real, p);
-    }
+    const running = collecting.get(real);
+    // One begun before an invalidation may miss the change: not joined.
+    if (running !== undefined && running.gen === generation) return running.p;
+    const p = collect(real, dirInfo, old).finally(() => {
+      if (collecting.get(real)?.p === p) collecting.delete(real);
+    });
+    collecting.set(real, { gen: generation, p });
     return p;
   }
 
@@ -973,7 +1036,14 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     }
     const started = generation;
     const submitted = Date.now();
-    const r = await jobs!("listing", { real, path, query: req.query, json });
+    const fkey = `${real}\0${vkey}\0${started}`;
+    let flight = inflight.get(fkey);
+    if (flight === undefined) {
+      const job = jobs!("listing", { real, path, query: req.query, json });
+      flight = Promise.resolve(job).finally(() => inflight.delete(fkey));
+      inflight.set(fkey, flight);
+    }
+    const r = await flight;
     if (r.status !== 200 || r.body === undefined) return jobError(r.status);
     const head = r.head as Omit<Page, "body">;
     if (head.status === 404) return errorReply(404);

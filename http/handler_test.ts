@@ -878,3 +878,58 @@ Deno.test("property: any URL path resolves inside the root or answers 4xx", asyn
     );
   });
 });
+
+Deno.test("handler: a compressible file asked for with Accept-Encoding is still cached as identity, then served compressed without the disk", async () => {
+  const root = await Deno.makeTempDir();
+  const text = "cache me, then compress me. ".repeat(100);
+  await Deno.writeTextFile(`${root}/a.txt`, text);
+  try {
+    const h = await createHandler({ root, revalidateMs: 60_000 });
+    const gz = await get(h, req("/a.txt", { "accept-encoding": "gzip" }));
+    assert.equal(gz.headers.get("content-encoding"), "gzip");
+    await Deno.remove(`${root}/a.txt`);
+    // Both representations now come from memory (the file is gone).
+    const plain = await get(h, req("/a.txt"));
+    assert.equal(plain.status, 200);
+    assert.equal(plain.text, text);
+    assert.equal(plain.headers.get("vary"), "Accept-Encoding");
+    const again = await get(h, req("/a.txt", { "accept-encoding": "gzip" }));
+    assert.equal(again.headers.get("content-encoding"), "gzip");
+    assert.deepEqual(again.body, gz.body);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("handler: concurrent misses of one listing page or one compressed variant share one pool job", async () => {
+  const root = await Deno.makeTempDir();
+  await Deno.mkdir(`${root}/d`);
+  await Deno.writeTextFile(`${root}/d/a.txt`, "x");
+  await Deno.writeTextFile(`${root}/big.txt`, "y".repeat(5000));
+  try {
+    const calls: string[] = [];
+    const h = await createHandler({
+      root,
+      // A pool that is always busy, slowly: every request must wait for the same job.
+      jobs: async (kind) => {
+        calls.push(kind);
+        await new Promise((r) => setTimeout(r, 50));
+        return { status: 503 };
+      },
+    });
+    const listings = await Promise.all(Array.from({ length: 10 }, () => get(h, req("/d/"))));
+    assert.deepEqual(listings.map((a) => a.status), Array(10).fill(503));
+    assert.equal(listings[0].headers.get("retry-after"), "1");
+    assert.deepEqual(calls, ["listing"]);
+    // A busy pool never fails a file: it goes out uncompressed.
+    const files = await Promise.all(
+      Array.from({ length: 10 }, () => get(h, req("/big.txt", { "accept-encoding": "br" }))),
+    );
+    assert.deepEqual(files.map((a) => a.status), Array(10).fill(200));
+    assert.equal(files[0].headers.get("content-encoding"), null);
+    assert.equal(files[0].text.length, 5000);
+    assert.deepEqual(calls, ["listing", "compress"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -67,6 +67,8 @@ export const PHASE = 0, JOB = 1, RESULT = 5, DONE = 6;
 /** PHASE values. */
 export const IDLE = 0, RUNNING = 1, PUBLISHING = 2, RECLAIMED = 3;
 
+/** Highest HTTP worker slot a job record can name (8 bits). */
+export const MAX_WORKER = 255;
 /** Jobs a worker may have outstanding (the completion ring's capacity). */
 export const MAX_OUTSTANDING = 256;
 /** A job not completed after this long is answered 503 (a stuck pool). */
@@ -84,6 +86,12 @@ export interface PoolBuffers {
   slab: SlabBuffers;
   /** Pool slots (see the module doc). */
   slots: SharedArrayBuffer;
+  /**
+   * Per HTTP worker slot: the last job token it issued. Kept here, outside
+   * any one thread, so a replacement never reuses a token its dead
+   * predecessor may still get a completion for.
+   */
+  tokens: SharedArrayBuffer;
 }
 
 /** Sizes of the pool's shared memory. */
@@ -109,6 +117,7 @@ export function allocatePool(shape: PoolShape): PoolBuffers {
     // 1,024 x 32 KiB = 32 MiB of address space; pages are touched only as used.
     slab: Slab.allocate(shape.chunks ?? 1024, shape.chunkBytes ?? 32 * 1024),
     slots: new SharedArrayBuffer(Math.max(1, shape.slots ?? shape.threads) * POOL_SLOT_WORDS * 4),
+    tokens: new SharedArrayBuffer(Math.max(1, shape.workers) * 4),
   };
 }
 
@@ -220,24 +229,29 @@ export class JobClient {
   readonly #worker: number;
   readonly #pending = new Map<number, Pending>();
   readonly #rec = new Int32Array(4);
-  #seq = 0;
-  readonly #gen: number;
+  readonly #tokens: Int32Array;
   #draining = false;
   /** Jobs refused because the ring or the slab was full (stat). */
   rejected = 0;
 
   /**
    * @param buffers The pool's shared memory.
-   * @param worker This HTTP worker's slot.
-   * @param generation This incarnation of the slot (restarts): tokens of a
-   *   dead predecessor never match ours.
+   * @param worker This HTTP worker's slot (0 ... 255: the job record has 8 bits for it).
    */
-  constructor(buffers: PoolBuffers, worker: number, generation: number) {
+  constructor(buffers: PoolBuffers, worker: number) {
+    if (!(worker >= 0 && worker <= MAX_WORKER)) {
+      throw new RangeError(`a pool serves worker slots 0-${MAX_WORKER}, got ${worker}`);
+    }
     this.#jobs = new MpmcRing(buffers.jobs);
     this.#done = new MpmcRing(buffers.completions[worker]);
     this.#slab = new Slab(buffers.slab);
     this.#worker = worker;
-    this.#gen = generation & 0x7f;
+    this.#tokens = new Int32Array(buffers.tokens);
+    // Completions nobody waits for any more (timed out, or a dead
+    // predecessor's) still hold slab chunks: collect them now and then.
+    Deno.unrefTimer(setInterval(() => {
+      if (!this.#draining && this.#done.size() > 0) this.poll();
+    }, 1000));
   }
 
   /** Jobs submitted and not yet completed. */
@@ -258,8 +272,8 @@ export class JobClient {
     const a = encoder.encode(JSON.stringify(args));
     const first = this.#slab.write([a]);
     if (first < 0) return this.#reject();
-    this.#seq = (this.#seq + 1) & 0xffffff;
-    const token = (this.#gen << 24) | this.#seq;
+    // Unique per slot across restarts (wraps after 2^32 jobs; a job lives 30 s at most).
+    const token = Atomics.add(this.#tokens, this.#worker, 1) + 1;
     if (!this.#jobs.push(kind | (this.#worker << 8), token, first, a.length)) {
       this.#slab.free(first);
       return this.#reject();
@@ -289,10 +303,16 @@ export class JobClient {
       }
       if (p !== undefined) {
         this.#pending.delete(token);
+        let answer: JobResult = { status: status === 200 ? 503 : status };
         if (status === 200 && bytes !== undefined) {
-          const { head, body } = decodeResult(bytes);
-          p.resolve({ status, head, body });
-        } else p.resolve({ status: status === 200 ? 503 : status });
+          try {
+            const { head, body } = decodeResult(bytes);
+            answer = { status, head, body };
+          } catch {
+            // A malformed result: answered 503 like a failed job.
+          }
+        }
+        p.resolve(answer);
       }
     }
   }

@@ -67,6 +67,7 @@ export class PoolHost {
   /** Slots not in use, least recently retired first. */
   readonly #spare: number[] = [];
   readonly #views = {};
+  readonly #retries = new Set<ReturnType<typeof setTimeout>>();
 
   /**
    * @param threads Pool threads (at least 1).
@@ -177,7 +178,13 @@ export class PoolHost {
   }
 
   #restartFailed(i: number, e: Error): void {
-    this.#log(`pool thread ${i} restart failed: ${e.message}`);
+    // A pool that shrinks for good would leave its jobs to time out: retry.
+    this.#log(`pool thread ${i} restart failed: ${e.message}; retrying in 1 s`);
+    const t = setTimeout(() => {
+      this.#retries.delete(t);
+      if (!this.#closing) this.#start(i).catch((e) => this.#restartFailed(i, e));
+    }, 1000);
+    this.#retries.add(t);
   }
 
   /** The job of a dead thread: once more, or 503 if it had already been retried. */
@@ -201,7 +208,11 @@ export class PoolHost {
     while (ring.pop(rec)) if (rec[2] >= 0) this.#slab.free(rec[2]);
   }
 
-  /** Graceful stop: threads finish the queued jobs, then exit. */
+  /**
+   * Refuses new jobs: a thread exits once the ring is empty. (The
+   * supervisor calls this after the HTTP workers drained, so no request
+   * waits for a queued job; `terminate` follows.)
+   */
   close(): void {
     this.#closing = true;
     this.#jobs.close();
@@ -210,6 +221,7 @@ export class PoolHost {
   /** Stops every thread at once. */
   terminate(): void {
     this.#closing = true;
+    for (const t of this.#retries) clearTimeout(t);
     for (const w of this.#threads) w?.terminate();
     this.#threads.length = 0;
   }

@@ -116,8 +116,6 @@ export interface WorkerConfig {
   metricsPath?: string;
   /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
   pool?: PoolBuffers;
-  /** This incarnation of the slot (its restarts so far): keeps job tokens apart. */
-  generation: number;
   handler: {
     /** Entries per listing page. @default 10000 */
     listingCap?: number;

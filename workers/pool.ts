@@ -105,7 +105,10 @@ function run(config: PoolThreadConfig): void {
     for (let w = 0; w < 4; w++) Atomics.store(slot, JOB + w, rec[w]);
     if (Atomics.compareExchange(slot, PHASE, IDLE, RUNNING) !== IDLE) {
       // Retired: this thread was declared dead. The job goes back.
-      if (!jobs.pushRecord(rec)) complete(done[(kindWord >> 8) & 0xff], token, 503, -1, 0);
+      if (!jobs.pushRecord(rec)) {
+        complete(done[(kindWord >> 8) & 0xff], token, 503, -1, 0);
+        slab.free(argsFirst);
+      }
       break;
     }
     const worker = (kindWord >> 8) & 0xff;
@@ -115,7 +118,7 @@ function run(config: PoolThreadConfig): void {
       const args = JSON.parse(decoder.decode(slab.read(argsFirst, argsLen, false)));
       parts = runJob(kindWord & 0xff, args, config);
     } catch (err) {
-      status = errorStatus(err);
+      status = err instanceof FileChanged ? 409 : errorStatus(err);
       if (status === 500) {
         console.error(`ringhttpd: pool job failed: ${err instanceof Error ? err.message : err}`);
       }
@@ -172,10 +175,21 @@ function listing(a: ListingArgs, config: PoolThreadConfig): Uint8Array[] {
   return encodeResult(head, body);
 }
 
+/** The file is not (or no longer) the version the job was asked for. */
+class FileChanged extends Error {}
+
 function compress(a: CompressArgs): Uint8Array[] {
   const file = Deno.openSync(a.real, { read: true });
   try {
     const before = file.statSync();
+    if (
+      before.size !== a.size || (before.mtime?.getTime() ?? 0) !== a.mtimeMs ||
+      (before.ino ?? 0) !== a.ino
+    ) {
+      // Another version (maybe a much larger one) than the worker saw: its
+      // answer would be thrown away, so do not read it at all.
+      throw new FileChanged();
+    }
     const bytes = new Uint8Array(before.size);
     let at = 0;
     while (at < bytes.length) {
@@ -190,7 +204,7 @@ function compress(a: CompressArgs): Uint8Array[] {
       mtimeMs !== (before.mtime?.getTime() ?? 0)
     ) {
       // Changed while read: never hand out bytes of two versions.
-      throw new Deno.errors.Busy("file changed while compressing");
+      throw new FileChanged();
     }
     const out = a.encoding === "br"
       ? brotliCompressSync(bytes, {

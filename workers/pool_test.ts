@@ -178,7 +178,7 @@ Deno.test("pool: a pool thread killed mid-job is replaced; its job runs once mor
     headers: [],
   }, () => {});
   await host.start();
-  const client = new JobClient(host.buffers, 0, 1);
+  const client = new JobClient(host.buffers, 0);
   try {
     /** Kills the pool thread once it runs a job. */
     const killMidJob = async () => {
@@ -230,6 +230,43 @@ Deno.test("pool: killing the pool thread during a real listing never leaves a co
       `every slab chunk back (${JSON.stringify(cluster.stats().pool)})`,
     );
     assert.equal((await get(port, "/many/?sort=size")).res.status, 200);
+  } finally {
+    await cluster.shutdown();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: a replaced HTTP worker never receives its predecessor's job results", async () => {
+  const dir = `${root}/many2`;
+  Deno.mkdirSync(dir);
+  for (let i = 0; i < 20_000; i++) Deno.writeFileSync(`${dir}/n${i}`, new Uint8Array(0));
+  const cluster = (await start(1, 1)) as Supervisor;
+  const port = cluster.addr.port;
+  try {
+    // A slow job in flight when its worker dies (its connection dies with it).
+    const orphan = get(port, "/many2/?order=desc").catch(() => null);
+    await until(() => cluster.stats().pool!.active === 1, 30_000, "the listing job to start");
+    cluster.crashWorker(0);
+    await until(
+      () => cluster.stats().workers[0].restarts === 1 && cluster.stats().workers[0].alive,
+      30_000,
+      "the worker to be replaced",
+    );
+    await orphan;
+    // The replacement's first job must get its own answer, not the orphan's.
+    const { res, body } = await get(port, "/d0/?sort=size&order=desc");
+    assert.equal(res.status, 200);
+    const html = new TextDecoder().decode(body);
+    assert.match(html, /f299\.txt/);
+    assert.doesNotMatch(html, /n19999/);
+    await until(
+      () => {
+        const p = cluster.stats().pool!;
+        return p.active === 0 && p.queued === 0 && p.slabFree === p.chunks;
+      },
+      30_000,
+      `every slab chunk back (${JSON.stringify(cluster.stats().pool)})`,
+    );
   } finally {
     await cluster.shutdown();
     Deno.removeSync(dir, { recursive: true });

@@ -415,7 +415,6 @@ export class Supervisor implements Cluster {
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
         pool: this.#pool?.buffers,
-        generation: Atomics.load(this.#ctl, slot(i, RESTARTS)) + 1,
         handler: c.handler,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);

@@ -85,7 +85,7 @@ async function start(config: WorkerConfig): Promise<void> {
   const requests = slot(config.index, REQUESTS);
   let jobs: SubmitJob | undefined;
   if (config.pool !== undefined) {
-    const client = new JobClient(config.pool, config.index, config.generation);
+    const client = new JobClient(config.pool, config.index);
     jobs = (kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args);
   }
   let inner = await createHandler({ ...config.handler, jobs });
