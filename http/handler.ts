@@ -71,6 +71,36 @@ export interface HandlerOptions {
   maxArchiveBytes?: number;
 }
 
+/**
+ * The handler {@linkcode createHandler} returns: a {@linkcode Handler} plus
+ * the entry points a filesystem watcher calls to drop stale cache entries
+ * before the per-entry stat revalidation (every `revalidateMs`) would.
+ *
+ * @example Drop what a changed file left in the cache
+ * ```ts
+ * import { createHandler } from "./handler.ts";
+ *
+ * const root = await Deno.realPath(await Deno.makeTempDir());
+ * const handle = await createHandler({ root });
+ * handle.invalidate(`${root}/a.txt`);
+ * handle.invalidateAll();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export type FileHandler = Handler & {
+  /**
+   * Forgets cached files whose real path is `realPath` or lies under it (a
+   * removed or renamed directory), a cached file whose precompressed sibling
+   * (`.gz`, `.br`) this is, and the cached listings of `realPath` and of its
+   * parent directory. Requests reading a file meanwhile do not cache it.
+   *
+   * @param realPath an absolute path as the root's real path spells it
+   */
+  invalidate(realPath: string): void;
+  /** Forgets every cached file and listing (the watcher lost events). */
+  invalidateAll(): void;
+};
+
 const REASONS: Record<number, string> = {
   200: "OK",
   206: "Partial Content",
@@ -317,7 +347,7 @@ export function errorStatus(e: unknown): 403 | 404 | 500 | 503 {
  * }
  * ```
  */
-export async function createHandler(options: HandlerOptions): Promise<Handler> {
+export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
   let root: string;
   try {
     root = await Deno.realPath(options.root);
@@ -363,6 +393,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const dirs = new Map<string, DirSnap>();
   const routes = new Map<string, Route>();
   let listingBytes = 0;
+  /** Bumped by every invalidation: a file read that overlapped one is not cached. */
+  let generation = 0;
 
   function reply(
     status: number,
@@ -539,7 +571,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     }
   }
 
-  async function serveFile(req: RequestHead, p: Picked, real: string, cacheKey: string | null) {
+  async function serveFile(
+    req: RequestHead,
+    p: Picked,
+    real: string,
+    cacheKey: string | null,
+    gen: number,
+  ) {
     const type = contentType(real);
     const br = await exists(real + ".br");
     const gz = await exists(real + ".gz");
@@ -581,7 +619,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
       } finally {
         file.close();
       }
-      cacheInsert(cacheKey, real, m, info.ino ?? 0, bytes);
+      // Changed on disk while we read: these bytes may be the old version.
+      if (gen === generation) cacheInsert(cacheKey, real, m, info.ino ?? 0, bytes);
       return fileReply(p, m, null, bytes);
     }
     // Bodies past the engine's single-write size may go out by sendfile(2):
@@ -849,6 +888,9 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   }
 
   async function slow(req: RequestHead): Promise<Reply> {
+    // Taken before the first await: an invalidation during this request's
+    // path resolution or read keeps what it found out of the cache.
+    const gen = generation;
     const d = decodePath(req.path, dotfiles);
     if (!d.ok) {
       // Not UTF-8: may name a file Deno cannot spell; try the exact bytes.
@@ -872,13 +914,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         if (parseListingQuery(req.query).download === "tar") return download(real, d.segments);
       }
       const index = await exists(real + "/index.html");
-      if (index !== null) return serveFile(req, p, index, req.path);
+      if (index !== null) return serveFile(req, p, index, req.path, gen);
       if (!dirListing) return errorReply(404);
       return listing(req, real, d.segments, st);
     }
     // `file/` asks for a directory; opening a FIFO or device would block.
     if (d.trailingSlash || !st.isFile) return errorReply(404);
-    return serveFile(req, p, real, req.path);
+    return serveFile(req, p, real, req.path, gen);
   }
 
   async function revalidate(req: RequestHead, e: CacheEntry): Promise<Reply> {
@@ -917,7 +959,31 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return slow(req);
   }
 
-  return function handle(req: RequestHead): Reply | Promise<Reply> {
+  function invalidate(path: string): void {
+    generation++;
+    const under = path.endsWith("/") ? path : path + "/";
+    // A new or removed sibling changes whether the file itself is cacheable.
+    const plain = /\.(gz|br)$/.test(path) ? path.slice(0, -3) : path;
+    for (const [k, e] of cache) {
+      if (e.real === path || e.real === plain || e.real.startsWith(under)) {
+        cache.delete(k);
+        cacheBytes -= e.bytes.length;
+      }
+    }
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    for (const s of dirs.values()) {
+      if (s.real === path || s.real === parent || s.real.startsWith(under)) dropDir(s);
+    }
+  }
+
+  function invalidateAll(): void {
+    generation++;
+    cache.clear();
+    cacheBytes = 0;
+    for (const s of dirs.values()) dropDir(s);
+  }
+
+  function handle(req: RequestHead): Reply | Promise<Reply> {
     try {
       const method = req.method;
       if (method !== "GET" && method !== "HEAD") {
@@ -949,5 +1015,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     } catch (e) {
       return mapError(e);
     }
-  };
+  }
+
+  return Object.assign(handle, { invalidate, invalidateAll });
 }

@@ -82,7 +82,7 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  let inner = await createHandler({ ...config.handler });
+  let inner: Handler = await createHandler({ ...config.handler });
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
