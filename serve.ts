@@ -119,6 +119,13 @@ export interface ServeOptions {
    */
   maxArchiveBytes?: number;
   /**
+   * Each worker's in-memory cache, in bytes: files up to 64 KiB and rendered
+   * listings (at most a quarter); each entry is re-checked with a stat at
+   * most once a second. 0 turns the cache off.
+   * @default {67108864 (64 MiB)}
+   */
+  cacheMaxBytes?: number;
+  /**
    * Add `Access-Control-Allow-Origin: *` to every response.
    * @default {false}
    */
@@ -362,6 +369,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       maxArchiveBytes: archiveBound(options.maxArchiveBytes),
       cors: options.cors ?? false,
       headers: options.headers ?? [],
+      cacheMaxBytes: positiveInt("cacheMaxBytes", options.cacheMaxBytes, 64 * 1024 * 1024, 0),
     },
     log,
   };

@@ -120,6 +120,8 @@ export interface WorkerConfig {
     maxArchiveBytes: number;
     cors: boolean;
     headers: Array<[string, string]>;
+    /** Total bytes of cached files and listings; 0: no cache. */
+    cacheMaxBytes: number;
   };
 }
 
