@@ -120,8 +120,11 @@ export interface ServeOptions {
   maxArchiveBytes?: number;
   /**
    * Each worker's in-memory cache, in bytes: files up to 64 KiB and rendered
-   * listings (at most a quarter); each entry is re-checked with a stat at
-   * most once a second. 0 turns the cache off.
+   * listings (at most a quarter). The supervisor watches the root
+   * (`Deno.watchFs`) and tells every worker what changed, so a change on disk
+   * shows at once; each entry is also re-checked with a stat at most once a
+   * second, which is all that remains when the watcher cannot start (said
+   * once through `log`). 0 turns the cache, and the watcher, off.
    * @default {67108864 (64 MiB)}
    */
   cacheMaxBytes?: number;

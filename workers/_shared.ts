@@ -40,6 +40,7 @@
  *
  * @module
  */
+import type { InvalidationSlot } from "./_invalidate.ts";
 
 /** Index of the state word. */
 export const STATE = 0;
@@ -112,6 +113,8 @@ export interface WorkerConfig {
   rings?: SharedArrayBuffer[];
   /** Serve the Prometheus text page at this exact path; undefined: off. */
   metricsPath?: string;
+  /** This slot's cache invalidation ring (`_invalidate.ts`); undefined: no watcher, no cache. */
+  invalidation?: InvalidationSlot;
   handler: {
     root: string;
     dirListing: boolean;

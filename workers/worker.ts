@@ -29,7 +29,8 @@ import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
-import { Collector, CounterWriter, metricsHandler } from "./_metrics.ts";
+import { Collector, CounterWriter, INVALIDATIONS, metricsHandler } from "./_metrics.ts";
+import { InvalidationConsumer } from "./_invalidate.ts";
 import {
   CONNS,
   DRAIN,
@@ -82,7 +83,14 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  let inner: Handler = await createHandler({ ...config.handler });
+  const counters = new CounterWriter(config.metrics, config.index);
+  const fileHandler = await createHandler({ ...config.handler });
+  let inner: Handler = config.invalidation
+    ? new InvalidationConsumer(config.invalidation).guard(
+      fileHandler,
+      (n) => counters.add(INVALIDATIONS, n),
+    )
+    : fileHandler;
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
@@ -100,11 +108,7 @@ async function start(config: WorkerConfig): Promise<void> {
     return files(req);
   };
   // Counts every response; with the access log on, also queues one record each.
-  log = new AccessLogProducer(
-    handler,
-    new CounterWriter(config.metrics, config.index),
-    config.logRings?.[config.index],
-  );
+  log = new AccessLogProducer(handler, counters, config.logRings?.[config.index]);
   const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
