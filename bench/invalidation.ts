@@ -10,8 +10,11 @@
  * time since the write began. Prints p50 / p99 / max.
  *
  * ```sh
- * deno run -A bench/invalidation.ts [--writes 200] [--workers 2]
+ * deno task bench:invalidation [--writes 200] [--workers 2] [--accept ring|reuseport]
  * ```
+ *
+ * Reuseport mode spreads connections by hash: a worker may end up with none,
+ * and then the figures cover fewer workers (the 2xx line shows it).
  *
  * @module
  */
@@ -129,12 +132,14 @@ function argOf(name: string, fallback: number): number {
 if (import.meta.main) {
   const writes = argOf("writes", 200);
   const workers = argOf("workers", 2);
+  const at = Deno.args.indexOf("--accept");
+  const accept = at >= 0 ? Deno.args[at + 1] : "ring";
   const root = await Deno.makeTempDir({ prefix: "ringhttpd_inval_bench_" });
   const file = `${root}/f.txt`;
   const content = (i: number) => enc.encode(`version ${String(i).padStart(8, "0")}\n`);
   await Deno.writeFile(file, content(0));
   try {
-    await withCluster(root, { workers, metricsPath: "/.m" }, async ({ port }) => {
+    await withCluster(root, { workers, accept, metricsPath: "/.m" }, async ({ port }) => {
       const clients: KeepAlive[] = [];
       for (let i = 0; i < 2 * workers; i++) clients.push(await KeepAlive.open(port));
       try {
@@ -160,7 +165,8 @@ if (import.meta.main) {
         ms.sort((a, b) => a - b);
         const f = (x: number) => x.toFixed(1);
         console.log(
-          `invalidation latency, ${writes} writes, ${workers} workers, ${clients.length} keep-alive connections:`,
+          `invalidation latency, ${writes} writes, ${workers} workers (${accept} mode), ` +
+            `${clients.length} keep-alive connections:`,
         );
         console.log(
           `  p50 ${f(quantile(ms, 0.5))} ms  p99 ${f(quantile(ms, 0.99))} ms  max ${
