@@ -29,13 +29,17 @@ async function served(c: KeepAlive): Promise<number[]> {
     .map((m) => Number(m[2]));
 }
 
-Deno.test("a file modified, truncated, deleted or created, and a directory renamed, show on every worker at once", async () => {
+Deno.test("a file modified, truncated, deleted or created, a directory renamed, a file under a symlinked directory modified: every worker shows it at once", async () => {
   const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd_inval_e2e_" }));
   await Deno.writeTextFile(`${root}/a.txt`, "version-1");
   await Deno.mkdir(`${root}/list`);
   await Deno.writeTextFile(`${root}/list/one.txt`, "1");
   await Deno.mkdir(`${root}/d`);
   await Deno.writeTextFile(`${root}/d/c.txt`, "c-1");
+  // A symlinked directory inside the root: cached under the target's real path.
+  await Deno.mkdir(`${root}/target`);
+  await Deno.writeTextFile(`${root}/target/t.txt`, "t-1");
+  await Deno.symlink(`${root}/target`, `${root}/link`);
   try {
     await withCluster(root, { workers: 2, metricsPath: "/.m" }, async ({ port }) => {
       // Opened one after another and kept open: ring mode hands each new
@@ -47,9 +51,10 @@ Deno.test("a file modified, truncated, deleted or created, and a directory renam
         await untilAll(clients, "/a.txt", (g) => text(g) === "version-1");
         await untilAll(clients, "/list/", (g) => text(g).includes("one.txt"));
         await untilAll(clients, "/d/c.txt", (g) => text(g) === "c-1");
+        await untilAll(clients, "/link/t.txt", (g) => text(g) === "t-1");
         const perWorker = await served(clients[0]);
         assert.equal(perWorker.length, 2);
-        assert.ok(perWorker.every((n) => n >= 3), `both workers warmed: ${perWorker}`);
+        assert.ok(perWorker.every((n) => n >= 4), `both workers warmed: ${perWorker}`);
         const before = await applied(clients[0]);
 
         const latencies: Record<string, number> = {};
@@ -95,6 +100,12 @@ Deno.test("a file modified, truncated, deleted or created, and a directory renam
           (g) => g.status === 404,
         );
         await untilAll(clients, "/e/c.txt", (g) => g.status === 200 && text(g) === "c-1");
+        await change(
+          "modify through a symlinked directory",
+          () => Deno.writeTextFile(`${root}/target/t.txt`, "t-2"),
+          "/link/t.txt",
+          (g) => g.status === 200 && text(g) === "t-2",
+        );
 
         const after = await applied(clients[0]);
         const watched = after.every((n, i) => n > before[i]);

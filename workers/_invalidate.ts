@@ -26,6 +26,13 @@
  * both sides). A path that does not fit is sent as LOST (drop everything):
  * slower to recover from, never wrong.
  *
+ * Symlinks: inotify reports a change in a directory reachable by two paths
+ * (a symlinked directory inside the root) under either of them, while the
+ * workers' caches hold real paths, so the supervisor sends both the
+ * reported path and its real path (when that differs and lies under the
+ * root). A target outside the root (`followSymlinks`) is not watched: the
+ * workers' stat revalidation covers it.
+ *
  * Why the path and not a hash: a removed or renamed directory must drop
  * everything under it, which is a prefix test on paths; a hash would need the
  * hash of every ancestor of every cached entry.
@@ -214,7 +221,7 @@ export class InvalidationHub {
         // Rescan (inotify queue overflow) or an event without paths: we
         // cannot tell what changed, so everything goes.
         if (ev.flag === "rescan" || ev.paths.length === 0) this.push(null);
-        else this.push(...ev.paths);
+        else this.push(...ev.paths.flatMap((p) => this.#spellings(p)));
       }
     } catch (e) {
       if (this.#closed) return;
@@ -225,6 +232,31 @@ export class InvalidationHub {
       );
       this.push(null);
     }
+  }
+
+  /**
+   * The reported path, and its real path when that differs and lies under
+   * the root. The cache holds real paths, and inotify reports a change under
+   * whichever path reached the directory first: `root/link/a.txt` for a
+   * file of `root/target` when `link -> target`. One `realpath` per path,
+   * on this thread; a removed path resolves through its parent.
+   */
+  #spellings(path: string): string[] {
+    let real: string;
+    try {
+      real = Deno.realPathSync(path);
+    } catch {
+      const slash = path.lastIndexOf("/");
+      try {
+        const dir = Deno.realPathSync(path.slice(0, slash) || "/");
+        real = (dir === "/" ? "" : dir) + path.slice(slash);
+      } catch {
+        return [path];
+      }
+    }
+    // Outside the root (a followed symlink): left to the stat revalidation.
+    if (real === path || !(real === this.root || real.startsWith(this.root + "/"))) return [path];
+    return [path, real];
   }
 
   /** Stops the watcher (the rings stay readable). */

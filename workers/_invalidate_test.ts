@@ -161,18 +161,23 @@ Deno.test("InvalidationHub.watch: a root it cannot watch gives one notice and fa
   hub.close();
 });
 
-Deno.test("InvalidationHub.watch: a change under the root reaches every slot", async () => {
+Deno.test("InvalidationHub.watch: a change under the root reaches every slot, by its real path too", async () => {
   const root = await Deno.realPath(await Deno.makeTempDir());
+  // inotify may report target/ files as link/...: the real path must be sent as well.
+  await Deno.mkdir(`${root}/target`);
+  await Deno.symlink(`${root}/target`, `${root}/link`);
   const hub = new InvalidationHub(2, root);
   try {
     assert.equal(hub.watch(() => {}), true);
     const consumers = [0, 1].map((i) => new InvalidationConsumer(hub.slot(i)));
     const seen = [recorder(), recorder()];
     const deadline = Date.now() + 20_000;
+    const want = [`${root}/new.txt`, `${root}/target/t.txt`];
     // Written until seen: the watch may need a moment to be in place.
-    while (!seen.every((t) => t.seen.includes(`${root}/new.txt`))) {
+    while (!seen.every((t) => want.every((p) => t.seen.includes(p)))) {
       assert.ok(Date.now() < deadline, `no event; got ${JSON.stringify(seen.map((t) => t.seen))}`);
       await Deno.writeTextFile(`${root}/new.txt`, "x");
+      await Deno.writeTextFile(`${root}/target/t.txt`, "x");
       await new Promise((r) => setTimeout(r, 20));
       consumers.forEach((c, i) => c.poll(seen[i]));
     }
