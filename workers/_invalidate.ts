@@ -14,9 +14,9 @@
  *
  * ```text
  * +0 SEQ   supervisor: +1 (then Atomics.notify) after each batch of records
- * +1 LOST  supervisor: 1 when a record did not fit (ring full, path too long)
- *          or the watcher lost events; the worker swaps it back to 0 and
- *          drops its whole cache
+ * +1 LOST  supervisor: 1 when a record did not fit (ring full, path too long
+ *          or outside the root) or the watcher lost events; the worker
+ *          swaps it back to 0 and drops its whole cache
  * ```
  *
  * Record layout (bytes): `+0` length of the path in bytes (u16, little
@@ -151,8 +151,10 @@ export class InvalidationHub {
   }
 
   /**
-   * Queues `path` (absolute, under the root) for every worker and wakes them;
-   * `null`: every worker drops its whole cache.
+   * Queues each of `paths` (absolute, under the root) for every worker, then
+   * wakes them; `null`: every worker drops its whole cache. A path outside
+   * the root, too long for a record, or finding a ring full counts as `null`
+   * for that worker.
    *
    * @param paths the changed paths
    */
