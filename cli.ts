@@ -49,6 +49,8 @@ Options:
       --max-archive-mb <n>  Largest folder download (?download=tar) in MiB;
                             larger folders get 403, 0 turns downloads off
                             (default: unlimited)
+      --cache-mb <n>        Each worker's cache of small files and listings,
+                            in MiB; 0 turns it off (default: 64)
       --cert <file>         Serve HTTPS with this PEM certificate chain (needs
                             --key); HTTP/2 or HTTP/1.1 chosen by ALPN
       --key <file>          The PEM private key of --cert
@@ -92,6 +94,7 @@ type ValueFlag =
   | "write-timeout"
   | "grace"
   | "max-archive-mb"
+  | "cache-mb"
   | "cert"
   | "key"
   | "access-log"
@@ -119,6 +122,7 @@ const VALUE_FLAGS: ReadonlySet<string> = new Set<ValueFlag>([
   "write-timeout",
   "grace",
   "max-archive-mb",
+  "cache-mb",
   "cert",
   "key",
   "access-log",
@@ -265,6 +269,11 @@ export function parseArgs(args: string[]): ParsedArgs {
         return;
       case "max-archive-mb":
         options.maxArchiveBytes = parseInteger(flag, raw, 0, 16_777_216, "an integer >= 0 (MiB)") *
+          1024 * 1024;
+        return;
+      case "cache-mb":
+        options.cacheMaxBytes =
+          parseInteger(flag, raw, 0, 1_048_576, "an integer 0-1048576 (MiB)") *
           1024 * 1024;
         return;
       case "access-log":

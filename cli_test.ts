@@ -89,6 +89,15 @@ Deno.test("parseArgs: --max-conns takes a positive integer", () => {
   }
 });
 
+Deno.test("parseArgs: --cache-mb takes MiB, 0 turns the cache off", () => {
+  assert.equal(opts("--cache-mb", "16").cacheMaxBytes, 16 * 1024 * 1024);
+  assert.equal(opts("--cache-mb=0").cacheMaxBytes, 0);
+  assert.equal(opts().cacheMaxBytes, undefined);
+  for (const v of ["-1", "1.5", "64M", "", "1048577"]) {
+    rejects([`--cache-mb=${v}`], `--cache-mb must be an integer 0-1048576 (MiB), got "${v}"`);
+  }
+});
+
 Deno.test("parseArgs: timeouts are seconds, decimals allowed, stored as ms", () => {
   assert.deepEqual(
     opts(
@@ -236,6 +245,7 @@ Deno.test("the help text documents every flag the parser accepts", () => {
       "--workers",
       "--accept",
       "--max-conns",
+      "--cache-mb",
       "--header-timeout",
       "--idle-timeout",
       "--write-timeout",

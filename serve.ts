@@ -129,6 +129,16 @@ export interface ServeOptions {
    */
   maxArchiveBytes?: number;
   /**
+   * Each worker's in-memory cache, in bytes: files up to 64 KiB and rendered
+   * listings (at most a quarter). The supervisor watches the root
+   * (`Deno.watchFs`) and tells every worker what changed, so a change on disk
+   * shows at once; each entry is also re-checked with a stat at most once a
+   * second, which is all that remains when the watcher cannot start (said
+   * once through `log`). 0 turns the cache, and the watcher, off.
+   * @default {67108864 (64 MiB)}
+   */
+  cacheMaxBytes?: number;
+  /**
    * Add `Access-Control-Allow-Origin: *` to every response.
    * @default {false}
    */
@@ -388,6 +398,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       maxArchiveBytes: archiveBound(options.maxArchiveBytes),
       cors: options.cors ?? false,
       headers: options.headers ?? [],
+      cacheMaxBytes: positiveInt("cacheMaxBytes", options.cacheMaxBytes, 64 * 1024 * 1024, 0),
     },
     log,
   };

@@ -127,6 +127,36 @@ export interface JobAnswer {
   body?: Uint8Array;
 }
 
+/**
+ * The handler {@linkcode createHandler} returns: a {@linkcode Handler} plus
+ * the entry points a filesystem watcher calls to drop stale cache entries
+ * before the per-entry stat revalidation (every `revalidateMs`) would.
+ *
+ * @example Drop what a changed file left in the cache
+ * ```ts
+ * import { createHandler } from "./handler.ts";
+ *
+ * const root = await Deno.realPath(await Deno.makeTempDir());
+ * const handle = await createHandler({ root });
+ * handle.invalidate(`${root}/a.txt`);
+ * handle.invalidateAll();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export type FileHandler = Handler & {
+  /**
+   * Forgets cached files whose real path is `realPath` or lies under it (a
+   * removed or renamed directory), a cached file whose precompressed sibling
+   * (`.gz`, `.br`) this is, and the cached listings of `realPath` and of its
+   * parent directory. Requests reading a file meanwhile do not cache it.
+   *
+   * @param realPath an absolute path as the root's real path spells it
+   */
+  invalidate(realPath: string): void;
+  /** Forgets every cached file and listing (the watcher lost events). */
+  invalidateAll(): void;
+};
+
 const REASONS: Record<number, string> = {
   200: "OK",
   206: "Partial Content",
@@ -426,7 +456,7 @@ async function compressHere(real: string, z: "br" | "gzip"): Promise<JobAnswer> 
  * }
  * ```
  */
-export async function createHandler(options: HandlerOptions): Promise<Handler> {
+export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
   let root: string;
   try {
     root = await Deno.realPath(options.root);
@@ -455,9 +485,6 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const pageConfig: PageConfig = { listingCap, dotfiles, archives };
   const jobs = options.jobs;
   const compressOn = options.compress ?? true;
-  /** Bumped by every invalidation: a file read that overlapped one is not cached. */
-  // deno-lint-ignore prefer-const
-  let generation = 0;
   const common: Array<[string, string]> = [];
   for (const [k, v] of options.headers ?? []) {
     // Checked once here so no reply can carry a broken or injected header.
@@ -478,6 +505,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
   const dirs = new Map<string, DirSnap>();
   const routes = new Map<string, Route>();
   let listingBytes = 0;
+  /** Bumped by every invalidation: a file read that overlapped one is not cached. */
+  let generation = 0;
 
   function reply(
     status: number,
@@ -757,6 +786,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     p: Picked,
     real: string,
     cacheKey: string | null,
+    gen: number,
     plainOnly = false,
   ) {
     const type = contentType(real);
@@ -811,7 +841,8 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         // Truncated under us: serve what the open file holds, don't cache.
         return fileReply(p, { ...m, size: bytes.length }, null, bytes);
       }
-      cacheInsert(cacheKey, real, m, ino, bytes);
+      // Changed on disk while we read: these bytes may be the old version.
+      if (gen === generation) cacheInsert(cacheKey, real, m, ino, bytes);
       // The identity bytes are cached first, so the next request finds the
       // compressed variant without touching the disk.
       if (z !== null) return compressed(req, real, m, ino, z, () => fileReply(p, m, null, bytes));
@@ -1151,8 +1182,11 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return fileReply(pick(req), m, null, bytes);
   }
 
-  /** The full path: resolve, stat, then file or directory. `plain`: never compress. */
+  /** The full path: resolve, stat, then file or directory. `plainOnly`: never compress. */
   async function slow(req: RequestHead, plainOnly = false): Promise<Reply> {
+    // Taken before the first await: an invalidation during this request's
+    // path resolution or read keeps what it found out of the cache.
+    const gen = generation;
     const d = decodePath(req.path, dotfiles);
     if (!d.ok) {
       // Not UTF-8: may name a file Deno cannot spell; try the exact bytes.
@@ -1176,13 +1210,13 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
         if (parseListingQuery(req.query).download === "tar") return download(real, d.segments);
       }
       const index = await exists(real + "/index.html");
-      if (index !== null) return serveFile(req, p, index, req.path, plainOnly);
+      if (index !== null) return serveFile(req, p, index, req.path, gen, plainOnly);
       if (!dirListing) return errorReply(404);
       return listing(req, real, d.segments, st);
     }
     // `file/` asks for a directory; opening a FIFO or device would block.
     if (d.trailingSlash || !st.isFile) return errorReply(404);
-    return serveFile(req, p, real, req.path, plainOnly);
+    return serveFile(req, p, real, req.path, gen, plainOnly);
   }
 
   async function revalidate(req: RequestHead, e: CacheEntry): Promise<Reply> {
@@ -1219,7 +1253,31 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     return slow(req);
   }
 
-  return function handle(req: RequestHead): Reply | Promise<Reply> {
+  function invalidate(path: string): void {
+    generation++;
+    const under = path.endsWith("/") ? path : path + "/";
+    // A new or removed sibling changes whether the file itself is cacheable.
+    const plain = /\.(gz|br)$/.test(path) ? path.slice(0, -3) : path;
+    for (const [k, e] of cache) {
+      if (e.real === path || e.real === plain || e.real.startsWith(under)) {
+        cache.delete(k);
+        cacheBytes -= e.bytes.length;
+      }
+    }
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    for (const s of dirs.values()) {
+      if (s.real === path || s.real === parent || s.real.startsWith(under)) dropDir(s);
+    }
+  }
+
+  function invalidateAll(): void {
+    generation++;
+    cache.clear();
+    cacheBytes = 0;
+    for (const s of dirs.values()) dropDir(s);
+  }
+
+  function handle(req: RequestHead): Reply | Promise<Reply> {
     try {
       const method = req.method;
       if (method !== "GET" && method !== "HEAD") {
@@ -1246,5 +1304,7 @@ export async function createHandler(options: HandlerOptions): Promise<Handler> {
     } catch (e) {
       return mapError(e);
     }
-  };
+  }
+
+  return Object.assign(handle, { invalidate, invalidateAll });
 }

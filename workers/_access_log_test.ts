@@ -163,6 +163,7 @@ Deno.test("renderPrometheus: HELP and TYPE once per family, labelled samples, ne
       bytes: 500,
       logged: 0,
       logDropped: 0,
+      invalidations: 4,
       up: true,
       open: 1,
       connections: 3,
@@ -179,6 +180,7 @@ Deno.test("renderPrometheus: HELP and TYPE once per family, labelled samples, ne
   assert.ok(text.includes("ringhttpd_accepted_total 3\n"));
   assert.ok(text.includes('ringhttpd_conn_ring_depth{worker="0"} 0\n'));
   assert.ok(!text.includes("ringhttpd_log_ring_depth"), "no log ring: no family");
+  assert.ok(text.includes('ringhttpd_invalidations_total{worker="0"} 4\n'));
 });
 
 Deno.test("counters: a writer terminated mid-carry (SEQ left odd) neither hangs readers nor its replacement", () => {

@@ -7,7 +7,7 @@
  *
  * ```text
  * +0        SEQ    even; odd while a counter's high word changes (see below)
- * +2 + 2*k  LO, HI counter k (k = REQ_1XX ... LOG_DROPPED): 64-bit, HI * 2^32 + (LO >>> 0)
+ * +2 + 2*k  LO, HI counter k (k = REQ_1XX ... INVALIDATIONS): 64-bit, HI * 2^32 + (LO >>> 0)
  * ```
  *
  * Each slot has one writer (its worker; a replacement worker carries on from
@@ -34,8 +34,9 @@ export const REQ_1XX = 0,
   REQ_5XX = 4,
   BYTES = 5,
   LOGGED = 6,
-  LOG_DROPPED = 7;
-const COUNTERS = 8;
+  LOG_DROPPED = 7,
+  INVALIDATIONS = 8;
+const COUNTERS = 9;
 const SLOT_WORDS = 32;
 const SEQ = 0;
 const TWO32 = 4294967296;
@@ -126,6 +127,8 @@ export interface WorkerCounters {
   logged: number;
   /** Access-log records dropped because the worker's log ring was full. */
   logDropped: number;
+  /** Cache invalidation records applied (`_invalidate.ts`; a "drop all" counts one). */
+  invalidations: number;
 }
 
 /** Reads slot `i`'s counters. */
@@ -135,6 +138,7 @@ export function readWorker(i32: Int32Array, i: number): WorkerCounters {
     bytes: readCounter(i32, i, BYTES),
     logged: readCounter(i32, i, LOGGED),
     logDropped: readCounter(i32, i, LOG_DROPPED),
+    invalidations: readCounter(i32, i, INVALIDATIONS),
   };
 }
 
@@ -202,6 +206,11 @@ export function renderPrometheus(s: Sample): string {
     "counter",
     "Access-log records dropped: the worker's log ring was full.",
   );
+  const invalidations = fam(
+    "ringhttpd_invalidations_total",
+    "counter",
+    "Cache invalidation records applied (changes seen on disk).",
+  );
   const classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
   s.workers.forEach((w, i) => {
     const l = `worker="${i}"`;
@@ -215,6 +224,7 @@ export function renderPrometheus(s: Sample): string {
     if (w.logRing !== undefined) logRing[3].push(`{${l}} ${w.logRing}`);
     logged[3].push(`{${l}} ${w.logged}`);
     dropped[3].push(`{${l}} ${w.logDropped}`);
+    invalidations[3].push(`{${l}} ${w.invalidations}`);
   });
   const accepted = fam(
     "ringhttpd_accepted_total",
@@ -265,6 +275,7 @@ export function renderPrometheus(s: Sample): string {
       logRing,
       logged,
       dropped,
+      invalidations,
       accepted,
       fdDropped,
       emfile,

@@ -40,6 +40,7 @@
  *
  * @module
  */
+import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
 
@@ -116,6 +117,8 @@ export interface WorkerConfig {
   metricsPath?: string;
   /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
   pool?: PoolBuffers;
+  /** This slot's cache invalidation ring (`_invalidate.ts`); undefined: no watcher, no cache. */
+  invalidation?: InvalidationSlot;
   handler: {
     /** Entries per listing page. @default 10000 */
     listingCap?: number;
@@ -126,6 +129,8 @@ export interface WorkerConfig {
     maxArchiveBytes: number;
     cors: boolean;
     headers: Array<[string, string]>;
+    /** Total bytes of cached files and listings; 0: no cache. */
+    cacheMaxBytes: number;
   };
 }
 

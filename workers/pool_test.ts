@@ -176,6 +176,7 @@ Deno.test("pool: a pool thread killed mid-job is replaced; its job runs once mor
     maxArchiveBytes: 0,
     cors: false,
     headers: [],
+    cacheMaxBytes: 0,
   }, () => {});
   await host.start();
   const client = new JobClient(host.buffers, 0);

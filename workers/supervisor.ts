@@ -51,6 +51,7 @@ import { allocateMetrics, Collector } from "./_metrics.ts";
 import { AccessLogDrain, type LogFormat, openSink, RECORD_BYTES } from "./_access_log.ts";
 import { ByteRing } from "../queue/byte_ring.ts";
 import { PoolHost, type PoolStats } from "./_pool_host.ts";
+import { InvalidationHub } from "./_invalidate.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
 export interface ClusterConfig {
@@ -117,6 +118,8 @@ export interface WorkerStats {
   logged: number;
   /** Access-log records dropped because this worker's log ring was full. */
   logDropped: number;
+  /** Cache invalidations applied (changes on disk seen by the watcher; "drop all" counts one). */
+  invalidations: number;
   /** Ring mode: connections queued to it, not yet taken. */
   connRing?: number;
   /** Access log on: records in its log ring, not yet written. */
@@ -220,6 +223,7 @@ export class Supervisor implements Cluster {
   #metrics: SharedArrayBuffer;
   #logRings: SharedArrayBuffer[] = [];
   #log?: AccessLogDrain;
+  #inval?: InvalidationHub;
   #collector?: Collector;
   #rings: SharedArrayBuffer[] = [];
   #owners?: SharedArrayBuffer;
@@ -272,6 +276,11 @@ export class Supervisor implements Cluster {
 
   async #startAll(): Promise<void> {
     const c = this.#config;
+    if (c.handler.cacheMaxBytes > 0) {
+      // Before any worker: no change can slip between its first cache fill and the watch.
+      this.#inval = new InvalidationHub(c.workers, c.handler.root);
+      this.#inval.watch(c.log);
+    }
     if (c.accessLog !== undefined) {
       // Opened first: a log file that cannot be written stops the start.
       const sink = openSink(c.accessLog);
@@ -415,6 +424,7 @@ export class Supervisor implements Cluster {
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
         pool: this.#pool?.buffers,
+        invalidation: this.#inval?.slot(i),
         handler: c.handler,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);
@@ -500,6 +510,7 @@ export class Supervisor implements Cluster {
         bytes: w.bytes,
         logged: w.logged,
         logDropped: w.logDropped,
+        invalidations: w.invalidations,
         connRing: w.connRing,
         logRing: w.logRing,
       })),
@@ -552,6 +563,7 @@ export class Supervisor implements Cluster {
   }
 
   #terminateAll(): void {
+    this.#inval?.close();
     for (const w of this.#threads) w?.terminate();
     this.#threads = [];
     this.#acceptor?.terminate();

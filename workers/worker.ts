@@ -30,7 +30,8 @@ import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
-import { Collector, CounterWriter, metricsHandler } from "./_metrics.ts";
+import { Collector, CounterWriter, INVALIDATIONS, metricsHandler } from "./_metrics.ts";
+import { InvalidationConsumer } from "./_invalidate.ts";
 import {
   CONNS,
   DRAIN,
@@ -84,11 +85,19 @@ async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
   let jobs: SubmitJob | undefined;
+  let client: JobClient | undefined;
   if (config.pool !== undefined) {
-    const client = new JobClient(config.pool, config.index);
-    jobs = (kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args);
+    const c = client = new JobClient(config.pool, config.index);
+    jobs = (kind, args) => c.submit(kind === "listing" ? LISTING : COMPRESS, args);
   }
-  let inner = await createHandler({ ...config.handler, jobs });
+  const counters = new CounterWriter(config.metrics, config.index);
+  const fileHandler = await createHandler({ ...config.handler, jobs });
+  let inner: Handler = config.invalidation
+    ? new InvalidationConsumer(config.invalidation).guard(
+      fileHandler,
+      (n) => counters.add(INVALIDATIONS, n),
+    )
+    : fileHandler;
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
@@ -103,15 +112,14 @@ async function start(config: WorkerConfig): Promise<void> {
   }
   const files = inner;
   const handler: Handler = (req: RequestHead) => {
+    // Completions are also taken here: an epoll worker busy with cache hits
+    // runs its waitAsync callbacks late (see _invalidate.ts).
+    if (client !== undefined && client.outstanding > 0) client.poll();
     Atomics.add(ctl, requests, 1);
     return files(req);
   };
   // Counts every response; with the access log on, also queues one record each.
-  log = new AccessLogProducer(
-    handler,
-    new CounterWriter(config.metrics, config.index),
-    config.logRings?.[config.index],
-  );
+  log = new AccessLogProducer(handler, counters, config.logRings?.[config.index]);
   const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
