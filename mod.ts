@@ -39,6 +39,7 @@ export { serve, type ServeOptions } from "./serve.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
 export {
   createHandler,
+  type FileHandler,
   type HandlerOptions,
   type JobAnswer,
   type SubmitJob,

@@ -139,6 +139,13 @@ export interface ServeOptions {
    */
   cacheMaxBytes?: number;
   /**
+   * How long a cached file or listing is trusted before a `stat` re-checks
+   * it, ms. The file watcher drops changed entries sooner; this bounds how
+   * stale an answer can be where it cannot see a change.
+   * @default {1000}
+   */
+  revalidateMs?: number;
+  /**
    * Add `Access-Control-Allow-Origin: *` to every response.
    * @default {false}
    */
@@ -399,6 +406,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       cors: options.cors ?? false,
       headers: options.headers ?? [],
       cacheMaxBytes: positiveInt("cacheMaxBytes", options.cacheMaxBytes, 64 * 1024 * 1024, 0),
+      revalidateMs: positiveInt("revalidateMs", options.revalidateMs, 1000, 0),
     },
     log,
   };

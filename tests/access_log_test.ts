@@ -315,6 +315,14 @@ for (const mode of ["ring", "reuseport"] as const) {
       );
       assert.equal(sum(second, "ringhttpd_worker_up"), 2);
       assert.equal(second.has("ringhttpd_conn_ring_depth"), mode === "ring");
+      // The job pool (one thread at least by default): depth, activity, slab.
+      assert.ok(sum(second, "ringhttpd_pool_threads") >= 1);
+      assert.equal(second.get("ringhttpd_pool_jobs_total")!.type, "counter");
+      assert.equal(second.get("ringhttpd_pool_queue_depth")!.type, "gauge");
+      assert.equal(second.get("ringhttpd_pool_active")!.type, "gauge");
+      assert.ok(
+        sum(second, "ringhttpd_pool_slab_free_chunks") <= sum(second, "ringhttpd_pool_slab_chunks"),
+      );
       // The same figures through stats().
       const stats = cluster.stats();
       assert.equal(stats.workers.reduce((a, w) => a + w.responses[3], 0), 1);

@@ -131,6 +131,8 @@ export interface WorkerConfig {
     headers: Array<[string, string]>;
     /** Total bytes of cached files and listings; 0: no cache. */
     cacheMaxBytes: number;
+    /** How long a cache entry is trusted before a stat re-checks it, ms. */
+    revalidateMs?: number;
   };
 }
 
