@@ -78,6 +78,7 @@ export function parseListingQuery(query: string): ListingQuery {
 import {
   percentEncodeBytes,
   rawAvailable,
+  rawEachEntry,
   rawInvalidNames,
   rawRealPath,
   rawStat,
@@ -122,10 +123,13 @@ function lossyEntry(
 }
 
 /**
- * Reads a directory: `readDirSync` + `lstatSync` per entry. Synchronous on
- * purpose: one async op per entry costs ~10x more (see DENO_FACTS), and the
- * entry count is bounded by the caller's cap only after sorting, so the worker
- * blocks for ~5 ms per 1,000 entries.
+ * Reads a directory: its names and each one's `lstat`. Through FFI where it
+ * works ({@linkcode rawEachEntry}: `getdents64` + `fstatat` on the directory's
+ * descriptor, ~2.3x faster on 100,000 entries), else `readDirSync` +
+ * `lstatSync` per entry. Synchronous on purpose: one async op per entry
+ * costs ~10x more (see DENO_FACTS), and the entry count is bounded by the
+ * caller's cap only after sorting, so the worker blocks for ~2-5 ms per
+ * 1,000 entries.
  *
  * Lists only what GET would serve ({@linkcode servable}): a symlink whose
  * real path leaves the root (unless `followSymlinks`) or is hidden (unless
@@ -136,6 +140,7 @@ function lossyEntry(
  * @param dir The real path of the directory.
  * @param policy Root, dotfile and symlink policy (what GET serves).
  * @param max Stop after this many entries (directory order, before sorting).
+ * @param raw Use the FFI path when available (false: always the portable one).
  * @returns The entries, unsorted; unreadable ones are skipped.
  * @example
  * ```ts ignore
@@ -144,7 +149,16 @@ function lossyEntry(
  * const entries = collectEntries("/srv/www", policy);
  * ```
  */
-export function collectEntries(dir: string, policy: ServePolicy, max = Infinity): Entry[] {
+export function collectEntries(
+  dir: string,
+  policy: ServePolicy,
+  max = Infinity,
+  raw = true,
+): Entry[] {
+  if (raw) {
+    const fast = collectRaw(dir, policy, max);
+    if (fast !== null) return fast;
+  }
   const out: Entry[] = [];
   const base = dir.endsWith("/") ? dir : dir + "/";
   const dotfiles = policy.dotfiles;
@@ -190,12 +204,141 @@ export function collectEntries(dir: string, policy: ServePolicy, max = Infinity)
   return out;
 }
 
+/** {@linkcode collectEntries} through {@linkcode rawEachEntry}; null when that is unavailable. */
+function collectRaw(dir: string, policy: ServePolicy, max: number): Entry[] | null {
+  const out: Entry[] = [];
+  const base = dir.endsWith("/") ? dir : dir + "/";
+  const invalid: Array<{ raw: Uint8Array; kind: Entry["type"] }> = [];
+  const ok = rawEachEntry(dir, policy.dotfiles, (r) => {
+    const name = r.name;
+    if (name === undefined) {
+      // Not valid UTF-8: listed as readDirSync names it (lossy), at the end.
+      invalid.push({ raw: r.raw!.slice(), kind: r.kind });
+      return invalid.length < max;
+    }
+    let isDir = r.kind === "dir";
+    let size = r.size;
+    let mtimeMs = r.mtimeMs;
+    if (r.kind === "symlink") {
+      try {
+        const real = Deno.realPathSync(base + name);
+        if (!servable(policy, real)) return true;
+        const t = Deno.statSync(real);
+        isDir = t.isDirectory;
+        size = t.size;
+        mtimeMs = t.mtime?.getTime() ?? mtimeMs;
+      } catch {
+        return true; // dangling or looping link: GET would answer 404
+      }
+    }
+    out.push({ name, type: r.kind, isDir, size, mtimeMs });
+    return out.length < max;
+  });
+  if (!ok) return null;
+  const raws = invalid.map((r) => r.raw);
+  for (const r of invalid) {
+    if (out.length >= max) break;
+    const d = {
+      name: lossyDecoder.decode(r.raw),
+      isFile: r.kind === "file",
+      isDirectory: r.kind === "dir",
+      isSymlink: r.kind === "symlink",
+    };
+    const lossy = lossyEntry(base.slice(0, -1), d, raws, policy);
+    if (lossy !== null) out.push(lossy);
+  }
+  return out;
+}
+
 const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
+
+/**
+ * Collation codes for printable ASCII, taken from `collator` itself at load:
+ * 0 for a character without a fast key (controls, DEL: ICU ignores them),
+ * `DIGIT` for 0-9, else 1 + the character's rank (case-equal letters share
+ * one). ICU ranks every non-digit ASCII character either below all digits
+ * (punctuation, symbols) or above them (letters), so one code between the two
+ * groups stands for a whole number.
+ */
+const ASCII_CODE = new Uint8Array(128);
+let DIGIT = 0;
+{
+  const chars = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
+  chars.sort((a, b) => collator.compare(a, b));
+  let code = 0;
+  let prev = "";
+  for (const ch of chars) {
+    if (ch >= "0" && ch <= "9") {
+      if (DIGIT === 0) DIGIT = ++code;
+      ASCII_CODE[ch.charCodeAt(0)] = DIGIT;
+      continue;
+    }
+    if (prev === "" || collator.compare(prev, ch) !== 0) code++;
+    ASCII_CODE[ch.charCodeAt(0)] = code;
+    prev = ch;
+  }
+}
+/** Longest digit run (leading zeros stripped) a fast key encodes. */
+const KEY_MAX_DIGITS = 0x7f - 0x20;
+const keyCodes: number[] = [];
+
+/**
+ * A string whose code-unit order (`<`) is `collator`'s order, for names of
+ * printable ASCII only; undefined for any other name (compare those with the
+ * collator). Each character becomes its collation code; a digit run becomes
+ * `DIGIT`, its length without leading zeros (ICU ignores them) and those
+ * digits, so a longer number sorts after a shorter one and equal lengths
+ * compare digit by digit. http/listing_test.ts checks it against `collator`.
+ */
+function sortKey(name: string): string | undefined {
+  const codes = keyCodes;
+  codes.length = 0;
+  const n = name.length;
+  for (let i = 0; i < n;) {
+    const ch = name.charCodeAt(i);
+    const code = ch < 128 ? ASCII_CODE[ch] : 0;
+    if (code === 0) return undefined;
+    if (code !== DIGIT) {
+      codes.push(code);
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < n && name.charCodeAt(j) === 48) j++;
+    let k = j;
+    while (k < n && name.charCodeAt(k) >= 48 && name.charCodeAt(k) <= 57) k++;
+    if (k - j > KEY_MAX_DIGITS) return undefined;
+    codes.push(DIGIT, 0x20 + k - j);
+    for (let d = j; d < k; d++) codes.push(name.charCodeAt(d));
+    i = k;
+  }
+  return String.fromCharCode.apply(null, codes);
+}
+
+/**
+ * `collator.compare(a, b)`, then code points: the name order of listings.
+ *
+ * @param a A name.
+ * @param b Another name.
+ * @returns Negative, zero (equal names only) or positive.
+ * @example
+ * ```ts
+ * import { compareNames } from "./listing.ts";
+ * compareNames("file10", "File9"); // > 0
+ * ```
+ */
+export function compareNames(a: string, b: string): number {
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
 
 /**
  * Sorts entries in place: directories first, then by the key (names
  * natural and case-insensitive; ties broken by name, then code points, so
  * the order is total and stable across runs).
+ *
+ * Names of printable ASCII compare through a precomputed key
+ * ({@linkcode sortKey}) rather than `Intl.Collator#compare`: ~0.25 us per
+ * call made sorting 100,000 names take ~0.4 s, as long as reading them.
  *
  * @param entries The entries to sort.
  * @param sort The key.
@@ -208,16 +351,31 @@ const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" })
  * ```
  */
 export function sortEntries(entries: Entry[], sort: SortKey, order: SortOrder): Entry[] {
+  const n = entries.length;
   const dir = order === "desc" ? -1 : 1;
-  const byName = (a: Entry, b: Entry) =>
-    collator.compare(a.name, b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  entries.sort((a, b) => {
+  const list = entries.slice();
+  const keys: (string | undefined)[] = new Array(n);
+  const nums = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const e = list[i];
+    keys[i] = sortKey(e.name);
+    nums[i] = sort === "size" ? e.size : sort === "mtime" ? e.mtimeMs : 0;
+  }
+  const order32 = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order32[i] = i;
+  order32.sort((i, j) => {
+    const a = list[i], b = list[j];
     if (a.isDir !== b.isDir) return a.isDir ? -1 : 1;
-    let c = 0;
-    if (sort === "size") c = a.size - b.size;
-    else if (sort === "mtime") c = a.mtimeMs - b.mtimeMs;
-    return dir * (c || byName(a, b));
+    let c = nums[i] - nums[j];
+    if (c === 0) {
+      const ka = keys[i], kb = keys[j];
+      c = ka !== undefined && kb !== undefined && ka !== kb
+        ? (ka < kb ? -1 : 1)
+        : compareNames(a.name, b.name);
+    }
+    return dir * c;
   });
+  for (let i = 0; i < n; i++) entries[i] = list[order32[i]];
   return entries;
 }
 
@@ -556,14 +714,21 @@ export function renderJson(entries: readonly Entry[]): Uint8Array {
  * ```
  */
 export function listingETag(entries: readonly Entry[], variant: string): string {
-  let h = 0x811c9dc5;
-  const mix = (s: string) => {
-    for (let i = 0; i < s.length; i++) {
-      h ^= s.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-  };
-  mix(variant);
-  for (const e of entries) mix(`\0${e.name}\0${e.type}\0${e.size}\0${e.mtimeMs}`);
+  // The same hash as over `\0${name}\0${type}\0${size}\0${mtimeMs}` per
+  // entry, without building that string (a third of the cost at 100,000).
+  let h = mixHash(0x811c9dc5, variant);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    h = mixHash(Math.imul(h, 0x01000193), e.name); // ^ 0: the separator
+    h = mixHash(Math.imul(h, 0x01000193), e.type);
+    h = mixHash(Math.imul(h, 0x01000193), "" + e.size);
+    h = mixHash(Math.imul(h, 0x01000193), "" + e.mtimeMs);
+  }
   return `W/"l-${(h >>> 0).toString(36)}-${entries.length.toString(36)}"`;
+}
+
+/** FNV-1a: `h` with the UTF-16 code units of `s` mixed in. */
+function mixHash(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
 }

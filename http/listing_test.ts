@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   collectEntries,
+  compareNames,
   type Entry,
   entryHref,
   escapeHtml,
@@ -50,6 +52,49 @@ Deno.test("sortEntries() puts directories first, then natural case-insensitive n
     "b1",
     "a",
   ]);
+});
+
+Deno.test("sortEntries() orders any names exactly as Intl.Collator does (its fast keys included)", () => {
+  // Printable ASCII takes the precomputed-key path; the rest the collator.
+  const ascii = fc.string({
+    unit: fc.oneof(
+      fc.constantFrom(..."0000123456789"),
+      fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    ),
+    minLength: 1,
+    maxLength: 12,
+  });
+  const any = fc.oneof(ascii, fc.string({ unit: "binary", minLength: 1, maxLength: 6 }));
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.tuple(fc.oneof(ascii, ascii, any), fc.boolean(), fc.nat(3)), {
+        selector: (t) => t[0],
+        maxLength: 60,
+      }),
+      fc.constantFrom("name", "size", "mtime"),
+      fc.constantFrom("asc", "desc"),
+      (rows, sort: "name" | "size" | "mtime", order: "asc" | "desc") => {
+        const list = rows.map(([name, isDir, n]) => e(name, isDir, n, 3 - n));
+        const d = order === "desc" ? -1 : 1;
+        const expected = list.slice().sort((a, b) =>
+          a.isDir !== b.isDir ? (a.isDir ? -1 : 1) : d * (
+            (sort === "size" ? a.size - b.size : sort === "mtime" ? a.mtimeMs - b.mtimeMs : 0) ||
+            compareNames(a.name, b.name)
+          )
+        );
+        assert.deepEqual(
+          sortEntries(list, sort, order).map((x) => x.name),
+          expected.map((x) => x.name),
+        );
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  // Leading zeros, long numbers, punctuation around digits, case.
+  const names = ["a01", "a1", "a001b", "a1c", "x", "x0", "x00", "9".repeat(120), "1".repeat(96)];
+  names.push("1.10", "1.5", "-1", "1", "A-b", "ab", "a b", "_a", "~", "$", "Zz", "zZ");
+  const sorted = sortEntries(names.map((n) => e(n)), "name", "asc").map((x) => x.name);
+  assert.deepEqual(sorted, names.slice().sort(compareNames));
 });
 
 Deno.test("sortEntries() sorts by size and mtime with name as tie-break", () => {
@@ -249,4 +294,49 @@ Deno.test("isoLike() and rfc3339() match Date#toISOString for years 1970-9999", 
   assert.equal(rfc3339(951782400000), "2000-02-29T00:00:00.000Z");
   assert.equal(rfc3339(-5), "1970-01-01T00:00:00.000Z");
   assert.equal(rfc3339(NaN), "1970-01-01T00:00:00.000Z");
+});
+
+Deno.test("collectEntries() reads the same entries through FFI as through readDirSync + lstatSync", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir());
+  const dir = `${base}/root`;
+  try {
+    Deno.mkdirSync(`${base}/outside`);
+    Deno.writeTextFileSync(`${base}/outside/secret.txt`, "s");
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(`${dir}/f.txt`, "hello");
+    Deno.writeTextFileSync(`${dir}/.hidden`, "x");
+    Deno.writeTextFileSync(`${dir}/\u65e5\u672c.txt`, "utf-8 name");
+    Deno.mkdirSync(`${dir}/sub`);
+    Deno.mkdirSync(`${dir}/.dotdir`);
+    Deno.symlinkSync("sub", `${dir}/link`);
+    Deno.symlinkSync("f.txt", `${dir}/flink`);
+    Deno.symlinkSync("../outside", `${dir}/out`);
+    Deno.symlinkSync("nowhere", `${dir}/dangling`);
+    Deno.symlinkSync(".hidden", `${dir}/to-hidden`);
+    Deno.utimeSync(`${dir}/f.txt`, 1_700_000_000.123, 1_700_000_000.987);
+    Deno.writeTextFileSync(`${dir}/old.txt`, "1960");
+    Deno.utimeSync(`${dir}/old.txt`, -315_619_199.5, -315_619_199.5);
+    // Non-UTF-8 names (Deno paths are strings, so bash makes them).
+    const made = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `cd "$1" && printf 'x' > $'\\xff\\xfe-bin.txt' && printf 'y' > $'\\xff\\xfd-bin.txt' &&
+         ln -s ../outside/secret.txt $'\\xfe-out' && mkdir $'\\xfa-dir'`,
+        "bash",
+        dir,
+      ],
+    }).output();
+    assert.ok(made.success);
+    for (const dotfiles of [false, true]) {
+      for (const followSymlinks of [false, true]) {
+        const policy = { root: dir, dotfiles, followSymlinks };
+        const ffi = sortEntries(collectEntries(dir, policy), "name", "asc");
+        const portable = sortEntries(collectEntries(dir, policy, Infinity, false), "name", "asc");
+        assert.deepEqual(ffi, portable, JSON.stringify(policy));
+        assert.equal(collectEntries(dir, policy, 3).length, 3);
+      }
+    }
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -853,12 +853,16 @@ Deno.test({
       await Promise.all(loops);
       const failed = results.filter((r) => !r.ok);
       const failedLate = failed.filter((r) => r.t > crashAt + 3000 + 1000);
+      // The supervisor's own figure: from noticing the death to the replacement ready.
+      const logged = Number(errText.match(/worker 0 replaced in (\d+) ms/)?.[1] ?? NaN);
       report("worker crash under load", {
         requests: results.length,
         failed: failed.length,
         replacedMs: round(replacedMs),
+        supervisorMs: logged,
       });
-      // Issue target 1 s; measured 0.1-1.6 s on a loaded 2-core machine, so asserted generously.
+      // Issue target 1 s; measured 0.06-0.8 s (p50 ~0.1 s) on a loaded 2-core
+      // machine (bench/crash_restart.ts), so asserted generously.
       assert.ok(replacedMs <= 3000, `replacement after ${replacedMs} ms (target 1 s)`);
       assert.ok(failed.length <= 8, `${failed.length} failed requests (4 client loops)`);
       assert.deepEqual(failedLate, [], "failures long after the crash");

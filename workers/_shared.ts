@@ -70,6 +70,11 @@ export const SLOT_BASE = 16;
 export const SLOT_WORDS = 16;
 /** Slot offsets. */
 export const OPEN = 0, ALIVE = 1, ACK = 2, REQUESTS = 3, CONNS = 4, RESTARTS = 5, EPFD = 6;
+/**
+ * Slot offset of the worker's test-only crash request (set by the supervisor's
+ * test hook; an epoll worker sees a message late under load, a word at once).
+ */
+export const WORKER_CRASH = 7;
 
 /** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
 export type RingIo = "epoll" | "socket";

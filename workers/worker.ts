@@ -42,6 +42,7 @@ import {
   REQUESTS,
   slot,
   type ToWorker,
+  WORKER_CRASH,
   type WorkerConfig,
 } from "./_shared.ts";
 
@@ -67,11 +68,15 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   } else if (msg.type === "drain") {
     drain();
   } else if (msg.type === "crash") {
-    setTimeout(() => {
-      throw new Error("worker crashed on request (supervisor test hook)");
-    }, 0);
+    // Thrown here, not from a timer: under load an epoll worker's timers can
+    // fire up to a second late, which would be measured as restart time.
+    crash();
   }
 };
+
+function crash(): never {
+  throw new Error("worker crashed on request (supervisor test hook)");
+}
 
 async function drain(): Promise<void> {
   if (draining) return;
@@ -152,6 +157,7 @@ async function start(config: WorkerConfig): Promise<void> {
   } else if (epoll) {
     const ring = new SpscRing(config.ring!);
     const conns = slot(config.index, CONNS);
+    const crashWord = slot(config.index, WORKER_CRASH);
     const loop = new EpollLoop(
       ctl,
       slot(config.index, OPEN),
@@ -170,9 +176,13 @@ async function start(config: WorkerConfig): Promise<void> {
     await loop.run(
       ring,
       (n) => Atomics.add(ctl, conns, n),
-      // While it sits in epoll_wait this thread sees messages late: the
-      // supervisor also raises DRAIN in shared memory.
-      () => Atomics.load(ctl, DRAIN) === 1,
+      // While it sits in epoll_wait this thread sees messages late (up to
+      // ~1 s under load): the supervisor also raises DRAIN, and the crash
+      // test hook, in shared memory.
+      () => {
+        if (Atomics.load(ctl, crashWord) !== 0) crash();
+        return Atomics.load(ctl, DRAIN) === 1;
+      },
       drain,
     );
   } else if (config.mode === "ring") {
