@@ -628,12 +628,9 @@ Deno.test({
 Deno.test({
   name:
     "100,000-entry directory: first page fast, 8 listings at once keep small files fast and memory bounded",
-  // BUG (listing under load, issue 6 targets): with 8 different listings of a
-  // 100,000-entry directory at once (2 workers), small-file probes time out
-  // (5 s) and the process grows by ~570 MiB (target: p99 <= 500 ms, <= 256 MiB);
-  // collect + sort + render run on the connection threads. The first page
-  // alone meets its target (~1.3 s). Runs with RINGHTTPD_KNOWN_BUGS=1.
-  ignore: !STRESS || Deno.env.get("RINGHTTPD_KNOWN_BUGS") !== "1",
+  // Listings run on the job pool (issue 5): small files stay fast while 8
+  // listings of 100,000 entries are collected, sorted and rendered there.
+  ignore: !STRESS,
   fn: async () => {
     await using fx = await makeFixture();
     const dir = `${fx.root}/many`;
