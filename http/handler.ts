@@ -387,39 +387,44 @@ async function readOneVersion(
 }
 
 /**
- * Compresses a file in this thread (no job pool): reads one version of it
- * (fstat before and after), then gzip or brotli (quality 5) off the event
- * loop's critical path through node:zlib's asynchronous API.
+ * Compresses a file in this thread (no job pool): checks it is still the
+ * version the caller stat'ed, reads it as one version ({@linkcode
+ * readOneVersion}), then gzip or brotli (quality 5) through node:zlib's
+ * asynchronous API.
  *
  * @returns status 200 with the version compressed as head, else the failure
  */
-async function compressHere(real: string, z: "br" | "gzip"): Promise<JobAnswer> {
+async function compressHere(
+  real: string,
+  z: "br" | "gzip",
+  want: { size: number; mtimeMs: number; ino: number },
+): Promise<JobAnswer> {
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(real, { read: true });
-    const before = await file.stat();
-    const bytes = new Uint8Array(before.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = await file.read(bytes.subarray(at));
-      if (n === null) break;
-      at += n;
+    const info = await file.stat();
+    const mtimeMs = info.mtime?.getTime() ?? 0;
+    if (info.size !== want.size || mtimeMs !== want.mtimeMs || (info.ino ?? 0) !== want.ino) {
+      return { status: 409 }; // another version than the one being answered: not read at all
     }
-    const after = await file.stat();
-    const mtimeMs = after.mtime?.getTime() ?? 0;
-    if (at !== before.size || after.size !== at || mtimeMs !== (before.mtime?.getTime() ?? 0)) {
+    const whole = await readOneVersion(file, info);
+    if (whole === null || whole.info !== info || whole.bytes.length !== info.size) {
       return { status: 409 }; // changed while read: never mix two versions
     }
+    const bytes = whole.bytes;
     const out = await new Promise<Uint8Array>((resolve, reject) => {
       const done = (err: Error | null, res: Uint8Array) => err ? reject(err) : resolve(res);
       if (z === "br") {
-        const params = { [zlib.BROTLI_PARAM_QUALITY]: 5, [zlib.BROTLI_PARAM_SIZE_HINT]: at };
+        const params = {
+          [zlib.BROTLI_PARAM_QUALITY]: 5,
+          [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+        };
         brotliCompress(bytes, { params }, done);
       } else gzip(bytes, { level: 6 }, done);
     });
     return {
       status: 200,
-      head: { size: at, mtimeMs, ino: after.ino ?? 0 },
+      head: { size: info.size, mtimeMs, ino: info.ino ?? 0 },
       body: new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
     };
   } catch {
@@ -738,7 +743,9 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     let flight = inflight.get(fkey);
     if (flight === undefined) {
       const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
-      flight = Promise.resolve(jobs !== undefined ? jobs("compress", args) : compressHere(real, z))
+      flight = Promise.resolve(
+        jobs !== undefined ? jobs("compress", args) : compressHere(real, z, args),
+      )
         .finally(() => inflight.delete(fkey));
       inflight.set(fkey, flight);
     }
