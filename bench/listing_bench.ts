@@ -3,14 +3,26 @@
  * sort + render), re-collected but unchanged, and from the listing cache; and
  * the pieces of a collect, to choose between `lstatSync`, `statSync` and FFI.
  *
+ * With `LISTING_BENCH_100K=1`, also the steps of a 100,000-entry listing
+ * (issue 6: first page <= 2 s): collect through FFI and through
+ * `readDirSync` + `lstatSync`, sort by name, the ETag, and one 10,000-entry page.
+ *
  * ```sh
  * deno task bench bench/listing_bench.ts
+ * LISTING_BENCH_100K=1 deno task bench bench/listing_bench.ts
  * ```
  *
  * @module
  */
 import { createHandler } from "../http/handler.ts";
-import { collectEntries } from "../http/listing.ts";
+import {
+  collectEntries,
+  type Entry,
+  listingETag,
+  parseListingQuery,
+  renderHtml,
+  sortEntries,
+} from "../http/listing.ts";
 import type { Reply, RequestHead } from "../http/types.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "ringhttpd-listing-bench-" });
@@ -140,3 +152,66 @@ Deno.bench({
     if (r.rawHead === undefined) throw new Error("not a cache hit");
   },
 });
+
+if (Deno.env.get("LISTING_BENCH_100K") === "1") {
+  const big = `${tmp}/many`;
+  await Deno.mkdir(big);
+  const made = await new Deno.Command("bash", {
+    args: ["-c", `cd "$1" && seq -f 'f%06g.txt' 1 100000 | xargs touch`, "bash", big],
+  }).output();
+  if (!made.success) throw new Error("set-up: cannot create 100,000 files");
+  const policy = { root: tmp, dotfiles: false, followSymlinks: false };
+  const entries = collectEntries(big, policy);
+  // Directory order is hash order on most filesystems: sort a shuffled copy.
+  let seed = 1;
+  const shuffled: Entry[] = entries.slice();
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    const j = seed % (i + 1);
+    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+  }
+  const sorted = sortEntries(entries.slice(), "name", "asc");
+  const ctx = { path: "/many/", query: parseListingQuery(""), pages: 10, total: 100_000 };
+
+  Deno.bench({
+    group: "100k",
+    name: "collectEntries, FFI getdents64 + fstatat (what ships)",
+    baseline: true,
+    n: 10,
+    fn() {
+      collectEntries(big, policy);
+    },
+  });
+  Deno.bench({
+    group: "100k",
+    name: "collectEntries, readDirSync + lstatSync (the fallback)",
+    n: 10,
+    fn() {
+      collectEntries(big, policy, Infinity, false);
+    },
+  });
+  Deno.bench({
+    group: "100k",
+    name: "sortEntries by name (shuffled input)",
+    n: 10,
+    fn() {
+      sortEntries(shuffled.slice(), "name", "asc");
+    },
+  });
+  Deno.bench({
+    group: "100k",
+    name: "listingETag over every entry",
+    n: 10,
+    fn() {
+      listingETag(sorted, "h");
+    },
+  });
+  Deno.bench({
+    group: "100k",
+    name: "renderHtml of the first 10,000-entry page",
+    n: 10,
+    fn() {
+      renderHtml(sorted.slice(0, 10_000), ctx);
+    },
+  });
+}

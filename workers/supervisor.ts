@@ -23,8 +23,9 @@
  * 4. start a replacement on the same ring at once; only a crash loop (a
  *    third crash of the slot within 10 s) waits first: 100 ms, doubling up to
  *    1 s. The replacement sets ALIVE = 1 when ready, and the log says how long
- *    the slot was down. Measured under load on 2 cores: 60-140 ms, most of it
- *    the new isolate loading its modules (bench/crash_restart.ts).
+ *    the slot was down. Measured under load on 2 cores: 60-200 ms (once 0.8 s
+ *    with other builds running), most of it the new isolate loading its
+ *    modules (bench/crash_restart.ts).
  *
  * @module
  */
