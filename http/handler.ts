@@ -354,19 +354,25 @@ function hasConditional(h: string[]): boolean {
 
 /**
  * Reads the whole open file as one version: fstat after the read must match
- * the fstat before it (size and mtime), else the read is repeated (three
- * tries). A response never mixes bytes of two versions of a file.
+ * the fstat before it (size and mtime), else the read is repeated (`tries`
+ * in all). A response never mixes bytes of two versions of a file.
  *
- * @returns the bytes (shorter than `info.size` if truncated meanwhile) and
- *   the fstat of the version read (`info` itself if unchanged); null if
- *   every try saw a change
+ * @param file the open file
+ * @param info its fstat
+ * @param maxBytes give up (null) if the file grows past this
+ * @param tries reads at most
+ * @returns the bytes and the fstat of the version read (`info` itself if
+ *   unchanged); null if every try saw a change or the file outgrew `maxBytes`
  */
 async function readOneVersion(
   file: Deno.FsFile,
   info: Deno.FileInfo,
+  maxBytes: number,
+  tries = 3,
 ): Promise<{ bytes: Uint8Array; info: Deno.FileInfo } | null> {
   let before = info;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < tries; attempt++) {
+    if (before.size > maxBytes) return null;
     if (attempt > 0) await file.seek(0, Deno.SeekMode.Start);
     const bytes = new Uint8Array(before.size);
     let got = 0;
@@ -376,11 +382,10 @@ async function readOneVersion(
       got += n;
     }
     const after = await file.stat();
-    const same = after.size === before.size &&
-      (after.mtime?.getTime() ?? 0) === (before.mtime?.getTime() ?? 0);
-    if (same || (got < before.size && after.size === got)) {
-      return { bytes: got < bytes.length ? bytes.subarray(0, got) : bytes, info: before };
-    }
+    if (
+      got === before.size && after.size === before.size &&
+      (after.mtime?.getTime() ?? 0) === (before.mtime?.getTime() ?? 0)
+    ) return { bytes, info: before };
     before = after;
   }
   return null;
@@ -407,8 +412,9 @@ async function compressHere(
     if (info.size !== want.size || mtimeMs !== want.mtimeMs || (info.ino ?? 0) !== want.ino) {
       return { status: 409 }; // another version than the one being answered: not read at all
     }
-    const whole = await readOneVersion(file, info);
-    if (whole === null || whole.info !== info || whole.bytes.length !== info.size) {
+    // One try: any change means the caller's version is gone anyway.
+    const whole = await readOneVersion(file, info, info.size, 1);
+    if (whole === null) {
       return { status: 409 }; // changed while read: never mix two versions
     }
     const bytes = whole.bytes;
@@ -666,7 +672,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   }
 
   function cacheInsert(key: string, real: string, m: FileMeta, ino: number, bytes: Uint8Array) {
-    if (bytes.length + listingBytes > cacheMaxBytes) return;
+    if (bytes.length > cacheMaxFileBytes || bytes.length + listingBytes > cacheMaxBytes) return;
     const old = cache.get(key);
     if (old) {
       cache.delete(key);
@@ -704,8 +710,8 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     if (e.meta.vary) {
       const z = zCoding(req);
       if (z !== null) {
-        return compressed(req, e.real, e.meta, e.ino, z, () => {
-          e.checked = 0; // the file changed (or the pool is busy): look again next time
+        return compressed(req, e.real, e.meta, e.ino, z, (changed) => {
+          if (changed) e.checked = 0; // the file changed: look again next time
           return plain(req, e);
         });
       }
@@ -729,7 +735,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     m: FileMeta,
     ino: number,
     z: "br" | "gzip",
-    identity: () => Reply | Promise<Reply>,
+    identity: (changed: boolean) => Reply | Promise<Reply>,
   ): Promise<Reply> {
     const key = real + "\0" + z;
     const hit = cache.get(key);
@@ -739,7 +745,8 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     ) return plain(req, hit);
     const gen = generation;
     // Concurrent misses of one version share one job.
-    const fkey = `${key}\0${m.size}\0${m.mtimeMs}\0${ino}\0${gen}`;
+    // The job checks the version itself: no need to key by invalidations.
+    const fkey = `${key}\0${m.size}\0${m.mtimeMs}\0${ino}`;
     let flight = inflight.get(fkey);
     if (flight === undefined) {
       const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
@@ -751,10 +758,12 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     }
     const r = await flight;
     const head = r.head as { size: number; mtimeMs: number; ino: number } | undefined;
-    if (
-      r.status !== 200 || r.body === undefined || head === undefined || head.size !== m.size ||
-      head.mtimeMs !== m.mtimeMs || head.ino !== ino
-    ) return identity(); // failed, busy, or another version of the file: send it as is
+    if (r.status !== 200 || r.body === undefined || head === undefined) {
+      return identity(r.status === 409); // failed, busy, or another version: send it as is
+    }
+    if (head.size !== m.size || head.mtimeMs !== m.mtimeMs || head.ino !== ino) {
+      return identity(true);
+    }
     const zm: FileMeta = {
       ...m,
       size: r.body.length,
@@ -772,9 +781,14 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       checked: Date.now(),
       srcSize: m.size,
     };
+    const have = cache.get(key);
+    if (
+      have !== undefined && have.ino === ino && have.srcSize === m.size &&
+      have.meta.mtimeMs === m.mtimeMs
+    ) return plain(req, have); // a concurrent waiter of the same job cached it
     if (
       gen === generation && cacheMaxFileBytes > 0 && r.body.length <= COMPRESSED_CACHE_MAX &&
-      r.body.length + listingBytes <= cacheMaxBytes && cache.get(key) !== e
+      r.body.length + listingBytes <= cacheMaxBytes
     ) {
       const old = cache.get(key);
       if (old !== undefined) {
@@ -828,32 +842,28 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     }
     const ino = info.ino ?? 0;
     if (cacheKey !== null && !vary && info.size <= cacheMaxFileBytes && cacheMaxBytes > 0) {
-      let bytes: Uint8Array;
+      let whole;
       try {
-        const whole = await readOneVersion(file, info);
-        if (whole === null) {
-          // Rewritten on every attempt: come back when the writer is done.
-          return errorReply(503, [["Retry-After", "1"]]);
-        }
-        if (whole.info !== info) {
-          // Rewritten before we read it: these bytes are a newer version.
-          const vary = m.vary;
-          m = metaOf(whole.info, type, coding, vary);
-        }
-        bytes = whole.bytes;
-      } finally {
+        whole = await readOneVersion(file, info, cacheMaxFileBytes);
+      } catch (e) {
         file.close();
+        throw e;
       }
-      if (bytes.length < m.size) {
-        // Truncated under us: serve what the open file holds, don't cache.
-        return fileReply(p, { ...m, size: bytes.length }, null, bytes);
+      if (whole !== null) {
+        file.close();
+        const bytes = whole.bytes;
+        // Rewritten before we read it: these bytes are a newer version.
+        if (whole.info !== info) m = metaOf(whole.info, type, coding, m.vary);
+        const ino = whole.info.ino ?? 0;
+        // Changed on disk while we read: these bytes may be the old version.
+        if (gen === generation) cacheInsert(cacheKey, real, m, ino, bytes);
+        // The identity bytes are cached first, so the next request finds the
+        // compressed variant without touching the disk.
+        if (z !== null) return compressed(req, real, m, ino, z, () => fileReply(p, m, null, bytes));
+        return fileReply(p, m, null, bytes);
       }
-      // Changed on disk while we read: these bytes may be the old version.
-      if (gen === generation) cacheInsert(cacheKey, real, m, ino, bytes);
-      // The identity bytes are cached first, so the next request finds the
-      // compressed variant without touching the disk.
-      if (z !== null) return compressed(req, real, m, ino, z, () => fileReply(p, m, null, bytes));
-      return fileReply(p, m, null, bytes);
+      // Rewritten on every try, or grown past the cache's limit: stream it
+      // from the open file like a large one (truncation ends it early).
     }
     if (z !== null) {
       file.close();
@@ -905,6 +915,24 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     return true;
   }
 
+  /**
+   * Per directory: invalidations seen (plus those of everything, `allEpoch`).
+   * A listing begun before its directory's epoch moved is answered but not
+   * cached, and later requests do not join it; changes elsewhere do not
+   * matter to it (the global `generation` is for file reads).
+   */
+  const dirEpochs = new Map<string, number>();
+  let allEpoch = 0;
+  const epochOf = (real: string) => allEpoch + (dirEpochs.get(real) ?? 0);
+  function bumpDir(real: string) {
+    if (dirEpochs.size >= 10_000) {
+      // Bounded: forgetting them all is one global bump.
+      dirEpochs.clear();
+      allEpoch++;
+    }
+    dirEpochs.set(real, (dirEpochs.get(real) ?? 0) + 1);
+  }
+
   /** Collections running now, by directory: concurrent misses share one. */
   const collecting = new Map<string, { gen: number; p: Promise<DirSnap> }>();
   /** Pool jobs running now (listing pages, compressed variants): concurrent misses share one. */
@@ -920,17 +948,17 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     const old = dirs.get(real);
     if (old !== undefined && Date.now() - old.checked < revalidateMs) return old;
     const running = collecting.get(real);
-    // One begun before an invalidation may miss the change: not joined.
-    if (running !== undefined && running.gen === generation) return running.p;
+    // One begun before this directory changed may miss the change: not joined.
+    if (running !== undefined && running.gen === epochOf(real)) return running.p;
     const p = collect(real, dirInfo, old).finally(() => {
       if (collecting.get(real)?.p === p) collecting.delete(real);
     });
-    collecting.set(real, { gen: generation, p });
+    collecting.set(real, { gen: epochOf(real), p });
     return p;
   }
 
   async function collect(real: string, dirInfo: Deno.FileInfo, old?: DirSnap): Promise<DirSnap> {
-    const started = generation;
+    const started = epochOf(real);
     // Bounded: a huge directory costs at most COLLECT_MAX entries of time and memory.
     const collectMax = Math.max(COLLECT_MAX, listingCap);
     const entries = await collectEntriesAsync(real, policy, collectMax + 1);
@@ -949,7 +977,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     // Paginated directories are not cached: a page is cheap next to the
     // collect, and their entries alone could crowd out everything else. Nor
     // is a collect that raced with an invalidation.
-    if (entries.length <= listingCap && started === generation) {
+    if (entries.length <= listingCap && started === epochOf(real)) {
       let n = 256;
       for (const e of entries) n += 64 + 2 * e.name.length;
       keepSnap(s, n);
@@ -1018,12 +1046,17 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     return { etag: p.etag, mtimeMs: p.mtimeMs, ok, notModified, bytes };
   }
 
-  /** Caches `page` as variant `vkey` of `snap` and routes `req` to it. */
+  /**
+   * Caches `page` as variant `vkey` of `snap` (unless a concurrent request
+   * already did: charged once) and routes `req` to the cached one.
+   */
   function remember(req: RequestHead, snap: DirSnap, vkey: string, page: Rendered) {
+    const have = snap.variants.get(vkey);
+    if (have !== undefined) return setRoute(routeKey(req), snap, have);
     if (page.bytes <= LISTING_CACHE_MAX_BYTES && charge(snap, page.bytes)) {
       snap.variants.set(vkey, page);
+      setRoute(routeKey(req), snap, page);
     }
-    if (snap.variants.get(vkey) === page) setRoute(routeKey(req), snap, page);
   }
 
   async function listing(
@@ -1072,7 +1105,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
         return listed(req, page);
       }
     }
-    const started = generation;
+    const started = epochOf(real);
     const submitted = Date.now();
     const fkey = `${real}\0${vkey}\0${started}`;
     let flight = inflight.get(fkey);
@@ -1086,7 +1119,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     const head = r.head as Omit<Page, "body">;
     if (head.status === 404) return errorReply(404);
     const page = rendered(head, r.body);
-    if (started !== generation) return listed(req, page);
+    if (started !== epochOf(real)) return listed(req, page);
     let snap = dirs.get(real);
     if (snap === undefined || submitted - snap.checked >= revalidateMs) {
       snap = newSnap(real, [], false, 0, submitted);
@@ -1272,6 +1305,13 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       }
     }
     const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    bumpDir(path);
+    bumpDir(parent);
+    // Directories under a removed or renamed one: their running work too.
+    const running = [...inflight.keys()].map((k) => k.slice(0, k.indexOf("\0")));
+    for (const d of [...dirEpochs.keys(), ...collecting.keys(), ...running]) {
+      if (d.startsWith(under)) bumpDir(d);
+    }
     for (const s of dirs.values()) {
       if (s.real === path || s.real === parent || s.real.startsWith(under)) dropDir(s);
     }
@@ -1279,6 +1319,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
 
   function invalidateAll(): void {
     generation++;
+    allEpoch++;
     cache.clear();
     cacheBytes = 0;
     for (const s of dirs.values()) dropDir(s);

@@ -903,6 +903,7 @@ Deno.test("handler: a compressible file asked for with Accept-Encoding is still 
 
 Deno.test("handler: concurrent misses of one listing page or one compressed variant share one pool job", async () => {
   const root = await Deno.makeTempDir();
+  const real = await Deno.realPath(root);
   await Deno.mkdir(`${root}/d`);
   await Deno.writeTextFile(`${root}/d/a.txt`, "x");
   await Deno.writeTextFile(`${root}/big.txt`, "y".repeat(5000));
@@ -917,14 +918,19 @@ Deno.test("handler: concurrent misses of one listing page or one compressed vari
         return { status: 503 };
       },
     });
-    const listings = await Promise.all(Array.from({ length: 10 }, () => get(h, req("/d/"))));
+    // A change elsewhere under the root does not split the shared job.
+    const listings = await Promise.all(Array.from({ length: 10 }, (_, i) => {
+      if (i === 5) h.invalidate(`${real}/unrelated.log`);
+      return get(h, req("/d/"));
+    }));
     assert.deepEqual(listings.map((a) => a.status), Array(10).fill(503));
     assert.equal(listings[0].headers.get("retry-after"), "1");
     assert.deepEqual(calls, ["listing"]);
     // A busy pool never fails a file: it goes out uncompressed.
-    const files = await Promise.all(
-      Array.from({ length: 10 }, () => get(h, req("/big.txt", { "accept-encoding": "br" }))),
-    );
+    const files = await Promise.all(Array.from({ length: 10 }, (_, i) => {
+      if (i === 5) h.invalidate(`${real}/unrelated.log`);
+      return get(h, req("/big.txt", { "accept-encoding": "br" }));
+    }));
     assert.deepEqual(files.map((a) => a.status), Array(10).fill(200));
     assert.equal(files[0].headers.get("content-encoding"), null);
     assert.equal(files[0].text.length, 5000);

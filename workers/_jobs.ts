@@ -273,7 +273,7 @@ export class JobClient {
     const first = this.#slab.write([a]);
     if (first < 0) return this.#reject();
     // Unique per slot across restarts (wraps after 2^32 jobs; a job lives 30 s at most).
-    const token = Atomics.add(this.#tokens, this.#worker, 1) + 1;
+    const token = (Atomics.add(this.#tokens, this.#worker, 1) + 1) | 0;
     if (!this.#jobs.push(kind | (this.#worker << 8), token, first, a.length)) {
       this.#slab.free(first);
       return this.#reject();

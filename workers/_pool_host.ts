@@ -68,6 +68,8 @@ export class PoolHost {
   readonly #spare: number[] = [];
   readonly #views = {};
   readonly #retries = new Set<ReturnType<typeof setTimeout>>();
+  /** Per thread: when it died lately (crash-loop backoff). */
+  readonly #deaths: number[][] = [];
 
   /**
    * @param threads Pool threads (at least 1).
@@ -114,7 +116,12 @@ export class PoolHost {
     // DONE keeps counting across the slot's threads.
     Atomics.store(slot, RESULT, -1);
     Atomics.store(slot, PHASE, IDLE);
-    const w = new Worker(POOL_URL, { type: "module", name: `pool-${i}` });
+    let w: Worker;
+    try {
+      w = new Worker(POOL_URL, { type: "module", name: `pool-${i}` });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.#threads[i] = w;
     return new Promise((resolve, reject) => {
       let ready = false;
@@ -167,9 +174,26 @@ export class PoolHost {
     this.#spare.push(old);
     this.#slotOf[i] = this.#spare.shift()!;
     if (this.#closing) return;
-    this.#log(`pool thread ${i} died (${reason}); replacing it`);
     this.#restarts++;
-    this.#start(i).catch((e) => this.#restartFailed(i, e));
+    // At once, unless it is a crash loop (a third death within 10 s): then
+    // 100 ms doubling up to 1 s, as for HTTP workers.
+    const now = Date.now();
+    const recent = (this.#deaths[i] ?? []).filter((t) => now - t < 10_000);
+    recent.push(now);
+    this.#deaths[i] = recent;
+    const wait = recent.length > 2 ? Math.min(1000, 100 * 2 ** (recent.length - 3)) : 0;
+    this.#log(`pool thread ${i} died (${reason}); replacing it${wait ? ` in ${wait} ms` : ""}`);
+    this.#later(wait, () => this.#start(i).catch((e) => this.#restartFailed(i, e, 1000)));
+  }
+
+  /** Runs `fn` after `ms` unless the pool is closing by then. */
+  #later(ms: number, fn: () => void): void {
+    if (ms === 0) return fn();
+    const t = setTimeout(() => {
+      this.#retries.delete(t);
+      if (!this.#closing) fn();
+    }, ms);
+    this.#retries.add(t);
   }
 
   /** Pool slot `k`'s words. */
@@ -177,14 +201,12 @@ export class PoolHost {
     return this.#slots.subarray(k * POOL_SLOT_WORDS, (k + 1) * POOL_SLOT_WORDS);
   }
 
-  #restartFailed(i: number, e: Error): void {
-    // A pool that shrinks for good would leave its jobs to time out: retry.
-    this.#log(`pool thread ${i} restart failed: ${e.message}; retrying in 1 s`);
-    const t = setTimeout(() => {
-      this.#retries.delete(t);
-      if (!this.#closing) this.#start(i).catch((e) => this.#restartFailed(i, e));
-    }, 1000);
-    this.#retries.add(t);
+  #restartFailed(i: number, e: Error, ms: number): void {
+    // A pool that shrinks for good would leave its jobs to time out: retry,
+    // backing off to once a minute.
+    this.#log(`pool thread ${i} restart failed: ${e.message}; retrying in ${ms / 1000} s`);
+    const next = Math.min(60_000, ms * 2);
+    this.#later(ms, () => this.#start(i).catch((e) => this.#restartFailed(i, e, next)));
   }
 
   /** The job of a dead thread: once more, or 503 if it had already been retried. */
