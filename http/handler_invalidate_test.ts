@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createHandler, type FileHandler } from "./handler.ts";
 import type { RequestHead } from "./types.ts";
+import { replyBytes } from "./_test_reply.ts";
 
 const dec = new TextDecoder();
 
@@ -16,26 +17,7 @@ function req(path: string): RequestHead {
 /** Status and body text; file-backed parts are read like the engine would. */
 async function get(h: FileHandler, path: string): Promise<{ status: number; text: string }> {
   const reply = await h(req(path));
-  let text = "";
-  try {
-    for (const part of reply.body) {
-      if (part instanceof Uint8Array) {
-        text += dec.decode(part);
-      } else {
-        const buf = new Uint8Array(part.end - part.start);
-        await part.file.seek(part.start, Deno.SeekMode.Start);
-        let got = 0;
-        while (got < buf.length) {
-          const n = await part.file.read(buf.subarray(got));
-          if (n === null) break;
-          got += n;
-        }
-        text += dec.decode(buf.subarray(0, got));
-      }
-    }
-  } finally {
-    reply.release?.();
-  }
+  const text = dec.decode(await replyBytes(reply));
   return { status: reply.status, text };
 }
 

@@ -4,6 +4,7 @@ import { createHandler, errorStatus, type HandlerOptions } from "./handler.ts";
 import { decodePath, isInside } from "./resolve.ts";
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import { rawAvailable } from "./_rawfs.ts";
+import { replyBytes } from "./_test_reply.ts";
 
 const dec = new TextDecoder();
 
@@ -34,32 +35,7 @@ async function get(h: Handler, r: RequestHead): Promise<Answer> {
   const reply = await h(r);
   const headers = new Headers();
   for (const [k, v] of reply.headers) headers.append(k, v);
-  const chunks: Uint8Array[] = [];
-  try {
-    for (const part of reply.body) {
-      if (part instanceof Uint8Array) {
-        chunks.push(part);
-      } else {
-        const buf = new Uint8Array(part.end - part.start);
-        await part.file.seek(part.start, Deno.SeekMode.Start);
-        let got = 0;
-        while (got < buf.length) {
-          const n = await part.file.read(buf.subarray(got));
-          if (n === null) break;
-          got += n;
-        }
-        chunks.push(buf.subarray(0, got));
-      }
-    }
-  } finally {
-    reply.release?.();
-  }
-  const body = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    body.set(c, off);
-    off += c.length;
-  }
+  const body = await replyBytes(reply);
   assert.equal(body.length, reply.length, "Reply.length must equal the body bytes");
   return { status: reply.status, headers, body, text: dec.decode(body), reply };
 }
