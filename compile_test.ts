@@ -136,7 +136,9 @@ Deno.test("deno task compile gets past module-graph building with a stand-in den
     const { success, text } = await compileWithStandIn(args, ROOT.pathname, standIn);
     assert.ok(success, text);
     // The embedded-files tree it prints names every worker file.
-    for (const f of ["worker.ts", "acceptor.ts", "tls.ts", "supervisor.ts", "engine.ts"]) {
+    for (
+      const f of ["worker.ts", "acceptor.ts", "pool.ts", "tls.ts", "supervisor.ts", "engine.ts"]
+    ) {
       assert.match(
         text,
         new RegExp(`\\b${f.replace(".", "\\.")}\\b`),
