@@ -300,6 +300,8 @@ export class EpollLoop {
   busy = 0;
   #lastTurn = 0;
   #lastTimerTurn = 0;
+  /** The last epoll call found no socket ready. */
+  #idle = false;
   #lastTick = 0;
   #channel = new MessageChannel();
   #yielded: (() => void) | null = null;
@@ -408,11 +410,13 @@ export class EpollLoop {
         // Handler or file I/O is pending, or timers and messages are due: run
         // the event loop. Sleep off-thread only when no socket is ready.
         const before = performance.now();
-        if (before - this.#lastTimerTurn >= TIMER_TURN_MS) {
+        if (this.#idle && before - this.#lastTimerTurn >= TIMER_TURN_MS) {
           // A MessageChannel turn does not run due timers or settled
           // Atomics.waitAsync waits (measured: ~1.1 s late with the thread
           // otherwise blocked in epoll_wait); a timer turn does, at the cost
-          // of the ~1 ms timer clamp, so take one every TIMER_TURN_MS.
+          // of the ~1 ms timer clamp. So take one every TIMER_TURN_MS while no
+          // socket is ready (free then); under load the worker's own checks
+          // (`drainRequested`, before each request) cover what timers would.
           this.#lastTimerTurn = before;
           await new Promise((r) => setTimeout(r, 0));
         } else await this.#yield();
@@ -428,6 +432,7 @@ export class EpollLoop {
         n = epollPoll(this.epfd, this.#events);
         if (n === 0 && this.busy > 0) n = await epollWait(this.epfd, this.#events, 100);
       }
+      this.#idle = n === 0;
       for (let i = 0; i < n; i++) {
         const events = epollEventBits(view, i);
         const fd = epollEventFd(view, i);

@@ -181,6 +181,9 @@ async function start(config: WorkerConfig): Promise<void> {
       // test hook, in shared memory.
       () => {
         if (Atomics.load(ctl, crashWord) !== 0) crash();
+        // Pool results, each loop turn: this thread may not run its
+        // waitAsync callbacks for a while under load.
+        if (client !== undefined && client.outstanding > 0) client.poll();
         return Atomics.load(ctl, DRAIN) === 1;
       },
       drain,
