@@ -671,17 +671,43 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     }
   }
 
-  function cacheInsert(key: string, real: string, m: FileMeta, ino: number, bytes: Uint8Array) {
-    if (bytes.length > cacheMaxFileBytes || bytes.length + listingBytes > cacheMaxBytes) return;
+  /**
+   * Caches `bytes` (the file `real` as `m` describes it) under `key`, if it
+   * fits: at most `limit` bytes, within the budget beside the listings.
+   * `srcSize`: for a compressed variant, the size of the file it was made from.
+   *
+   * @returns the entry, or undefined when it was not cached
+   */
+  function cacheInsert(
+    key: string,
+    real: string,
+    m: FileMeta,
+    ino: number,
+    bytes: Uint8Array,
+    limit = cacheMaxFileBytes,
+    srcSize?: number,
+  ): CacheEntry | undefined {
+    if (bytes.length > limit || bytes.length + listingBytes > cacheMaxBytes) return undefined;
     const old = cache.get(key);
     if (old) {
       cache.delete(key);
       cacheBytes -= old.bytes.length;
     }
     makeRoom(bytes.length);
-    const r = frozenReply(200, baseHeaders(m), bytes);
-    cache.set(key, { key, real, meta: m, ino, bytes, reply: r, checked: Date.now() });
+    const reply = frozenReply(200, baseHeaders(m), bytes);
+    const e: CacheEntry = { key, real, meta: m, ino, bytes, reply, checked: Date.now(), srcSize };
+    cache.set(key, e);
     cacheBytes += bytes.length;
+    return e;
+  }
+
+  /** The cached compressed variant `key` of the file version (`m`, `ino`), if any. */
+  function variant(key: string, m: FileMeta, ino: number): CacheEntry | undefined {
+    const e = cache.get(key);
+    return e !== undefined && e.ino === ino && e.srcSize === m.size &&
+        e.meta.mtimeMs === m.mtimeMs
+      ? e
+      : undefined;
   }
 
   async function exists(path: string): Promise<string | null> {
@@ -738,25 +764,16 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     identity: (changed: boolean) => Reply | Promise<Reply>,
   ): Promise<Reply> {
     const key = real + "\0" + z;
-    const hit = cache.get(key);
-    if (
-      hit !== undefined && hit.ino === ino && hit.srcSize === m.size &&
-      hit.meta.mtimeMs === m.mtimeMs
-    ) return plain(req, hit);
+    const hit = variant(key, m, ino);
+    if (hit !== undefined) return plain(req, hit);
     const gen = generation;
-    // Concurrent misses of one version share one job.
-    // The job checks the version itself: no need to key by invalidations.
-    const fkey = `${key}\0${m.size}\0${m.mtimeMs}\0${ino}`;
-    let flight = inflight.get(fkey);
-    if (flight === undefined) {
-      const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
-      flight = Promise.resolve(
-        jobs !== undefined ? jobs("compress", args) : compressHere(real, z, args),
-      )
-        .finally(() => inflight.delete(fkey));
-      inflight.set(fkey, flight);
-    }
-    const r = await flight;
+    // Concurrent misses of one version share one job. The job checks the
+    // version itself: no need to key by invalidations.
+    const args = { real, encoding: z, size: m.size, mtimeMs: m.mtimeMs, ino };
+    const r = await shared(
+      `${key}\0${m.size}\0${m.mtimeMs}\0${ino}`,
+      () => jobs !== undefined ? jobs("compress", args) : compressHere(real, z, args),
+    );
     const head = r.head as { size: number; mtimeMs: number; ino: number } | undefined;
     if (r.status !== 200 || r.body === undefined || head === undefined) {
       return identity(r.status === 409); // failed, busy, or another version: send it as is
@@ -771,35 +788,15 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       etag: m.etag.slice(0, -1) + "-" + z + '"',
       coding: z,
     };
-    const e: CacheEntry = {
-      key,
-      real,
-      meta: zm,
-      ino,
-      bytes: r.body,
-      reply: frozenReply(200, baseHeaders(zm), r.body),
-      checked: Date.now(),
-      srcSize: m.size,
-    };
-    const have = cache.get(key);
-    if (
-      have !== undefined && have.ino === ino && have.srcSize === m.size &&
-      have.meta.mtimeMs === m.mtimeMs
-    ) return plain(req, have); // a concurrent waiter of the same job cached it
-    if (
-      gen === generation && cacheMaxFileBytes > 0 && r.body.length <= COMPRESSED_CACHE_MAX &&
-      r.body.length + listingBytes <= cacheMaxBytes
-    ) {
-      const old = cache.get(key);
-      if (old !== undefined) {
-        cache.delete(key);
-        cacheBytes -= old.bytes.length;
-      }
-      makeRoom(r.body.length);
-      cache.set(key, e);
-      cacheBytes += r.body.length;
-    }
-    return plain(req, e);
+    // A concurrent waiter of the same job may have cached it already.
+    const have = variant(key, m, ino);
+    if (have !== undefined) return plain(req, have);
+    const limit = cacheMaxFileBytes > 0 ? COMPRESSED_CACHE_MAX : 0;
+    const e = gen === generation
+      ? cacheInsert(key, real, zm, ino, r.body, limit, m.size)
+      : undefined;
+    if (e !== undefined) return plain(req, e);
+    return fileReply(pick(req), zm, null, r.body);
   }
 
   async function serveFile(
@@ -933,10 +930,22 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     dirEpochs.set(real, (dirEpochs.get(real) ?? 0) + 1);
   }
 
-  /** Collections running now, by directory: concurrent misses share one. */
-  const collecting = new Map<string, { gen: number; p: Promise<DirSnap> }>();
-  /** Pool jobs running now (listing pages, compressed variants): concurrent misses share one. */
-  const inflight = new Map<string, Promise<JobAnswer>>();
+  /**
+   * Work running now (directory collects, pool jobs for listing pages and
+   * compressed variants), keyed by what it produces; every key starts with
+   * the real path it reads, then `\0`.
+   */
+  const running = new Map<string, Promise<unknown>>();
+
+  /** `start()`, unless work of the same key is running: then that one's result. */
+  function shared<T>(key: string, start: () => T | Promise<T>): Promise<T> {
+    let p = running.get(key) as Promise<T> | undefined;
+    if (p === undefined) {
+      p = Promise.resolve(start()).finally(() => running.delete(key));
+      running.set(key, p);
+    }
+    return p;
+  }
 
   /**
    * The collected entries of `real`: from the cache while younger than
@@ -947,14 +956,8 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   function snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
     const old = dirs.get(real);
     if (old !== undefined && Date.now() - old.checked < revalidateMs) return old;
-    const running = collecting.get(real);
     // One begun before this directory changed may miss the change: not joined.
-    if (running !== undefined && running.gen === epochOf(real)) return running.p;
-    const p = collect(real, dirInfo, old).finally(() => {
-      if (collecting.get(real)?.p === p) collecting.delete(real);
-    });
-    collecting.set(real, { gen: epochOf(real), p });
-    return p;
+    return shared(`${real}\0collect\0${epochOf(real)}`, () => collect(real, dirInfo, old));
   }
 
   async function collect(real: string, dirInfo: Deno.FileInfo, old?: DirSnap): Promise<DirSnap> {
@@ -1107,14 +1110,10 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     }
     const started = epochOf(real);
     const submitted = Date.now();
-    const fkey = `${real}\0${vkey}\0${started}`;
-    let flight = inflight.get(fkey);
-    if (flight === undefined) {
-      const job = jobs!("listing", { real, path, query: req.query, json });
-      flight = Promise.resolve(job).finally(() => inflight.delete(fkey));
-      inflight.set(fkey, flight);
-    }
-    const r = await flight;
+    const r = await shared(
+      `${real}\0${vkey}\0${started}`,
+      () => jobs!("listing", { real, path, query: req.query, json }),
+    );
     if (r.status !== 200 || r.body === undefined) return jobError(r.status);
     const head = r.head as Omit<Page, "body">;
     if (head.status === 404) return errorReply(404);
@@ -1308,8 +1307,8 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     bumpDir(path);
     bumpDir(parent);
     // Directories under a removed or renamed one: their running work too.
-    const running = [...inflight.keys()].map((k) => k.slice(0, k.indexOf("\0")));
-    for (const d of [...dirEpochs.keys(), ...collecting.keys(), ...running]) {
+    const busy = [...running.keys()].map((k) => k.slice(0, k.indexOf("\0")));
+    for (const d of [...dirEpochs.keys(), ...busy]) {
       if (d.startsWith(under)) bumpDir(d);
     }
     for (const s of dirs.values()) {

@@ -9,6 +9,7 @@ import type { Supervisor } from "./supervisor.ts";
 import { Slab } from "./_slab.ts";
 import { PoolHost } from "./_pool_host.ts";
 import { JobClient, SLEEP } from "./_jobs.ts";
+import { exchange } from "../tests/_raw.ts";
 
 const HOST = "127.0.0.1";
 const root = await Deno.makeTempDir({ prefix: "ringhttpd_pool_" });
@@ -27,24 +28,11 @@ function start(pool: number, workers = 2, extra: Record<string, unknown> = {}) {
 
 /** One request on its own connection; the body exactly as sent (fetch would decompress it). */
 async function get(port: number, path: string, headers: Record<string, string> = {}) {
-  const conn = await Deno.connect({ hostname: HOST, port });
   let head = `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-  await conn.write(new TextEncoder().encode(head + "\r\n"));
-  const all = new Uint8Array(await new Response(conn.readable).arrayBuffer());
-  let end = 0;
-  while (!(all[end] === 13 && all[end + 1] === 10 && all[end + 2] === 13 && all[end + 3] === 10)) {
-    if (++end >= all.length) throw new Error(`no response head for ${path}`);
-  }
-  const lines = new TextDecoder().decode(all.subarray(0, end)).split("\r\n");
-  const fields = new Headers(
-    lines.slice(1).map((l) => {
-      const i = l.indexOf(":");
-      return [l.slice(0, i), l.slice(i + 1).trim()] as [string, string];
-    }),
-  );
-  const res = { status: Number(lines[0].split(" ")[1]), headers: fields };
-  return { res, body: all.subarray(end + 4) };
+  const r = (await exchange(port, head + "\r\n", { timeoutMs: 60_000 }, HOST)).responses[0];
+  if (r === undefined) throw new Error(`no response for ${path}`);
+  return { res: { status: r.status, headers: new Headers(r.headers) }, body: r.body };
 }
 
 /** Polls `check` (every 20 ms) until it returns true or `ms` pass. */

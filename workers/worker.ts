@@ -89,12 +89,9 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  let jobs: SubmitJob | undefined;
-  let client: JobClient | undefined;
-  if (config.pool !== undefined) {
-    const c = client = new JobClient(config.pool, config.index);
-    jobs = (kind, args) => c.submit(kind === "listing" ? LISTING : COMPRESS, args);
-  }
+  const client = config.pool === undefined ? undefined : new JobClient(config.pool, config.index);
+  const jobs: SubmitJob | undefined = client &&
+    ((kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args));
   const counters = new CounterWriter(config.metrics, config.index);
   const fileHandler = await createHandler({ ...config.handler, jobs });
   let inner: Handler = config.invalidation
@@ -117,9 +114,6 @@ async function start(config: WorkerConfig): Promise<void> {
   }
   const files = inner;
   const handler: Handler = (req: RequestHead) => {
-    // Completions are also taken here: an epoll worker busy with cache hits
-    // runs its waitAsync callbacks late (see _invalidate.ts).
-    if (client !== undefined && client.outstanding > 0) client.poll();
     Atomics.add(ctl, requests, 1);
     return files(req);
   };
