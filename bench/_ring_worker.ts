@@ -1,7 +1,8 @@
 /// <reference lib="deno.worker" />
 /**
  * Worker entry for `ring_bench.ts`: one role per worker, set by its first
- * message. Workers run until the ring is closed or they are terminated.
+ * message, answered with `{ ready: true }` before the role's loop starts.
+ * Workers run until the ring is closed or they are terminated.
  * Private to `bench/`.
  *
  * Control words (Int32 in `ctl`): see {@linkcode CTL}.
@@ -161,6 +162,7 @@ function pmConsumer(target: MessagePort | typeof self, ctl: Int32Array): void {
 self.onmessage = (e: MessageEvent<Role>) => {
   const job = e.data;
   const ctl = new Int32Array(job.ctl);
+  self.postMessage({ ready: true });
   switch (job.role) {
     case "spsc-consumer":
       return spscConsumer(new SpscRing(job.ring), ctl, job.popMany ?? false);

@@ -3,39 +3,45 @@
  * `tarStream` of a 33 MiB tree (128 files of 256 KiB + 1,000 files of 1 KiB)
  * drained in-process, next to the system `tar -c` writing to a pipe that
  * Deno drains (the baseline: C, same page cache). Set-up is outside `fn`.
+ * Needs read, write (a temp tree) and run (`tar`): plain `deno bench` skips it.
  */
 import { tarStream } from "../http/archive.ts";
+import { permitted } from "./_permissions.ts";
 
-const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd-tarbench-" }));
-const dir = `${root}/tree`;
-await Deno.mkdir(`${dir}/big`, { recursive: true });
-await Deno.mkdir(`${dir}/small`);
-const big = new Uint8Array(256 * 1024).map((_, i) => i * 31);
-for (let i = 0; i < 128; i++) await Deno.writeFile(`${dir}/big/f${i}.bin`, big);
-const small = new Uint8Array(1024).fill(120);
-for (let i = 0; i < 1000; i++) await Deno.writeFile(`${dir}/small/s${i}.txt`, small);
-const policy = { root, dotfiles: false, followSymlinks: false };
+if (
+  permitted("bench/archive_bench.ts", [{ name: "read" }, { name: "write" }, { name: "run" }])
+) {
+  const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd-tarbench-" }));
+  const dir = `${root}/tree`;
+  await Deno.mkdir(`${dir}/big`, { recursive: true });
+  await Deno.mkdir(`${dir}/small`);
+  const big = new Uint8Array(256 * 1024).map((_, i) => i * 31);
+  for (let i = 0; i < 128; i++) await Deno.writeFile(`${dir}/big/f${i}.bin`, big);
+  const small = new Uint8Array(1024).fill(120);
+  for (let i = 0; i < 1000; i++) await Deno.writeFile(`${dir}/small/s${i}.txt`, small);
+  const policy = { root, dotfiles: false, followSymlinks: false };
 
-globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
+  globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
 
-Deno.bench({
-  group: "tar-33MiB",
-  name: "system tar -c | drain (baseline)",
-  baseline: true,
-  async fn() {
-    const child = new Deno.Command("tar", {
-      args: ["-cf", "-", "-C", root, "tree"],
-      stdout: "piped",
-    }).spawn();
-    for await (const _ of child.stdout) { /* drain */ }
-    await child.status;
-  },
-});
+  Deno.bench({
+    group: "tar-33MiB",
+    name: "system tar -c | drain (baseline)",
+    baseline: true,
+    async fn() {
+      const child = new Deno.Command("tar", {
+        args: ["-cf", "-", "-C", root, "tree"],
+        stdout: "piped",
+      }).spawn();
+      for await (const _ of child.stdout) { /* drain */ }
+      await child.status;
+    },
+  });
 
-Deno.bench({
-  group: "tar-33MiB",
-  name: "tarStream (tar-stream, 64 KiB reads) drained",
-  async fn() {
-    for await (const _ of tarStream(dir, "tree", policy)) { /* drain */ }
-  },
-});
+  Deno.bench({
+    group: "tar-33MiB",
+    name: "tarStream (tar-stream, 64 KiB reads) drained",
+    async fn() {
+      for await (const _ of tarStream(dir, "tree", policy)) { /* drain */ }
+    },
+  });
+}
