@@ -4,7 +4,7 @@
  * request round-trips (serialise -> parse gives the same head).
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@^4.11.0";
 import { parseRequest, RequestParser } from "./parser.ts";
 import { HttpConnection } from "./engine.ts";
 import type { RequestHead } from "./types.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@^4.11.0";
 import { createHandler, errorStatus, type HandlerOptions } from "./handler.ts";
 import { decodePath, isInside } from "./resolve.ts";
 import type { Handler, Reply, RequestHead } from "./types.ts";
