@@ -27,6 +27,7 @@
  * | 9112 6.2          | huge Content-Length (anticipate large numerals)  | 413, never converted    | valid syntax, more than we take |
  * | 9112 6.3, 9110 15.5.14 | a body we will not read                     | CL or chunked over 64 KiB: 413 and close; smaller: read and dropped | GET/HEAD content has no meaning; reading it keeps the connection usable |
  * | 9112 6.3          | body without Content-Length: 411 (MAY)           | chunked accepted        | a server MUST be able to parse chunked |
+ * | 9112 6.3, 8       | when a chunked body is read                      | with the head, within the header timeout (else 408) | bounded (128 KiB) and no engine state beyond the parser's |
  * | 9112 6.1          | coding before chunked not understood (SHOULD 501)| 501                     | we decode no coding |
  * | 9112 7.1.1        | limit on chunk extensions, some 4xx              | 4 KiB per chunk line, else 413 | content framing, not a field |
  * | 9112 7.1.2        | trailer fields may be kept or dropped            | dropped (checked like header lines) | never merged into the header section |
@@ -381,6 +382,21 @@ const ROWS: Row[] = [
       assert.equal(await status(c, req("/hello.txt", "X-A : b\r\n")), 400);
       assert.equal(await status(c, `GET /hello.txt HTTP/1.1\r\nHost : localhost\r\n\r\n`), 400);
     },
+  },
+  {
+    clause: "RFC 9112 5, RFC 9110 5.1, 5.6.2",
+    rule: "a field name is a token; anything else is a 400",
+    run: async (c) => {
+      for (const line of ["X(A: b", "X\u00e9: b", ": b", "X-A"]) {
+        assert.equal(await status(c, req("/hello.txt", `${line}\r\n`)), 400, line);
+      }
+    },
+  },
+  {
+    clause: "RFC 9112 2.2, RFC 9110 5.5",
+    rule: "obs-text (bytes 0x80-0xFF) in a field value is accepted",
+    run: async (c) =>
+      assert.equal(await status(c, req("/hello.txt", "X-A: caf\u00e9 \xff\r\n")), 200),
   },
   {
     clause: "RFC 9112 5.2",
@@ -1091,6 +1107,28 @@ const ROWS: Row[] = [
       assert.equal(header(one, "content-type"), "application/octet-stream");
     },
   },
+  {
+    clause: "RFC 9110 13.2.1",
+    rule: "preconditions on a method we do not allow are ignored: 405, not 412/304",
+    run: async (c) => {
+      assert.equal(await status(c, req("/hello.txt", `If-Match: "x"\r\n`, "POST")), 405);
+      assert.equal(await status(c, req("/hello.txt", "If-None-Match: *\r\n", "DELETE")), 405);
+    },
+  },
+  {
+    clause: "RFC 9110 15.4.5, 15.3.7",
+    rule: "304 and 206 MUST carry the Cache-Control a 200 would (here from --header)",
+    run: async (c) => {
+      const ok = await only(c, req("/hello.txt"));
+      assert.equal(header(ok, "cache-control"), "max-age=60");
+      const nm = await only(c, req("/hello.txt", `If-None-Match: ${c.etag}\r\n`));
+      assert.equal(nm.status, 304);
+      assert.equal(header(nm, "cache-control"), "max-age=60");
+      const part = await only(c, req("/hello.txt", "Range: bytes=0-0\r\n"));
+      assert.equal(part.status, 206);
+      assert.equal(header(part, "cache-control"), "max-age=60");
+    },
+  },
   // ---------------------------------------------------------------- RFC 9110 15
   {
     clause: "RFC 9110 15.4.2",
@@ -1134,7 +1172,7 @@ Deno.test({
       Deno.utimeSync(`${root}/future`, later, later);
       await using server = await startServer({
         root,
-        flags: ["--workers", "1", "--header-timeout", "2"],
+        flags: ["--workers", "1", "--header-timeout", "2", "--header", "Cache-Control: max-age=60"],
       });
       const first = (await exchange(server.port, req("/hello.txt"))).responses[0];
       const c: Ctx = {
