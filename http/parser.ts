@@ -611,6 +611,8 @@ export class RequestParser {
   #form = 0;
   /** Per known-name slot: its entry in the head being built, or -1 (always -1 between heads). */
   #seen = new Int16Array(KNOWN_SLOTS).fill(-1);
+  /** The last Host value found valid (most heads on a connection repeat it). */
+  #validHost = "";
   /** Entries of the head being built whose names are not known ones. */
   #unknown = new Int16Array(MAX_HEADERS);
   // Chunked body state (RFC 9112 sec. 7.1.3), offsets relative to `start`:
@@ -960,8 +962,14 @@ export class RequestParser {
     // too. Empty is allowed (a target URI without authority); else it must be
     // uri-host [":" port].
     if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
-    if (host >= 0 && headers[2 * host + 1] !== "" && !validAuthority(headers[2 * host + 1])) {
-      return this.#fail(400);
+    if (host >= 0) {
+      // A connection sends the same Host again and again: compare with the
+      // last valid one before checking it byte by byte.
+      const hv = headers[2 * host + 1];
+      if (hv !== "" && hv !== this.#validHost) {
+        if (!validAuthority(hv)) return this.#fail(400);
+        this.#validHost = hv;
+      }
     }
     // Framing (RFC 9112 sec. 6.1-6.3). Two lengths, or a length next to
     // Transfer-Encoding, are smuggling shapes; HTTP/1.0 has no transfer codings.

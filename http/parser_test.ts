@@ -571,6 +571,16 @@ Deno.test('parser: Host values (uri-host [":" port])', () => {
   }
 });
 
+Deno.test("parser: a Host found valid on a connection does not let a different one through", () => {
+  const p = new RequestParser();
+  const head = (h: string) => bytes(`GET / HTTP/1.1\r\nHost: ${h}\r\n\r\n`);
+  assert.ok(p.parse(head("a.example"), 0) > 0);
+  assert.ok(p.parse(head("a.example"), 0) > 0);
+  assert.equal(p.parse(head("a.example/x"), 0), -1);
+  assert.equal(p.error, 400);
+  assert.ok(p.parse(head("b.example:1"), 0) > 0);
+});
+
 Deno.test("parser: HTTP/1.2 to 1.9 are read as 1.1 (RFC 9110 sec. 2.5)", () => {
   const r = parseRequest(bytes("GET / HTTP/1.9\r\nHost: h\r\n\r\n"));
   assert.ok(r && "head" in r);
