@@ -613,6 +613,37 @@ const ROWS: Row[] = [
       assert.equal(ex.responses.length, 0);
     },
   },
+  {
+    clause: "RFC 9112 6.1, 3.2.2, 3.2.4 (curl)",
+    rule: "a real client: curl's chunked upload on GET, an absolute-form target, OPTIONS *",
+    run: async (c) => {
+      const curl = async (...args: string[]) => {
+        const out = await new Deno.Command("curl", {
+          args: ["-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20", ...args],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(out.success, dec.decode(out.stderr));
+        return dec.decode(out.stdout);
+      };
+      const base = c.server.origin;
+      const up = await curl(
+        "-X",
+        "GET",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        "x".repeat(3000),
+        `${base}/hello.txt`,
+      );
+      assert.equal(up, "hello\n\n200");
+      const abs = await curl("--request-target", `http://elsewhere.example/dir/inner.txt`, base);
+      assert.equal(abs, "inner\n\n200");
+      const star = await curl("-X", "OPTIONS", "--request-target", "*", "-i", base);
+      assert.match(star, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(star, /\r\nAllow: GET, HEAD\r\n/);
+    },
+  },
   // ---------------------------------------------------------------- RFC 9112 8, 9
   {
     clause: "RFC 9112 8, 9.5",
