@@ -8,7 +8,7 @@
  */
 import { listingETag, type ListingQuery, renderHtml, renderJson } from "./listing.ts";
 import type { Entry } from "./listing.ts";
-import { httpDate } from "./conditional.ts";
+import { lastModifiedDate } from "./conditional.ts";
 import { servable, type ServePolicy } from "./resolve.ts";
 import { collectEntries } from "./listing.ts";
 
@@ -77,7 +77,7 @@ export function renderPage(
   const h: Array<[string, string]> = [
     ["Vary", "Accept"],
     ["ETag", etag],
-    ["Last-Modified", httpDate(mtimeMs)],
+    ["Last-Modified", lastModifiedDate(mtimeMs)],
   ];
   if (truncated) h.push(["X-Listing-Truncated", String(total)]);
   const notModifiedHeaders = h.slice();

@@ -247,6 +247,13 @@ for (const status of [400, 408, 413, 414, 431, 500, 501, 505]) {
     ),
   );
 }
+/** `OPTIONS *` is about the server, not a file (RFC 9110 sec. 9.3.7): what it allows, no content. */
+const SERVER_OPTIONS: Reply = {
+  status: 200,
+  headers: [["Allow", "GET, HEAD"]],
+  body: [],
+  length: 0,
+};
 const CLOSE_TAIL = encoder.encode("Connection: close\r\n\r\n");
 const KEEP_TAIL = encoder.encode("Connection: keep-alive\r\n\r\n");
 
@@ -515,7 +522,8 @@ export class HttpConnection {
   #respond(req: RequestHead, keepAlive: boolean): Promise<void> | undefined {
     let reply: Reply | Promise<Reply>;
     try {
-      reply = this.#handler(req);
+      // The parser gives path "*" only to `OPTIONS *`.
+      reply = req.path === "*" ? SERVER_OPTIONS : this.#handler(req);
     } catch (err) {
       console.error(`ringhttpd: handler threw for ${req.method} ${req.target}: ${err}`);
       return this.#fail(500, req);

@@ -158,7 +158,7 @@ Deno.test("engine: parser errors get the pre-serialised response and close; no s
   const cases: [string, number][] = [
     ["GET / HTTP/1.1\r\n\r\n", 400],
     ["GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505],
-    [GET("/", "Transfer-Encoding: chunked\r\n"), 501],
+    [GET("/", "Transfer-Encoding: gzip, chunked\r\n"), 501],
     [GET("/", "Content-Length: 70000\r\n"), 413],
     [`GET /${"a".repeat(9000)} HTTP/1.1\r\n`, 414],
     ["GET / HTTP/1.1\r\nHost: h\r\n" + "X: y\r\n".repeat(100) + "\r\n", 431],
@@ -756,7 +756,7 @@ Deno.test("engine: its own error responses to HEAD are the head only, with the b
   const cases: [string, string, number, string][] = [
     [
       "Transfer-Encoding",
-      HEAD("Transfer-Encoding: chunked\r\n") + "0\r\n\r\n",
+      HEAD("Transfer-Encoding: gzip, chunked\r\n") + "0\r\n\r\n",
       501,
       "Not Implemented",
     ],
@@ -801,13 +801,13 @@ Deno.test("engine: error responses keep their body when the method is not HEAD o
   const cases: [string, string, number, string][] = [
     [
       "GET with Transfer-Encoding",
-      GET("/f", "Transfer-Encoding: chunked\r\n"),
+      GET("/f", "Transfer-Encoding: gzip, chunked\r\n"),
       501,
       "Not Implemented",
     ],
     [
       "lower-case head",
-      "head /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "head /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
       501,
       "Not Implemented",
     ],

@@ -8,7 +8,12 @@
 import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
 import { decodePath, decodeRawPath, INVALID_UTF8, servable, type ServePolicy } from "./resolve.ts";
 import { rawAvailable, rawClose, rawOpenSame, rawReadFile, rawRealPath } from "./_rawfs.ts";
-import { evaluatePreconditions, httpDate, makeETag, type Preconditions } from "./conditional.ts";
+import {
+  evaluatePreconditions,
+  lastModifiedDate,
+  makeETag,
+  type Preconditions,
+} from "./conditional.ts";
 import { ifRangeHolds, multipartLayout, parseRange } from "./range.ts";
 import { contentType } from "./mime.ts";
 import {
@@ -635,7 +640,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       size: info.size,
       mtimeMs,
       etag: makeETag(info.size, mtimeMs, info.ino ?? 0),
-      lastModified: httpDate(mtimeMs),
+      lastModified: lastModifiedDate(mtimeMs),
       vary,
     };
     if (coding) m.coding = coding;
@@ -1215,7 +1220,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       size: info.size,
       mtimeMs: info.mtimeMs,
       etag: makeETag(info.size, info.mtimeMs, info.ino),
-      lastModified: httpDate(info.mtimeMs),
+      lastModified: lastModifiedDate(info.mtimeMs),
       vary: false,
     };
     return fileReply(pick(req), m, null, bytes);

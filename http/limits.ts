@@ -26,5 +26,20 @@ export const MAX_METHOD = 16;
  */
 export const MAX_DISCARD_BODY = 65536;
 
-/** Content-Length values with more digits than this are malformed (400), not large (413). */
+/**
+ * A Content-Length with more significant digits than this is refused as too
+ * large (413) without arithmetic (RFC 9112 sec. 6.2: anticipate large numerals).
+ */
 export const MAX_CONTENT_LENGTH_DIGITS = 15;
+
+/**
+ * A chunk-size line of a chunked request body (size, extensions, without the
+ * CRLF). Longer -> 413 (RFC 9112 sec. 7.1.1: limit chunk extensions).
+ */
+export const MAX_CHUNK_LINE = 4096;
+
+/**
+ * Bytes of a chunked request body as sent (framing, extensions and trailer
+ * included); its decoded data is bounded by MAX_DISCARD_BODY. Larger -> 413.
+ */
+export const MAX_CHUNKED_BODY = 2 * MAX_DISCARD_BODY;

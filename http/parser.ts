@@ -15,24 +15,43 @@
  * and every leniency (bare LF, obs-fold, space before `:`, two Content-Length)
  * is a request-smuggling vector when a proxy reads the bytes differently.
  *
- * Answers, where RFC 9112 leaves a choice:
- * - 400: malformed request line (also `*` and absolute-form targets, bytes
- *   outside 0x21-0x7E in the target), bare CR or bare LF anywhere, obs-fold,
- *   whitespace before `:`, a non-token name, control bytes or DEL in a value,
- *   no Host on 1.1 or two Host, two Content-Length, Content-Length with
- *   Transfer-Encoding, a Content-Length that is not 1-15 digits.
- * - 501: any Transfer-Encoding (we take no bodies); a method over 16 bytes.
- * - 505: `HTTP/x.y` other than 1.0 / 1.1 (digits-and-dots versions like
- *   `HTTP/2`), and a request line without a version (HTTP/0.9 style).
- * - 413: Content-Length over 64 KiB; up to that the caller skips the body.
+ * Answers, where RFC 9112 leaves a choice (tests/rfc_test.ts has the table
+ * with the clause of each row):
+ * - 400: malformed request line (bytes outside 0x21-0x7E or `#` in the
+ *   target), bare CR or bare LF anywhere, obs-fold, whitespace before `:`, a
+ *   non-token name, control bytes or DEL in a value, no Host on 1.1 or two
+ *   Host, a Host that is not `uri-host [":" port]`, two Content-Length (also
+ *   equal ones), Content-Length with Transfer-Encoding, a Content-Length that
+ *   is not digits, Transfer-Encoding on HTTP/1.0, a Transfer-Encoding whose
+ *   last coding is not `chunked` (or with `chunked` twice), bad chunked
+ *   framing; `*` other than for OPTIONS; an authority-form target other than
+ *   for CONNECT; an absolute-form target that is not `http`/`https` with a
+ *   host and no userinfo.
+ * - 501: a transfer coding before `chunked` (we decode none); CONNECT (we are
+ *   no proxy); a method that is not registered (methods are case-sensitive,
+ *   RFC 9110 sec. 9.1) or over 16 bytes.
+ * - 505: `HTTP/x.y` with a major version other than 1 (digits-and-dots
+ *   versions like `HTTP/2`), and a request line without a version (HTTP/0.9
+ *   style). `HTTP/1.2`-`HTTP/1.9` are read as 1.1 (RFC 9110 sec. 2.5).
+ * - 413: Content-Length over 64 KiB; up to that the caller skips the body. A
+ *   chunked body is read here, as part of the request, and thrown away: over
+ *   64 KiB of data, 128 KiB as sent, or a chunk line over 4 KiB is 413.
+ * - Absolute-form: its authority replaces the Host value in `headers` and its
+ *   path (`/` when empty) and query fill `path` / `query` (RFC 9112 sec. 3.2.2).
+ * - Repeated field lines (other than Host and Content-Length) are combined
+ *   into one, values joined by ", " (`; ` for Cookie), in order (RFC 9110
+ *   sec. 5.3), so a list split over lines reads as one list.
  * - Empty lines before the request line are skipped (RFC 9112 sec. 2.2).
  * - `Expect: 100-continue` with a body: answered, then the connection closes.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
+import { isIPv6 } from "node:net";
 import type { RequestHead } from "./types.ts";
 import {
+  MAX_CHUNK_LINE,
+  MAX_CHUNKED_BODY,
   MAX_CONTENT_LENGTH_DIGITS,
   MAX_DISCARD_BODY,
   MAX_HEADER_BLOCK,
@@ -48,6 +67,9 @@ const HT = 9;
 const COLON = 58;
 const QMARK = 63;
 const SLASH = 47;
+const SEMI = 59;
+const DQUOTE = 34;
+const BACKSLASH = 92;
 /** A line runs past the data received so far. */
 const NEED = -1;
 
@@ -63,6 +85,14 @@ for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") {
   TCHAR[ch.charCodeAt(0)] = 1;
 }
 for (let c = 65; c <= 90; c++) TCHAR[c] = 2;
+/**
+ * Request-target bytes: 0 ends the target (SP, controls, DEL, non-ASCII, and
+ * `#`: a fragment is never part of a request, RFC 9112 sec. 3.2), 2 is `?`.
+ */
+const TARGET = new Uint8Array(256);
+for (let c = 0x21; c < 0x7f; c++) TARGET[c] = 1;
+TARGET[0x23] = 0;
+TARGET[QMARK] = 2;
 
 // One latin1 decode per head. Deno's node:buffer `latin1Slice` works on any
 // Uint8Array and is ~6x faster than TextDecoder("latin1") (which is really
@@ -302,17 +332,233 @@ function tokenIs(v: string, at: number, lower: string): boolean {
   return true;
 }
 
-/** Parses a Content-Length value: digits only; -1 when malformed. */
+/**
+ * Parses a Content-Length value: digits only. -1 when malformed; -2 when it
+ * has more than MAX_CONTENT_LENGTH_DIGITS significant digits (valid, but too
+ * large for us: never converted, so no precision is lost, RFC 9112 sec. 6.2).
+ */
 function parseContentLength(v: string): number {
-  if (v.length === 0 || v.length > MAX_CONTENT_LENGTH_DIGITS) return -1;
+  if (v.length === 0) return -1;
   let n = 0;
+  let digits = 0;
   for (let i = 0; i < v.length; i++) {
     const d = v.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
+    if (digits === 0 && d === 0) continue;
+    if (++digits > MAX_CONTENT_LENGTH_DIGITS) n = -2;
+    else if (n >= 0) n = n * 10 + d;
   }
   return n;
 }
+
+/** 1 for reg-name bytes other than `%`: unreserved and sub-delims (RFC 3986 sec. 3.2.2). */
+const REG_NAME = new Uint8Array(256);
+for (const ch of "-._~!$&'()*+,;=0123456789") REG_NAME[ch.charCodeAt(0)] = 1;
+for (let c = 65; c <= 90; c++) REG_NAME[c] = REG_NAME[c + 32] = 1;
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
+}
+
+/** Whether `v[from, v.length)` is `"" / ":" *DIGIT` (an optional port). */
+function portOk(v: string, from: number): boolean {
+  if (from === v.length) return true;
+  if (v.charCodeAt(from) !== COLON) return false;
+  for (let i = from + 1; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `v` is `uri-host [ ":" port ]` (RFC 9112 sec. 3.2, RFC 3986 sec.
+ * 3.2.2) with a host that is not empty (an http URI has one, RFC 9110 sec.
+ * 4.2.1). The empty Host value a client sends for a URI without authority is
+ * the caller's case. `requirePort`: authority-form (`host:port`, RFC 9112
+ * sec. 3.2.3).
+ *
+ * @param v The Host value or the authority of a request-target.
+ * @param requirePort Whether the port is mandatory.
+ * @returns Whether it is valid.
+ */
+export function validAuthority(v: string, requirePort = false): boolean {
+  const n = v.length;
+  if (n === 0) return false;
+  let i = 0;
+  if (v.charCodeAt(0) === 0x5b /* [ */) {
+    const close = v.indexOf("]");
+    if (close < 2) return false;
+    const lit = v.substring(1, close);
+    // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
+    if ((lit.charCodeAt(0) | 0x20) === 118 /* v */) {
+      const dot = lit.indexOf(".");
+      if (dot < 2 || dot === lit.length - 1) return false;
+      for (let j = 1; j < dot; j++) if (!isHex(lit.charCodeAt(j))) return false;
+      for (let j = dot + 1; j < lit.length; j++) {
+        const c = lit.charCodeAt(j);
+        if (REG_NAME[c] === 0 && c !== COLON) return false;
+      }
+    } else if (!isIPv6(lit)) return false;
+    i = close + 1;
+  } else {
+    for (; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c > 0xff || REG_NAME[c] === 0) {
+        if (c !== 37 /* % */) break;
+        if (i + 2 >= n || !isHex(v.charCodeAt(i + 1)) || !isHex(v.charCodeAt(i + 2))) {
+          return false;
+        }
+        i += 2;
+      }
+    }
+    if (i === 0) return false;
+  }
+  if (requirePort && (i + 1 >= n || v.charCodeAt(i) !== COLON)) return false;
+  return portOk(v, i);
+}
+
+/**
+ * Checks a request's Transfer-Encoding list (all its lines, combined): 0 when
+ * `chunked` is the last coding and the only one; 400 when the body length
+ * cannot be known (chunked not last, twice, or with parameters; an empty or
+ * malformed list: RFC 9112 sec. 6.3); 501 when chunked is last but another
+ * coding comes before it (we decode none: RFC 9112 sec. 6.1).
+ */
+function transferCodings(v: string): 0 | 400 | 501 {
+  let codings = 0;
+  let chunkedLast = false;
+  let chunked = 0;
+  for (const raw of v.split(",")) {
+    const el = raw.trim();
+    if (el === "") continue; // RFC 9110 sec. 5.6.1: empty list elements are allowed.
+    codings++;
+    const semi = el.indexOf(";");
+    const name = (semi < 0 ? el : el.substring(0, semi)).trimEnd();
+    if (name.length === 0) return 400;
+    for (let i = 0; i < name.length; i++) if (TCHAR[name.charCodeAt(i)] === 0) return 400;
+    // Transfer-coding names are case-insensitive (RFC 9112 sec. 7).
+    chunkedLast = name.length === 7 && tokenIs(name, 0, "chunked");
+    if (chunkedLast) {
+      // chunked has no parameters, and is applied once (RFC 9112 sec. 7.1).
+      if (semi >= 0 || ++chunked > 1) return 400;
+    }
+  }
+  if (!chunkedLast) return 400;
+  return codings > 1 ? 501 : 0;
+}
+
+/**
+ * Methods we recognise (RFC 9110 sec. 9 and the registered extensions a file
+ * server may come to implement); any other gets 501 (RFC 9110 sec. 9.1).
+ * Which of these a resource allows (405 + Allow) is the handler's decision.
+ */
+const KNOWN_METHODS = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+  "QUERY",
+  "PROPFIND",
+  "PROPPATCH",
+  "MKCOL",
+  "COPY",
+  "MOVE",
+  "LOCK",
+  "UNLOCK",
+]);
+
+/** A target that is not origin-form, resolved: `path`, `query`, `authority`; or a status. */
+type OtherForm = { path: string; query: string; authority: string } | number;
+
+/**
+ * Reads an absolute-form, authority-form or asterisk-form target (RFC 9112
+ * sec. 3.2.2-3.2.4) for `method`.
+ */
+function otherForm(method: string, target: string): OtherForm {
+  if (target === "*") {
+    return method === "OPTIONS" ? { path: "*", query: "", authority: "" } : 400;
+  }
+  if (method === "CONNECT") return validAuthority(target, true) ? 501 : 400;
+  const sep = target.indexOf("://");
+  if (sep < 0) return 400;
+  const scheme = target.substring(0, sep).toLowerCase();
+  if (scheme !== "http" && scheme !== "https") return 400;
+  const from = sep + 3;
+  let end = from;
+  while (end < target.length) {
+    const c = target.charCodeAt(end);
+    if (c === SLASH || c === QMARK) break;
+    end++;
+  }
+  const authority = target.substring(from, end);
+  // userinfo is deprecated and an error in a request (RFC 9110 sec. 4.2.4).
+  if (authority.includes("@") || !validAuthority(authority)) return 400;
+  const q = target.indexOf("?", end);
+  const path = target.substring(end, q < 0 ? target.length : q);
+  return {
+    path: path === "" ? "/" : path,
+    query: q < 0 ? "" : target.substring(q + 1),
+    authority,
+  };
+}
+
+/** Whether `buf[i, end)` is a valid chunk-ext (RFC 9112 sec. 7.1.1). */
+function chunkExtOk(buf: Uint8Array, i: number, end: number): boolean {
+  while (i < end) {
+    while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+    if (i === end || buf[i] !== SEMI) return false;
+    i++;
+    while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+    const ns = i;
+    while (i < end && TCHAR[buf[i]] !== 0) i++;
+    if (i === ns) return false;
+    let j = i;
+    while (j < end && (buf[j] === SP || buf[j] === HT)) j++;
+    if (j === end || buf[j] !== 61 /* = */) continue;
+    i = j + 1;
+    while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
+    if (i < end && buf[i] === DQUOTE) {
+      i++;
+      for (;;) {
+        if (i === end) return false;
+        const c = buf[i];
+        if (c === DQUOTE) break;
+        if (c === BACKSLASH) {
+          i++;
+          if (i === end || (FIELD_VALUE[buf[i]] === 0)) return false;
+        } else if (FIELD_VALUE[c] === 0) return false;
+        i++;
+      }
+      i++;
+    } else {
+      const vs = i;
+      while (i < end && TCHAR[buf[i]] !== 0) i++;
+      if (i === vs) return false;
+    }
+  }
+  return true;
+}
+
+/** Whether `buf[ls, cr)` is a field line `token ":" OWS value OWS` (a trailer). */
+function fieldLineOk(buf: Uint8Array, ls: number, cr: number): boolean {
+  let i = ls;
+  while (i < cr && TCHAR[buf[i]] !== 0) i++;
+  if (i === ls || i === cr || buf[i] !== COLON) return false;
+  for (i++; i < cr; i++) if (FIELD_VALUE[buf[i]] === 0) return false;
+  return true;
+}
+
+const BODY_NONE = 0;
+const BODY_SIZE = 1;
+const BODY_DATA = 2;
+const BODY_DATA_END = 3;
+const BODY_TRAILER = 4;
 
 /**
  * Incremental strict parser of request heads. One instance per connection.
@@ -361,6 +607,26 @@ export class RequestParser {
   #qmark = -1;
   #minor: 0 | 1 = 1;
   #isHead = false;
+  /** 0: origin-form target; 1: another form (read in #finish). */
+  #form = 0;
+  /** Per known-name slot: its entry in the head being built, or -1 (always -1 between heads). */
+  #seen = new Int16Array(KNOWN_SLOTS).fill(-1);
+  /** The last Host value found valid (most heads on a connection repeat it). */
+  #validHost = "";
+  /** Entries of the head being built whose names are not known ones. */
+  #unknown = new Int16Array(MAX_HEADERS);
+  // Chunked body state (RFC 9112 sec. 7.1.3), offsets relative to `start`:
+  // where the body starts, how far it was consumed, how far LF was searched.
+  #body = BODY_NONE;
+  #bodyStart = 0;
+  #bodyPos = 0;
+  #bodyScan = 0;
+  #chunkLeft = 0;
+  #bodyData = 0;
+  #trailerBytes = 0;
+  /** The head whose body is being read, and whether its connection may be kept. */
+  #bodyHead: RequestHead | null = null;
+  #bodyKeep = false;
   // Per header: name start, name end, value start, value end (relative).
   #pos = new Int32Array(4 * MAX_HEADERS);
   /** Per header: its known-name slot, or -1 (lower-case) / -2 (needs lower-casing). */
@@ -374,7 +640,7 @@ export class RequestParser {
 
   /** `true` while some bytes of a head have been seen but the head is not complete. */
   get partial(): boolean {
-    return this.#scan !== 0;
+    return this.#scan !== 0 || this.#body !== BODY_NONE;
   }
 
   /** Drops the view of the last buffer parsed, so that buffer can be collected. */
@@ -392,6 +658,8 @@ export class RequestParser {
     this.#count = 0;
     this.#qmark = -1;
     this.#isHead = false;
+    this.#body = BODY_NONE;
+    this.#bodyHead = null;
   }
 
   /**
@@ -405,6 +673,7 @@ export class RequestParser {
    * are set), 0 when more bytes are needed, or -1 on error (`error` is set).
    */
   parse(buf: Uint8Array, start: number): number {
+    if (this.#body !== BODY_NONE) return this.#chunked(buf, start);
     const end = buf.length;
     // A new head (after an error, #fail kept the failed one's method).
     if (!this.#inHeaders) this.#isHead = false;
@@ -538,10 +807,14 @@ export class RequestParser {
     const ts = ++i;
     let q = -1;
     let c = 0;
+    const target = TARGET;
     for (; i < end; i++) {
       c = buf[i];
-      if (c <= SP || c >= 0x7f) break;
-      if (c === QMARK && q < 0) q = i;
+      const t = target[c];
+      if (t !== 1) {
+        if (t === 0) break;
+        if (q < 0) q = i;
+      }
     }
     if (i === end) return NEED;
     if (i - ls > MAX_REQUEST_LINE) return -414;
@@ -578,13 +851,13 @@ export class RequestParser {
     }
     if (cr - i !== 8 || buf[i + 5] !== 49 || buf[i + 6] !== 46) return -505;
     const m = buf[i + 7];
-    if (m === 49) this.#minor = 1;
-    else if (m === 48) this.#minor = 0;
+    // 1.2-1.9 are read as 1.1, the highest 1.x we implement (RFC 9110 sec. 2.5).
+    if (m === 48) this.#minor = 0;
+    else if (m >= 49 && m <= 57) this.#minor = 1;
     else return -505;
-    // Only origin-form (checked after the version, so an HTTP/2 preface
-    // `PRI * HTTP/2.0` gets 505): the handler resolves `path` as a file path,
-    // and absolute-form / `*` are for proxies and OPTIONS, which we do not serve.
-    if (buf[ts] !== SLASH) return -400;
+    // Other forms than origin-form are read by #finish once the method and
+    // headers are known (after the version, so `PRI * HTTP/2.0` gets 505).
+    this.#form = buf[ts] === SLASH ? 0 : 1;
     this.#methodEnd = methodEnd - start;
     this.#targetStart = ts - start;
     this.#targetEnd = te - start;
@@ -607,17 +880,22 @@ export class RequestParser {
     const te = this.#targetEnd - off;
     const target = s.substring(ts, te);
     const q = this.#qmark;
-    const path = q < 0 ? target : s.substring(ts, q - off);
-    const query = q < 0 ? "" : s.substring(q - off + 1, te);
+    let path = q < 0 ? target : s.substring(ts, q - off);
+    let query = q < 0 ? "" : s.substring(q - off + 1, te);
     const minor = this.#minor;
     const count = this.#count;
     const headers: string[] = new Array(2 * count);
     const pos = this.#pos;
     const slots = this.#slots;
+    const seen = this.#seen;
+    const unknown = this.#unknown;
+    let out = 0;
+    let unknowns = 0;
     let hosts = 0;
+    let host = -1;
     let lengths = 0;
     let length = "";
-    let chunked = false;
+    let coded = -1;
     let close = false;
     let keep = false;
     let expect = false;
@@ -625,49 +903,218 @@ export class RequestParser {
       const p = 4 * n;
       const slot = slots[n];
       const value = s.substring(pos[p + 2] - off, pos[p + 3] - off);
-      headers[2 * n + 1] = value;
+      // A repeated field line joins the first one's value (RFC 9110 sec.
+      // 5.3), except Host and Content-Length, counted below (two are a 400).
+      let at = -1;
+      let name: string;
       if (slot < 0) {
-        const name = s.substring(pos[p] - off, pos[p + 1] - off);
-        headers[2 * n] = slot === -2 ? name.toLowerCase() : name;
+        name = s.substring(pos[p] - off, pos[p + 1] - off);
+        if (slot === -2) name = name.toLowerCase();
+        for (let u = 0; u < unknowns; u++) {
+          if (headers[2 * unknown[u]] === name) {
+            at = unknown[u];
+            break;
+          }
+        }
+        if (at < 0) unknown[unknowns++] = out;
+      } else {
+        name = knownStr[slot];
+        const special = knownSpecial[slot];
+        if (special !== 0) {
+          if (special === HOST) {
+            hosts++;
+            host = out;
+          } else if (special === CONTENT_LENGTH) {
+            lengths++;
+            length = value;
+          } else if (special === EXPECT) expect = true;
+          else if (special === CONNECTION) {
+            const flags = connectionTokens(value);
+            if (flags & CONN_CLOSE) close = true;
+            if (flags & CONN_KEEP_ALIVE) keep = true;
+          }
+        }
+        if (special !== HOST && special !== CONTENT_LENGTH) {
+          at = seen[slot];
+          if (at < 0) seen[slot] = out;
+        }
+        if (special === TRANSFER_ENCODING && at < 0) coded = out;
+      }
+      if (at >= 0) {
+        const v = headers[2 * at + 1];
+        headers[2 * at + 1] = v === ""
+          ? value
+          : value === ""
+          ? v
+          : name === "cookie"
+          ? `${v}; ${value}`
+          : `${v}, ${value}`;
         continue;
       }
-      headers[2 * n] = knownStr[slot];
-      const special = knownSpecial[slot];
-      if (special === 0) continue;
-      if (special === HOST) hosts++;
-      else if (special === CONTENT_LENGTH) {
-        lengths++;
-        length = value;
-      } else if (special === TRANSFER_ENCODING) chunked = true;
-      else if (special === EXPECT) expect = true;
-      else {
-        const flags = connectionTokens(value);
-        if (flags & CONN_CLOSE) close = true;
-        if (flags & CONN_KEEP_ALIVE) keep = true;
+      headers[2 * out] = name;
+      headers[2 * out + 1] = value;
+      out++;
+    }
+    for (let n = 0; n < count; n++) if (slots[n] >= 0) seen[slots[n]] = -1;
+    if (out !== count) headers.length = 2 * out;
+    const used = headEnd - start;
+    // Host: exactly one on 1.1 (RFC 9112 sec. 3.2); two are ambiguous on 1.0
+    // too. Empty is allowed (a target URI without authority); else it must be
+    // uri-host [":" port].
+    if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
+    if (host >= 0) {
+      // A connection sends the same Host again and again: compare with the
+      // last valid one before checking it byte by byte.
+      const hv = headers[2 * host + 1];
+      if (hv !== "" && hv !== this.#validHost) {
+        if (!validAuthority(hv)) return this.#fail(400);
+        this.#validHost = hv;
       }
     }
-    const used = headEnd - start;
-    // Host: exactly one on 1.1 (RFC 9112 sec. 3.2); two are ambiguous on 1.0 too.
-    if (hosts > 1 || (minor === 1 && hosts === 0)) return this.#fail(400);
-    // Two lengths, or a length next to Transfer-Encoding, are smuggling shapes.
-    if (lengths > 1 || (lengths === 1 && chunked)) return this.#fail(400);
-    // We take no bodies, so no transfer coding is implemented.
-    if (chunked) return this.#fail(501);
+    // Framing (RFC 9112 sec. 6.1-6.3). Two lengths, or a length next to
+    // Transfer-Encoding, are smuggling shapes; HTTP/1.0 has no transfer codings.
+    if (lengths > 1) return this.#fail(400);
+    let chunked = false;
+    if (coded >= 0) {
+      if (lengths === 1 || minor === 0) return this.#fail(400);
+      const r = transferCodings(headers[2 * coded + 1]);
+      if (r !== 0) return this.#fail(r);
+      chunked = true;
+    }
     let cl = 0;
     if (lengths === 1) {
       cl = parseContentLength(length);
-      if (cl < 0) return this.#fail(400);
-      if (cl > MAX_DISCARD_BODY) return this.#fail(413);
+      if (cl === -1) return this.#fail(400);
+      if (cl === -2 || cl > MAX_DISCARD_BODY) return this.#fail(413);
     }
+    if (this.#form !== 0) {
+      const r = otherForm(method, target);
+      if (typeof r === "number") return this.#fail(r);
+      path = r.path;
+      query = r.query;
+      // The target's authority is the target URI's (RFC 9112 sec. 3.2.2:
+      // the Host field is ignored, after the checks above).
+      if (r.authority !== "") {
+        if (host >= 0) headers[2 * host + 1] = r.authority;
+        else headers.push("host", r.authority);
+      }
+    } else if (method === "CONNECT") return this.#fail(400);
+    if (method !== "GET" && method !== "HEAD" && !KNOWN_METHODS.has(method)) {
+      return this.#fail(501);
+    }
+    const isHead = this.#isHead;
     this.reset();
     this.contentLength = cl;
+    const head: RequestHead = { method, target, path, query, minor, headers };
     // A client that sent `Expect: 100-continue` may never send the body once
     // it sees our final answer, so skipping Content-Length bytes could eat
     // its next request: answer, then close.
-    this.keepAlive = !close && (minor === 1 || keep) && !(expect && cl > 0);
+    const keepAlive = !close && (minor === 1 || keep) && !(expect && (cl > 0 || chunked));
+    if (chunked && !expect) {
+      // Read the chunked body here, as part of the request: the caller gets
+      // the head once the body is through (and thrown away).
+      this.#isHead = isHead;
+      this.#body = BODY_SIZE;
+      this.#bodyStart = this.#bodyPos = this.#bodyScan = used;
+      this.#bodyData = 0;
+      this.#trailerBytes = 0;
+      this.#bodyHead = head;
+      this.#bodyKeep = keepAlive;
+      return this.#chunked(buf, start);
+    }
+    this.keepAlive = keepAlive;
     this.error = 0;
-    this.head = { method, target, path, query, minor, headers };
+    this.head = head;
     return used;
+  }
+
+  /**
+   * Reads (and drops) a chunked body from `#bodyPos` (RFC 9112 sec. 7.1.3):
+   * the bytes used by head and body once the last chunk and the trailer
+   * section are in, 0 for more, -1 on error.
+   */
+  #chunked(buf: Uint8Array, start: number): number {
+    const end = buf.length;
+    let i = start + this.#bodyPos;
+    const limit = start + this.#bodyStart + MAX_CHUNKED_BODY;
+    for (;;) {
+      if (i > limit) return this.#fail(413);
+      const state = this.#body;
+      if (state === BODY_DATA) {
+        const n = Math.min(this.#chunkLeft, end - i);
+        i += n;
+        this.#chunkLeft -= n;
+        if (this.#chunkLeft > 0) break;
+        this.#body = BODY_DATA_END;
+        continue;
+      }
+      if (state === BODY_DATA_END) {
+        if (i === end) break;
+        if (buf[i] !== CR) return this.#fail(400);
+        if (i + 1 === end) break;
+        if (buf[i + 1] !== LF) return this.#fail(400);
+        i += 2;
+        this.#body = BODY_SIZE;
+        this.#bodyScan = i - start;
+        continue;
+      }
+      // A line: chunk-size [chunk-ext], or a trailer field line, or the end.
+      let lf = Math.max(i, start + this.#bodyScan);
+      while (lf < end && buf[lf] !== LF) lf++;
+      const max = state === BODY_SIZE ? MAX_CHUNK_LINE : MAX_HEADER_BLOCK - this.#trailerBytes;
+      if (lf - i > max + 1) return this.#fail(state === BODY_SIZE ? 413 : 431);
+      if (lf === end) {
+        this.#bodyScan = end - start;
+        break;
+      }
+      // Bare LF, or a CR inside the line, is not CRLF (RFC 9112 sec. 2.2).
+      if (lf === i || buf[lf - 1] !== CR) return this.#fail(400);
+      const cr = lf - 1;
+      if (state === BODY_SIZE) {
+        let j = i;
+        while (j < cr && buf[j] === 48) j++;
+        const digits = j;
+        let size = 0;
+        while (j < cr && isHex(buf[j])) {
+          // Long numerals are refused, never converted (RFC 9112 sec. 7.1).
+          if (j - digits >= 8) return this.#fail(413);
+          const c = buf[j++];
+          size = size * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
+        }
+        if (j === i) return this.#fail(400);
+        // Extensions are checked, then ignored (RFC 9112 sec. 7.1.1).
+        if (!chunkExtOk(buf, j, cr)) return this.#fail(400);
+        i = lf + 1;
+        if (size === 0) {
+          this.#body = BODY_TRAILER;
+        } else {
+          this.#bodyData += size;
+          if (this.#bodyData > MAX_DISCARD_BODY) return this.#fail(413);
+          this.#chunkLeft = size;
+          this.#body = BODY_DATA;
+        }
+        this.#bodyScan = i - start;
+        continue;
+      }
+      // Trailer section: field lines, checked like header lines, then dropped
+      // (RFC 9112 sec. 7.1.2: never merged into the header section).
+      if (cr === i) {
+        const head = this.#bodyHead!;
+        const keepAlive = this.#bodyKeep;
+        this.reset();
+        this.keepAlive = keepAlive;
+        this.contentLength = 0;
+        this.error = 0;
+        this.head = head;
+        return lf + 1 - start;
+      }
+      if (!fieldLineOk(buf, i, cr)) return this.#fail(400);
+      this.#trailerBytes += lf + 1 - i;
+      i = lf + 1;
+      this.#bodyScan = i - start;
+    }
+    this.#bodyPos = i - start;
+    return 0;
   }
 }
 

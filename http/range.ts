@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { etagMatches, parseHttpDate } from "./conditional.ts";
+import { etagMatches, parseHttpDate, validatorTime } from "./conditional.ts";
 
 /** Most ranges honoured in one request. */
 export const MAX_RANGES = 16;
@@ -66,7 +66,10 @@ export function parseRange(header: string, size: number): RangeResult {
     if (a === "") {
       const n = digits(b);
       if (n < 0) return FULL;
-      if (n === 0 || size === 0) continue; // a zero-length suffix is unsatisfiable
+      if (n === 0) continue; // a zero-length suffix is unsatisfiable
+      // Satisfiable on an empty representation (RFC 9110 sec. 14.1.2) but no
+      // Content-Range can say so: send the whole (empty) representation.
+      if (size === 0) return FULL;
       ranges.push([Math.max(0, size - n), size]);
       continue;
     }
@@ -97,11 +100,13 @@ export function parseRange(header: string, size: number): RangeResult {
 
 /**
  * Whether an If-Range precondition holds, so the Range header applies.
- * An entity tag must match strongly; a date must equal Last-Modified exactly.
+ * An entity tag must match strongly (RFC 9110 sec. 13.1.5: a weak tag never
+ * does); a date must equal the Last-Modified we send exactly.
  *
  * @param ifRange The If-Range header value.
  * @param etag The current (strong) entity tag.
  * @param mtimeMs Last modification time in ms.
+ * @param nowMs The current time (Last-Modified is never later).
  * @returns `true` to honour Range, `false` to send the full representation.
  * @example
  * ```ts
@@ -109,11 +114,19 @@ export function parseRange(header: string, size: number): RangeResult {
  * ifRangeHolds('"a"', '"a"', 0); // true
  * ```
  */
-export function ifRangeHolds(ifRange: string, etag: string, mtimeMs: number): boolean {
+export function ifRangeHolds(
+  ifRange: string,
+  etag: string,
+  mtimeMs: number,
+  nowMs: number = Date.now(),
+): boolean {
   const v = ifRange.trim();
-  if (v.startsWith('"') || v.startsWith("W/")) return etagMatches(v, etag, false);
-  const d = parseHttpDate(v);
-  return !Number.isNaN(d) && d === Math.floor(mtimeMs / 1000) * 1000;
+  // One entity-tag, not a list: a comma outside the quotes makes it invalid.
+  if (v.startsWith('"') || v.startsWith("W/")) {
+    return v.indexOf('"', v.indexOf('"') + 1) === v.length - 1 && etagMatches(v, etag, false);
+  }
+  const d = parseHttpDate(v, nowMs);
+  return !Number.isNaN(d) && d === validatorTime(mtimeMs, nowMs);
 }
 
 /** One piece of a multipart body: literal bytes or a slice of the file. */

@@ -129,7 +129,7 @@ function traversalCases(): Case[] {
     ["authority-form", req("localhost:80"), [400]],
     ["authority-form ip", req("127.0.0.1:80"), [400]],
     ["asterisk GET", req("*"), NOT_FOUND],
-    ["asterisk OPTIONS", req("*", "", "OPTIONS"), [400, 405, 501]],
+    ["asterisk OPTIONS", req("*", "", "OPTIONS"), [200]],
     ["relative ..", req("../outside/secret.txt"), NOT_FOUND],
     ["relative name", req("outside/secret.txt"), NOT_FOUND],
     ["relative file", req("hello.txt"), NOT_FOUND],
@@ -381,6 +381,9 @@ function framingCases(): Case[] {
   ): Case => ({ cat, name, raw, expect, responses, head });
   const B = [400, 413];
   const TE = [400, 501];
+  // RFC 9112 sec. 6.1: a server MUST be able to parse chunked; the body is
+  // read and dropped, so the request it hides is never answered.
+  const CHUNKED = [200];
   return [
     c("GET CL 5 body", req("/hello.txt", "Content-Length: 5\r\n") + "hello", [200, ...B]),
     c("GET CL 0", req("/hello.txt", "Content-Length: 0\r\n"), [200, ...B]),
@@ -434,9 +437,9 @@ function framingCases(): Case[] {
     c("CL 100000, no body", req("/hello.txt", "Content-Length: 100000\r\n"), B, atMostOne),
     c("CL empty", req("/hello.txt", "Content-Length:\r\n"), [400]),
     c("CL space before colon", req("/hello.txt", "Content-Length : 5\r\n") + "hello", [400]),
-    c("TE chunked", req("/hello.txt", "Transfer-Encoding: chunked\r\n") + hiddenChunk, TE),
-    c("TE Chunked", req("/hello.txt", "Transfer-Encoding: Chunked\r\n") + hiddenChunk, TE),
-    c("TE two spaces", req("/hello.txt", "Transfer-Encoding:  chunked\r\n") + hiddenChunk, TE),
+    c("TE chunked", req("/hello.txt", "Transfer-Encoding: chunked\r\n") + hiddenChunk, CHUNKED),
+    c("TE Chunked", req("/hello.txt", "Transfer-Encoding: Chunked\r\n") + hiddenChunk, CHUNKED),
+    c("TE two spaces", req("/hello.txt", "Transfer-Encoding:  chunked\r\n") + hiddenChunk, CHUNKED),
     c(
       "TE chunked, identity",
       req("/hello.txt", "Transfer-Encoding: chunked, identity\r\n") + hiddenChunk,
@@ -455,7 +458,7 @@ function framingCases(): Case[] {
         hiddenChunk,
       TE,
     ),
-    c("TE tab", req("/hello.txt", "Transfer-Encoding:\tchunked\r\n") + hiddenChunk, TE),
+    c("TE tab", req("/hello.txt", "Transfer-Encoding:\tchunked\r\n") + hiddenChunk, CHUNKED),
     c("TE vtab", req("/hello.txt", "Transfer-Encoding: \x0bchunked\r\n") + hiddenChunk, TE),
     c(
       "TE space before colon",
@@ -1102,10 +1105,11 @@ Deno.test({
     await using server = await startServer({ root: fx.root });
     const cat = "HEAD errors";
     const cases: Case[] = [
-      ["TE chunked", req("/hello.txt", "Transfer-Encoding: chunked\r\n", "HEAD") + "0\r\n\r\n", [
-        501,
-        400,
-      ]],
+      [
+        "TE gzip, chunked",
+        req("/hello.txt", "Transfer-Encoding: gzip, chunked\r\n", "HEAD") + "0\r\n\r\n",
+        [501],
+      ],
       ["obs-fold", req("/hello.txt", "X-A: a\r\n b\r\n", "HEAD"), [400]],
       ["no Host", "HEAD /hello.txt HTTP/1.1\r\n\r\n", [400]],
       ["HTTP/2.0", req("/hello.txt", "", "HEAD", "HTTP/2.0"), [505]],
