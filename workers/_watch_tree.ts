@@ -95,11 +95,11 @@ export function watchTree(
   const watchers: Deno.FsWatcher[] = [];
   let closed = false;
   /** Set in split mode: adds watchers for new folders. */
-  let grow: ((ev: Deno.FsEvent) => void) | undefined;
+  const hook: { grow?: (ev: Deno.FsEvent) => void } = {};
   const pump = async (w: Deno.FsWatcher) => {
     try {
       for await (const ev of w) {
-        if (!closed) grow?.(ev);
+        if (!closed) hook.grow?.(ev);
         onEvent(ev);
       }
     } catch (e) {
@@ -145,7 +145,7 @@ export function watchTree(
   const watched = new Set(p.whole);
   let extra = 0;
   const rel = (d: string) => d === root ? "." : d.slice(root.length + (root === "/" ? 0 : 1));
-  grow = (ev: Deno.FsEvent) => {
+  hook.grow = (ev: Deno.FsEvent) => {
     // A folder created in, or made readable in, a folder watched on its own.
     for (const path of ev.paths) {
       const parent = path.slice(0, path.lastIndexOf("/")) || "/";
