@@ -81,17 +81,20 @@ export function variantKey(q: ListingQuery, json: boolean, path: string): string
 const encoder = new TextEncoder();
 
 /**
- * Renders page `q.page` of `sorted`.
+ * Renders page `q.page` of `sorted`, after the `?q=` filter (over the whole
+ * directory, so the pages are those of the matching names), with
+ * {@linkcode pageSize} entries per page.
  *
  * @param sorted The whole directory, sorted as `q` asks.
- * @param total Entries collected (`sorted.length`).
  * @param truncated More entries exist than were collected.
  * @param mtimeMs Newest mtime of the directory and its entries (Last-Modified).
  * @param q The parsed query.
  * @param json JSON (by query or Accept) instead of HTML.
  * @param path The directory's URL path, ending in `/` (HTML title, breadcrumbs).
  * @param cfg Server-wide page settings.
- * @returns The page, or a 404 page (empty body) past the last page.
+ * @returns The page; a 404 page (empty body) past the last page; a 400 page
+ *   (body: the reason) for a query `parseListingQuery` refused or a
+ *   `per_page` over the cap.
  */
 export function renderPage(
   sorted: readonly Entry[],

@@ -59,7 +59,7 @@ export interface HandlerOptions {
   cors?: boolean;
   /** Extra headers added to every reply. @default [] */
   headers?: Array<[string, string]>;
-  /** Entries per listing page (`?page=`). @default 10000 */
+  /** Most entries per listing page: the cap of `?per_page=` (pages of 1,000 by default, or of this if smaller). @default 10000 */
   listingCap?: number;
   /** Largest file kept in the in-memory cache, bytes. @default 65536 */
   cacheMaxFileBytes?: number;
