@@ -13,7 +13,7 @@
  * @module
  */
 import type { Entry } from "./_collect.ts";
-import { entryHref, escapeHtml, humanSize, isoLike } from "./_listing_format.ts";
+import { entryHref, escapeHtml, humanSize, isoLikeUtc } from "./_listing_format.ts";
 import type { ListingQuery, SortKey, SortOrder } from "./listing.ts";
 
 /** Everything the renderer needs besides the entries. */
@@ -196,7 +196,7 @@ function row(e: Entry): string {
     (e.isDir
       ? '<td class="s">-</td>'
       : `<td class="s" title="${e.size} bytes">` + humanSize(e.size) + "</td>") +
-    "<td>" + (e.mtimeMs ? isoLike(e.mtimeMs) + " UTC" : "") + "</td></tr>\n";
+    "<td>" + (e.mtimeMs ? isoLikeUtc(e.mtimeMs) : "") + "</td></tr>\n";
 }
 
 /**
