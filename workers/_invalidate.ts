@@ -219,6 +219,7 @@ export class InvalidationHub {
           log(`stopped watching ${where} (${why(e)}); changes on disk show within 1 s`);
           this.push(null);
         },
+        log,
       );
     } catch (e) {
       log(`cannot watch ${where} (${why(e)}); changes on disk show within 1 s`);

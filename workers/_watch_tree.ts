@@ -77,6 +77,7 @@ function plan(root: string): Plan {
  * @param onEvent Each event, as Deno reports it.
  * @param onError A watcher stopped (the error), after which changes it
  *   covered are no longer reported.
+ * @param log Told once when no more watchers are added for new folders.
  * @returns The running watch.
  * @throws The error of watching when even the split watch cannot start.
  * @example
@@ -91,6 +92,7 @@ export function watchTree(
   root: string,
   onEvent: (ev: Deno.FsEvent) => void,
   onError: (e: unknown) => void,
+  log: (line: string) => void = () => {},
 ): TreeWatch {
   const watchers: Deno.FsWatcher[] = [];
   let closed = false;
@@ -149,9 +151,17 @@ export function watchTree(
     // A folder created in, or made readable in, a folder watched on its own.
     for (const path of ev.paths) {
       const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-      if (!alone.has(parent) || watched.has(path) || extra >= EXTRA_WATCHERS_MAX) continue;
+      if (!alone.has(parent) || watched.has(path) || extra > EXTRA_WATCHERS_MAX) continue;
       try {
         if (!Deno.lstatSync(path).isDirectory) continue;
+        if (extra === EXTRA_WATCHERS_MAX) {
+          extra++;
+          log(
+            `watching no more new folders beside unreadable ones under ${root} ` +
+              `(${EXTRA_WATCHERS_MAX} added); changes in newer ones show within 1 s`,
+          );
+          continue;
+        }
         start(path, true);
         extra++;
         watched.add(path);
