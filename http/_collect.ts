@@ -321,6 +321,13 @@ const TURN_EVERY = 256;
  * One event-loop turn through a MessageChannel message: a `setTimeout(0)`
  * is clamped to a millisecond and, in the epoll worker, may wait for a timer
  * turn that a busy loop takes rarely.
+ *
+ * @returns Resolves on the next turn.
+ * @example
+ * ```ts
+ * import { turn } from "./_collect.ts";
+ * await turn();
+ * ```
  */
 export function turn(): Promise<void> {
   return new Promise((resolve) => {

@@ -86,6 +86,12 @@ interface Keep {
  *
  * @param k What to keep.
  * @returns `?...` or `./`.
+ * @example
+ * ```ts
+ * import { listingHref } from "./listing.ts";
+ * listingHref({ page: 2 }); // "?page=2"
+ * listingHref({ sort: "size", order: "desc", page: 1 }); // "?sort=size&amp;order=desc"
+ * ```
  */
 export function listingHref(k: Keep): string {
   const parts: string[] = [];
