@@ -3,7 +3,9 @@
  * written with the npm `tar-stream` package, file by file, never holding more
  * than a few chunks in memory.
  *
- * The archive holds exactly what GET would serve under the directory URL:
+ * The archive holds exactly what GET would serve under the directory URL,
+ * found by the entry collector (`_collect.ts`), the same per-entry rule as
+ * the listing's:
  * - names starting with `.` are left out unless dotfiles are enabled (also
  *   when a symlink points at one);
  * - a symlink is archived as what it points to (a file or a directory), and
@@ -16,7 +18,16 @@
  * - only regular files and directories: FIFOs, sockets and devices are left out;
  * - names that are not valid UTF-8 are left out: Deno hands them out with
  *   U+FFFD in place of the bad bytes, and that name opens nothing;
- * - one unreadable file or directory is left out; the archive goes on.
+ * - what the server cannot read is never dropped silently. The rule, the
+ *   same for both views of a folder: a folder that cannot be read answers
+ *   403 to its listing and to its download alike
+ *   ({@linkcode archivePreflight}, before any byte is sent); inside a
+ *   readable folder, the listing shows every entry it can `lstat` (a GET of
+ *   an unreadable one answers 403), and the archive goes on without what it
+ *   cannot read (a subfolder it cannot list, a file it cannot open) and names
+ *   each such path in a last member, `<dir>/_unreadable.txt`
+ *   ({@linkcode leftOutNote}), so the archive and the listing always account
+ *   for the same entries.
  *
  * Members are named `<dir>/<path>` (directories end in `/`), with mode 0755
  * for directories and executables, else 0644, owner 0:0 and the file's
@@ -33,9 +44,12 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { pack as tarPack } from "tar-stream";
-import { servable, type ServePolicy } from "./resolve.ts";
+import { addMember, entry, modeOf, pad512, tarHeaderBytes } from "./_tar.ts";
+import type { ServePolicy } from "./resolve.ts";
+import { collectEntriesAsync, type Entry } from "./_collect.ts";
+
+export { tarHeaderBytes } from "./_tar.ts";
 
 /** Which entries may be archived: the handler's own policy ({@linkcode servable}). */
 export type ArchivePolicy = ServePolicy;
@@ -56,26 +70,29 @@ export interface ArchiveItem {
   mode: number;
 }
 
-const FILE_CHUNK = 65536;
-/** Entries stat'ed synchronously between two event-loop turns. */
-const TURN_EVERY = 512;
-const turns = { n: 0 };
 /** Small tar pieces (headers, padding) are joined into blocks of this size. */
 const BLOCK = 65536;
 const utf8 = new TextEncoder();
 
-function modeOf(info: Deno.FileInfo): number {
-  return info.isDirectory || ((info.mode ?? 0) & 0o111) !== 0 ? 0o755 : 0o644;
-}
+/**
+ * What a walk could not read, as member names below the top directory
+ * (directories end in `/`), in the order met. Filled by {@linkcode walkTree}
+ * and the archive writer.
+ */
+export type LeftOut = string[];
 
 /**
  * Walks `dir` depth first in name order and yields every member the policy
- * allows (the directory itself first). Directories are read with async I/O;
- * entries are stat'ed synchronously, one at a time between yields.
+ * allows (the directory itself first). Each directory is read through the
+ * entry collector's asynchronous front-end ({@linkcode collectEntriesAsync}:
+ * the same per-entry rule as the listing). What exists but cannot be read (a
+ * directory that cannot be listed, an entry that cannot be stat'ed) is added
+ * to `leftOut` instead.
  *
  * @param dir The real path of the directory to archive (already checked).
  * @param base The top-level member name, e.g. `photos`.
  * @param policy Dotfile and symlink policy.
+ * @param leftOut Where to note what could not be read.
  * @returns The members, in archive order.
  * @example List what a folder download would contain
  * ```ts ignore
@@ -88,143 +105,86 @@ export async function* walkTree(
   dir: string,
   base: string,
   policy: ArchivePolicy,
+  leftOut: LeftOut = [],
 ): AsyncGenerator<ArchiveItem> {
-  yield* walkDir(dir, base, policy, new Set<string>());
+  yield* walkDir(dir, base, "", policy, new Set<string>(), leftOut);
 }
 
 async function* walkDir(
   dir: string,
   name: string,
+  /** The path below the top directory, `""` or ending in `/`. */
+  rel: string,
   policy: ArchivePolicy,
   /** The directories being walked (this one's ancestors). */
   visited: Set<string>,
+  leftOut: LeftOut,
 ): AsyncGenerator<ArchiveItem> {
+  // Vanished: nothing to say. Unreadable: said in the archive's last member.
+  const unreadable = (e: unknown) => {
+    if (!(e instanceof Deno.errors.NotFound)) leftOut.push(rel);
+  };
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(dir);
-  } catch {
-    return; // vanished or unreadable: leave it out
+  } catch (e) {
+    return unreadable(e);
   }
   // Device + inode, not the path: also catches bind-mount cycles.
   const key = info.ino === null ? dir : `${info.dev}:${info.ino}`;
   if (visited.has(key)) return; // an ancestor: a loop
   visited.add(key);
   try {
-    yield* walkEntries(dir, name, info, policy, visited);
+    let entries: Entry[];
+    try {
+      entries = await collectEntriesAsync(dir, policy, {
+        detail: true,
+        onUnreadable: (n) => leftOut.push(rel + n),
+      });
+    } catch (e) {
+      return unreadable(e);
+    }
+    yield {
+      kind: "dir",
+      name: name + "/",
+      path: dir,
+      size: 0,
+      mtimeMs: info.mtime?.getTime() ?? 0,
+      mode: 0o755,
+    };
+    // Code-unit order: repeatable bytes, whatever the locale.
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const prefix = dir.endsWith("/") ? dir : dir + "/";
+    for (const e of entries) {
+      // Non-UTF-8 names: their lossy spelling names no file. FIFOs, sockets,
+      // devices: not files a download can hold.
+      if (e.lossy || e.special) continue;
+      const path = e.target ?? prefix + e.name;
+      const member = name + "/" + e.name;
+      if (e.isDir) {
+        yield* walkDir(path, member, rel + e.name + "/", policy, visited, leftOut);
+        continue;
+      }
+      yield {
+        kind: "file",
+        name: member,
+        path,
+        size: e.size,
+        mtimeMs: e.mtimeMs,
+        mode: modeOf(e.mode),
+      };
+    }
   } finally {
     visited.delete(key);
   }
 }
 
-async function* walkEntries(
-  dir: string,
-  name: string,
-  info: Deno.FileInfo,
-  policy: ArchivePolicy,
-  visited: Set<string>,
-): AsyncGenerator<ArchiveItem> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (!policy.dotfiles && e.name.charCodeAt(0) === 46) continue;
-      names.push(e.name);
-    }
-  } catch {
-    return; // unreadable directory: leave it out
-  }
-  yield {
-    kind: "dir",
-    name: name + "/",
-    path: dir,
-    size: 0,
-    mtimeMs: info.mtime?.getTime() ?? 0,
-    mode: 0o755,
-  };
-  names.sort();
-  const prefix = dir.endsWith("/") ? dir : dir + "/";
-  for (const entry of names) {
-    const path = prefix + entry;
-    let st: Deno.FileInfo;
-    let real = path;
-    try {
-      // Sync: ~5 us per entry instead of ~50 (DENO_FACTS). Output goes to
-      // the socket every 64 KiB (an event-loop turn); entries that add no
-      // bytes get a turn of their own every TURN_EVERY entries.
-      if (++turns.n % TURN_EVERY === 0) await new Promise((r) => setTimeout(r, 0));
-      st = Deno.lstatSync(path);
-      if (st.isSymlink) {
-        // Archived as its target, under the same rules as serving it.
-        real = Deno.realPathSync(path);
-        if (!servable(policy, real)) continue;
-        st = Deno.statSync(real);
-      }
-    } catch {
-      // Gone, a dangling or looping link, or a non-UTF-8 name (its lossy
-      // spelling names no file): leave it out.
-      continue;
-    }
-    const member = name + "/" + entry;
-    if (st.isDirectory) {
-      yield* walkDir(real, member, policy, visited);
-    } else if (st.isFile) {
-      yield {
-        kind: "file",
-        name: member,
-        path: real,
-        size: st.size,
-        mtimeMs: st.mtime?.getTime() ?? 0,
-        mode: modeOf(st),
-      };
-    }
-  }
-}
-
 /**
- * Bytes of the header(s) tar-stream writes for a member name: one 512-byte
- * ustar header when the name is ASCII and fits ustar's name/prefix split,
- * else a pax header (512 + its records padded to 512) before it.
- *
- * @param name The member name.
- * @returns 512, or 1024 plus the padded pax records.
- * @example
- * ```ts
- * import { tarHeaderBytes } from "./archive.ts";
- * tarHeaderBytes("a/b.txt"); // 512
- * tarHeaderBytes("caf\u00e9.txt"); // 1536
- * ```
- */
-export function tarHeaderBytes(name: string): number {
-  if (fitsUstar(name)) return 512;
-  const record = " path=" + name + "\n";
-  const len = utf8.encode(record).length;
-  let digits = Math.floor(Math.log10(len)) + 1;
-  if (len + digits >= 10 ** digits) digits++;
-  return 1024 + pad512(len + digits);
-}
-
-/** Mirrors tar-stream's `headers.encode`: ASCII only, split at `/` into prefix <= 155 and name <= 100. */
-function fitsUstar(full: string): boolean {
-  // deno-lint-ignore no-control-regex
-  if (!/^[\x00-\x7f]*$/.test(full)) return false;
-  let name = full;
-  let prefix = "";
-  while (name.length > 100) {
-    const i = name.indexOf("/");
-    if (i === -1) return false;
-    prefix += prefix ? "/" + name.slice(0, i) : name.slice(0, i);
-    name = name.slice(i + 1);
-  }
-  return name.length <= 100 && prefix.length <= 155;
-}
-
-function pad512(n: number): number {
-  return Math.ceil(n / 512) * 512;
-}
-
-/**
- * The exact length of the archive of `dir`, or the first running total past
+ * The length of the archive of `dir`, or the first running total past
  * `limit` (the count stops there, so checking a bound costs at most
- * `limit / 512` entries).
+ * `limit / 512` entries). Exact, unless a file that can be listed cannot be
+ * opened when the archive is written: it is then left out and named in the
+ * note (see {@linkcode leftOutNote}), which the bound does not count.
  *
  * @param dir The real path of the directory.
  * @param base The top-level member name.
@@ -245,123 +205,82 @@ export async function archiveSize(
   limit = Infinity,
 ): Promise<number> {
   let total = 1024; // two zero blocks end the archive
-  for await (const item of walkTree(dir, base, policy)) {
+  const leftOut: LeftOut = [];
+  const taken = new Set<string>();
+  for await (const item of walkTree(dir, base, policy, leftOut)) {
     total += tarHeaderBytes(item.name) + pad512(item.size);
-    if (total > limit) break;
+    if (total > limit) return total;
+    taken.add(item.name.slice(base.length + 1).split("/")[0]);
+  }
+  if (leftOut.length > 0) {
+    const note = leftOutNote(base, leftOut, taken);
+    total += tarHeaderBytes(note.name) + pad512(note.body.length);
   }
   return total;
 }
 
-/** The bits of a streamx Writable we use. */
-interface Sink {
-  write(data: Uint8Array): boolean;
-  end(): void;
-  destroy(err?: Error): void;
-  readonly destroying: boolean;
-  on(event: string, fn: (err?: Error) => void): void;
-  off(event: string, fn: () => void): void;
-}
-
-/** Resolves when `sink` can take more, or when it is being destroyed. */
-function drained(sink: Sink): Promise<void> {
-  if (sink.destroying) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      sink.off("drain", done);
-      sink.off("close", done);
-      resolve();
-    };
-    sink.on("drain", done);
-    sink.on("close", done);
-  });
-}
-
-type Pack = ReturnType<typeof tarPack>;
-type EntryHeader = Parameters<Pack["entry"]>[0];
+/** The note's name below the top directory (underscores are added while a real entry has it). */
+export const NOTE_NAME = "_unreadable.txt";
 
 /**
- * Starts one member; `done` settles when tar-stream has taken all of it (so
- * awaiting it is the backpressure). The member's own `error` event is
- * swallowed: every failure also reaches the pack, whose consumer throws it
- * (an unheard `error` event would crash the process).
+ * The archive's last member when something was left out because the server
+ * could not read it: `<base>/_unreadable.txt` (or with more leading `_` when
+ * the folder holds that name), one path below the folder per line,
+ * directories ending in `/`.
+ *
+ * @param base The top-level member name.
+ * @param leftOut What was left out.
+ * @param taken Top-level names in the archive.
+ * @returns The member's name and body.
+ * @example
+ * ```ts
+ * import { leftOutNote } from "./archive.ts";
+ * leftOutNote("docs", ["locked/"], new Set()).name; // "docs/_unreadable.txt"
+ * ```
  */
-function entry(
-  p: Pack,
-  header: EntryHeader,
-  body?: Uint8Array,
-): { sink: Sink; done: Promise<void> } {
-  let sink!: Sink;
-  const done = new Promise<void>((resolve, reject) => {
-    const cb = (err?: Error | null) => err ? reject(err) : resolve();
-    sink =
-      (body === undefined ? p.entry(header, cb) : p.entry(header, body, cb)) as unknown as Sink;
-  });
-  sink.on("error", () => {});
-  done.catch(() => {}); // awaited by the caller unless it fails first
-  return { sink, done };
+export function leftOutNote(
+  base: string,
+  leftOut: readonly string[],
+  taken: ReadonlySet<string>,
+): { name: string; body: Uint8Array } {
+  let name = NOTE_NAME;
+  while (taken.has(name)) name = "_" + name;
+  // deno-lint-ignore no-control-regex
+  const line = (n: string) => /[\x00-\x1f\x7f]/.test(n) ? JSON.stringify(n) : n;
+  const text = `The server could not read these, so this archive of ${base}/ leaves them out:\n` +
+    leftOut.map((n) => line(n === "" ? "./" : n) + "\n").join("");
+  return { name: `${base}/${name}`, body: utf8.encode(text) };
 }
 
-/** Adds one member; resolves once tar-stream has taken all of it. */
-async function addMember(p: Pack, item: ArchiveItem): Promise<void> {
-  const header = {
-    name: item.name,
-    mode: item.mode,
-    mtime: new Date(item.mtimeMs),
-    uid: 0,
-    gid: 0,
-  };
-  if (item.kind === "dir") {
-    await entry(p, { ...header, type: "directory" }).done;
-    return;
-  }
-  let file: Deno.FsFile;
-  try {
-    // Sync open/stat/read for small files: one async op costs ~10x a sync
-    // one (DENO_FACTS), and a page-cache read of <= 64 KiB blocks for
-    // microseconds, so a folder of many small files goes ~3x faster.
-    file = Deno.openSync(item.path, { read: true });
-  } catch {
-    return; // unreadable or gone since the walk: leave it out
-  }
-  try {
-    // The header must describe exactly the bytes we send: take the size
-    // from the open file, and send no more than that if it grows.
-    const info = file.statSync();
-    if (!info.isFile) return;
-    const fileHeader = { ...header, type: "file" as const, mode: modeOf(info) };
-    if (info.size <= FILE_CHUNK) {
-      const buf = Buffer.allocUnsafe(info.size);
-      let got = 0;
-      while (got < buf.length) {
-        const n = file.readSync(buf.subarray(got));
-        if (n === null || n === 0) break;
-        got += n;
-      }
-      // Shrunk under us: what we read is the member, header and all.
-      await entry(p, { ...fileHeader, size: got }, buf.subarray(0, got)).done;
-      return;
-    }
-    const { sink, done } = entry(p, { ...fileHeader, size: info.size });
-    let left = info.size;
-    while (left > 0) {
-      // A fresh buffer per read: tar-stream keeps it until it is sent.
-      const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK, left));
-      const n = await file.read(buf);
-      if (sink.destroying) throw new Error("archive stream closed");
-      if (n === null) {
-        // Padding would pass off zeros as the file's content.
-        const err = new Error(`${item.name} shrank while being archived`);
-        sink.destroy(err);
-        throw err;
-      }
-      left -= n;
-      if (!sink.write(n === buf.length ? buf : buf.subarray(0, n))) await drained(sink);
-    }
-    sink.end();
-    await done;
-  } finally {
-    file.close();
-  }
+/**
+ * What the handler checks before it answers a folder download with 200:
+ * the folder itself can be read (else the error, PermissionDenied -> 403,
+ * the status its listing gets: one rule for both views), and with a bound,
+ * the archive's size ({@linkcode archiveSize}).
+ *
+ * @param dir The real path of the directory.
+ * @param base The top-level member name.
+ * @param policy Dotfile and symlink policy.
+ * @param limit The largest archive allowed.
+ * @returns The archive's size (> `limit`: too large), or 0 when unbounded.
+ * @throws What reading the directory throws (Deno.errors.PermissionDenied).
+ * @example
+ * ```ts ignore
+ * import { archivePreflight } from "./archive.ts";
+ * const policy = { root: "/srv", dotfiles: false, followSymlinks: false };
+ * const size = await archivePreflight("/srv/photos", "photos", policy, 1 << 30);
+ * ```
+ */
+export async function archivePreflight(
+  dir: string,
+  base: string,
+  policy: ArchivePolicy,
+  limit = Infinity,
+): Promise<number> {
+  const it = Deno.readDir(dir)[Symbol.asyncIterator]();
+  await it.next();
+  await it.return?.();
+  return limit === Infinity ? 0 : await archiveSize(dir, base, policy, limit);
 }
 
 /**
@@ -392,11 +311,23 @@ export async function* tarStream(
   maxBytes = Infinity,
 ): AsyncGenerator<Uint8Array> {
   const p = tarPack();
+  const leftOut: LeftOut = [];
+  /** Top-level names taken (the note must not replace one). */
+  const taken = new Set<string>();
+  /** Bytes of the note, which the bound does not count. */
+  let noteBytes = 0;
   const producer = (async () => {
     try {
-      for await (const item of walkTree(dir, base, policy)) {
+      for await (const item of walkTree(dir, base, policy, leftOut)) {
         if (p.destroying) return;
-        await addMember(p, item);
+        taken.add(item.name.slice(base.length + 1).split("/")[0]);
+        await addMember(p, item, leftOut, base);
+      }
+      if (leftOut.length > 0 && !p.destroying) {
+        const note = leftOutNote(base, leftOut, taken);
+        noteBytes = tarHeaderBytes(note.name) + pad512(note.body.length);
+        const header = { name: note.name, mode: 0o644, mtime: new Date(), uid: 0, gid: 0 };
+        await entry(p, { ...header, type: "file", size: note.body.length }, note.body).done;
       }
       p.finalize();
     } catch (err) {
@@ -409,7 +340,7 @@ export async function* tarStream(
   try {
     for await (const chunk of p as AsyncIterable<Uint8Array>) {
       total += chunk.length;
-      if (total > maxBytes) {
+      if (total > maxBytes + noteBytes) {
         throw new RangeError(`the archive of ${base} grew past ${maxBytes} bytes`);
       }
       if (n > 0 && n + chunk.length > BLOCK) {

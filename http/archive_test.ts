@@ -3,6 +3,7 @@ import {
   type ArchivePolicy,
   archiveSize,
   contentDisposition,
+  leftOutNote,
   tarHeaderBytes,
   tarStream,
   walkTree,
@@ -266,4 +267,16 @@ Deno.test("tarStream() fails, rather than pad with zeros, when a large file shri
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("leftOutNote(): one path per line under a heading; never replaces a real top-level name", () => {
+  const note = leftOutNote("docs", ["locked/", "a.txt", "sub/x\ny"], new Set());
+  assert.equal(note.name, "docs/_unreadable.txt");
+  assert.equal(
+    new TextDecoder().decode(note.body),
+    "The server could not read these, so this archive of docs/ leaves them out:\n" +
+      'locked/\na.txt\n"sub/x\\ny"\n',
+  );
+  const taken = new Set(["_unreadable.txt", "__unreadable.txt"]);
+  assert.equal(leftOutNote("docs", [""], taken).name, "docs/___unreadable.txt");
 });

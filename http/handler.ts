@@ -32,9 +32,10 @@ import {
   type Page,
   type PageConfig,
   renderPage,
+  variantKey,
 } from "./_listing_page.ts";
 import { brotliCompress, constants as zlib, gzip } from "node:zlib";
-import { archiveSize, contentDisposition, tarStream } from "./archive.ts";
+import { archivePreflight, contentDisposition, tarStream } from "./archive.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -63,7 +64,7 @@ export interface HandlerOptions {
   cors?: boolean;
   /** Extra headers added to every reply. @default [] */
   headers?: Array<[string, string]>;
-  /** Entries per listing page (`?page=`). @default 10000 */
+  /** Most entries per listing page: the cap of `?per_page=` (pages of 1,000 by default, or of this if smaller). @default 10000 */
   listingCap?: number;
   /** Largest file kept in the in-memory cache, bytes. @default 65536 */
   cacheMaxFileBytes?: number;
@@ -982,10 +983,9 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
       dropDir(old);
     }
     const s = newSnap(real, entries, truncated, dirMtimeMs, now);
-    // Paginated directories are not cached: a page is cheap next to the
-    // collect, and their entries alone could crowd out everything else. Nor
-    // is a collect that raced with an invalidation.
-    if (entries.length <= listingCap && started === epochOf(real)) {
+    // Paginated directories too (within the listing budget, which charge()
+    // enforces); not a collect that raced with an invalidation.
+    if (started === epochOf(real)) {
       let n = 256;
       for (const e of entries) n += 64 + 2 * e.name.length;
       keepSnap(s, n);
@@ -1073,11 +1073,14 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     segments: string[],
     dirInfo: Deno.FileInfo,
   ): Promise<Reply> {
-    const q = parseListingQuery(req.query);
+    const q = parseListingQuery(req.query, listingCap);
+    if (q.error !== undefined) {
+      const body = encoder.encode(`400 Bad Request\n${q.error}\n`);
+      return reply(400, [["Content-Type", TEXT]], [body], body.length);
+    }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-    // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
-    const vkey = `${json ? "j" : "h" + path}|${q.sort}|${q.order}|${q.page}`;
+    const vkey = variantKey(q, json, path);
     if (jobs !== undefined) return pooledListing(req, real, path, json, vkey);
     const snap = await snapshot(real, dirInfo);
     let page = snap.variants.get(vkey);
@@ -1166,15 +1169,14 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     const base = segments.length > 0
       ? segments[segments.length - 1]
       : root.slice(root.lastIndexOf("/") + 1) || "root";
-    if (maxArchiveBytes !== Infinity) {
-      const size = await archiveSize(real, base, policy, maxArchiveBytes);
-      if (size > maxArchiveBytes) {
-        const body = encoder.encode(
-          `403 Forbidden\nThis folder is more than ${maxArchiveBytes} bytes as a tar archive, ` +
-            `the largest download this server allows.\n`,
-        );
-        return reply(403, [["Content-Type", TEXT]], [body], body.length);
-      }
+    // Unreadable: throws, 403 like its listing. Bounded: the size first.
+    const size = await archivePreflight(real, base, policy, maxArchiveBytes);
+    if (size > maxArchiveBytes) {
+      const body = encoder.encode(
+        `403 Forbidden\nThis folder is more than ${maxArchiveBytes} bytes as a tar archive, ` +
+          `the largest download this server allows.\n`,
+      );
+      return reply(403, [["Content-Type", TEXT]], [body], body.length);
     }
     const r = reply(
       200,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import { createHandler, errorStatus, type HandlerOptions } from "./handler.ts";
+import { createHandler, errorStatus, type FileHandler, type HandlerOptions } from "./handler.ts";
 import { decodePath, isInside } from "./resolve.ts";
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import { rawAvailable } from "./_rawfs.ts";
@@ -376,7 +376,11 @@ Deno.test("handler sorts a 1,000-entry listing by ?sort and ?order", async () =>
       );
       assert.equal(bySize[0].name, "f999.txt");
       const html = (await get(h, req("/many/?sort=mtime&order=desc"))).text;
-      assert.ok(html.includes('href="?sort=mtime&amp;order=asc"'));
+      // Sorting is a form button (issue 12: crawlers must not follow it).
+      assert.ok(html.includes(
+        '<button name="sort" value="mtime">Last modified &darr;</button>' +
+          '<input type="hidden" name="order" value="asc">',
+      ));
       assert.equal(html.match(/<tr><td><a /g)!.length, 1001); // ../ + 1,000
     },
     {},
@@ -473,7 +477,7 @@ Deno.test("handler lists a new entry once revalidateMs has passed and keeps the 
   }, { revalidateMs: 0 });
 });
 
-Deno.test("handler does not cache a listing over listingCap or over the cache budget", async () => {
+Deno.test("handler caches the pages of a paginated folder, but not a listing over the cache budget", async () => {
   await withFixture(async (f, h) => {
     await Deno.mkdir(`${f.root}/big`);
     for (const n of ["f0", "f1", "f2"]) await Deno.writeTextFile(`${f.root}/big/${n}`, n);
@@ -481,7 +485,11 @@ Deno.test("handler does not cache a listing over listingCap or over the cache bu
       JSON.parse((await get(h, req(t))).text).map((e: { name: string }) => e.name);
     assert.deepEqual(await names("/big/?format=json&page=2"), ["f2"]);
     await Deno.writeTextFile(`${f.root}/big/f3`, "f3");
-    // 3 entries > listingCap 2: collected on every request, so seen at once.
+    // 3 entries > listingCap 2: paginated, and cached all the same (issue 12:
+    // a big folder's pages were collected again on every request)...
+    assert.deepEqual(await names("/big/?format=json&page=2"), ["f2"]);
+    // ...until the watcher says the folder changed.
+    (h as FileHandler).invalidate(await Deno.realPath(`${f.root}/big/f3`));
     assert.deepEqual(await names("/big/?format=json&page=2"), ["f2", "f3"]);
     // 1 entry: cached, so a new file stays unseen for the hour.
     assert.deepEqual(await names("/sub/?format=json"), ["a.txt"]);

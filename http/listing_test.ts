@@ -6,6 +6,7 @@ import {
   type Entry,
   entryHref,
   escapeHtml,
+  filterEntries,
   humanSize,
   isoLike,
   listingETag,
@@ -15,6 +16,7 @@ import {
   rfc3339,
   sortEntries,
 } from "./listing.ts";
+import { renderPage, variantKey } from "./_listing_page.ts";
 
 const dec = new TextDecoder();
 const Q = parseListingQuery("");
@@ -134,10 +136,16 @@ Deno.test("renderHtml() escapes names in text and href and links the column head
   assert.ok(html.includes('<a href="sub%3Cdir%3E/">sub&lt;dir&gt;/</a>'));
   assert.ok(html.includes('<a href="x%22y&#39;z%26.txt">x&quot;y&#39;z&amp;.txt</a>'));
   assert.ok(html.includes('title="2048 bytes">2.0 KiB<'));
-  assert.ok(html.includes("2024-01-02 03:04:05"));
+  assert.ok(html.includes("2024-01-02 03:04:05 UTC"), "dates carry their zone");
   assert.ok(html.includes('<a href="../">../</a>'));
-  assert.ok(html.includes('href="?sort=name&amp;order=desc"'));
-  assert.ok(html.includes('href="?sort=size&amp;order=asc"'));
+  // Sorting is a GET form per column (crawlers do not submit forms).
+  assert.ok(html.includes(
+    '<button name="sort" value="name">Name &uarr;</button><input type="hidden" name="order" value="desc">',
+  ));
+  assert.ok(html.includes(
+    '<button name="sort" value="size">Size</button><input type="hidden" name="order" value="asc">',
+  ));
+  assert.ok(!html.includes("?sort="), "no sort link at all");
   assert.ok(html.includes("prefers-color-scheme:dark"));
   // One script, the filter box: no entry data reaches script context.
   const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)];
@@ -148,16 +156,19 @@ Deno.test("renderHtml() escapes names in text and href and links the column head
   assert.ok(!html.includes("sub<dir>"));
 });
 
-Deno.test("renderHtml() adds the filter box by script only, and the tar link only when offered", () => {
+Deno.test("renderHtml() has a server-side filter form, and the tar download (a form) only when offered", () => {
   const plain = dec.decode(renderHtml([e("a.txt")], { path: "/d/", query: Q, pages: 1, total: 1 }));
-  // Without JavaScript there is no input at all: the script creates it.
-  assert.ok(!/<input/i.test(plain));
-  assert.ok(plain.includes('<div id="bar"></div>'));
-  assert.ok(/<script>[^<]*createElement\('input'\)/.test(plain));
-  assert.ok(!plain.includes("download=tar"));
+  // The filter works without JavaScript: a GET form over the whole folder (?q=).
+  assert.match(plain, /<form method="get" role="search"><input type="search" id="filter" name="q"/);
+  assert.ok(!plain.includes("download"));
   const ctx = { path: "/d/", query: Q, pages: 1, total: 1, download: true };
   const html = dec.decode(renderHtml([e("a.txt")], ctx));
-  assert.ok(html.includes('<a href="?download=tar" rel="nofollow">Download folder as .tar</a>'));
+  assert.ok(html.includes(
+    '<form method="get"><button name="download" value="tar">Download folder as .tar</button></form>',
+  ));
+  // The only hrefs are the entries, breadcrumbs and ../: nothing a crawler should not fetch.
+  const hrefs = [...html.matchAll(/href="([^"]*)"/g)].map((m) => m[1]);
+  assert.deepEqual(hrefs, ["data:,", "/", "/d/", "../", "a.txt"]);
 });
 
 Deno.test("parseListingQuery() reads download=tar and ignores other download values", () => {
@@ -174,6 +185,25 @@ Deno.test("renderHtml() omits ../ at the root and adds page links when paginated
   assert.ok(html.includes('href="?sort=size&amp;order=asc" rel="prev"'));
   assert.ok(html.includes('href="?sort=size&amp;order=asc&amp;page=3" rel="next"'));
   assert.ok(html.includes("page 2 of 3 (25 entries)"));
+  // The pager above the table and below it.
+  assert.equal(html.match(/page 2 of 3 \(25 entries\)/g)?.length, 2);
+  assert.ok(html.indexOf("page 2 of 3") < html.indexOf("<table>"));
+  assert.ok(html.lastIndexOf("page 2 of 3") > html.indexOf("</table>"));
+  // In name order, page links are canonical: `?page=N` alone, `./` for the first.
+  const plain = dec.decode(
+    renderHtml([], { path: "/", query: parseListingQuery("page=2"), pages: 3, total: 25 }),
+  );
+  assert.ok(plain.includes('href="./" rel="prev"'));
+  assert.ok(plain.includes('href="?page=3" rel="next"'));
+  // per_page and q are carried along.
+  const kept = dec.decode(renderHtml([], {
+    path: "/",
+    query: parseListingQuery("page=2&per_page=10&q=a%20b"),
+    pages: 3,
+    total: 25,
+  }));
+  assert.ok(kept.includes('href="?page=3&amp;per_page=10&amp;q=a%20b" rel="next"'));
+  assert.ok(kept.includes('<input type="hidden" name="per_page" value="10">'));
 });
 
 Deno.test("renderHtml() says when the directory was too large to read whole", () => {
@@ -194,8 +224,9 @@ Deno.test("renderJson() gives name, type, size and RFC 3339 mtime", () => {
     { name: 'q"\\\n', type: "symlink", isDir: false, size: 3, mtimeMs: Date.UTC(2024, 0, 2) },
   ];
   const parsed = JSON.parse(dec.decode(renderJson(entries)));
+  // A directory's size is null, not its inode's 4096 bytes.
   assert.deepEqual(parsed, [
-    { name: "d", type: "dir", size: 4096, mtime: "1970-01-01T00:00:00.000Z" },
+    { name: "d", type: "dir", size: null, mtime: "1970-01-01T00:00:00.000Z" },
     { name: 'q"\\\n', type: "symlink", size: 3, mtime: "2024-01-02T00:00:00.000Z" },
   ]);
   assert.deepEqual(JSON.parse(dec.decode(renderJson([]))), []);
@@ -339,4 +370,104 @@ Deno.test("collectEntries() reads the same entries through FFI as through readDi
   } finally {
     await Deno.remove(base, { recursive: true });
   }
+});
+
+Deno.test("parseListingQuery() takes per_page 1..max and q, and explains a bad value (a 400)", () => {
+  assert.equal(parseListingQuery("per_page=50").perPage, 50);
+  assert.equal(parseListingQuery("per_page=10000").perPage, 10000);
+  assert.equal(
+    parseListingQuery("per_page=5", 4).error,
+    'per_page must be an integer from 1 to 4, got "5"',
+  );
+  for (const v of ["0", "-1", "1.5", "abc", "", "10001", "99999999999"]) {
+    const q = parseListingQuery(`per_page=${v}`);
+    assert.equal(q.perPage, undefined);
+    assert.equal(q.error, `per_page must be an integer from 1 to 10000, got ${JSON.stringify(v)}`);
+  }
+  assert.equal(parseListingQuery("q=Caf%C3%A9+au").filter, "Caf\u00e9 au", "form encoding");
+  assert.equal(parseListingQuery("q=").filter, undefined, "empty: no filter");
+  assert.equal(parseListingQuery("q=%20%20").filter, undefined, "blank: no filter");
+  assert.equal(parseListingQuery("q=%E0%A4").error, "q is not valid percent-encoded UTF-8");
+  assert.equal(
+    parseListingQuery(`q=${"x".repeat(257)}`).error,
+    "q must be at most 256 characters, got 257",
+  );
+  assert.deepEqual(parseListingQuery("sort=size"), {
+    sort: "size",
+    order: "asc",
+    page: 1,
+    json: false,
+  });
+});
+
+Deno.test("filterEntries() keeps names containing the filter, any case, in order", () => {
+  const list = [e("Alpha.TXT"), e("beta.txt"), e("gamma.md"), e("ALPHABET", true)];
+  assert.deepEqual(filterEntries(list, "alpha").map((x) => x.name), ["Alpha.TXT", "ALPHABET"]);
+  assert.deepEqual(filterEntries(list, ".TxT").map((x) => x.name), ["Alpha.TXT", "beta.txt"]);
+  assert.deepEqual(filterEntries(list, "zzz"), []);
+});
+
+Deno.test("renderPage() pages by per_page (default 1,000, capped), filters the whole folder by q", () => {
+  const all = sortEntries(
+    Array.from({ length: 2500 }, (_, i) => e(`f${i}.txt`, false, i)),
+    "name",
+    "asc",
+  );
+  const cfg = { listingCap: 10_000, dotfiles: false, archives: true };
+  const json = (query: string) => {
+    const p = renderPage(all, false, 0, parseListingQuery(query), true, "/d/", cfg);
+    return {
+      p,
+      names: p.status === 200 ? JSON.parse(dec.decode(p.body)).map((x: Entry) => x.name) : [],
+    };
+  };
+  assert.equal(json("").names.length, 1000, "default page: 1,000");
+  assert.equal(json("page=3").names.length, 500);
+  assert.equal(json("page=4").p.status, 404);
+  assert.equal(json("per_page=2500").names.length, 2500);
+  assert.deepEqual(json("per_page=2&page=2").names, ["f2.txt", "f3.txt"]);
+  // q filters all 2,500 names, not one page: f1999 is on page 2 unfiltered.
+  const f = json("q=F199");
+  assert.deepEqual(f.names, [
+    "f199.txt",
+    ...Array.from({ length: 10 }, (_, i) => `f${1990 + i}.txt`),
+  ]);
+  assert.deepEqual(json("q=nothing").names, []);
+  assert.equal(json("q=nothing").p.status, 200, "an empty result is a page, not a 404");
+  // The cap bounds per_page: 400 with the reason.
+  const capped = renderPage(all, false, 0, parseListingQuery("per_page=600"), false, "/", {
+    ...cfg,
+    listingCap: 500,
+  });
+  assert.equal(capped.status, 400);
+  assert.match(dec.decode(capped.body), /per_page must be an integer from 1 to 500, got "600"/);
+  const small = renderPage(all, false, 0, parseListingQuery(""), true, "/", {
+    ...cfg,
+    listingCap: 100,
+  });
+  assert.equal(JSON.parse(dec.decode(small.body)).length, 100, "a cap under 1,000 is the default");
+  // Link headers carry per_page and q.
+  const linked = json("per_page=2&page=2&q=f1");
+  assert.ok(
+    linked.p.headers.some(([k, v]) => k === "Link" && v.includes("page=3&per_page=2&q=f1")),
+  );
+  // HTML: "N of M" and the filter value shown back, escaped.
+  const html = renderPage(all, false, 0, parseListingQuery("q=%3Cf19"), false, "/d/", cfg);
+  assert.match(dec.decode(html.body), /0 of 2500 names contain &ldquo;&lt;f19&rdquo;/);
+  assert.match(dec.decode(html.body), /name="q" value="&lt;f19"/);
+});
+
+Deno.test("variantKey() and the ETag tell apart every query field that changes the bytes", () => {
+  const keys = ["", "page=2", "per_page=5", "q=a", "sort=size", "order=desc"].map((s) =>
+    variantKey(parseListingQuery(s), false, "/")
+  );
+  assert.equal(new Set(keys).size, keys.length);
+  assert.notEqual(variantKey(Q, true, "/"), variantKey(Q, false, "/"));
+  assert.notEqual(variantKey(Q, false, "/a/"), variantKey(Q, false, "/b/"));
+  const all = [e("a"), e("b")];
+  const cfg = { listingCap: 10, dotfiles: false, archives: false };
+  const tags = ["", "per_page=5", "q=a"].map((s) =>
+    renderPage(all, false, 0, parseListingQuery(s), false, "/", cfg).etag
+  );
+  assert.equal(new Set(tags).size, 3);
 });

@@ -22,6 +22,8 @@ export interface StartOptions {
   flags?: string[];
   /** Start under `bash -c 'ulimit -n N; exec deno ...'`. */
   ulimitNoFile?: number;
+  /** A command to run deno under, e.g. `tests/_unprivileged.ts`'s `setpriv ...`. */
+  prefix?: string[];
   /** How long to wait for the `Listening` line. @default 30000 */
   readyTimeoutMs?: number;
 }
@@ -253,11 +255,22 @@ export async function startServer(options: StartOptions): Promise<TestServer> {
     "127.0.0.1",
     ...(options.flags ?? []),
   ];
-  const deno = Deno.execPath();
+  const [deno, ...pre] = [...(options.prefix ?? []), Deno.execPath()];
   const cmd = options.ulimitNoFile === undefined
-    ? new Deno.Command(deno, { args: denoArgs, stdout: "piped", stderr: "piped", stdin: "null" })
+    ? new Deno.Command(deno, {
+      args: [...pre, ...denoArgs],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    })
     : new Deno.Command("bash", {
-      args: ["-c", `ulimit -n ${options.ulimitNoFile} && exec "$0" "$@"`, deno, ...denoArgs],
+      args: [
+        "-c",
+        `ulimit -n ${options.ulimitNoFile} && exec "$0" "$@"`,
+        deno,
+        ...pre,
+        ...denoArgs,
+      ],
       stdout: "piped",
       stderr: "piped",
       stdin: "null",

@@ -65,6 +65,7 @@
  */
 import { ByteRing } from "../queue/byte_ring.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
+import { type TreeWatch, watchTree } from "./_watch_tree.ts";
 
 /** Bytes per invalidation record. */
 export const RECORD_BYTES = 512;
@@ -119,8 +120,7 @@ export class InvalidationHub {
   readonly #rings: ByteRing[] = [];
   readonly #last: (string | undefined)[] = [];
   readonly #signal: Int32Array;
-  #watcher?: Deno.FsWatcher;
-  #closed = false;
+  #watch?: TreeWatch;
 
   /**
    * @param workers number of worker slots
@@ -194,46 +194,47 @@ export class InvalidationHub {
   }
 
   /**
-   * Starts watching the root. On failure (inotify limits, an unsupported
-   * filesystem, no permission) it logs one notice and returns false: the
+   * Starts watching the root ({@linkcode watchTree}): everything it can
+   * read, also when some folders below the root cannot be read; those are
+   * named in one notice. On failure (inotify limits, an unsupported
+   * filesystem, an unreadable root) it logs one notice and returns false: the
    * workers' stat revalidation (at most once per second per entry) remains.
    *
-   * @param log where the notice goes
+   * @param log where the notices go
    * @returns whether the watcher runs
    */
   watch(log: (line: string) => void): boolean {
     const where = this.root === "" ? "/" : this.root;
+    const why = (e: unknown) => e instanceof Error ? e.message : String(e);
     try {
-      this.#watcher = Deno.watchFs(where, { recursive: true });
-    } catch (e) {
-      log(
-        `cannot watch ${where} (${
-          e instanceof Error ? e.message : String(e)
-        }); changes on disk show within 1 s`,
+      this.#watch = watchTree(
+        where,
+        (ev) => {
+          // Rescan (inotify queue overflow) or an event without paths: we
+          // cannot tell what changed, so everything goes.
+          if (ev.flag === "rescan" || ev.paths.length === 0) this.push(null);
+          else this.push(...ev.paths.flatMap((p) => this.#spellings(p)));
+        },
+        (e) => {
+          log(`stopped watching ${where} (${why(e)}); changes on disk show within 1 s`);
+          this.push(null);
+        },
+        log,
       );
+    } catch (e) {
+      log(`cannot watch ${where} (${why(e)}); changes on disk show within 1 s`);
       return false;
     }
-    this.#pump(this.#watcher, where, log);
-    return true;
-  }
-
-  async #pump(watcher: Deno.FsWatcher, where: string, log: (line: string) => void) {
-    try {
-      for await (const ev of watcher) {
-        // Rescan (inotify queue overflow) or an event without paths: we
-        // cannot tell what changed, so everything goes.
-        if (ev.flag === "rescan" || ev.paths.length === 0) this.push(null);
-        else this.push(...ev.paths.flatMap((p) => this.#spellings(p)));
-      }
-    } catch (e) {
-      if (this.#closed) return;
+    const skipped = this.#watch.unreadable;
+    if (skipped.length > 0) {
+      const shown = skipped.slice(0, 5).join(", ") +
+        (skipped.length > 5 ? ` and ${skipped.length - 5} more` : "");
       log(
-        `stopped watching ${where} (${
-          e instanceof Error ? e.message : String(e)
-        }); changes on disk show within 1 s`,
+        `watching ${where} except ${skipped.length} unreadable folder` +
+          `${skipped.length === 1 ? "" : "s"} (${shown}): changes there show within 1 s`,
       );
-      this.push(null);
     }
+    return true;
   }
 
   /**
@@ -263,13 +264,8 @@ export class InvalidationHub {
 
   /** Stops the watcher (the rings stay readable). */
   close(): void {
-    this.#closed = true;
-    try {
-      this.#watcher?.close();
-    } catch {
-      // already closed
-    }
-    this.#watcher = undefined;
+    this.#watch?.close();
+    this.#watch = undefined;
   }
 }
 
