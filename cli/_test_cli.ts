@@ -102,7 +102,8 @@ export class Lines {
 /** The CLI started on a free port; disposing it kills it and waits for its exit. */
 // deno-lint-ignore explicit-module-boundary-types
 export async function startCli(root: string, extra: string[], o: CliOptions = {}) {
-  const child = cli([root, "--host", "127.0.0.1", "-p", "0", ...extra], o);
+  // An empty root: none on the command line.
+  const child = cli([...(root ? [root] : []), "--host", "127.0.0.1", "-p", "0", ...extra], o);
   const stdout = new Lines(child.stdout);
   const stderr = new Lines(child.stderr);
   const dispose = async () => {
