@@ -306,7 +306,7 @@ Deno.test("deno task serve: the root is where the user runs it; the start-up lin
     );
     const root = await Deno.realPath(`${dir}/site`);
     const lines = server.stdout.lines;
-    await server.stdout.waitFor(/^  Notice: /);
+    await server.stdout.waitFor(/^ {2}Notice: /);
     const port = server.port;
     const nets = Deno.networkInterfaces()
       .filter((n) => n.family === "IPv4" && !n.address.startsWith("127."))
@@ -330,7 +330,7 @@ Deno.test("deno task serve: the root is where the user runs it; the start-up lin
       ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1"],
       sub,
     );
-    await server.stdout.waitFor(/^  Serving /);
+    await server.stdout.waitFor(/^ {2}Serving /);
     assert.deepEqual(server.stdout.lines.slice(1), [
       `  Serving ${await Deno.realPath(`${sub}/site`)}`,
     ]);
