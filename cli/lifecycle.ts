@@ -7,11 +7,11 @@
  *   {@linkcode DUPLICATE_WINDOW_MS} of the first count as that first one; a
  *   signal after that is a deliberate second one and exits at once.
  * - Killing a wrapper (`kill -TERM` of npx, `kill -9` of `deno task`) does not
- *   signal us. So we watch the wrappers that started us, the ancestors in our
- *   own process group (a shell's job, or the test runner), and drain when one
- *   is gone, as on SIGTERM. A process started in a group of its own (setsid,
- *   systemd, a shell with job control running `deno run` directly) watches
- *   nothing and outlives its parent as before (nohup keeps working).
+ *   signal us. So we watch our parent and the leader of our process group
+ *   (the job a shell or a test runner started) and drain, as on SIGTERM, when
+ *   one is gone. A process that leads its own group (setsid, a shell with job
+ *   control running `deno run` directly) watches only its parent; one whose
+ *   parent is init (systemd, a container) watches nothing.
  *
  * @module
  */
@@ -33,58 +33,42 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-interface ProcStat {
-  ppid: number;
-  pgrp: number;
-  /** Start time in clock ticks since boot: tells a live process from a reused pid. */
-  start: string;
-}
-
-/** Fields of /proc/PID/stat, or undefined when it cannot be read (gone, not Linux, no permission). */
-function procStat(pid: number): ProcStat | undefined {
+/** `getpgrp()` and `getpgid(pid)` from libc, where FFI is allowed (Linux); else undefined. */
+function processGroups(): { own: number; of(pid: number): number } | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
   try {
-    const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // The command name is in parentheses and may hold spaces: fields start after the last ")".
-    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19] };
+    const lib = Deno.dlopen("libc.so.6", {
+      getpgrp: { parameters: [], result: "i32" },
+      getpgid: { parameters: ["i32"], result: "i32" },
+    });
+    return { own: lib.symbols.getpgrp(), of: (pid) => lib.symbols.getpgid(pid) };
   } catch {
     return undefined;
   }
 }
 
 /**
- * The ancestors to watch: those in our process group, nearest first.
- *
- * @returns pid and start time of each; empty when there are none or /proc is unreadable
- */
-export function wrapperChain(): Array<{ pid: number; start: string }> {
-  const me = procStat(Deno.pid);
-  if (me === undefined) return [];
-  const chain: Array<{ pid: number; start: string }> = [];
-  for (let pid = me.ppid; pid > 1 && chain.length < 16;) {
-    const st = procStat(pid);
-    if (st === undefined || st.pgrp !== me.pgrp) break;
-    chain.push({ pid, start: st.start });
-    pid = st.ppid;
-  }
-  return chain;
-}
-
-/**
- * Calls `onGone` once when a watched wrapper exits. Where /proc cannot be read,
- * falls back to noticing that our parent changed (we were re-parented).
+ * Calls `onGone` once when a wrapper that started us exits: our parent (we
+ * are re-parented: `deno task` killed), or the leader of our process group
+ * (the job a terminal or a test runner started: `npx`, whose `deno task`
+ * child lives on when it is killed). Deno reads `/proc/PID` only with
+ * `--allow-all`, so the leader is asked for through libc's `getpgid`, which
+ * fails once that process is gone. Not watched: a group we lead ourselves.
  *
  * @returns a function that stops the watch
  */
 export function watchWrappers(onGone: (pid: number) => void): () => void {
-  const chain = wrapperChain();
-  const firstParent = Deno.ppid;
-  const procWorks = procStat(Deno.pid) !== undefined;
-  if (procWorks && chain.length === 0) return () => {};
+  const parent = Deno.ppid;
+  const groups = processGroups();
+  const leader = groups && groups.own !== Deno.pid && groups.of(groups.own) === groups.own
+    ? groups.own
+    : undefined;
+  if (parent <= 1 && leader === undefined) return () => {};
   const timer = setInterval(() => {
     let gone: number | undefined;
-    if (procWorks) gone = chain.find((w) => procStat(w.pid)?.start !== w.start)?.pid;
-    else if (firstParent > 1 && Deno.ppid !== firstParent) gone = firstParent;
+    if (parent > 1 && Deno.ppid !== parent) gone = parent;
+    else if (leader !== undefined && groups!.of(leader) !== leader) gone = leader;
     if (gone !== undefined) {
       clearInterval(timer);
       onGone(gone);

@@ -209,56 +209,93 @@ const npx = (() => {
   }
 })();
 
+/** `npx deno@VERSION task serve ARGS` from `cwd`, as the leader of a new process group. */
+async function npxTask(args: string[], cwd: string) {
+  const child = new Deno.Command("setsid", {
+    args: [
+      "npx",
+      "--yes",
+      `deno@${Deno.version.deno}`,
+      "task",
+      "--config",
+      CONFIG,
+      "serve",
+      ...args,
+    ],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stdout = new Lines(child.stdout);
+  const stderr = new Lines(child.stderr);
+  const closed = Promise.all([stdout.done, stderr.done]);
+  const dispose = async () => {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await closed;
+  };
+  try {
+    const port = Number((await stdout.waitFor(LISTENING))[2]);
+    return { child, stdout, stderr, closed, port, [Symbol.asyncDispose]: dispose };
+  } catch (e) {
+    await dispose();
+    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
+  }
+}
+
+const SERVE_ARGS = ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"];
+
 Deno.test({
   name: "npx deno task serve: Ctrl-C to the group drains, the download completes",
   ignore: !npx,
   async fn() {
     const dir = await site();
     try {
-      const child = new Deno.Command("setsid", {
-        args: [
-          "npx",
-          "--yes",
-          `deno@${Deno.version.deno}`,
-          "task",
-          "--config",
-          CONFIG,
-          "serve",
-          "site",
-          "--host",
-          "127.0.0.1",
-          "-p",
-          "0",
-          "--workers",
-          "1",
-          "--grace",
-          "120",
-        ],
-        cwd: dir,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-      const stdout = new Lines(child.stdout);
-      const stderr = new Lines(child.stderr);
-      try {
-        const port = Number((await stdout.waitFor(LISTENING))[2]);
-        const out = `${dir}/got.bin`;
-        const curl = download(port, out);
-        await receiving(out);
-        Deno.kill(-child.pid, "SIGINT");
-        const got = await curl;
-        assert.equal(new TextDecoder().decode(got.stdout), `200 ${BIG}`, stderr.lines.join("\n"));
-        await Promise.all([stdout.done, stderr.done]);
-        assert.ok(!stderr.lines.some((l) => l.includes("exiting now")), stderr.lines.join("\n"));
-      } finally {
-        try {
-          Deno.kill(-child.pid, "SIGKILL");
-        } catch { /* gone */ }
-        await child.status;
-        await Promise.all([stdout.done, stderr.done]);
-      }
+      await using server = await npxTask(SERVE_ARGS, dir);
+      const out = `${dir}/got.bin`;
+      const curl = download(server.port, out);
+      await receiving(out);
+      Deno.kill(-server.child.pid, "SIGINT");
+      const got = await curl;
+      assert.equal(
+        new TextDecoder().decode(got.stdout),
+        `200 ${BIG}`,
+        server.stderr.lines.join("\n"),
+      );
+      await server.closed;
+      const said = server.stderr.lines;
+      assert.ok(!said.some((l) => l.includes("exiting now")), said.join("\n"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "npx deno task serve: kill -TERM of npx stops the server (no orphan), the download completes",
+  ignore: !npx,
+  async fn() {
+    const dir = await site();
+    try {
+      await using server = await npxTask(SERVE_ARGS, dir);
+      const out = `${dir}/got.bin`;
+      const curl = download(server.port, out);
+      await receiving(out);
+      // npx alone: its deno task child lives on, the server's parent does not change.
+      Deno.kill(server.child.pid, "SIGTERM");
+      const got = await curl;
+      assert.equal(
+        new TextDecoder().decode(got.stdout),
+        `200 ${BIG}`,
+        server.stderr.lines.join("\n"),
+      );
+      await server.closed; // every process that held the pipes, the server too, has exited
+      assert.ok(await refused(server.port));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

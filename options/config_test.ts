@@ -204,6 +204,7 @@ Deno.test("CLI --config serves with the file's settings; flags win; exit 0", asy
         "cors": true,
         "dirListing": false,
         "headers": { "X-From": "file", "X-Keep": "file" },
+        "rules": [{ "path": "/sub/**", "headers": { "X-Rule": "1" } }],
       }`,
     );
     // No root on the command line: the file's, relative to the file.
@@ -222,7 +223,18 @@ Deno.test("CLI --config serves with the file's settings; flags win; exit 0", asy
     const listing = await fetch(`${base}/sub/`);
     await listing.body?.cancel();
     assert.equal(listing.status, 404);
+    await server.stdout.waitFor(/^ {2}Serving /);
     assert.ok(server.stdout.lines.includes(`  Serving ${await Deno.realPath(`${dir}/site`)}`));
+    // Path rules are checked but not applied yet, and the server says so.
+    assert.ok(
+      server.stderr.lines.some((l) =>
+        l.startsWith(
+          'ringhttpd: notice: 1 path rule(s) checked; this version does not apply "rules"',
+        )
+      ),
+      server.stderr.lines.join("\n"),
+    );
+    assert.equal(file.headers.get("x-rule"), null);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
