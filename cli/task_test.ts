@@ -148,9 +148,8 @@ Deno.test("deno task serve: one Ctrl-C to the process group drains: the download
     await receiving(out);
     // What a terminal does on Ctrl-C: SIGINT to every process of the group;
     // deno task forwards its copy to the server too.
-    const kill = await new Deno.Command("kill", { args: ["-INT", "--", `-${server.child.pid}`] })
-      .output();
-    assert.ok(kill.success);
+    // (kill(-PGID, SIGINT), as `kill -INT -- -PGID` does.)
+    Deno.kill(-server.child.pid, "SIGINT");
     const got = await curl;
     assert.equal(
       new TextDecoder().decode(got.stdout),
