@@ -1,5 +1,22 @@
 import assert from "node:assert/strict";
 import { HELP, parseArgs, USAGE, UsageError, VERSION } from "./cli.ts";
+import { DUPLICATE_WINDOW_MS } from "./cli/lifecycle.ts";
+import { run, startCli } from "./cli/_test_cli.ts";
+
+/** Every header the server owns, in the case a user would write it. */
+const RESERVED = [
+  "Content-Length",
+  "Transfer-Encoding",
+  "Connection",
+  "Keep-Alive",
+  "Date",
+  "Upgrade",
+  "Trailer",
+  "TE",
+  "Proxy-Connection",
+  "Content-Range",
+  "Content-Encoding",
+];
 
 /** The options parsed from `args`, failing the test on help/version. */
 function opts(...args: string[]) {
@@ -122,23 +139,19 @@ Deno.test("parseArgs: timeouts are seconds, decimals allowed, stored as ms", () 
 
 Deno.test("parseArgs: timeouts reject zero, units and junk; --grace accepts 0 only", () => {
   for (const flag of ["header-timeout", "idle-timeout", "write-timeout"]) {
-    for (const v of ["abc", "10s", "-1", "1e3", ""]) {
-      rejects([`--${flag}=${v}`], `--${flag} must be a number of seconds > 0, got "${v}"`);
+    for (const v of ["abc", "10s", "-1", "1e3", "", "0", "0.0001", "86401"]) {
+      rejects(
+        [`--${flag}=${v}`],
+        `--${flag} must be a number of seconds > 0 (at most 86400), got "${v}"`,
+      );
     }
+  }
+  for (const v of ["soon", "86401", "-0"]) {
     rejects(
-      [`--${flag}=0`],
-      `--${flag} must be a number of seconds > 0 (at most 86400), got "0"`,
-    );
-    rejects(
-      [`--${flag}=0.0001`],
-      `--${flag} must be a number of seconds > 0 (at most 86400), got "0.0001"`,
+      [`--grace=${v}`],
+      `--grace must be a number of seconds >= 0 (at most 86400), got "${v}"`,
     );
   }
-  rejects(["--grace=soon"], `--grace must be a number of seconds >= 0, got "soon"`);
-  rejects(
-    ["--grace", "86401"],
-    `--grace must be a number of seconds >= 0 (at most 86400), got "86401"`,
-  );
 });
 
 Deno.test("parseArgs: boolean flags", () => {
@@ -182,26 +195,34 @@ Deno.test("parseArgs: -H/--header is repeatable, trimmed and keeps order", () =>
 Deno.test("parseArgs: -H rejects malformed, unsafe and server-owned headers", () => {
   rejects(["-H", "NoColon"], `--header must be "Name: value", got "NoColon"`);
   rejects(["-H", ": v"], `--header must be "Name: value", got ": v"`);
-  rejects(["-H", "Bad Name: v"], `--header name must be an HTTP token (no spaces), got "Bad Name"`);
-  rejects(["-H", "X(: v"], `--header name must be an HTTP token (no spaces), got "X("`);
+  rejects(
+    ["-H", "Bad Name: v"],
+    `--header name must be an HTTP token (no spaces), got "Bad Name: v"`,
+  );
+  rejects(["-H", "X(: v"], `--header name must be an HTTP token (no spaces), got "X(: v"`);
+  const value = "value must be visible ASCII, space or tab (no CR, LF or other control characters)";
   rejects(
     ["-H", "X-A: a\r\nSet-Cookie: x"],
-    `--header value must be visible ASCII without control characters, got "X-A: a\\r\\nSet-Cookie: x"`,
+    `--header ${value}, got "X-A: a\\r\\nSet-Cookie: x"`,
   );
-  rejects(
-    ["-H", "X-A: caf\u00e9"],
-    `--header value must be visible ASCII without control characters, got "X-A: caf\u00e9"`,
-  );
+  rejects(["-H", "X-A: caf\u00e9"], `--header ${value}, got "X-A: caf\u00e9"`);
   rejects(
     ["-H", "content-length: 5"],
     `--header cannot set content-length: the server sets it, got "content-length: 5"`,
   );
-  for (const name of ["Transfer-Encoding", "Connection", "Date"]) {
+  for (const name of RESERVED) {
     rejects(
       ["-H", `${name}: x`],
       `--header cannot set ${name}: the server sets it, got "${name}: x"`,
     );
   }
+});
+
+Deno.test("parseArgs: a repeated -H replaces the earlier one of the same name, in any case", () => {
+  assert.deepEqual(opts("-H", "X-A: 1", "-H", "x-a: 2", "-H", "X-B: 3").headers, [
+    ["x-a", "2"],
+    ["X-B", "3"],
+  ]);
 });
 
 Deno.test("parseArgs: a value flag without its value says so", () => {
@@ -266,41 +287,6 @@ Deno.test("the help text documents every flag the parser accepts", () => {
   assert.match(VERSION, /^\d+\.\d+\.\d+/);
 });
 
-// ---------------------------------------------------------------------------
-// Subprocess tests: the real CLI through mod.ts, with the permissions of
-// `deno task serve` (read from deno.json, so the task is tested too).
-
-const here = new URL(".", import.meta.url);
-const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", here)));
-/** `deno task serve` minus `deno` and the entry: e.g. ["run", "--allow-net", ...]. */
-const serveTask: string[] = denoJson.tasks.serve.split(/\s+/).filter((w: string) =>
-  w !== "deno" && w !== "mod.ts"
-);
-
-function cli(args: string[], stdout: "piped" | "null" = "piped"): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [...serveTask, new URL("mod.ts", here).pathname, ...args],
-    stdin: "null",
-    stdout,
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-}
-
-/** Runs the CLI to completion. Never leaves it running. */
-async function run(args: string[]) {
-  const child = cli(args);
-  try {
-    const { code, stdout, stderr } = await child.output();
-    const dec = new TextDecoder();
-    return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
-  }
-}
-
 Deno.test("CLI: a bad flag exits 2 with the error and the usage line on stderr", async () => {
   const r = await run(["--port", "80a"]);
   assert.equal(r.code, 2);
@@ -321,11 +307,11 @@ Deno.test("CLI: a missing root exits 1 with one line, before listening", async (
     const r = await run([missing, "--port", "0"]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, "");
-    assert.equal(r.stderr, `ringhttpd: root directory "${missing}" does not exist\n`);
+    assert.equal(r.stderr, `ringhttpd: root "${missing}" does not exist\n`);
     await Deno.writeTextFile(`${dir}/file`, "x");
     const f = await run([`${dir}/file`, "--port", "0"]);
     assert.equal(f.code, 1);
-    assert.equal(f.stderr, `ringhttpd: root directory "${dir}/file" is not a directory\n`);
+    assert.equal(f.stderr, `ringhttpd: root "${dir}/file" is not a directory\n`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -347,82 +333,6 @@ Deno.test("CLI: a port already in use exits 1 with one line", async () => {
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `ringhttpd: port ${port} on 127.0.0.1 is already in use\n`);
 });
-
-/** Collects a stream's lines; `waitFor` resolves on the first line (past or future) matching. */
-class Lines {
-  readonly lines: string[] = [];
-  readonly done: Promise<void>;
-  #waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  #ended = Promise.withResolvers<never>();
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    let partial = "";
-    this.done = stream.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({
-        write: (chunk) => {
-          const parts = (partial + chunk).split("\n");
-          partial = parts.pop()!;
-          for (const line of parts) this.#add(line);
-        },
-      }),
-    ).catch(() => {}).finally(() => {
-      if (partial) this.#add(partial);
-      this.#ended.reject(new Error(`stream ended; lines:\n${this.lines.join("\n")}`));
-    });
-    this.#ended.promise.catch(() => {});
-  }
-
-  #add(line: string): void {
-    this.lines.push(line);
-    this.#waiters = this.#waiters.filter((w) => {
-      const m = line.match(w.re);
-      if (m) w.resolve(m);
-      return !m;
-    });
-  }
-
-  /** The first line matching `re`, waiting for it if needed; rejects if the stream ends first. */
-  waitFor(re: RegExp): Promise<RegExpMatchArray> {
-    for (const line of this.lines) {
-      const m = line.match(re);
-      if (m) return Promise.resolve(m);
-    }
-    const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
-    this.#waiters.push({ re, resolve });
-    return Promise.race([promise, this.#ended.promise]);
-  }
-}
-
-/** The CLI started on a free port; disposing it kills it and waits for its exit. */
-async function startCli(root: string, extra: string[]) {
-  const child = cli([root, "--host", "127.0.0.1", "-p", "0", ...extra]);
-  const stdout = new Lines(child.stdout);
-  const stderr = new Lines(child.stderr);
-  const dispose = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await child.status;
-    await Promise.all([stdout.done, stderr.done]);
-  };
-  try {
-    const m = await stdout.waitFor(
-      /^Listening on http:\/\/127\.0\.0\.1:(\d+)\/ \((\d+) workers?, (ring|reuseport) mode\)$/,
-    );
-    return {
-      child,
-      stdout,
-      stderr,
-      port: Number(m[1]),
-      workers: Number(m[2]),
-      mode: m[3],
-      [Symbol.asyncDispose]: dispose,
-    };
-  } catch (e) {
-    await dispose();
-    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
-  }
-}
 
 for (const mode of ["ring", "reuseport"] as const) {
   Deno.test({
@@ -463,8 +373,24 @@ Deno.test({
   },
 });
 
+/** The child's exit status; `poke` runs every `everyMs` until it exits (e.g. to send a signal). */
+async function statusWhile(
+  child: Deno.ChildProcess,
+  poke: () => void,
+  everyMs = 200,
+): Promise<Deno.CommandStatus> {
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = new Promise<null>((r) => timer = setTimeout(() => r(null), everyMs));
+    const st = await Promise.race([child.status, tick]);
+    clearTimeout(timer);
+    if (st !== null) return st;
+    poke();
+  }
+}
+
 Deno.test({
-  name: "CLI: a second SIGTERM during the grace period exits at once with 143",
+  name: "CLI: signals within the duplicate window count once; a later one exits at once with 143",
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
@@ -475,12 +401,23 @@ Deno.test({
       await conn.write(new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
       const first = new Uint8Array(1);
       assert.equal(await conn.read(first), 1); // the response has started
-      server.child.kill("SIGTERM");
+      const t0 = performance.now();
+      // One press, three deliveries (the terminal's and two wrappers' copies).
+      for (let i = 0; i < 3; i++) server.child.kill("SIGTERM");
       await server.stderr.waitFor(/^ringhttpd: SIGTERM, finishing in-flight requests/);
-      server.child.kill("SIGTERM");
-      const status = await server.child.status;
+      const status = await statusWhile(server.child, () => server.child.kill("SIGTERM"));
+      assert.ok(
+        performance.now() - t0 >= DUPLICATE_WINDOW_MS,
+        `exited ${performance.now() - t0} ms after the first signal`,
+      );
       assert.equal(status.code, 143, server.stderr.lines.join("\n"));
-      assert.ok(server.stderr.lines.some((l) => l === "ringhttpd: second SIGTERM, exiting now"));
+      const said = server.stderr.lines;
+      assert.equal(
+        said.filter((l) => l.includes("finishing in-flight")).length,
+        1,
+        said.join("\n"),
+      );
+      assert.equal(said.filter((l) => l === "ringhttpd: second SIGTERM, exiting now").length, 1);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -516,19 +453,27 @@ Deno.test("CLI: -H, --cors and --no-dir-listing reach the server", async () => {
   }
 });
 
-Deno.test("README: every flag in --help has a row in the Command line flags table", async () => {
+Deno.test("README's flags table and --help list the same flags", async () => {
   const readme = await Deno.readTextFile(new URL("./README.md", import.meta.url));
-  const from = readme.indexOf("## Command line");
-  const section = readme.slice(from, readme.indexOf("\n## ", from));
+  // The table whose header row starts with "| Flag".
+  const lines = readme.split("\n");
+  const start = lines.findIndex((l) => /^\|\s*Flag\s*\|/.test(l));
+  assert.ok(start >= 0, "README has a flags table (a header row starting with | Flag |)");
+  const rows = [];
+  for (let i = start + 2; i < lines.length && lines[i].startsWith("|"); i++) rows.push(lines[i]);
   const documented = new Set(
-    section.split("\n").filter((l) => l.startsWith("| `-")).flatMap((row) =>
+    rows.flatMap((row) =>
       [...row.split("|")[1].matchAll(/`(--?[A-Za-z][\w-]*)/g)].map((m) => m[1])
     ),
   );
-  const helped = [...HELP.matchAll(/^\s+(?:(-\w), )?(--[\w-]+)/gm)]
-    .flatMap((m) => m[1] ? [m[1], m[2]] : [m[2]]);
-  assert.ok(helped.length > 20, helped.join(" "));
+  const helped = new Set(
+    [...HELP.matchAll(/^\s+(?:(-\w), )?(--[\w-]+)/gm)].flatMap((m) => m[1] ? [m[1], m[2]] : [m[2]]),
+  );
+  assert.ok(helped.size > 20, [...helped].join(" "));
   for (const flag of helped) {
     assert.ok(documented.has(flag), `${flag} is in --help but has no row in README's flags table`);
+  }
+  for (const flag of documented) {
+    assert.ok(helped.has(flag), `README's flags table has ${flag}, which --help does not list`);
   }
 });

@@ -8,16 +8,14 @@
  * the runtime the binary would start is missing.
  */
 import assert from "node:assert/strict";
+import { COMPILE_FLAGS, ENTRY, runtimeProblem } from "./scripts/compile.ts";
 
 const ROOT = new URL("./", import.meta.url);
 const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
-const task: string = denoJson.tasks.compile;
 
-/** The compile task's arguments after `deno compile`, split (the task uses no quotes). */
+/** `deno compile` arguments of the task: its wrapper's flags, `-o dist/ringhttpd` and the entry. */
 function taskArgs(): string[] {
-  const words = task.trim().split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "compile"], `unexpected compile task: ${task}`);
-  return words.slice(2);
+  return [...COMPILE_FLAGS, "-o", "dist/ringhttpd", ENTRY];
 }
 
 /** Values of a repeatable flag (`--include x` or `--include=x`). */
@@ -150,7 +148,7 @@ Deno.test("deno task compile gets past module-graph building with a stand-in den
     assert.match(binary, /"allow_net":\[\]/);
     assert.match(binary, /"allow_read":\[\]/);
     assert.match(binary, /"allow_ffi":\[\]/);
-    assert.match(binary, /"allow_sys":\["hostname"\]/);
+    assert.match(binary, /"allow_sys":\["hostname","networkInterfaces"\]/);
     assert.match(binary, /"features":\["net"\]/);
     assert.match(binary, /"entrypoint_key":"mod\.ts"/);
     // The worker sources themselves.
@@ -176,4 +174,70 @@ Deno.test("the stand-in compile still fails on a broken module graph (the check 
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/** Runs `deno task compile` with `args` and `env`; stderr and status. */
+async function compileTask(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--config", new URL("deno.json", ROOT).pathname, "compile", ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+Deno.test("the compile task is its wrapper script, run with deno", () => {
+  assert.match(denoJson.tasks.compile, /^deno run .* scripts\/compile\.ts$/);
+});
+
+Deno.test("deno task compile without its runtime says why and how in one line, exits 1, leaves no dist/", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "ringhttpd_compile_" });
+  try {
+    // A proxy on a closed port: the runtime download fails at once, as offline.
+    using closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const proxy = `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}`;
+    closed.close();
+    const out = `${tmp}/dist/ringhttpd`;
+    const { code, text } = await compileTask(["-o", out], {
+      HTTPS_PROXY: proxy,
+      https_proxy: proxy,
+      DENORT_BIN: "",
+    });
+    assert.notEqual(code, 0, text);
+    const lines = text.split("\n").filter((l) => l !== "" && !l.startsWith("Task compile"));
+    assert.equal(lines.length, 1, text);
+    assert.match(lines[0], /^compile: deno could not download its runtime \(denort/);
+    assert.match(lines[0], /set DENORT_BIN to a denort binary of Deno \d+\.\d+\.\d+/);
+    await assert.rejects(Deno.stat(`${tmp}/dist`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task compile with DENORT_BIN writes the binary where -o says", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "ringhttpd_compile_" });
+  try {
+    const standIn = `${tmp}/denort`;
+    await Deno.copyFile("/bin/true", standIn);
+    const out = `${tmp}/out/ringhttpd`;
+    const { code, text } = await compileTask(["-o", out], { DENORT_BIN: standIn });
+    assert.equal(code, 0, text);
+    assert.ok((await Deno.stat(out)).size > (await Deno.stat(standIn)).size, text);
+    assert.match(text, new RegExp(`compile: wrote ${out}`));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("runtimeProblem() recognises the download failure only", () => {
+  const raw = "error: Writing deno compile executable to temporary file 'dist/x'\n\nCaused by:\n" +
+    "    0: Setting up base binary.\n    1: error sending request for url " +
+    "(https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): client error " +
+    "(Connect): dns error: failed to lookup address information";
+  const line = runtimeProblem(raw)!;
+  assert.match(line, /denort-x86_64-unknown-linux-gnu\.zip: dns error\)/);
+  assert.ok(!line.includes("\n"));
+  assert.equal(runtimeProblem('error: Module not found "file:///x.ts"'), undefined);
 });

@@ -36,6 +36,7 @@ import {
 } from "./_listing_page.ts";
 import { brotliCompress, constants as zlib, gzip } from "node:zlib";
 import { archivePreflight, contentDisposition, tarStream } from "./archive.ts";
+import { resolveHandlerOptions } from "../options/resolve.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -474,6 +475,7 @@ async function compressHere(
  * ```
  */
 export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
+  options = resolveHandlerOptions(options);
   let root: string;
   try {
     root = await Deno.realPath(options.root);

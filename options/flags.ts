@@ -1,0 +1,617 @@
+/**
+ * The command line's one table: each flag's name, short form, argument,
+ * help line, config-file key and rule. `parseCommandLine` reads argv with it,
+ * `HELP` is written from it, the config file (`config.ts`) checks its keys
+ * against it, and `toServeOptions` turns the settings into `ServeOptions`.
+ *
+ * Settings are in the user's units (seconds, MiB, file names), the same for a
+ * flag and its config key: `--header-timeout 2.5` is `"headerTimeout": 2.5`.
+ *
+ * @module
+ */
+import type { ServeOptions } from "./types.ts";
+import { headerProblem, HOSTNAME, METRICS_PATH, OptionError, type Rule } from "./resolve.ts";
+import denoJson from "../deno.json" with { type: "json" };
+
+/** The program's version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+/** A path rule of the config file: settings that apply under `path` only. */
+export interface PathRule {
+  /** A URL path pattern: `/docs/**` (everything under /docs/), `/a/*.html`, `/exact`. */
+  path: string;
+  /** Extra response headers for replies under `path`. */
+  headers?: Record<string, string>;
+}
+
+/** Every setting, keyed as in the config file; values in the flags' units. */
+export interface Settings {
+  /** The directory to serve. */
+  root?: string;
+  /** `--port`. */
+  port?: number;
+  /** `--host`. */
+  host?: string;
+  /** `--workers`. */
+  workers?: number;
+  /** `--pool`. */
+  pool?: number;
+  /** `--accept`. */
+  accept?: "ring" | "reuseport";
+  /** `--max-conns`. */
+  maxConns?: number;
+  /** `--header-timeout`, seconds. */
+  headerTimeout?: number;
+  /** `--idle-timeout`, seconds. */
+  idleTimeout?: number;
+  /** `--write-timeout`, seconds. */
+  writeTimeout?: number;
+  /** `--grace`, seconds. */
+  grace?: number;
+  /** `--no-dir-listing` is `false`. */
+  dirListing?: boolean;
+  /** `--dotfiles`. */
+  dotfiles?: boolean;
+  /** `--follow-symlinks`. */
+  followSymlinks?: boolean;
+  /** `--max-archive-mb`, MiB. */
+  maxArchiveMb?: number;
+  /** `--cache-mb`, MiB. */
+  cacheMb?: number;
+  /** `--cert`, a file name. */
+  cert?: string;
+  /** `--key`, a file name. */
+  key?: string;
+  /** `--cors`. */
+  cors?: boolean;
+  /** `-H`, one value per name. */
+  headers?: Record<string, string>;
+  /** `-v`. */
+  verbose?: boolean;
+  /** `--access-log`, a file name. */
+  accessLog?: string;
+  /** `--log-format`. */
+  logFormat?: "combined" | "common";
+  /** `--metrics-path`. */
+  metricsPath?: string;
+  /** Config file only: per-path rules. */
+  rules?: PathRule[];
+}
+
+/** One flag of the table. */
+export interface Flag {
+  /** Long name, without `--`. */
+  name: string;
+  /** Short form, one letter without `-`. */
+  short?: string;
+  /** The argument as help shows it (`<n>`); absent: a switch. */
+  arg?: string;
+  /** The config-file key it sets; absent for --config, --help and the like. */
+  key?: keyof Settings;
+  /** What a value must be (the setting's value, in the flag's units). */
+  rule?: Rule;
+  /** Command-line text to the setting's value (checked with `rule` after). Default: the text. */
+  text?: (raw: string) => unknown;
+  /** A switch: the value it sets. */
+  sets?: boolean;
+  /** A file name, relative to where the user stands (or to the config file). */
+  isPath?: boolean;
+  /** The value `--print-config` shows when unset; absent: derived at start, not shown. */
+  fallback?: () => unknown;
+  /** The help text; `\n` continues on the next line. */
+  help: string;
+}
+
+const integer = (raw: string): number => /^\d+$/.test(raw) ? Number(raw) : NaN;
+const decimal = (raw: string): number => /^(\d+(\.\d+)?|\.\d+)$/.test(raw) ? Number(raw) : NaN;
+const int = (min: number, max: number, what = `an integer ${min}-${max}`): Rule => ({
+  what,
+  ok: (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
+});
+const seconds = (allowZero: boolean): Rule => ({
+  what: `a number of seconds ${allowZero ? ">= 0" : "> 0"} (at most 86400)`,
+  ok: (v) =>
+    typeof v === "number" && Number.isFinite(v) && Math.round(v * 1000) >= (allowZero ? 0 : 1) &&
+    Math.round(v * 1000) <= 86_400_000,
+});
+const oneOf = (...values: string[]): Rule => ({
+  what: values.map((v) => JSON.stringify(v)).join(" or "),
+  ok: (v) => values.includes(v as string),
+});
+const fileName = (what: string): Rule => ({
+  what,
+  ok: (v) => typeof v === "string" && v !== "",
+});
+/** Switches: the value they set in the file may be either. */
+export const BOOL: Rule = { what: "true or false", ok: (v) => typeof v === "boolean" };
+const cpus = () => navigator.hardwareConcurrency || 1;
+
+/** A `-H "Name: value"` argument, or throws naming it. */
+export function headerText(raw: string): [string, string] {
+  const colon = raw.indexOf(":");
+  if (colon <= 0) throw new UsageError(`--header must be "Name: value", got ${q(raw)}`);
+  const name = raw.slice(0, colon);
+  const value = raw.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+  const problem = headerProblem(name, value);
+  if (problem !== undefined) throw new UsageError(`--header ${problem}, got ${q(raw)}`);
+  return [name, value];
+}
+
+/** The table. Order is the order of `--help`. */
+export const FLAGS: readonly Flag[] = [
+  {
+    name: "port",
+    short: "p",
+    arg: "<n>",
+    key: "port",
+    rule: int(0, 65535, "0-65535 (0 picks a free port)"),
+    text: integer,
+    fallback: () => 8000,
+    help: "Port to listen on, 0 picks a free one (default: 8000)",
+  },
+  {
+    name: "host",
+    arg: "<addr>",
+    key: "host",
+    rule: HOSTNAME,
+    fallback: () => "0.0.0.0",
+    help: "Address to bind (default: 0.0.0.0, every interface:\nthe folder is then on the network)",
+  },
+  {
+    name: "workers",
+    arg: "<n>",
+    key: "workers",
+    rule: int(1, 1024),
+    text: integer,
+    fallback: cpus,
+    help: "HTTP worker threads (default: number of CPUs)",
+  },
+  {
+    name: "pool",
+    arg: "<n>",
+    key: "pool",
+    rule: int(0, 64),
+    text: integer,
+    fallback: () => Math.max(1, Math.floor(cpus() / 2)),
+    help:
+      "Job threads that render listings and compress\ntext files, off the HTTP workers; 0 does that\n" +
+      "work inline (default: half the CPUs, at least 1)",
+  },
+  {
+    name: "accept",
+    arg: "<mode>",
+    key: "accept",
+    rule: oneOf("ring", "reuseport"),
+    help:
+      "How connections reach workers: ring (an acceptor\nthread hands each one to the least-loaded worker)\n" +
+      "or reuseport (each worker accepts; Linux spreads\nby hash) (default: chosen by the server)",
+  },
+  {
+    name: "max-conns",
+    arg: "<n>",
+    key: "maxConns",
+    rule: int(1, 10_000_000, "an integer >= 1"),
+    text: integer,
+    help:
+      "Open connections at most; beyond it new ones wait\nin the kernel backlog (default: from RLIMIT_NOFILE)",
+  },
+  {
+    name: "header-timeout",
+    arg: "<s>",
+    key: "headerTimeout",
+    rule: seconds(false),
+    text: decimal,
+    fallback: () => 10,
+    help: "Seconds to receive a request's headers (default: 10)",
+  },
+  {
+    name: "idle-timeout",
+    arg: "<s>",
+    key: "idleTimeout",
+    rule: seconds(false),
+    text: decimal,
+    fallback: () => 15,
+    help: "Seconds a keep-alive connection may idle (default: 15)",
+  },
+  {
+    name: "write-timeout",
+    arg: "<s>",
+    key: "writeTimeout",
+    rule: seconds(false),
+    text: decimal,
+    fallback: () => 30,
+    help: "Seconds a stalled response write may wait (default: 30)",
+  },
+  {
+    name: "grace",
+    arg: "<s>",
+    key: "grace",
+    rule: seconds(true),
+    text: decimal,
+    fallback: () => 10,
+    help:
+      "Seconds in-flight requests get on Ctrl-C/SIGTERM\n(default: 10); a second one, a second later, exits at once",
+  },
+  {
+    name: "no-dir-listing",
+    key: "dirListing",
+    sets: false,
+    fallback: () => true,
+    help: "Answer 404 instead of listing a directory",
+  },
+  {
+    name: "dotfiles",
+    key: "dotfiles",
+    sets: true,
+    fallback: () => false,
+    help: 'Serve and list names starting with "."',
+  },
+  {
+    name: "follow-symlinks",
+    key: "followSymlinks",
+    sets: true,
+    fallback: () => false,
+    help: "Follow symlinks that point outside the root",
+  },
+  {
+    name: "max-archive-mb",
+    arg: "<n>",
+    key: "maxArchiveMb",
+    rule: int(0, 16_777_216, "an integer >= 0 (MiB)"),
+    text: integer,
+    help:
+      "Largest folder download (?download=tar) in MiB;\nlarger folders get 403, 0 turns downloads off\n" +
+      "(default: unlimited)",
+  },
+  {
+    name: "cache-mb",
+    arg: "<n>",
+    key: "cacheMb",
+    rule: int(0, 1_048_576, "an integer 0-1048576 (MiB)"),
+    text: integer,
+    fallback: () => 64,
+    help: "Each worker's cache of small files and listings,\nin MiB; 0 turns it off (default: 64)",
+  },
+  {
+    name: "cert",
+    arg: "<file>",
+    key: "cert",
+    rule: fileName("a file name"),
+    isPath: true,
+    help:
+      "Serve HTTPS with this PEM certificate chain (needs\n--key); HTTP/2 or HTTP/1.1 chosen by ALPN",
+  },
+  {
+    name: "key",
+    arg: "<file>",
+    key: "key",
+    rule: fileName("a file name"),
+    isPath: true,
+    help: "The PEM private key of --cert",
+  },
+  {
+    name: "cors",
+    key: "cors",
+    sets: true,
+    fallback: () => false,
+    help: "Add Access-Control-Allow-Origin: *",
+  },
+  {
+    name: "header",
+    short: "H",
+    arg: "<h>",
+    key: "headers",
+    fallback: () => ({}),
+    help: 'Add "Name: value" to every response (repeatable)',
+  },
+  {
+    name: "verbose",
+    short: "v",
+    key: "verbose",
+    sets: true,
+    fallback: () => false,
+    help: "Access log: one line per response to stdout",
+  },
+  {
+    name: "access-log",
+    arg: "<file>",
+    key: "accessLog",
+    rule: fileName("needs a file name"),
+    isPath: true,
+    help: "Access log to <file> (appended) instead; implies -v",
+  },
+  {
+    name: "log-format",
+    arg: "<f>",
+    key: "logFormat",
+    rule: oneOf("combined", "common"),
+    fallback: () => "combined",
+    help: "combined (default) or common",
+  },
+  {
+    name: "metrics-path",
+    arg: "<path>",
+    key: "metricsPath",
+    rule: METRICS_PATH,
+    help: "Serve Prometheus metrics at <path>, e.g.\n/.ringhttpd/metrics (default: off)",
+  },
+  {
+    name: "config",
+    arg: "<file>",
+    help:
+      'Read settings from a JSONC file (flags given here\nwin over it); see README "Config file"',
+  },
+  {
+    name: "print-config",
+    help: "Print the effective settings as JSON and exit",
+  },
+  { name: "help", short: "h", help: "Show this help and exit" },
+  { name: "version", short: "V", help: "Show the version and exit" },
+];
+
+const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
+const BY_SHORT = new Map(FLAGS.filter((f) => f.short).map((f) => [f.short!, f]));
+/** The flag of each config key. */
+export const BY_KEY: ReadonlyMap<string, Flag> = new Map(
+  FLAGS.filter((f) => f.key).map((f) => [f.key!, f]),
+);
+
+/** The one-line usage shown after a usage error. */
+export const USAGE = "Usage: ringhttpd [root] [options]   (ringhttpd --help for the options)";
+
+function helpLines(): string {
+  const out: string[] = [];
+  for (const f of FLAGS) {
+    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.arg ? ` ${f.arg}` : ""}`;
+    const [first, ...rest] = f.help.split("\n");
+    out.push(left.padEnd(Math.max(28, left.length + 1)) + first);
+    for (const line of rest) out.push(" ".repeat(28) + line);
+  }
+  return out.join("\n");
+}
+
+/** The full `--help` text, written from {@linkcode FLAGS}. */
+export const HELP = `ringhttpd ${VERSION}: a multi-core static file server with directory listing.
+
+Usage: ringhttpd [root] [options]
+
+  root                      Directory to serve (default: ., where you run it)
+
+Options:
+${helpLines()}
+
+Signals: Ctrl-C (SIGINT) or SIGTERM shuts down gracefully; SIGUSR2 prints one
+"ringhttpd stats {json}" line to stderr.`;
+
+/** A command-line mistake: `main` prints it with the usage line and exits 2. */
+export class UsageError extends Error {
+  /** @param message what was wrong, with the offending value */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const q = (s: string): string => JSON.stringify(s);
+
+/** What the command line asked for. */
+export type CommandLine =
+  | { help: true }
+  | { version: true }
+  | { settings: Settings; config?: string; printConfig: boolean };
+
+/** Sets header `name` in `headers`, replacing one of the same name in any case. */
+export function setHeader(headers: Record<string, string>, name: string, value: string): void {
+  for (const k of Object.keys(headers)) {
+    if (k.toLowerCase() === name.toLowerCase()) delete headers[k];
+  }
+  headers[name] = value;
+}
+
+/**
+ * Reads ringhttpd's command line with the flag table. Pure.
+ *
+ * @param args the arguments after the program name
+ * @returns the settings given (only those), `--config` and `--print-config`;
+ *   or `{ help: true }` / `{ version: true }` when `-h` / `-V` appear before `--`
+ * @throws {UsageError} naming the flag and quoting the value
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./flags.ts";
+ * const r = parseCommandLine(["site", "-p", "8080", "--config", "r.jsonc"]);
+ * if ("settings" in r) console.assert(r.settings.port === 8080 && r.config === "r.jsonc");
+ * ```
+ */
+export function parseCommandLine(args: string[]): CommandLine {
+  const end = args.indexOf("--");
+  const flags = end === -1 ? args : args.slice(0, end);
+  if (flags.some((a) => a === "-h" || a === "--help")) return { help: true };
+  if (flags.some((a) => a === "-V" || a === "--version")) return { version: true };
+
+  const settings: Settings = {};
+  const out = { settings, printConfig: false } as {
+    settings: Settings;
+    config?: string;
+    printConfig: boolean;
+  };
+  const roots: string[] = [];
+  const set = (flag: Flag, raw: string): void => {
+    if (flag.name === "config") {
+      if (raw === "") throw new UsageError(`--config needs a file name, got ""`);
+      out.config = raw;
+      return;
+    }
+    if (flag.key === "headers") {
+      const [name, value] = headerText(raw);
+      setHeader(settings.headers ??= {}, name, value);
+      return;
+    }
+    const value = flag.text ? flag.text(raw) : raw;
+    if (flag.rule && !flag.rule.ok(value)) {
+      throw new UsageError(
+        new OptionError(`--${flag.name}`, flag.rule.what, value, q(raw)).message,
+      );
+    }
+    (settings as Record<string, unknown>)[flag.key!] = value;
+  };
+  const toggle = (flag: Flag): void => {
+    if (flag.name === "print-config") out.printConfig = true;
+    else (settings as Record<string, unknown>)[flag.key!] = flag.sets;
+  };
+  // A value may itself start with "-" only when attached (`--host=-x`); a
+  // detached one that looks like a flag means the value was forgotten.
+  const takeValue = (flag: Flag, i: number): string => {
+    const next = flags[i];
+    if (next === undefined || (next.startsWith("-") && next !== "-")) {
+      throw new UsageError(
+        next === undefined
+          ? `--${flag.name} needs a value`
+          : `--${flag.name} needs a value, got ${q(next)}`,
+      );
+    }
+    return next;
+  };
+
+  for (let i = 0; i < flags.length; i++) {
+    const arg = flags[i];
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const flag = BY_NAME.get(eq === -1 ? arg.slice(2) : arg.slice(2, eq));
+      if (flag === undefined) {
+        throw new UsageError(`unknown flag ${q(eq === -1 ? arg : arg.slice(0, eq))}`);
+      }
+      if (flag.arg) {
+        set(flag, eq === -1 ? takeValue(flag, ++i) : arg.slice(eq + 1));
+      } else {
+        if (eq !== -1) throw new UsageError(`--${flag.name} takes no value, got ${q(arg)}`);
+        toggle(flag);
+      }
+    } else if (arg.startsWith("-") && arg !== "-") {
+      // Short flags: switches may be grouped (-vH ...); a value flag takes the
+      // rest of the argument (-p8000, -p=8000) or the next one (-p 8000).
+      for (let j = 1; j < arg.length; j++) {
+        const flag = BY_SHORT.get(arg[j]);
+        if (flag === undefined) throw new UsageError(`unknown flag ${q("-" + arg[j])}`);
+        if (flag.arg) {
+          const rest = arg.slice(j + 1).replace(/^=/, "");
+          set(flag, rest !== "" ? rest : takeValue(flag, ++i));
+          break;
+        }
+        toggle(flag);
+      }
+    } else {
+      roots.push(arg);
+    }
+  }
+  if (end !== -1) roots.push(...args.slice(end + 1));
+  if (roots.length > 1) {
+    throw new UsageError(`expected one root directory, got ${roots.map(q).join(", ")}`);
+  }
+  if (roots.length === 1) {
+    if (roots[0] === "") throw new UsageError(`root directory must not be empty, got ""`);
+    settings.root = roots[0];
+  }
+  return out;
+}
+
+/**
+ * Settings from the command line over those of the config file: a flag wins
+ * over its key; `-H` headers replace the file's of the same name, others add.
+ *
+ * @param file the config file's settings
+ * @param cli the command line's settings
+ * @returns the merged settings
+ *
+ * @example
+ * ```ts
+ * import { mergeSettings } from "./flags.ts";
+ * const s = mergeSettings({ port: 1, headers: { "X-A": "1" } }, { port: 2, headers: { "x-a": "2" } });
+ * console.assert(s.port === 2 && s.headers!["x-a"] === "2" && !("X-A" in s.headers!));
+ * ```
+ */
+export function mergeSettings(file: Settings, cli: Settings): Settings {
+  const merged: Settings = { ...file, ...cli };
+  if (file.headers && cli.headers) {
+    const headers = { ...file.headers };
+    for (const [k, v] of Object.entries(cli.headers)) setHeader(headers, k, v);
+    merged.headers = headers;
+  }
+  return merged;
+}
+
+/**
+ * The settings with every default that is fixed filled in: what
+ * `--print-config` prints (a valid config file itself). Values the server
+ * derives at start (max-conns, an unlimited archive size) stay out.
+ *
+ * @param settings the merged settings
+ * @returns a new object in {@linkcode FLAGS} order, `root` first and `rules` last
+ *
+ * @example
+ * ```ts
+ * import { effectiveSettings } from "./flags.ts";
+ * console.assert(effectiveSettings({ port: 1 }).host === "0.0.0.0");
+ * ```
+ */
+export function effectiveSettings(settings: Settings): Settings {
+  const out: Record<string, unknown> = { root: settings.root ?? "." };
+  for (const f of FLAGS) {
+    if (!f.key) continue;
+    const v = settings[f.key] ?? f.fallback?.();
+    if (v !== undefined) out[f.key] = v;
+  }
+  out.rules = settings.rules ?? [];
+  return out as Settings;
+}
+
+/**
+ * Settings (flag units) to `serve()`'s options (milliseconds, bytes).
+ *
+ * @param settings checked settings
+ * @returns the options, and the TLS file names when `cert` and `key` are set
+ * @throws {UsageError} when only one of `cert` and `key` is set
+ *
+ * @example
+ * ```ts
+ * import { toServeOptions } from "./flags.ts";
+ * console.assert(toServeOptions({ grace: 1.5 }).options.graceMs === 1500);
+ * ```
+ */
+export function toServeOptions(
+  settings: Settings,
+): { options: ServeOptions; tlsFiles?: { cert: string; key: string } } {
+  const o: ServeOptions = { root: settings.root ?? "." };
+  const s = settings;
+  const MiB = 1024 * 1024;
+  if (s.port !== undefined) o.port = s.port;
+  if (s.host !== undefined) o.hostname = s.host.replace(/^\[(.+)\]$/, "$1");
+  if (s.workers !== undefined) o.workers = s.workers;
+  if (s.pool !== undefined) o.pool = s.pool;
+  if (s.accept !== undefined) o.accept = s.accept;
+  if (s.maxConns !== undefined) o.maxConns = s.maxConns;
+  if (s.headerTimeout !== undefined) o.headerTimeoutMs = Math.round(s.headerTimeout * 1000);
+  if (s.idleTimeout !== undefined) o.idleTimeoutMs = Math.round(s.idleTimeout * 1000);
+  if (s.writeTimeout !== undefined) o.writeTimeoutMs = Math.round(s.writeTimeout * 1000);
+  if (s.grace !== undefined) o.graceMs = Math.round(s.grace * 1000);
+  if (s.dirListing !== undefined) o.dirListing = s.dirListing;
+  if (s.dotfiles !== undefined) o.dotfiles = s.dotfiles;
+  if (s.followSymlinks !== undefined) o.followSymlinks = s.followSymlinks;
+  if (s.maxArchiveMb !== undefined) o.maxArchiveBytes = s.maxArchiveMb * MiB;
+  if (s.cacheMb !== undefined) o.cacheMaxBytes = s.cacheMb * MiB;
+  if (s.cors !== undefined) o.cors = s.cors;
+  if (s.headers !== undefined) o.headers = Object.entries(s.headers);
+  if (s.verbose !== undefined) o.verbose = s.verbose;
+  if (s.accessLog !== undefined) o.accessLog = s.accessLog;
+  if (s.logFormat !== undefined) o.logFormat = s.logFormat;
+  if (s.metricsPath !== undefined) o.metricsPath = s.metricsPath;
+  if ((s.cert === undefined) !== (s.key === undefined)) {
+    throw new UsageError(
+      s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",
+    );
+  }
+  if (s.cert !== undefined && s.key !== undefined) {
+    return { options: o, tlsFiles: { cert: s.cert, key: s.key } };
+  }
+  return { options: o };
+}

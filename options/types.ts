@@ -1,0 +1,211 @@
+/**
+ * The option types of the public API, in a module of their own so that the
+ * resolver (`options/resolve.ts`), `serve.ts` and the CLI share them without
+ * importing each other.
+ *
+ * @module
+ */
+
+/**
+ * Options of {@linkcode serve}. Every field but `root` is optional.
+ *
+ * @example Two workers on loopback, no listings, an extra header
+ * ```ts
+ * import type { ServeOptions } from "../mod.ts";
+ *
+ * const options: ServeOptions = {
+ *   root: ".",
+ *   hostname: "127.0.0.1",
+ *   port: 8080,
+ *   workers: 2,
+ *   dirListing: false,
+ *   headers: [["cache-control", "max-age=60"]],
+ * };
+ * console.assert(options.workers === 2);
+ * ```
+ */
+export interface ServeOptions {
+  /** The directory to serve. Must exist and be readable, or `serve()` rejects. */
+  root: string;
+  /**
+   * IPv4 or IPv6 address to listen on (`"::"` also accepts IPv4), or `"localhost"`.
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * TCP port; 0 picks a free one (read it back from `cluster.addr.port`).
+   * @default {8000}
+   */
+  port?: number;
+  /**
+   * Number of HTTP worker threads.
+   * @default {navigator.hardwareConcurrency}
+   */
+  workers?: number;
+  /**
+   * Job pool threads: directory listings are rendered and text files
+   * compressed there, so a large directory never stalls a worker's other
+   * connections. 0: the HTTP workers do that work inline (asynchronous I/O).
+   * @default {max(1, floor(navigator.hardwareConcurrency / 2))}
+   */
+  pool?: number;
+  /**
+   * How connections reach the workers. `"ring"`: one acceptor thread calls
+   * `accept4` through FFI and hands each connection to the least-loaded worker
+   * through its ring (exact balance; Linux and `--allow-ffi` only, otherwise
+   * it falls back to `"reuseport"` with a one-line notice). `"reuseport"`: each
+   * worker listens on the port with `SO_REUSEPORT` and the kernel spreads
+   * connections by hash (needs the `net` unstable flag).
+   * @default {"ring"}
+   */
+  accept?: "ring" | "reuseport";
+  /**
+   * Ring mode only: how HTTP workers drive their sockets. `"epoll"`: each
+   * worker waits on its own epoll fd, where the acceptor registers the
+   * connections it hands over, and reads/writes through FFI (one thread
+   * wake-up per connection). `"socket"`: each worker adopts fds as
+   * `node:net` Sockets (two wake-ups per connection; kept for comparison).
+   * @default {"epoll"}
+   */
+  ringIo?: "epoll" | "socket";
+  /**
+   * Cap on connections open at once (ring mode: plus those queued to a
+   * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
+   * At the cap, new connections wait in the kernel's backlog.
+   * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
+   */
+  maxConns?: number;
+  /**
+   * The `listen()` backlog: connections the kernel holds while at the cap.
+   * @default {4096}
+   */
+  backlog?: number;
+  /**
+   * A request head must arrive in full within this time (slowloris), else the connection closes.
+   * @default {10000}
+   */
+  headerTimeoutMs?: number;
+  /**
+   * A kept-alive connection with no request for this long is closed.
+   * @default {15000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * A connection whose client reads nothing for this long while a response is being written is closed.
+   * @default {30000}
+   */
+  writeTimeoutMs?: number;
+  /**
+   * How long `shutdown()` lets in-flight requests finish.
+   * @default {10000}
+   */
+  graceMs?: number;
+  /**
+   * Render an HTML listing for directories without `index.html`.
+   * @default {true}
+   */
+  dirListing?: boolean;
+  /**
+   * Serve (and list) files whose name starts with a dot.
+   * @default {false}
+   */
+  dotfiles?: boolean;
+  /**
+   * Serve symlinks that point outside the root.
+   * @default {false}
+   */
+  followSymlinks?: boolean;
+  /**
+   * Largest folder download (`?download=tar`) in bytes of tar; a larger
+   * folder is refused with 403 before anything is sent. 0 turns folder
+   * downloads off.
+   * @default {Infinity}
+   */
+  maxArchiveBytes?: number;
+  /**
+   * Each worker's in-memory cache, in bytes: files up to 64 KiB and rendered
+   * listings (at most a quarter). The supervisor watches the root
+   * (`Deno.watchFs`) and tells every worker what changed, so a change on disk
+   * shows at once; each entry is also re-checked with a stat at most once a
+   * second, which is all that remains when the watcher cannot start (said
+   * once through `log`). 0 turns the cache, and the watcher, off.
+   * @default {67108864 (64 MiB)}
+   */
+  cacheMaxBytes?: number;
+  /**
+   * How long a cached file or listing is trusted before a `stat` re-checks
+   * it, ms. The file watcher drops changed entries sooner; this bounds how
+   * stale an answer can be where it cannot see a change.
+   * @default {1000}
+   */
+  revalidateMs?: number;
+  /**
+   * Add `Access-Control-Allow-Origin: *` to every response.
+   * @default {false}
+   */
+  cors?: boolean;
+  /**
+   * Extra headers added to every response, e.g. `[["cache-control", "no-cache"]]`.
+   * @default {[]}
+   */
+  headers?: Array<[string, string]>;
+  /**
+   * HTTPS: the certificate chain, as PEM text (not a path: read the file
+   * first, e.g. `Deno.readTextFileSync("cert.pem")`; the CLI's `--cert FILE`
+   * does that). Needs `key` too. Each worker then listens itself on the port
+   * (`Deno.listenTls` with `SO_REUSEPORT`, so `accept` is `"reuseport"`) and
+   * negotiates by ALPN: HTTP/1.1 through ringhttpd's engine, HTTP/2 through
+   * `Deno.serve` (see `workers/tls.ts` for which timeouts apply there).
+   * @default {undefined (plain HTTP)}
+   */
+  cert?: string;
+  /**
+   * HTTPS: the private key, as PEM text (RSA, EC or PKCS#8). Needs `cert` too.
+   * @default {undefined (plain HTTP)}
+   */
+  key?: string;
+  /**
+   * Access log to stdout: one Combined Log Format line per response. Workers
+   * queue fixed-size records in their own log ring (never blocking; a full
+   * ring drops the record and counts it); the main thread writes the lines
+   * every `logFlushMs`. Off: no ring, no per-connection work.
+   * @default {false}
+   */
+  verbose?: boolean;
+  /**
+   * Access log to this file (appended to, created if missing) instead of
+   * stdout; `"-"` is stdout. Setting it turns the access log on.
+   * @default {undefined}
+   */
+  accessLog?: string;
+  /**
+   * Access-log line layout: nginx's `combined` (CLF + Referer and User-Agent) or `common` (CLF).
+   * @default {"combined"}
+   */
+  logFormat?: "combined" | "common";
+  /**
+   * Records each worker's log ring holds (a power of two, 512 bytes each).
+   * A burst larger than this between two drains loses the excess (counted).
+   * @default {8192}
+   */
+  logRingSize?: number;
+  /**
+   * How often the main thread drains the log rings (sooner while one is over half full).
+   * @default {20}
+   */
+  logFlushMs?: number;
+  /**
+   * Serve Prometheus text exposition of every worker's counters at this
+   * exact path (e.g. `/.ringhttpd/metrics`), answered by whichever worker gets
+   * the request. It hides a file at the same path: `serve()` says so through
+   * `log` when one exists at start.
+   * @default {undefined (not served)}
+   */
+  metricsPath?: string;
+  /**
+   * Where the cluster's own notices go: the ring -> reuseport fallback, worker
+   * restarts, acceptor errors. `serve()` prints nothing else.
+   * @default {console.error}
+   */
+  log?: (line: string) => void;
+}
