@@ -65,6 +65,7 @@ const parentOf = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
  */
 export class FileCache {
   readonly #o: FileCacheOptions;
+  readonly #revalidateMs: number;
   /** By key, in insertion order (eviction order). */
   readonly #entries = new Map<string, CacheEntry>();
   /** By real path: a file is cached under several keys (`/d/`, `/d/index.html`, variants). */
@@ -78,6 +79,7 @@ export class FileCache {
   /** @param options budget, limits and how to build an entry's reply */
   constructor(options: FileCacheOptions) {
     this.#o = options;
+    this.#revalidateMs = options.revalidateMs;
   }
 
   /** Bytes of cached bodies. */
@@ -118,7 +120,7 @@ export class FileCache {
    * @returns true while it may be answered without a stat
    */
   fresh(e: CacheEntry, now: number): boolean {
-    return now - e.checked < this.#o.revalidateMs;
+    return now - e.checked < this.#revalidateMs;
   }
 
   /**

@@ -142,6 +142,7 @@ class Pipeline {
   readonly #ctx: RuleContext;
   readonly #file: FileStage;
   readonly #listing: ListingStage;
+  readonly #files: FileCache;
 
   constructor(site: Site, rules: readonly Rule[]) {
     this.#site = site;
@@ -153,39 +154,44 @@ class Pipeline {
       reply: (status, headers, body, length) => replies.reply(status, headers, body, length),
       error: (status, extra) => replies.error(status, extra),
     };
+    this.#files = site.files;
     this.#file = new FileStage(site);
     this.#listing = new ListingStage(site);
   }
 
   /** The whole pipeline. Never throws: errors become 4xx/5xx replies. */
   readonly handle = (req: RequestHead): Reply | Promise<Reply> => {
-    const mapError = this.#site.replies.mapError;
     try {
       const m = req.method;
-      if (m !== "GET" && m !== "HEAD" && m !== "OPTIONS") return this.#notAllowed();
+      const read = m === "GET" || m === "HEAD";
+      if (!read && m !== "OPTIONS") return this.#notAllowed();
       if (this.#rules.length !== 0) {
         const r = runRules(this.#rules, req, this.#ctx);
         if (r !== undefined) {
           if (!isThenable(r)) return r;
-          return r.then((a) => a ?? this.#serve(req)).catch(mapError);
+          return r.then((a) => a ?? this.#afterRules(req)).catch(this.#site.replies.mapError);
         }
       }
-      return this.#serve(req);
+      // OPTIONS that no rule answered (not a CORS preflight): as before, 405.
+      return read ? this.#serve(req) : this.#notAllowed();
     } catch (e) {
-      return mapError(e);
+      return this.#site.replies.mapError(e);
     }
   };
 
+  #afterRules(req: RequestHead): Reply | Promise<Reply> {
+    return req.method === "OPTIONS" ? this.#notAllowed() : this.#serve(req);
+  }
+
   /** After the rules: the caches' answers (hot path: no I/O, no allocation), else the slow path. */
   #serve(req: RequestHead): Reply | Promise<Reply> {
-    // OPTIONS that no rule answered (not a CORS preflight): as before, 405.
-    if (req.method === "OPTIONS") return this.#notAllowed();
-    const { files, listings, replies } = this.#site;
+    const files = this.#files;
     const hit = files.get(req.path);
     if (hit !== undefined) {
       if (files.fresh(hit, Date.now())) return this.#file.hit(req, hit);
-      return this.#file.revalidate(req, hit).catch(replies.mapError);
+      return this.#file.revalidate(req, hit).catch(this.#site.replies.mapError);
     }
+    const { listings, replies } = this.#site;
     if (listings.routeCount !== 0 && req.path.charCodeAt(req.path.length - 1) === 47 /* / */) {
       const key = routeKey(req);
       const r = listings.route(key);
