@@ -58,7 +58,11 @@ export interface HandlerOptions {
   dotfiles?: boolean;
   /** Serve files whose real path leaves the root through a symlink. @default false */
   followSymlinks?: boolean;
-  /** Add `Access-Control-Allow-Origin: *`. @default false */
+  /**
+   * Add `Access-Control-Allow-Origin: *` to every reply and answer CORS
+   * preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+   * with 204 and the `Access-Control-Allow-*` headers. @default false
+   */
   cors?: boolean;
   /** Extra headers added to every reply. @default [] */
   headers?: Array<[string, string]>;
