@@ -1,11 +1,10 @@
 /**
  * The route-rule stage: CORS preflight (the first rule with `cors`),
  * OPTIONS without it, and rules passed in `HandlerOptions.rules` running
- * before the caches.
+ * before the caches. The CLI end to end: tests/cors_test.ts.
  */
 import assert from "node:assert/strict";
 import { createHandler, type Rule } from "./handler.ts";
-import { ConnectionSet, serveDenoConn } from "./engine.ts";
 import type { Handler, RequestHead } from "./types.ts";
 
 function req(path: string, method = "GET", headers: string[] = []): RequestHead {
@@ -125,50 +124,6 @@ Deno.test("rules: run in order before the caches; the first answer wins; async r
       assert.equal((await boom(req("/a.txt"))).status, 500);
     } finally {
       console.error = err;
-    }
-  });
-});
-
-Deno.test("cors: a preflight over a real socket gets a 204 head without Content-Length or body", async () => {
-  await withRoot(async (root) => {
-    const handler = await createHandler({ root, cors: true });
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const set = new ConnectionSet();
-    const served: Promise<void>[] = [];
-    const accepting = (async () => {
-      try {
-        for await (const c of listener) served.push(serveDenoConn(c, handler, set));
-      } catch {
-        // listener closed
-      }
-    })();
-    try {
-      const out = await new Deno.Command("curl", {
-        args: [
-          "-si",
-          "-X",
-          "OPTIONS",
-          "-H",
-          "Origin: https://app.example",
-          "-H",
-          "Access-Control-Request-Method: GET",
-          "-H",
-          "Access-Control-Request-Headers: range",
-          `http://127.0.0.1:${listener.addr.port}/a.txt`,
-        ],
-      }).output();
-      const text = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      assert.match(text, /^HTTP\/1\.1 204 No Content\r\n/);
-      assert.match(text, /\r\nAccess-Control-Allow-Origin: \*\r\n/i);
-      assert.match(text, /\r\nAccess-Control-Allow-Headers: range\r\n/i);
-      assert.doesNotMatch(text, /content-length/i);
-      assert.ok(text.endsWith("\r\n\r\n"), "no body");
-    } finally {
-      listener.close();
-      await accepting;
-      await set.drain();
-      await Promise.all(served);
     }
   });
 });
