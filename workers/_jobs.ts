@@ -56,9 +56,15 @@
  */
 import { MpmcRing } from "../queue/mpmc.ts";
 import { Slab, type SlabBuffers } from "./_slab.ts";
+import type { JobKind, JobTypes, SubmitJob } from "../http/job_protocol.ts";
 
 /** Job kinds (SLEEP: a test hook, submitted only by tests). */
 export const LISTING = 1, COMPRESS = 2, SLEEP = 3;
+/** The job record's kind code of each typed job kind (`http/job_protocol.ts`). */
+export const JOB_CODE: { readonly [K in JobKind]: number } = {
+  listing: LISTING,
+  compress: COMPRESS,
+};
 
 /** Words per pool slot. */
 export const POOL_SLOT_WORDS = 16;
@@ -260,14 +266,23 @@ export class JobClient {
   }
 
   /**
+   * Queues a typed job (the handler's {@linkcode SubmitJob}): the same as
+   * {@linkcode JobClient.submit} with the kind's code.
+   */
+  readonly job: SubmitJob = (kind, args) => this.submit(JOB_CODE[kind], args);
+
+  /**
    * Queues a job. Never blocks: a full ring or slab, or too many
    * outstanding jobs, answer `{ status: 503 }` at once.
    *
-   * @param kind {@linkcode LISTING} or {@linkcode COMPRESS}.
+   * @param kind {@linkcode LISTING} or {@linkcode COMPRESS} (or the test hook {@linkcode SLEEP}).
    * @param args The job's arguments (JSON-serialisable).
    * @returns The result, once a pool thread finished it.
    */
-  submit(kind: number, args: unknown): Promise<JobResult> | JobResult {
+  submit(
+    kind: number,
+    args: JobTypes[JobKind]["args"] | { ms: number },
+  ): Promise<JobResult> | JobResult {
     if (this.#pending.size >= MAX_OUTSTANDING) return this.#reject();
     const a = encoder.encode(JSON.stringify(args));
     const first = this.#slab.write([a]);

@@ -6,24 +6,22 @@
  * I/O synchronously: the point of the pool is that a job may take
  * milliseconds without stalling any connection.
  *
- * Jobs:
+ * Jobs (typed and run by `../http/job_protocol.ts`):
  * - listing: collect (sync readdir + lstat), sort, render one page (HTML or
  *   JSON) with the same code an HTTP worker uses inline (`--pool 0`);
  * - compress: gzip or brotli of a whole text file, checked to be one
- *   version of the file (fstat before and after the read).
+ *   version of the file (fstat before and after the read), the same code
+ *   (`../http/_compress.ts`) an HTTP worker runs inline.
  *
  * Messages: `start` (a {@linkcode PoolThreadConfig}) -> `ready`. It stops
  * when the job ring is closed and empty (graceful shutdown).
  *
  * @module
  */
-import { gzipSync } from "node:zlib";
-import { brotliCompressSync, constants as zlib } from "node:zlib";
 import { MpmcRing } from "../queue/mpmc.ts";
-import { collectEntries, parseListingQuery, sortEntries } from "../http/listing.ts";
-import { COLLECT_MAX, newestMtime, type PageConfig, renderPage } from "../http/_listing_page.ts";
-import type { ServePolicy } from "../http/resolve.ts";
 import { errorStatus } from "../http/_fs_errors.ts";
+import { FileChanged } from "../http/_compress.ts";
+import { jobArgs, type JobContext, runCompressJob, runListingJob } from "../http/job_protocol.ts";
 import { Slab } from "./_slab.ts";
 import {
   COMPRESS,
@@ -42,41 +40,10 @@ import {
 } from "./_jobs.ts";
 
 /** What a pool thread is started with. */
-export interface PoolThreadConfig {
+export interface PoolThreadConfig extends JobContext {
   /** This thread's pool slot. */
   index: number;
   pool: PoolBuffers;
-  /** The real root and the serving policy (what listings show). */
-  policy: ServePolicy;
-  page: PageConfig;
-}
-
-/** Arguments of a listing job. */
-export interface ListingArgs {
-  /** The directory's real path (resolved and checked by the worker). */
-  real: string;
-  /** Its URL path, ending in `/`. */
-  path: string;
-  /** The raw query string. */
-  query: string;
-  /** JSON instead of HTML (by query or Accept). */
-  json: boolean;
-}
-
-/** Arguments of a compress job: the file as the worker stat'ed it. */
-export interface CompressArgs {
-  real: string;
-  encoding: "gzip" | "br";
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
-
-/** Result head of a compress job: the version that was compressed. */
-export interface CompressHead {
-  size: number;
-  mtimeMs: number;
-  ino: number;
 }
 
 const decoder = new TextDecoder();
@@ -149,77 +116,22 @@ function run(config: PoolThreadConfig): void {
   self.close();
 }
 
-/** Runs one job; returns the result's parts (head + body). */
+/** Runs one job (arguments checked against its kind); returns the result's parts. */
 function runJob(kind: number, args: unknown, config: PoolThreadConfig): Uint8Array[] {
-  if (kind === LISTING) return listing(args as ListingArgs, config);
-  if (kind === COMPRESS) return compress(args as CompressArgs);
+  if (kind === LISTING) {
+    const { head, body } = runListingJob(jobArgs("listing", args), config);
+    return encodeResult(head, body);
+  }
+  if (kind === COMPRESS) {
+    const { head, body } = runCompressJob(jobArgs("compress", args));
+    return encodeResult(head, body);
+  }
   if (kind === SLEEP) {
     // Test hook (not reachable from HTTP): a job that takes `ms`.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, (args as { ms: number }).ms);
     return encodeResult({ slept: true }, new Uint8Array(0));
   }
   throw new Error(`unknown job kind ${kind}`);
-}
-
-function listing(a: ListingArgs, config: PoolThreadConfig): Uint8Array[] {
-  const q = parseListingQuery(a.query);
-  const collectMax = Math.max(COLLECT_MAX, config.page.listingCap);
-  const dirInfo = Deno.statSync(a.real);
-  const entries = collectEntries(a.real, config.policy, collectMax + 1);
-  const truncated = entries.length > collectMax;
-  if (truncated) entries.length = collectMax;
-  const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
-  sortEntries(entries, q.sort, q.order);
-  const page = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, config.page);
-  const { body, ...head } = page;
-  return encodeResult(head, body);
-}
-
-/** The file is not (or no longer) the version the job was asked for. */
-class FileChanged extends Error {}
-
-function compress(a: CompressArgs): Uint8Array[] {
-  const file = Deno.openSync(a.real, { read: true });
-  try {
-    const before = file.statSync();
-    if (
-      before.size !== a.size || (before.mtime?.getTime() ?? 0) !== a.mtimeMs ||
-      (before.ino ?? 0) !== a.ino
-    ) {
-      // Another version (maybe a much larger one) than the worker saw: its
-      // answer would be thrown away, so do not read it at all.
-      throw new FileChanged();
-    }
-    const bytes = new Uint8Array(before.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = file.readSync(bytes.subarray(at));
-      if (n === null || n === 0) break;
-      at += n;
-    }
-    const after = file.statSync();
-    const mtimeMs = after.mtime?.getTime() ?? 0;
-    if (
-      at !== before.size || after.size !== before.size ||
-      mtimeMs !== (before.mtime?.getTime() ?? 0)
-    ) {
-      // Changed while read: never hand out bytes of two versions.
-      throw new FileChanged();
-    }
-    const out = a.encoding === "br"
-      ? brotliCompressSync(bytes, {
-        params: {
-          // Quality 5: most of brotli's gain at a fraction of 11's time.
-          [zlib.BROTLI_PARAM_QUALITY]: 5,
-          [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length,
-        },
-      })
-      : gzipSync(bytes, { level: 6 });
-    const head: CompressHead = { size: after.size, mtimeMs, ino: after.ino ?? 0 };
-    return encodeResult(head, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
-  } finally {
-    file.close();
-  }
 }
 
 /** Writes to the slab, waiting up to 200 ms for chunks to come free. */

@@ -1,0 +1,219 @@
+/**
+ * The listing view: a directory without index.html as an HTML or JSON page,
+ * through the listing cache. Inline (no pool) a directory is collected once
+ * per revalidateMs (asynchronously, one collect per directory at a time)
+ * and each sort, format and page is rendered from that snapshot once; with
+ * a pool, each page is a job and the pages of one directory share a
+ * snapshot record that expires as a whole.
+ *
+ * @module
+ */
+import { getHeader, type Reply, type RequestHead } from "./types.ts";
+import { parseListingQuery } from "./listing.ts";
+import {
+  COLLECT_MAX,
+  collectEntriesAsync,
+  type Page,
+  renderPage,
+  variantKey,
+} from "./_listing_page.ts";
+import { evaluatePreconditions } from "./conditional.ts";
+import { hasConditional, pick } from "./_file_reply.ts";
+import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from "./_listing_cache.ts";
+import { resultHead } from "./job_protocol.ts";
+import { TEXT } from "./_reply.ts";
+import type { Site } from "./_site.ts";
+
+/** Whether the client asked for JSON by header (`?format=json` is in the query). */
+function wantsJson(req: RequestHead): boolean {
+  const accept = getHeader(req, "accept");
+  return accept !== undefined && accept.includes("application/json");
+}
+
+/**
+ * The listing cache's key of a request: path, query, format.
+ *
+ * @param req the request
+ * @returns the route key
+ */
+export function routeKey(req: RequestHead): string {
+  return req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+}
+
+/** The listing view of one handler. */
+export class ListingStage {
+  readonly #site: Site;
+
+  /** @param site the handler's shared state */
+  constructor(site: Site) {
+    this.#site = site;
+  }
+
+  /**
+   * A cached listing page answered: preconditions only when the request has any.
+   *
+   * @param req the request
+   * @param page the cached page
+   * @returns the shared 200 or 304, or a 412
+   */
+  listed(req: RequestHead, page: Rendered): Reply {
+    if (!hasConditional(req.headers)) return page.ok;
+    const pre = evaluatePreconditions(pick(req), page.etag, page.mtimeMs);
+    return pre === 304 ? page.notModified : pre === 412 ? this.#site.replies.error(412) : page.ok;
+  }
+
+  /**
+   * A cached listing past revalidateMs: resolve the path again (it may now
+   * have an index.html, be gone, or lead elsewhere) and re-collect. Requests
+   * arriving meanwhile keep the old bytes (whole and consistent, only as
+   * stale as the window allows) instead of each starting the same I/O.
+   *
+   * @param req the request
+   * @param key its route key
+   * @param r its stale route
+   * @returns the reply
+   */
+  async relist(req: RequestHead, key: string, r: Route): Promise<Reply> {
+    r.snap.claimed = true;
+    try {
+      return await this.#site.slow(req);
+    } finally {
+      r.snap.claimed = false;
+      // Not answered with a cached listing this time: forget the route.
+      this.#site.listings.dropRoute(key, r);
+    }
+  }
+
+  /**
+   * Lists the directory `real`.
+   *
+   * @param req the request
+   * @param real the directory's real path
+   * @param segments its decoded URL path segments
+   * @param dirInfo its stat
+   * @returns the page, a 304/412, or 404 past the last page
+   */
+  async serve(
+    req: RequestHead,
+    real: string,
+    segments: string[],
+    dirInfo: Deno.FileInfo,
+  ): Promise<Reply> {
+    const { listings, replies } = this.#site;
+    const q = parseListingQuery(req.query, this.#site.page.listingCap);
+    if (q.error !== undefined) {
+      const body = new TextEncoder().encode(`400 Bad Request\n${q.error}\n`);
+      return replies.reply(400, [["Content-Type", TEXT]], [body], body.length);
+    }
+    const json = q.json || wantsJson(req);
+    const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+    // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
+    const vkey = variantKey(q, json, path);
+    if (this.#site.jobs !== undefined) return this.#pooled(req, real, path, json, vkey);
+    const snap = await this.#snapshot(real, dirInfo);
+    let page = snap.variants.get(vkey);
+    if (page === undefined) {
+      const sorted = listings.sorted(snap, q.sort, q.order);
+      const cfg = this.#site.page;
+      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, cfg);
+      if (p.status === 404) return replies.error(404);
+      page = this.#rendered(p, p.body);
+      listings.remember(routeKey(req), snap, vkey, page);
+    } else listings.setRoute(routeKey(req), snap, page);
+    return this.listed(req, page);
+  }
+
+  /**
+   * A listing rendered by the job pool. The pool keeps nothing: each job
+   * collects, sorts and renders; a result that raced with an invalidation
+   * is answered but not kept.
+   */
+  async #pooled(
+    req: RequestHead,
+    real: string,
+    path: string,
+    json: boolean,
+    vkey: string,
+  ): Promise<Reply> {
+    const { listings, replies, running, jobs } = this.#site;
+    const fresh = listings.dir(real);
+    if (fresh !== undefined && listings.fresh(fresh, Date.now())) {
+      const page = fresh.variants.get(vkey);
+      if (page !== undefined) {
+        listings.setRoute(routeKey(req), fresh, page);
+        return this.listed(req, page);
+      }
+    }
+    const started = listings.epoch(real);
+    const submitted = Date.now();
+    const a = await running.shared(
+      `${real}\0${vkey}\0${started}`,
+      () => jobs!("listing", { real, path, query: req.query, json }),
+    );
+    const r = resultHead("listing", a);
+    if (r === undefined) return replies.jobError(a.status);
+    if (r.head.status === 404) return replies.error(404);
+    const page = this.#rendered(r.head, r.body);
+    if (started !== listings.epoch(real)) return this.listed(req, page);
+    let snap = listings.dir(real);
+    if (snap === undefined || !listings.fresh(snap, submitted)) {
+      snap = newSnap(real, [], false, 0, submitted);
+      listings.keep(snap, 256);
+    }
+    listings.remember(routeKey(req), snap, vkey, page);
+    return this.listed(req, page);
+  }
+
+  /**
+   * The collected entries of `real`: from the cache while younger than
+   * revalidateMs, else collected again (one collect per directory at a time;
+   * one begun before this directory changed may miss the change: not joined).
+   */
+  #snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
+    const { listings, running } = this.#site;
+    const old = listings.dir(real);
+    if (old !== undefined && listings.fresh(old, Date.now())) return old;
+    return running.shared(
+      `${real}\0collect\0${listings.epoch(real)}`,
+      () => this.#collect(real, dirInfo, old),
+    );
+  }
+
+  /** Collects `real`; unchanged entries keep the old snapshot, its bytes and so its ETags. */
+  async #collect(real: string, dirInfo: Deno.FileInfo, old?: DirSnap): Promise<DirSnap> {
+    const { listings, policy, page } = this.#site;
+    const started = listings.epoch(real);
+    // Bounded: a huge directory costs at most COLLECT_MAX entries of time and memory.
+    const collectMax = Math.max(COLLECT_MAX, page.listingCap);
+    const entries = await collectEntriesAsync(real, policy, collectMax + 1);
+    const now = Date.now();
+    const truncated = entries.length > collectMax;
+    if (truncated) entries.length = collectMax;
+    const dirMtimeMs = dirInfo.mtime?.getTime() ?? 0;
+    if (old !== undefined && old.live) {
+      if (old.dirMtimeMs === dirMtimeMs && sameEntries(old.entries, entries)) {
+        old.checked = now;
+        return old;
+      }
+      listings.drop(old);
+    }
+    const s = newSnap(real, entries, truncated, dirMtimeMs, now);
+    // Paginated directories too (within the listing budget, which the
+    // listing cache enforces); not a collect that raced with an invalidation.
+    if (started === listings.epoch(real)) {
+      let n = 256;
+      for (const e of entries) n += 64 + 2 * e.name.length;
+      listings.keep(s, n);
+    }
+    return s;
+  }
+
+  /** A page as cached: frozen 200 and 304 replies with their heads serialised. */
+  #rendered(p: Omit<Page, "body">, body: Uint8Array): Rendered {
+    const replies = this.#site.replies;
+    const ok = replies.frozen(200, p.headers, body);
+    const notModified = replies.frozen(304, p.notModifiedHeaders, null);
+    const bytes = body.length + ok.rawHead!.length + notModified.rawHead!.length;
+    return { etag: p.etag, mtimeMs: p.mtimeMs, ok, notModified, bytes };
+  }
+}
