@@ -44,6 +44,8 @@ export {
   type JobAnswer,
   type SubmitJob,
 } from "./http/handler.ts";
+export type { JobKind, JobTypes } from "./http/job_protocol.ts";
+export { corsPreflight, type Rule, type RuleContext } from "./http/rules.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
 export { ConnectionSet, HttpConnection, serveDenoConn } from "./http/engine.ts";

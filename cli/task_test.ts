@@ -10,6 +10,13 @@ const CONFIG = new URL("deno.json", REPO).pathname;
 const LISTENING =
   /^Listening on http:\/\/([^/]+):(\d+)\/ \((\d+) workers?, (ring|reuseport) mode\)$/;
 
+/** Our environment less `INIT_CWD`. */
+function withoutInitCwd(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return env;
+}
+
 /** `deno task serve ARGS` from `cwd`, as the leader of a new session and process group. */
 async function task(args: string[], cwd: string, env: Record<string, string> = {}) {
   const child = new Deno.Command("setsid", {
@@ -18,7 +25,10 @@ async function task(args: string[], cwd: string, env: Record<string, string> = {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    // Without the INIT_CWD of a `deno task test` around us: `deno task` keeps
+    // one it inherits, and this is a user's shell, not a task's child.
+    clearEnv: true,
+    env: { ...withoutInitCwd(), NO_COLOR: "1", ...env },
   }).spawn();
   const stdout = new Lines(child.stdout);
   const stderr = new Lines(child.stderr);
@@ -105,30 +115,42 @@ async function commandLines(needle: string): Promise<string[][]> {
   return (await processes(needle)).map((p) => p.argv);
 }
 
-/** The processes whose command line mentions `needle`. */
-async function processes(needle: string): Promise<Array<{ pid: number; argv: string[] }>> {
-  const out: Array<{ pid: number; argv: string[] }> = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const argv = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
-      if (argv.some((a) => a.includes(needle))) out.push({ pid: Number(e.name), argv });
-    } catch { /* gone */ }
+interface Proc {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  argv: string[];
+}
+
+/**
+ * Every process, from `ps` (reading /proc directly needs --allow-all in
+ * Deno); argv is the command line split at spaces (no argument here has one).
+ */
+async function ps(): Promise<Proc[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-eo", "pid=,ppid=,pgid=,args="],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success, "ps failed");
+  const rows: Proc[] = [];
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = line.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/);
+    if (m) rows.push({ pid: +m[1], ppid: +m[2], pgid: +m[3], argv: m[4].split(" ") });
   }
-  return out;
+  return rows;
+}
+
+/** The processes whose command line mentions `needle`. */
+async function processes(needle: string): Promise<Proc[]> {
+  return (await ps()).filter((p) => p.argv.some((a) => a.includes(needle)));
 }
 
 /** The pid of the `deno run ... mod.ts` that the wrapper `parent` started. */
 async function serverPid(parent: number): Promise<number> {
-  const found = (await processes("mod.ts")).filter((p) => {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${p.pid}/stat`);
-      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent &&
-        p.argv.includes("run");
-    } catch {
-      return false;
-    }
-  });
+  const found = (await processes("mod.ts")).filter((p) =>
+    p.ppid === parent && p.argv.includes("run")
+  );
   assert.equal(found.length, 1, JSON.stringify(found));
   return found[0].pid;
 }
@@ -141,8 +163,8 @@ Deno.test("deno task serve: one Ctrl-C to the process group drains: the download
       dir,
     );
     // setsid made the wrapper the leader of its own group, as a terminal's job is.
-    const stat = await Deno.readTextFile(`/proc/${server.child.pid}/stat`);
-    assert.equal(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]), server.child.pid);
+    const wrapper = (await ps()).find((p) => p.pid === server.child.pid);
+    assert.equal(wrapper?.pgid, server.child.pid);
     const out = `${dir}/got.bin`;
     const curl = download(server.port, out);
     await receiving(out);
@@ -225,7 +247,8 @@ async function npxTask(args: string[], cwd: string) {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    clearEnv: true,
+    env: { ...withoutInitCwd(), NO_COLOR: "1" },
   }).spawn();
   const stdout = new Lines(child.stdout);
   const stderr = new Lines(child.stderr);
