@@ -24,10 +24,21 @@ const encoder = new TextEncoder();
 // `export default`: Deno's checker then types the default import as the module.
 const apr1 = apacheMd5 as unknown as (password: string, salt: string) => string;
 
+/**
+ * The UTF-8 bytes of `s` as a string of one char per byte: apache-md5 hashes
+ * its input with Node's "ascii" encoding (the low byte of each char), so it
+ * sees the bytes htpasswd hashed (a UTF-8 password) only in this form.
+ */
+function binary(s: string): string {
+  let out = "";
+  for (const b of encoder.encode(s)) out += String.fromCharCode(b);
+  return out;
+}
+
 /** Whether `password` matches `hash` (constant time in the compared bytes). */
 export function check(job: VerifyJob): boolean {
   if (job.scheme === "bcrypt") return bcrypt.compareSync(job.password, job.hash);
-  const got = encoder.encode(apr1(job.password, job.hash));
+  const got = encoder.encode(apr1(binary(job.password), job.hash));
   const want = encoder.encode(job.hash);
   // Same length for the same salt; the length is not secret.
   return got.length === want.length && timingSafeEqual(got, want);
