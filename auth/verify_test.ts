@@ -177,3 +177,22 @@ Deno.test("Verifier: close() terminates the verify Worker (the process then exit
   assert.equal(r.stdout, "verified true false\n", r.stderr);
   assert.equal(r.code, 0, "the child did not exit: a Worker leaked");
 });
+
+Deno.test("Verifier: bcrypt runs off this thread: the event loop keeps turning during a cost-10 verification", async () => {
+  const users = new Map([["al", credentialFromFlag("al:pw", 10)]]);
+  using v = new Verifier({ users });
+  await v.verify(basic("al", "warm-up")); // Worker start and JIT
+  let ticks = 0, done = false;
+  const turning = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 0));
+      ticks++;
+    }
+  })();
+  const out = await v.verify(basic("al", "pw"));
+  done = true;
+  await turning;
+  assert.equal(out.ok, true);
+  // Verified on this thread, no timer could have run until it finished.
+  assert.ok(ticks >= 3, `only ${ticks} event-loop turns during the verification`);
+});
