@@ -62,5 +62,14 @@ Deno.test("reloadAuth: a good file replaces the credentials; a bad or missing on
     assert.equal(v.cached(basic("alice", "a")), undefined);
     assert.deepEqual(await v.verify(basic("alice", "a")), { ok: false, reason: "unknown" });
     assert.equal((await v.verify(basic("bob", "b"))).ok, true);
+
+    // A token file: a bad line keeps the old tokens too.
+    const tokens = `${dir}/tokens`;
+    await Deno.writeTextFile(tokens, `ci:${await hashToken("tok")}\n`);
+    const both = { authFile: file, tokenFile: tokens };
+    assert.deepEqual(await reloadAuth(both, v), { ok: true, users: 1, tokens: 1 });
+    await Deno.writeTextFile(tokens, "ci:not-a-hash\n");
+    assert.match((await reloadAuth(both, v) as { reason: string }).reason, /tokens:1: expected/);
+    assert.equal((await v.verify("Bearer tok")).ok, true);
   });
 });

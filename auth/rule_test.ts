@@ -113,6 +113,21 @@ Deno.test("auth rule: wrong passwords count per address; past the threshold 429 
   assert.deepEqual(attempts.counts("192.0.2.3"), [0, 0]);
 });
 
+Deno.test("auth rule: a full verify queue answers 503 + Retry-After and counts no failure", async () => {
+  using verifier = new Verifier({
+    users: new Map([["al", credentialFromFlag("al:pw", 4)]]),
+    maxPending: 1,
+  });
+  const attempts = new Attempts(allocateAttempts({ threshold: 1 }));
+  const rule = authRule({ verifier, attempts });
+  const first = rule(req("/", basic("al", "pw"), "192.0.2.10"), ctx);
+  const second = (await rule(req("/", basic("al", "x"), "192.0.2.11"), ctx)) as Reply;
+  assert.equal(second.status, 503);
+  assert.deepEqual(headerValues(second, "retry-after"), ["1"]);
+  assert.deepEqual(attempts.counts("192.0.2.11"), [0, 0]);
+  assert.equal(await first, undefined);
+});
+
 Deno.test("auth rule: --public globs exempt paths; traversal and encoded tricks never do", async () => {
   const { verifier, rule } = await setup();
   using _ = verifier;

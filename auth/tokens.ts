@@ -42,6 +42,16 @@ export class TokenSet {
     this.#digests = entries.map(([, d]) => d);
   }
 
+  /**
+   * The names and digests, e.g. to send the set to another thread
+   * (`new TokenSet(set.entries())` there).
+   *
+   * @returns `[name, digest]` pairs (copies)
+   */
+  entries(): Array<[string, Uint8Array]> {
+    return this.#names.map((n, i) => [n, this.#digests[i].slice()]);
+  }
+
   /** How many tokens. */
   get size(): number {
     return this.#names.length;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AuthFileError } from "./htpasswd.ts";
-import { hashToken, MAX_TOKEN, parseTokens, readTokens } from "./tokens.ts";
+import { hashToken, MAX_TOKEN, parseTokens, readTokens, TokenSet } from "./tokens.ts";
 import { deno, LOCK, withDir } from "./_test_util.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -28,6 +28,9 @@ Deno.test("tokens: a file of NAME:SHA256HEX verifies its tokens, and nothing els
   assert.equal(await set.verify(""), undefined);
   assert.equal(await set.verify("has space"), undefined);
   assert.equal(await set.verify("x".repeat(MAX_TOKEN + 1)), undefined);
+  // Sent to another thread as plain data, rebuilt there.
+  const copy = new TokenSet(structuredClone(set.entries()));
+  assert.equal(await copy.verify("Zm9vYmFy"), "rclone");
 });
 
 Deno.test("tokens: bad lines are refused with their numbers", async () => {
