@@ -77,10 +77,11 @@ export interface AuthRuleOptions {
   /** `--public` globs over the URL path. @default [] */
   public?: readonly string[];
   /**
-   * The client's address of a request.
-   * @default the request's `remote` field, else "-"
+   * The client's address of a request; undefined: unknown, and then not
+   * counted (one shared counter would let one guesser block everyone).
+   * @default the request's `remote` field
    */
-  addressOf?: (req: RequestHead) => string;
+  addressOf?: (req: RequestHead) => string | undefined;
 }
 
 /**
@@ -171,7 +172,7 @@ export function authRule(options: AuthRuleOptions): Rule {
   const isPublic = publicMatcher(options.public ?? []);
   const anyPublic = (options.public ?? []).length > 0;
   const addressOf = options.addressOf ??
-    ((req: RequestHead) => (req as AuthenticatedRequest).remote ?? "-");
+    ((req: RequestHead) => (req as AuthenticatedRequest).remote);
   const challenge = (ctx: RuleContext): Reply => {
     const h: Array<[string, string]> = [
       ["WWW-Authenticate", `Basic realm=${realm}, charset="UTF-8"`],
@@ -199,7 +200,8 @@ export function authRule(options: AuthRuleOptions): Rule {
     }
     if (header === undefined) return challenge(ctx);
     const addr = addressOf(req);
-    const wait = attempts?.retryAfter(addr) ?? 0;
+    const counted = addr === undefined ? undefined : attempts;
+    const wait = counted?.retryAfter(addr!) ?? 0;
     if (wait > 0) return blocked(ctx, wait);
     return verifier.verify(header).then((out) => {
       if (out.ok) {
@@ -207,7 +209,7 @@ export function authRule(options: AuthRuleOptions): Rule {
         return undefined;
       }
       if (out.reason === "busy") return ctx.error(503, [["Retry-After", "1"]]);
-      const now = attempts?.fail(addr) ?? 0;
+      const now = counted?.fail(addr!) ?? 0;
       return now > 0 ? blocked(ctx, now) : challenge(ctx);
     });
   };

@@ -111,6 +111,10 @@ Deno.test("auth rule: wrong passwords count per address; past the threshold 429 
     assert.equal((rule(req("/", undefined, "192.0.2.3"), ctx) as Reply).status, 401);
   }
   assert.deepEqual(attempts.counts("192.0.2.3"), [0, 0]);
+  // An unknown address is not counted (else one guesser would block everyone).
+  const anon = req("/", basic("al", "bad"));
+  delete anon.remote;
+  for (let i = 0; i < 5; i++) assert.equal(((await rule(anon, ctx)) as Reply).status, 401);
 });
 
 Deno.test("auth rule: a full verify queue answers 503 + Retry-After and counts no failure", async () => {
