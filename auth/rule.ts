@@ -28,32 +28,11 @@
 import picomatch from "npm:picomatch@^4.0.7";
 import type { Reply, RequestHead } from "../http/types.ts";
 import { getHeader } from "../http/types.ts";
+import type { Rule, RuleContext } from "../http/rules.ts";
+
+export type { Rule, RuleContext };
 import type { Attempts } from "./attempts.ts";
 import type { Verifier } from "./verify.ts";
-
-/**
- * What a rule may use to answer (the pipeline's `RuleContext`; only `error`
- * is used here).
- */
-export interface RuleContext {
-  /** The real path of the served root. */
-  readonly root: string;
-  /** A reply with the common headers added. */
-  reply(
-    status: number,
-    headers: Array<[string, string]>,
-    body?: Reply["body"],
-    length?: number,
-  ): Reply;
-  /** A plain-text error reply with extra headers. */
-  error(status: number, extra?: Array<[string, string]>): Reply;
-}
-
-/** A route rule, as the pipeline's `http/rules.ts` defines it. */
-export type Rule = (
-  req: RequestHead,
-  ctx: RuleContext,
-) => Reply | undefined | Promise<Reply | undefined>;
 
 /** A request that passed the stage: `user` names who (for the access log). */
 export interface AuthenticatedRequest extends RequestHead {
