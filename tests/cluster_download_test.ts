@@ -5,7 +5,7 @@
  * adopted sockets, reuseport), and `maxArchiveBytes` must reach the workers.
  */
 import assert from "node:assert/strict";
-import { HOST, withCluster } from "./_cluster.ts";
+import { CLUSTER_MODES, HOST, startCluster } from "./_harness.ts";
 
 const dec = new TextDecoder();
 
@@ -28,15 +28,11 @@ async function untar(tar: Uint8Array): Promise<string> {
   return dir;
 }
 
-const MODES: Array<[string, Record<string, unknown>]> = [
-  ["ring (epoll)", { accept: "ring", ringIo: "epoll" }],
-  ["ring (socket)", { accept: "ring", ringIo: "socket" }],
-  ["reuseport", { accept: "reuseport" }],
-];
-
-for (const [label, mode] of MODES) {
+for (const [label, mode] of CLUSTER_MODES) {
   Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
-    await withCluster(root, { ...mode, maxArchiveBytes: 4 * 1024 * 1024 }, async ({ port }) => {
+    {
+      await using server = await startCluster({ root, ...mode, maxArchiveBytes: 4 * 1024 * 1024 });
+      const { port } = server;
       const client = Deno.createHttpClient({});
       try {
         for (let i = 0; i < 2; i++) {
@@ -65,6 +61,6 @@ for (const [label, mode] of MODES) {
       } finally {
         client.close();
       }
-    });
+    }
   });
 }
