@@ -23,8 +23,8 @@ import {
   indexOfBytes,
   type ParsedResponse,
   pool,
-  prng,
 } from "./_raw.ts";
+import { prng } from "./_prng.ts";
 import { type Fixture, forbiddenContent, HOSTILE_NAMES, makeFixture } from "./_fixture.ts";
 
 const dec = new TextDecoder();
