@@ -411,7 +411,12 @@ export class ServerProcess implements AsyncDisposable {
       new Promise<boolean>((r) => timer = setTimeout(() => r(true), this.#stopTimeoutMs)),
     ]);
     clearTimeout(timer);
-    if (late) this.kill("SIGKILL");
+    if (late) {
+      console.error(
+        `harness: pid ${this.pid} still running ${this.#stopTimeoutMs} ms after ${signal}: SIGKILL`,
+      );
+      this.kill("SIGKILL");
+    }
     const status = await this.child.status;
     await this.#stdin?.close().catch(() => {});
     await this.closed;
