@@ -30,37 +30,35 @@ async function untar(tar: Uint8Array): Promise<string> {
 
 for (const [label, mode] of CLUSTER_MODES) {
   Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
-    {
-      await using server = await startCluster({ root, ...mode, maxArchiveBytes: 4 * 1024 * 1024 });
-      const { port } = server;
-      const client = Deno.createHttpClient({});
-      try {
-        for (let i = 0; i < 2; i++) {
-          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
-          assert.equal(res.status, 200);
-          assert.equal(res.headers.get("transfer-encoding"), "chunked");
-          const dir = await untar(new Uint8Array(await res.arrayBuffer()));
-          assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
-          assert.equal(
-            await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
-            "file 7\n".repeat(7),
-          );
-          await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
-        }
-        // The kept-alive connection still answers after two chunked bodies.
-        const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
-        assert.equal(await after.text(), "file 1\n");
-        await Deno.writeFile(`${root}/folder/more.bin`, big);
-        try {
-          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
-          assert.equal(res.status, 403);
-          assert.match(await res.text(), /more than 4194304 bytes/);
-        } finally {
-          await Deno.remove(`${root}/folder/more.bin`);
-        }
-      } finally {
-        client.close();
+    await using server = await startCluster({ root, ...mode, maxArchiveBytes: 4 * 1024 * 1024 });
+    const { port } = server;
+    const client = Deno.createHttpClient({});
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("transfer-encoding"), "chunked");
+        const dir = await untar(new Uint8Array(await res.arrayBuffer()));
+        assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
+        assert.equal(
+          await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
+          "file 7\n".repeat(7),
+        );
+        await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
       }
+      // The kept-alive connection still answers after two chunked bodies.
+      const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
+      assert.equal(await after.text(), "file 1\n");
+      await Deno.writeFile(`${root}/folder/more.bin`, big);
+      try {
+        const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+        assert.equal(res.status, 403);
+        assert.match(await res.text(), /more than 4194304 bytes/);
+      } finally {
+        await Deno.remove(`${root}/folder/more.bin`);
+      }
+    } finally {
+      client.close();
     }
   });
 }

@@ -77,79 +77,77 @@ const HOW: Record<string, string> = {
 for (const [name, mode] of CLUSTER_MODES) {
   const label = `${name} via ${HOW[name]}`;
   Deno.test(`serve() ${label}: a big file and Range slices arrive byte-exact, no fd leaks`, async () => {
-    {
-      await using server = await startCluster({ root, ...mode });
-      const { port, pid } = server;
-      const client = Deno.createHttpClient({});
-      try {
-        const get = async (range?: string) => {
-          const res = await fetch(`http://${HOST}:${port}/big.bin`, {
-            client,
-            headers: range ? { range } : {},
-          });
-          return { res, body: new Uint8Array(await res.arrayBuffer()) };
-        };
-        // Warm up both workers (lazy buffers, pools) before counting.
-        for (let i = 0; i < 4; i++) await get();
-        const before = fdCount(pid);
-        for (let i = 0; i < 3; i++) {
-          const { res, body } = await get();
-          assert.equal(res.status, 200);
-          assert.equal(body.length, BIG);
-          assert.deepEqual(body, big);
-        }
-        const slices: Array<[number, number]> = [
-          [0, 0],
-          [1, 1],
-          [4095, 4097],
-          [65535, 3 * 1024 * 1024],
-          [BIG - 17, BIG - 1],
-          [17, BIG - 1],
-        ];
-        for (const [a, b] of slices) {
-          const { res, body } = await get(`bytes=${a}-${b}`);
-          assert.equal(res.status, 206);
-          assert.equal(res.headers.get("content-range"), `bytes ${a}-${b}/${BIG}`);
-          assert.deepEqual(body, big.subarray(a, b + 1), `bytes=${a}-${b}`);
-        }
-        // Two slices: a multipart body mixing boundaries (bytes) and file slices.
-        const { res, body } = await get("bytes=10-20000,3000000-3100000");
-        assert.equal(res.status, 206);
-        const text = dec.decode(body);
-        assert.ok(text.includes("Content-Range: bytes 10-20000/"));
-        const at = body.length - 100001 - "\r\n--".length -
-          text.slice(text.lastIndexOf("\r\n--")).length + "\r\n--".length;
-        assert.deepEqual(body.subarray(at, at + 100001), big.subarray(3000000, 3100001));
-        // Many requests, on many connections; then no more descriptors than before.
-        await Promise.all(
-          Array.from({ length: 40 }, async (_, i) => {
-            const c = Deno.createHttpClient({});
-            try {
-              const r = await fetch(`http://${HOST}:${port}/big.bin`, {
-                client: c,
-                headers: { range: `bytes=${i * 1000}-${i * 1000 + 200000}` },
-              });
-              assert.equal((await r.arrayBuffer()).byteLength, 200001);
-            } finally {
-              c.close();
-            }
-          }),
-        );
-        // Aborted downloads release their files too.
-        for (let i = 0; i < 10; i++) {
-          const { conn } = await rawGet(port, "/big.bin");
-          conn.close();
-        }
-        // Closes are asynchronous on the server side: wait for the count to settle.
-        let after = fdCount(pid);
-        for (let i = 0; i < 100 && after > before; i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          after = fdCount(pid);
-        }
-        assert.ok(after <= before, `descriptors: ${before} before, ${after} after`);
-      } finally {
-        client.close();
+    await using server = await startCluster({ root, ...mode });
+    const { port, pid } = server;
+    const client = Deno.createHttpClient({});
+    try {
+      const get = async (range?: string) => {
+        const res = await fetch(`http://${HOST}:${port}/big.bin`, {
+          client,
+          headers: range ? { range } : {},
+        });
+        return { res, body: new Uint8Array(await res.arrayBuffer()) };
+      };
+      // Warm up both workers (lazy buffers, pools) before counting.
+      for (let i = 0; i < 4; i++) await get();
+      const before = fdCount(pid);
+      for (let i = 0; i < 3; i++) {
+        const { res, body } = await get();
+        assert.equal(res.status, 200);
+        assert.equal(body.length, BIG);
+        assert.deepEqual(body, big);
       }
+      const slices: Array<[number, number]> = [
+        [0, 0],
+        [1, 1],
+        [4095, 4097],
+        [65535, 3 * 1024 * 1024],
+        [BIG - 17, BIG - 1],
+        [17, BIG - 1],
+      ];
+      for (const [a, b] of slices) {
+        const { res, body } = await get(`bytes=${a}-${b}`);
+        assert.equal(res.status, 206);
+        assert.equal(res.headers.get("content-range"), `bytes ${a}-${b}/${BIG}`);
+        assert.deepEqual(body, big.subarray(a, b + 1), `bytes=${a}-${b}`);
+      }
+      // Two slices: a multipart body mixing boundaries (bytes) and file slices.
+      const { res, body } = await get("bytes=10-20000,3000000-3100000");
+      assert.equal(res.status, 206);
+      const text = dec.decode(body);
+      assert.ok(text.includes("Content-Range: bytes 10-20000/"));
+      const at = body.length - 100001 - "\r\n--".length -
+        text.slice(text.lastIndexOf("\r\n--")).length + "\r\n--".length;
+      assert.deepEqual(body.subarray(at, at + 100001), big.subarray(3000000, 3100001));
+      // Many requests, on many connections; then no more descriptors than before.
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const c = Deno.createHttpClient({});
+          try {
+            const r = await fetch(`http://${HOST}:${port}/big.bin`, {
+              client: c,
+              headers: { range: `bytes=${i * 1000}-${i * 1000 + 200000}` },
+            });
+            assert.equal((await r.arrayBuffer()).byteLength, 200001);
+          } finally {
+            c.close();
+          }
+        }),
+      );
+      // Aborted downloads release their files too.
+      for (let i = 0; i < 10; i++) {
+        const { conn } = await rawGet(port, "/big.bin");
+        conn.close();
+      }
+      // Closes are asynchronous on the server side: wait for the count to settle.
+      let after = fdCount(pid);
+      for (let i = 0; i < 100 && after > before; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = fdCount(pid);
+      }
+      assert.ok(after <= before, `descriptors: ${before} before, ${after} after`);
+    } finally {
+      client.close();
     }
   });
 
