@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { HELP, parseArgs, USAGE, UsageError, VERSION } from "./cli.ts";
 import { DUPLICATE_WINDOW_MS } from "./cli/lifecycle.ts";
-import { run, startCli } from "./cli/_test_cli.ts";
+import { ACCEPT_MODES, runCli as run, startCli } from "./tests/_harness.ts";
 
 /** Every header the server owns, in the case a user would write it. */
 const RESERVED = [
@@ -334,14 +334,14 @@ Deno.test("CLI: a port already in use exits 1 with one line", async () => {
   assert.equal(r.stderr, `ringhttpd: port ${port} on 127.0.0.1 is already in use\n`);
 });
 
-for (const mode of ["ring", "reuseport"] as const) {
+for (const mode of ACCEPT_MODES) {
   Deno.test({
     name: `CLI: --accept=${mode} on port 0 prints the Listening line, serves, exits 0 on SIGTERM`,
     async fn() {
       const dir = await Deno.makeTempDir();
       try {
         await Deno.writeTextFile(`${dir}/hello.txt`, "hello from ringhttpd\n");
-        await using server = await startCli(dir, ["--workers", "2", `--accept=${mode}`]);
+        await using server = await startCli([dir, "--workers", "2", `--accept=${mode}`]);
         assert.equal(server.workers, 2);
         assert.ok(server.port > 0);
         const res = await fetch(`http://127.0.0.1:${server.port}/hello.txt`);
@@ -360,7 +360,7 @@ for (const mode of ["ring", "reuseport"] as const) {
 Deno.test({
   name: "CLI: SIGUSR2 prints one stats line with a record per worker",
   async fn() {
-    await using server = await startCli(".", ["--workers", "2"]);
+    await using server = await startCli([".", "--workers", "2"]);
     const res = await fetch(`http://127.0.0.1:${server.port}/deno.json`);
     await res.body?.cancel();
     server.child.kill("SIGUSR2");
@@ -396,7 +396,7 @@ Deno.test({
     try {
       // 32 MiB that the client never reads: the response stays in flight.
       await Deno.writeFile(`${dir}/big.bin`, new Uint8Array(32 * 1024 * 1024));
-      await using server = await startCli(dir, ["--workers", "1", "--grace", "600"]);
+      await using server = await startCli([dir, "--workers", "1", "--grace", "600"]);
       using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
       await conn.write(new TextEncoder().encode("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
       const first = new Uint8Array(1);
@@ -429,7 +429,8 @@ Deno.test("CLI: -H, --cors and --no-dir-listing reach the server", async () => {
   try {
     await Deno.mkdir(`${dir}/sub`);
     await Deno.writeTextFile(`${dir}/a.txt`, "a");
-    await using server = await startCli(dir, [
+    await using server = await startCli([
+      dir,
       "--workers",
       "1",
       "-H",

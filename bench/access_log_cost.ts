@@ -13,7 +13,7 @@
  * @module
  */
 
-const MOD_TS = new URL("../mod.ts", import.meta.url).pathname;
+import { startCli } from "../tests/_harness.ts";
 
 function arg(name: string, fallback: string): string {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -37,39 +37,14 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ = 100 on Linux
 }
 
-async function start(root: string, extra: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MOD_TS,
-      root,
-      "--host",
-      "127.0.0.1",
-      "-p",
-      "0",
-      "--workers",
-      "2",
-      `--accept=${accept}`,
-      ...extra,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let m: RegExpMatchArray | null = null;
-  while (!(m = buf.match(/Listening on http:\/\/127\.0\.0\.1:(\d+)\//))) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("server exited before listening");
-    buf += value;
-  }
-  // Keep draining stdout so the server never blocks on it.
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return { child, port: Number(m[1]) };
+/**
+ * The CLI as `deno task serve` runs it; write access to the log granted up
+ * front, so the server is this very process (no re-exec) and its CPU counts.
+ */
+function start(root: string, extra: string[]) {
+  return startCli([root, "--workers", "2", `--accept=${accept}`, ...extra], {
+    extraPerms: [`--allow-write=${logFile}`],
+  });
 }
 
 async function wrk(port: number): Promise<number> {
@@ -107,9 +82,9 @@ try {
     const order = r % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const);
     for (const arm of order) {
       const s = arm === "off" ? off : on;
-      const c0 = await cpuSeconds(s.child.pid);
+      const c0 = await cpuSeconds(s.pid);
       const rps = await wrk(s.port);
-      const c1 = await cpuSeconds(s.child.pid);
+      const c1 = await cpuSeconds(s.pid);
       const cpuUs = ((c1 - c0) * 1e6) / (rps * duration);
       results[arm].rps.push(rps);
       results[arm].cpu.push(cpuUs);
@@ -132,9 +107,6 @@ try {
   );
   console.log(`load after: ${(await text("uptime", [])).trim()}`);
 } finally {
-  for (const s of [off, on]) {
-    s.child.kill("SIGTERM");
-    await s.child.status;
-  }
+  for (const s of [off, on]) await s.stop();
   await Deno.remove(root, { recursive: true });
 }

@@ -16,6 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { startCluster } from "../tests/_harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,61 +36,16 @@ const GAP_MS = Number(values["gap-ms"]);
 const enc = new TextEncoder();
 const root = await Deno.makeTempDir();
 await Deno.writeTextFile(`${root}/hello.txt`, "hello\n");
-const entry = new URL("../workers/_cluster_entry.ts", import.meta.url).pathname;
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-ffi",
-    "--allow-sys=hostname",
-    entry,
-    JSON.stringify({
-      root,
-      hostname: "127.0.0.1",
-      port: 0,
-      workers: WORKERS,
-      accept: values.accept,
-    }),
-  ],
-  stdin: "piped",
-  stdout: "piped",
-  stderr: "piped",
-}).spawn();
-const stdin = child.stdin.getWriter();
-const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-const phases: string[] = [];
-const errDrain = (async () => {
-  let buf = "";
-  const r = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  for (let c = await r.read(); !c.done; c = await r.read()) {
-    buf += c.value;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.includes("replaced in")) phases.push(line.replace(/^.*replaced in /, ""));
-    }
-  }
-})();
-let buffered = "";
-async function nextLine(): Promise<string> {
-  while (!buffered.includes("\n")) {
-    const r = await out.read();
-    if (r.done) throw new Error("entry exited");
-    buffered += r.value;
-  }
-  const i = buffered.indexOf("\n");
-  const line = buffered.slice(0, i);
-  buffered = buffered.slice(i + 1);
-  return line;
-}
+const server = await startCluster({ root, workers: WORKERS, accept: values.accept }, {
+  perms: ["--allow-net", "--allow-read", "--allow-ffi", "--allow-sys=hostname"],
+});
 async function stats(): Promise<{ workers: Array<{ alive: boolean; restarts: number }> }> {
-  await stdin.write(enc.encode("stats\n"));
-  return JSON.parse(await nextLine());
+  const s = await server.stats();
+  if (!s) throw new Error(`no stats\n${server.diagnosis()}`);
+  return s as { workers: Array<{ alive: boolean; restarts: number }> };
 }
 
-const port = Number((await nextLine()).match(/:(\d+)\//)?.[1]);
+const port = server.port;
 const request = enc.encode("GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 let running = true;
 let ok = 0;
@@ -121,7 +77,7 @@ try {
     const i = k % WORKERS;
     const before = (await stats()).workers[i].restarts;
     const t0 = performance.now();
-    await stdin.write(enc.encode(`crash ${i}\n`));
+    await server.command(`crash ${i}`);
     while (performance.now() - t0 < 10_000) {
       const w = (await stats()).workers[i];
       if (w.alive && w.restarts > before) break;
@@ -133,10 +89,7 @@ try {
 } finally {
   running = false;
   await Promise.all(loops);
-  await stdin.close().catch(() => {});
-  child.kill("SIGKILL");
-  await child.status;
-  await errDrain.catch(() => {});
+  await server.stop("SIGKILL");
   await Deno.remove(root, { recursive: true });
 }
 const sorted = [...times].sort((a, b) => a - b);
@@ -149,4 +102,7 @@ console.log(JSON.stringify({
   ok,
   failed,
 }));
-for (const p of phases) console.log(`  ${p}`);
+// The supervisor's own account of each replacement, in phases.
+for (const line of server.stderr.lines) {
+  if (line.includes("replaced in")) console.log(`  ${line.replace(/^.*replaced in /, "")}`);
+}

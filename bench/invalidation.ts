@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { withCluster } from "../tests/_cluster.ts";
+import { startCluster } from "../tests/_harness.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -139,7 +139,9 @@ if (import.meta.main) {
   const content = (i: number) => enc.encode(`version ${String(i).padStart(8, "0")}\n`);
   await Deno.writeFile(file, content(0));
   try {
-    await withCluster(root, { workers, accept, metricsPath: "/.m" }, async ({ port }) => {
+    {
+      await using server = await startCluster({ root, workers, accept, metricsPath: "/.m" });
+      const { port } = server;
       const clients: KeepAlive[] = [];
       for (let i = 0; i < 2 * workers; i++) clients.push(await KeepAlive.open(port));
       try {
@@ -178,7 +180,7 @@ if (import.meta.main) {
       } finally {
         for (const c of clients) c.close();
       }
-    });
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

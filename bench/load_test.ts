@@ -15,7 +15,7 @@ import {
   type ListingStats,
   percentile,
 } from "./_listing_client.ts";
-import { HOST, withCluster } from "../tests/_cluster.ts";
+import { HOST, startCluster } from "../tests/_harness.ts";
 
 const KEEPALIVE = `Running 1s test @ http://127.0.0.1:8799/a
   1 threads and 2 connections
@@ -176,7 +176,9 @@ Deno.test({
     try {
       const dirs = ["a", "b", "c"];
       await makeMixedFixture(root, dirs, 200);
-      await withCluster(root, {}, async ({ port }) => {
+      {
+        await using server = await startCluster({ root });
+        const { port } = server;
         const opts: ListingClientOptions = {
           base: `http://${HOST}:${port}/`,
           parentDir: `${root}/mixed`,
@@ -202,7 +204,7 @@ Deno.test({
           s.clientCpuPct !== undefined && s.clientCpuPct > 0,
           `client CPU ${s.clientCpuPct}`,
         );
-      });
+      }
       const names: string[] = [];
       for await (const e of Deno.readDir(`${root}/mixed`)) names.push(e.name);
       assert.deepEqual(names.sort(), dirs);

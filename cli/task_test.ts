@@ -4,61 +4,15 @@
  * terminal's Ctrl-C can be reproduced with `kill -INT -- -PGID`.
  */
 import assert from "node:assert/strict";
-import { Lines, REPO } from "./_test_cli.ts";
-
-const CONFIG = new URL("deno.json", REPO).pathname;
-const LISTENING =
-  /^Listening on http:\/\/([^/]+):(\d+)\/ \((\d+) workers?, (ring|reuseport) mode\)$/;
-
-/** Our environment less `INIT_CWD`. */
-function withoutInitCwd(): Record<string, string> {
-  const env = Deno.env.toObject();
-  delete env.INIT_CWD;
-  return env;
-}
+import { CONFIG, spawnServer } from "../tests/_harness.ts";
 
 /** `deno task serve ARGS` from `cwd`, as the leader of a new session and process group. */
-async function task(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const child = new Deno.Command("setsid", {
-    args: [Deno.execPath(), "task", "--config", CONFIG, "serve", ...args],
+function task(args: string[], cwd: string, env: Record<string, string> = {}) {
+  return spawnServer(Deno.execPath(), ["task", "--config", CONFIG, "serve", ...args], {
     cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    // Without the INIT_CWD of a `deno task test` around us: `deno task` keeps
-    // one it inherits, and this is a user's shell, not a task's child.
-    clearEnv: true,
-    env: { ...withoutInitCwd(), NO_COLOR: "1", ...env },
-  }).spawn();
-  const stdout = new Lines(child.stdout);
-  const stderr = new Lines(child.stderr);
-  /** Both pipes closed: every process of the group that held them (the server too) has exited. */
-  const closed = Promise.all([stdout.done, stderr.done]);
-  const kill = (signal: Deno.Signal) => {
-    try {
-      Deno.kill(-child.pid, signal);
-    } catch { /* the group is gone */ }
-  };
-  const dispose = async () => {
-    kill("SIGKILL");
-    await child.status;
-    await closed;
-  };
-  try {
-    const m = await stdout.waitFor(LISTENING);
-    return {
-      child,
-      stdout,
-      stderr,
-      closed,
-      kill,
-      port: Number(m[2]),
-      [Symbol.asyncDispose]: dispose,
-    };
-  } catch (e) {
-    await dispose();
-    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
-  }
+    env,
+    group: true,
+  });
 }
 
 /** Resolves once `file` has at least one byte (curl started receiving). */
@@ -231,42 +185,12 @@ const npx = (() => {
 })();
 
 /** `npx deno@VERSION task serve ARGS` from `cwd`, as the leader of a new process group. */
-async function npxTask(args: string[], cwd: string) {
-  const child = new Deno.Command("setsid", {
-    args: [
-      "npx",
-      "--yes",
-      `deno@${Deno.version.deno}`,
-      "task",
-      "--config",
-      CONFIG,
-      "serve",
-      ...args,
-    ],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    clearEnv: true,
-    env: { ...withoutInitCwd(), NO_COLOR: "1" },
-  }).spawn();
-  const stdout = new Lines(child.stdout);
-  const stderr = new Lines(child.stderr);
-  const closed = Promise.all([stdout.done, stderr.done]);
-  const dispose = async () => {
-    try {
-      Deno.kill(-child.pid, "SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    await closed;
-  };
-  try {
-    const port = Number((await stdout.waitFor(LISTENING))[2]);
-    return { child, stdout, stderr, closed, port, [Symbol.asyncDispose]: dispose };
-  } catch (e) {
-    await dispose();
-    throw new Error(`no Listening line: ${e}\nstderr:\n${stderr.lines.join("\n")}`);
-  }
+function npxTask(args: string[], cwd: string) {
+  return spawnServer(
+    "npx",
+    ["--yes", `deno@${Deno.version.deno}`, "task", "--config", CONFIG, "serve", ...args],
+    { cwd, group: true, readyTimeoutMs: 300_000 },
+  );
 }
 
 const SERVE_ARGS = ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"];

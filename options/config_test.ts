@@ -10,7 +10,7 @@ import {
   type Settings,
   toServeOptions,
 } from "./flags.ts";
-import { REPO, run, startCli } from "../cli/_test_cli.ts";
+import { REPO, runCli as run, startCli } from "../tests/_harness.ts";
 
 /** Each config key: the command line that sets it, and the same in the file. */
 const SAME: Record<string, [string[], unknown]> = {
@@ -208,7 +208,7 @@ Deno.test("CLI --config serves with the file's settings; flags win; exit 0", asy
       }`,
     );
     // No root on the command line: the file's, relative to the file.
-    await using server = await startCli("", [
+    await using server = await startCli([
       "--config",
       `${dir}/r.jsonc`,
       "-H",

@@ -4,7 +4,7 @@ import { RESERVED_HEADERS, resolveHandlerOptions, resolveServeOptions } from "./
 import { serve } from "../serve.ts";
 import { createHandler } from "../http/handler.ts";
 import { parseArgs } from "../cli.ts";
-import { run } from "../cli/_test_cli.ts";
+import { runCli as run } from "../tests/_harness.ts";
 
 /** Reserved names as a user would write them. */
 const RESERVED = [

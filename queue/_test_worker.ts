@@ -8,6 +8,7 @@
  */
 import { MpmcRing } from "./mpmc.ts";
 import { SpscRing } from "./spsc.ts";
+import { prng } from "../tests/_prng.ts";
 
 /** What a test asks a worker to do. */
 export type Job =
@@ -67,17 +68,6 @@ export interface Progress {
   progress: number;
 }
 
-/** mulberry32: a small seeded PRNG so a failing run can be replayed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Check word derived from a record's payload, to catch torn multi-word records. */
 export function check(a: number, b: number): number {
   return Math.imul(a ^ 0x5bd1e995, 31) ^ b;
@@ -87,7 +77,7 @@ const WAIT_MS = 10_000;
 
 function spscProducer(job: Extract<Job, { role: "spsc-producer" }>): Outcome {
   const ring = new SpscRing(job.buffer, { notify: job.notify });
-  const rand = mulberry32(job.seed);
+  const rand = prng(job.seed);
   const errors: string[] = [];
   const ack = job.lockstep ? new Int32Array(job.lockstep) : undefined;
   let next = 0;
@@ -136,7 +126,7 @@ function spscProducer(job: Extract<Job, { role: "spsc-producer" }>): Outcome {
 
 async function spscConsumer(job: Extract<Job, { role: "spsc-consumer" }>): Promise<Outcome> {
   const ring = new SpscRing(job.buffer);
-  const rand = mulberry32(job.seed);
+  const rand = prng(job.seed);
   const ack = job.lockstep ? new Int32Array(job.lockstep) : undefined;
   const errors: string[] = [];
   let expect = 0;
@@ -181,7 +171,7 @@ async function spscConsumer(job: Extract<Job, { role: "spsc-consumer" }>): Promi
 
 function mpmcProducer(job: Extract<Job, { role: "mpmc-producer" }>): Outcome {
   const ring = new MpmcRing(job.buffer, { notify: job.notify });
-  const rand = mulberry32(job.seed);
+  const rand = prng(job.seed);
   const words = new Int32Array(4);
   const errors: string[] = [];
   let next = 0;
@@ -218,7 +208,7 @@ function mpmcProducer(job: Extract<Job, { role: "mpmc-producer" }>): Outcome {
 async function mpmcConsumer(job: Extract<Job, { role: "mpmc-consumer" }>): Promise<Outcome> {
   const ring = new MpmcRing(job.buffer, { notify: job.notify });
   const seen = new Int32Array(job.seen);
-  const rand = mulberry32(job.seed);
+  const rand = prng(job.seed);
   const last = new Int32Array(job.producers).fill(-1);
   const many = new Int32Array(4 * 64);
   const errors: string[] = [];

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ByteRing } from "./byte_ring.ts";
+import { prng } from "../tests/_prng.ts";
 
 Deno.test("ByteRing rejects a capacity that is not a power of two, and a record size not a multiple of 8", () => {
   assert.throws(() => ByteRing.allocate(12, 8), /capacity must be a power of two, got 12/);
@@ -14,14 +15,8 @@ Deno.test("ByteRing of capacity 1 and 2: full claims return -1, records come out
     const c = new ByteRing(buf);
     let next = 0;
     let expected = 0;
-    // A seeded PRNG (mulberry32) picks burst sizes, so a failure reproduces.
-    let seed = 42;
-    const rand = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    // A seeded PRNG picks burst sizes, so a failure reproduces.
+    const rand = prng(42);
     for (let round = 0; round < 1000; round++) {
       const burst = Math.floor(rand() * 4);
       for (let k = 0; k < burst; k++) {

@@ -294,18 +294,6 @@ export function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
   return -1;
 }
 
-/** A seeded PRNG (mulberry32) so a failing run reproduces. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
 export async function pool<T, R>(
   items: T[],

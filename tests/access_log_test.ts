@@ -5,28 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
-
-const here = new URL("..", import.meta.url);
-const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", here)));
-/** `deno task serve` minus `deno` and the entry. */
-const serveTask: string[] = denoJson.tasks.serve.split(/\s+/).filter((w: string) =>
-  w !== "deno" && w !== "mod.ts"
-);
+import { ACCEPT_MODES, startCli } from "./_harness.ts";
 
 async function fixture(): Promise<string> {
   const root = await Deno.makeTempDir();
   await Deno.writeTextFile(`${root}/a.txt`, "hello\n");
   await Deno.writeTextFile(`${root}/sp ace "q".txt`, "x".repeat(1000));
   return root;
-}
-
-/** Reads a stream into `text` as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>) {
-  const out = { text: "", done: Promise.resolve() };
-  out.done = (async () => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out.text += chunk;
-  })();
-  return out;
 }
 
 /** Polls `fn` (no fixed sleeps: each round waits for the next timer turn) until it returns a value. */
@@ -40,45 +25,9 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_
   }
 }
 
-/** The CLI on a free port; resolves once it printed its Listening line. */
-async function startCli(args: string[], extraPerms: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...serveTask,
-      ...extraPerms,
-      new URL("mod.ts", here).pathname,
-      "--host",
-      "127.0.0.1",
-      "-p",
-      "0",
-      "--workers",
-      "2",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stdout = collect(child.stdout);
-  const stderr = collect(child.stderr);
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    await child.status;
-    await Promise.all([stdout.done, stderr.done]);
-  };
-  try {
-    const port = await until("the Listening line", () => {
-      const m = stdout.text.match(/Listening on http:\/\/127\.0\.0\.1:(\d+)\//);
-      return Promise.resolve(m ? Number(m[1]) : undefined);
-    });
-    return { port, stdout, stderr, stop };
-  } catch (e) {
-    await stop();
-    throw new Error(`${e}\nstderr: ${stderr.text}`);
-  }
+/** The CLI with 2 workers on a free port, as `deno task serve` runs it (plus `extraPerms`). */
+function cli(args: string[], extraPerms: string[] = []) {
+  return startCli(["--workers", "2", ...args], { extraPerms });
 }
 
 // host - - [time] "METHOD target HTTP/1.x" status bytes "referer" "ua"
@@ -91,11 +40,11 @@ async function get(port: number, path: string, init?: RequestInit): Promise<Resp
   return res;
 }
 
-for (const mode of ["ring", "reuseport"] as const) {
+for (const mode of ACCEPT_MODES) {
   Deno.test(`CLI --access-log --accept=${mode}: one Combined Log Format line per response with its status, bytes and target`, async () => {
     const root = await fixture();
     const log = `${root}.log`;
-    const server = await startCli(
+    const server = await cli(
       [root, "--accept", mode, "--access-log", log],
       [`--allow-write=${log}`],
     );
@@ -139,7 +88,7 @@ for (const mode of ["ring", "reuseport"] as const) {
       const h = byTarget.get("HEAD /a.txt HTTP/1.1")!;
       assert.equal(h[4], "200");
       assert.ok(Number(h[5]) < Number(a[5]), "HEAD writes the head only");
-      assert.equal(server.stdout.text.split("\n").filter((l) => COMBINED.test(l)).length, 0);
+      assert.equal(server.stdout.lines.filter((l) => COMBINED.test(l)).length, 0);
     } finally {
       await server.stop();
       await Deno.remove(root, { recursive: true });
@@ -151,7 +100,7 @@ for (const mode of ["ring", "reuseport"] as const) {
 Deno.test("CLI -v logs to stdout; without -v nothing is logged", async () => {
   const root = await fixture();
   try {
-    const quiet = await startCli([root]);
+    const quiet = await cli([root]);
     try {
       assert.equal((await get(quiet.port, "/a.txt")).status, 200);
       assert.equal((await get(quiet.port, "/nope")).status, 404);
@@ -159,20 +108,17 @@ Deno.test("CLI -v logs to stdout; without -v nothing is logged", async () => {
       await quiet.stop();
     }
     // Stopped (log drained and flushed at shutdown): the output is final.
-    assert.deepEqual(quiet.stdout.text.split("\n").filter((l) => COMBINED.test(l)), []);
+    assert.deepEqual(quiet.stdout.lines.filter((l) => COMBINED.test(l)), []);
     assert.doesNotMatch(quiet.stderr.text, /GET/);
 
-    const loud = await startCli([root, "-v", "--log-format", "common"]);
+    const loud = await cli([root, "-v", "--log-format", "common"]);
     try {
       assert.equal((await get(loud.port, "/a.txt")).status, 200);
-      await until(
-        "the line on stdout",
-        () => Promise.resolve(loud.stdout.text.includes('"GET /a.txt HTTP/1.1" 200 ') || undefined),
-      );
+      await loud.stdout.waitFor((l) => l.includes('"GET /a.txt HTTP/1.1" 200 '));
     } finally {
       await loud.stop();
     }
-    const line = loud.stdout.text.split("\n").find((l) => l.includes("/a.txt"))!;
+    const line = loud.stdout.lines.find((l) => l.includes("/a.txt"))!;
     // Common: no referer / user-agent fields.
     assert.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a\.txt HTTP\/1\.1" 200 \d+$/);
   } finally {
@@ -263,7 +209,7 @@ function parseExposition(text: string): Map<string, Family> {
   return families;
 }
 
-for (const mode of ["ring", "reuseport"] as const) {
+for (const mode of ACCEPT_MODES) {
   Deno.test(`serve({ metricsPath }) --accept=${mode}: Prometheus text that parses, counters monotonic across scrapes`, async () => {
     const root = await fixture();
     const cluster = await serve({

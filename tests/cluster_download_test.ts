@@ -5,7 +5,7 @@
  * adopted sockets, reuseport), and `maxArchiveBytes` must reach the workers.
  */
 import assert from "node:assert/strict";
-import { HOST, withCluster } from "./_cluster.ts";
+import { CLUSTER_MODES, HOST, startCluster } from "./_harness.ts";
 
 const dec = new TextDecoder();
 
@@ -28,43 +28,37 @@ async function untar(tar: Uint8Array): Promise<string> {
   return dir;
 }
 
-const MODES: Array<[string, Record<string, unknown>]> = [
-  ["ring (epoll)", { accept: "ring", ringIo: "epoll" }],
-  ["ring (socket)", { accept: "ring", ringIo: "socket" }],
-  ["reuseport", { accept: "reuseport" }],
-];
-
-for (const [label, mode] of MODES) {
+for (const [label, mode] of CLUSTER_MODES) {
   Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
-    await withCluster(root, { ...mode, maxArchiveBytes: 4 * 1024 * 1024 }, async ({ port }) => {
-      const client = Deno.createHttpClient({});
-      try {
-        for (let i = 0; i < 2; i++) {
-          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
-          assert.equal(res.status, 200);
-          assert.equal(res.headers.get("transfer-encoding"), "chunked");
-          const dir = await untar(new Uint8Array(await res.arrayBuffer()));
-          assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
-          assert.equal(
-            await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
-            "file 7\n".repeat(7),
-          );
-          await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
-        }
-        // The kept-alive connection still answers after two chunked bodies.
-        const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
-        assert.equal(await after.text(), "file 1\n");
-        await Deno.writeFile(`${root}/folder/more.bin`, big);
-        try {
-          const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
-          assert.equal(res.status, 403);
-          assert.match(await res.text(), /more than 4194304 bytes/);
-        } finally {
-          await Deno.remove(`${root}/folder/more.bin`);
-        }
-      } finally {
-        client.close();
+    await using server = await startCluster({ root, ...mode, maxArchiveBytes: 4 * 1024 * 1024 });
+    const { port } = server;
+    const client = Deno.createHttpClient({});
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("transfer-encoding"), "chunked");
+        const dir = await untar(new Uint8Array(await res.arrayBuffer()));
+        assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
+        assert.equal(
+          await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
+          "file 7\n".repeat(7),
+        );
+        await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
       }
-    });
+      // The kept-alive connection still answers after two chunked bodies.
+      const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
+      assert.equal(await after.text(), "file 1\n");
+      await Deno.writeFile(`${root}/folder/more.bin`, big);
+      try {
+        const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
+        assert.equal(res.status, 403);
+        assert.match(await res.text(), /more than 4194304 bytes/);
+      } finally {
+        await Deno.remove(`${root}/folder/more.bin`);
+      }
+    } finally {
+      client.close();
+    }
   });
 }

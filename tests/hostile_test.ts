@@ -13,7 +13,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startServer, type TestServer } from "./_server.ts";
+import { ACCEPT_MODES, type ServerProcess, startCli } from "./_harness.ts";
 import {
   bytesOf,
   countStatusLines,
@@ -23,8 +23,8 @@ import {
   indexOfBytes,
   type ParsedResponse,
   pool,
-  prng,
 } from "./_raw.ts";
+import { prng } from "./_prng.ts";
 import { type Fixture, forbiddenContent, HOSTILE_NAMES, makeFixture } from "./_fixture.ts";
 
 const dec = new TextDecoder();
@@ -857,7 +857,7 @@ function judge(c: Case, ex: Exchange, forbidden: Array<[string, Uint8Array]>): s
   return problems;
 }
 
-async function alive(server: TestServer): Promise<string | undefined> {
+async function alive(server: ServerProcess): Promise<string | undefined> {
   if (server.exited) return `server exited: ${JSON.stringify(server.exited)}`;
   try {
     const ex = await exchange(server.port, req("/hello.txt", "Connection: close\r\n"), {
@@ -873,7 +873,7 @@ async function alive(server: TestServer): Promise<string | undefined> {
 
 /** Runs cases in batches of `batch` concurrent connections, liveness after each batch. */
 async function runCases(
-  server: TestServer,
+  server: ServerProcess,
   cases: Case[],
   forbidden: Array<[string, Uint8Array]>,
   batch = 8,
@@ -926,15 +926,12 @@ function allCases(fx: Fixture): Case[] {
 }
 
 /** Both ways connections reach workers: ring (acceptor + rings) and reuseport (Deno.Conn). */
-const MODES = ["ring", "reuseport"] as const;
+const MODES = ACCEPT_MODES;
 
 for (const mode of MODES) {
   Deno.test(`hostile inputs (${mode} mode): no leak, no 500, one response each, server stays alive`, async (t) => {
     await using fx = await makeFixture();
-    await using server = await startServer({
-      root: fx.root,
-      flags: ["--accept", mode, "--header-timeout", "5"],
-    });
+    await using server = await startCli([fx.root, "--accept", mode, "--header-timeout", "5"]);
     const forbidden = forbiddenContent(fx);
     const cases = allCases(fx);
     assert.ok(cases.length >= 200, `only ${cases.length} cases`);
@@ -959,7 +956,7 @@ for (const mode of MODES) {
 
 Deno.test("hostile inputs: every href in the root listing answers (escaping round-trips)", async () => {
   await using fx = await makeFixture();
-  await using server = await startServer({ root: fx.root });
+  await using server = await startCli([fx.root]);
   const listing = await exchange(server.port, req("/", "Connection: close\r\n"));
   assert.equal(listing.responses[0]?.status, 200, server.diagnosis());
   const html = dec.decode(listing.responses[0].body);
@@ -1001,7 +998,7 @@ Deno.test("hostile inputs: every href in the root listing answers (escaping roun
 
 Deno.test("folder downloads (?download=tar) hold nothing a GET would refuse", async () => {
   await using fx = await makeFixture();
-  await using server = await startServer({ root: fx.root });
+  await using server = await startCli([fx.root]);
   const forbidden = forbiddenContent(fx);
   const failures: string[] = [];
   const get = (target: string, extra = "") =>
@@ -1066,7 +1063,7 @@ Deno.test("folder downloads (?download=tar) hold nothing a GET would refuse", as
 
 Deno.test("--no-dir-listing: directories without index.html answer 404 and name nothing", async () => {
   await using fx = await makeFixture();
-  await using server = await startServer({ root: fx.root, flags: ["--no-dir-listing"] });
+  await using server = await startCli([fx.root, "--no-dir-listing"]);
   const failures: string[] = [];
   for (const target of ["/", "/dir/", "/?format=json", "/%3Cdir%3E/", "/dir/?sort=size"]) {
     const ex = await exchange(server.port, req(target, "Connection: close\r\n"));
@@ -1087,7 +1084,7 @@ Deno.test({
   fn: async () => {
     await using fx = await makeFixture();
     assert.ok(fx.nonUtf8, "fixture could not create a non-UTF-8 name");
-    await using server = await startServer({ root: fx.root });
+    await using server = await startCli([fx.root]);
     const listing = await exchange(server.port, req("/", "Connection: close\r\n"));
     const html = dec.decode(listing.responses[0]?.body);
     assert.match(html, /href="[^"]*%FF%FE-bin\.txt"/i);
@@ -1102,7 +1099,7 @@ Deno.test({
   name: "engine error responses to HEAD carry no body",
   fn: async () => {
     await using fx = await makeFixture();
-    await using server = await startServer({ root: fx.root });
+    await using server = await startCli([fx.root]);
     const cat = "HEAD errors";
     const cases: Case[] = [
       [
@@ -1133,7 +1130,7 @@ Deno.test({
   name: "listings do not reveal symlinks that leave the root, nor their targets' size and mtime",
   fn: async () => {
     await using fx = await makeFixture();
-    await using server = await startServer({ root: fx.root });
+    await using server = await startCli([fx.root]);
     const ex = await exchange(server.port, req("/?format=json", "Connection: close\r\n"));
     const names = (JSON.parse(dec.decode(ex.responses[0]?.body)) as Array<{ name: string }>)
       .map((e) => e.name);
@@ -1229,10 +1226,15 @@ for (const mode of MODES) {
     console.log(`fuzz (${mode}) seed ${seed} (replay: FUZZ_SEED=${seed}), ${seconds} s`);
     const rnd = prng(seed);
     await using fx = await makeFixture();
-    await using server = await startServer({
-      root: fx.root,
-      flags: ["--accept", mode, "--header-timeout", "2", "--idle-timeout", "3"],
-    });
+    await using server = await startCli([
+      fx.root,
+      "--accept",
+      mode,
+      "--header-timeout",
+      "2",
+      "--idle-timeout",
+      "3",
+    ]);
     const forbidden = forbiddenContent(fx);
     const corpus = seedCorpus().map(bytesOf);
     const failures: string[] = [];

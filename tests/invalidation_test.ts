@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { type Got, KeepAlive, untilAll } from "../bench/invalidation.ts";
-import { withCluster } from "./_cluster.ts";
+import { startCluster } from "./_harness.ts";
 
 const dec = new TextDecoder();
 const text = (g: Got) => dec.decode(g.body);
@@ -41,7 +41,9 @@ Deno.test("a file modified, truncated, deleted or created, a directory renamed, 
   await Deno.writeTextFile(`${root}/target/t.txt`, "t-1");
   await Deno.symlink(`${root}/target`, `${root}/link`);
   try {
-    await withCluster(root, { workers: 2, metricsPath: "/.m" }, async ({ port }) => {
+    {
+      await using server = await startCluster({ root, workers: 2, metricsPath: "/.m" });
+      const { port } = server;
       // Opened one after another and kept open: ring mode hands each new
       // connection to the worker with the fewest, so both workers hold two.
       const clients: KeepAlive[] = [];
@@ -121,7 +123,7 @@ Deno.test("a file modified, truncated, deleted or created, a directory renamed, 
       } finally {
         for (const c of clients) c.close();
       }
-    });
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -131,21 +133,24 @@ Deno.test("--cache-mb 0: no cache and no watcher, changes still show at once", a
   const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd_inval_off_" }));
   await Deno.writeTextFile(`${root}/a.txt`, "version-1");
   try {
-    await withCluster(
-      root,
-      { workers: 2, cacheMaxBytes: 0, metricsPath: "/.m" },
-      async ({ port }) => {
-        const c = await KeepAlive.open(port);
-        try {
-          assert.equal(text(await c.get("/a.txt")), "version-1");
-          await Deno.writeTextFile(`${root}/a.txt`, "version-2");
-          assert.equal(text(await c.get("/a.txt")), "version-2");
-          assert.deepEqual(await applied(c), [0, 0]);
-        } finally {
-          c.close();
-        }
-      },
-    );
+    {
+      await using server = await startCluster({
+        root,
+        workers: 2,
+        cacheMaxBytes: 0,
+        metricsPath: "/.m",
+      });
+      const { port } = server;
+      const c = await KeepAlive.open(port);
+      try {
+        assert.equal(text(await c.get("/a.txt")), "version-1");
+        await Deno.writeTextFile(`${root}/a.txt`, "version-2");
+        assert.equal(text(await c.get("/a.txt")), "version-2");
+        assert.deepEqual(await applied(c), [0, 0]);
+      } finally {
+        c.close();
+      }
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -7,7 +7,7 @@
  * Each case runs with the job pool and inline (`--pool 0`): two code paths.
  */
 import assert from "node:assert/strict";
-import { startServer } from "./_server.ts";
+import { startCli } from "./_harness.ts";
 import { NO_UNPRIVILEGED, unprivilegedPrefix } from "./_unprivileged.ts";
 
 const enc = new TextEncoder();
@@ -66,7 +66,7 @@ Deno.test("wget -r -np mirrors a tree fetching each file and each listing page o
     source.delete(".hidden");
     const dirs = ["", "docs/", "docs/deep/", "docs/deep/er/", "many/"];
     for (const flags of MODES) {
-      await using server = await startServer({ root, flags });
+      await using server = await startCli([root, ...flags]);
       const out = `${tmp}/mirror${flags[1]}`;
       const r = await new Deno.Command("wget", {
         args: ["-r", "-np", "-nH", "-nv", "-P", out, `${server.origin}/`],
@@ -128,7 +128,7 @@ Deno.test("an unreadable folder: listing and download both 403; a readable one's
     await Deno.chmod(`${root}/sub/locked2`, 0);
     // The second mode also bounds archives: the size is counted first, note included.
     for (const flags of [MODES[0], [...MODES[1], "--max-archive-mb", "1"]]) {
-      await using server = await startServer({ root, flags, prefix });
+      await using server = await startCli([root, ...flags], { prefix });
       const o = server.origin;
       const status = async (path: string) => {
         const r = await fetch(o + path);
@@ -168,10 +168,10 @@ Deno.test("an unreadable folder: listing and download both 403; a readable one's
         );
       }
       // The watcher keeps the readable part and says what it cannot watch, once.
-      const notice = server.stderr.split("\n").filter((l) => l.includes("unreadable folder"));
-      assert.equal(notice.length, 1, server.stderr);
+      const notice = server.stderr.lines.filter((l) => l.includes("unreadable folder"));
+      assert.equal(notice.length, 1, server.stderr.text);
       assert.match(notice[0], /except 2 unreadable folders \(locked, sub\/locked2\)/);
-      assert.ok(!server.stderr.includes("cannot watch"), server.stderr);
+      assert.ok(!server.stderr.text.includes("cannot watch"), server.stderr.text);
     }
   });
 });
@@ -182,7 +182,7 @@ Deno.test("big folders end to end: ?per_page, ?q over the whole folder, 400 for 
     await Deno.mkdir(`${root}/big`, { recursive: true });
     for (let i = 0; i < 2500; i++) await Deno.writeFile(`${root}/big/n${i}.txt`, enc.encode("x"));
     for (const flags of MODES) {
-      await using server = await startServer({ root, flags });
+      await using server = await startCli([root, ...flags]);
       const o = `${server.origin}/big/`;
       const names = async (q: string) =>
         (await (await fetch(`${o}?format=json&${q}`)).json())

@@ -46,7 +46,7 @@
 
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { startServer, type TestServer } from "./_server.ts";
+import { type ServerProcess, startCli } from "./_harness.ts";
 import {
   type Exchange,
   exchange,
@@ -71,7 +71,7 @@ const ETAG = /^(W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/;
 const STATUS_LINE = /^HTTP\/1\.1 [1-5]\d\d [\t\x20-\x7e\x80-\xff]*$/;
 
 interface Ctx {
-  server: TestServer;
+  server: ServerProcess;
   /** ETag and Last-Modified of /hello.txt. */
   etag: string;
   lastModified: string;
@@ -1201,10 +1201,15 @@ Deno.test({
       const later = new Date(Date.now() + 365 * 24 * 3600 * 1000);
       Deno.utimeSync(`${root}/future/soon.txt`, later, later);
       Deno.utimeSync(`${root}/future`, later, later);
-      await using server = await startServer({
+      await using server = await startCli([
         root,
-        flags: ["--workers", "1", "--header-timeout", "2", "--header", "Cache-Control: max-age=60"],
-      });
+        "--workers",
+        "1",
+        "--header-timeout",
+        "2",
+        "--header",
+        "Cache-Control: max-age=60",
+      ]);
       const first = (await exchange(server.port, req("/hello.txt"))).responses[0];
       const c: Ctx = {
         server,
@@ -1217,7 +1222,7 @@ Deno.test({
           try {
             await row.run(c);
           } catch (e) {
-            throw new Error(`${e instanceof Error ? e.message : e}\n${server.stderr.slice(-2000)}`);
+            throw new Error(`${e instanceof Error ? e.message : e}\n${server.stderr.tail(2000)}`);
           }
         });
       }

@@ -6,7 +6,8 @@
  * reader that stopped by the write timeout, and leak no descriptor.
  */
 import assert from "node:assert/strict";
-import { HOST, withCluster } from "./_cluster.ts";
+import { CLUSTER_MODES, countFds, HOST, startCluster } from "./_harness.ts";
+import { concat } from "./_raw.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -20,11 +21,11 @@ const big = new Uint8Array(BIG).map((_, i) => (i * 131 + (i >> 13)) & 255);
 await Deno.writeFile(`${root}/big.bin`, big);
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
 
-/** Open descriptors of process `pid` (`ls`: Deno reads /proc/PID/fd only with --allow-all). */
-async function fdCount(pid: number): Promise<number> {
-  const r = await new Deno.Command("ls", { args: [`/proc/${pid}/fd`] }).output();
-  assert.ok(r.success, dec.decode(r.stderr));
-  return dec.decode(r.stdout).split("\n").filter((l) => l !== "").length;
+/** Open descriptors of process `pid`; fails the test when /proc cannot say. */
+function fdCount(pid: number): number {
+  const n = countFds(pid);
+  assert.ok(n >= 0, `cannot list /proc/${pid}/fd`);
+  return n;
 }
 
 /** Sends a GET for `path` on a fresh socket; returns the socket and the parsed head. */
@@ -52,7 +53,6 @@ async function rawGet(port: number, path: string) {
 /** Reads until EOF; returns every byte. */
 async function readAll(conn: Deno.Conn, first: Uint8Array): Promise<Uint8Array> {
   const parts = [first];
-  let total = first.length;
   const chunk = new Uint8Array(256 * 1024);
   for (;;) {
     let n: number | null;
@@ -63,97 +63,92 @@ async function readAll(conn: Deno.Conn, first: Uint8Array): Promise<Uint8Array> 
     }
     if (n === null) break;
     parts.push(chunk.slice(0, n));
-    total += n;
   }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
-const MODES: Array<[string, Record<string, unknown>]> = [
-  ["ring (epoll, sendfile)", { accept: "ring", ringIo: "epoll" }],
-  ["ring (socket, read/write)", { accept: "ring", ringIo: "socket" }],
-  ["reuseport (read/write)", { accept: "reuseport" }],
-];
+/** What each mode sends file bodies with. */
+const HOW: Record<string, string> = {
+  "ring (epoll)": "sendfile",
+  "ring (socket)": "read/write",
+  "reuseport": "read/write",
+};
 
-for (const [label, mode] of MODES) {
+for (const [name, mode] of CLUSTER_MODES) {
+  const label = `${name} via ${HOW[name]}`;
   Deno.test(`serve() ${label}: a big file and Range slices arrive byte-exact, no fd leaks`, async () => {
-    await withCluster(root, mode, async ({ port, pid }) => {
-      const client = Deno.createHttpClient({});
-      try {
-        const get = async (range?: string) => {
-          const res = await fetch(`http://${HOST}:${port}/big.bin`, {
-            client,
-            headers: range ? { range } : {},
-          });
-          return { res, body: new Uint8Array(await res.arrayBuffer()) };
-        };
-        // Warm up both workers (lazy buffers, pools) before counting.
-        for (let i = 0; i < 4; i++) await get();
-        const before = await fdCount(pid);
-        for (let i = 0; i < 3; i++) {
-          const { res, body } = await get();
-          assert.equal(res.status, 200);
-          assert.equal(body.length, BIG);
-          assert.deepEqual(body, big);
-        }
-        const slices: Array<[number, number]> = [
-          [0, 0],
-          [1, 1],
-          [4095, 4097],
-          [65535, 3 * 1024 * 1024],
-          [BIG - 17, BIG - 1],
-          [17, BIG - 1],
-        ];
-        for (const [a, b] of slices) {
-          const { res, body } = await get(`bytes=${a}-${b}`);
-          assert.equal(res.status, 206);
-          assert.equal(res.headers.get("content-range"), `bytes ${a}-${b}/${BIG}`);
-          assert.deepEqual(body, big.subarray(a, b + 1), `bytes=${a}-${b}`);
-        }
-        // Two slices: a multipart body mixing boundaries (bytes) and file slices.
-        const { res, body } = await get("bytes=10-20000,3000000-3100000");
-        assert.equal(res.status, 206);
-        const text = dec.decode(body);
-        assert.ok(text.includes("Content-Range: bytes 10-20000/"));
-        const at = body.length - 100001 - "\r\n--".length -
-          text.slice(text.lastIndexOf("\r\n--")).length + "\r\n--".length;
-        assert.deepEqual(body.subarray(at, at + 100001), big.subarray(3000000, 3100001));
-        // Many requests, on many connections; then no more descriptors than before.
-        await Promise.all(
-          Array.from({ length: 40 }, async (_, i) => {
-            const c = Deno.createHttpClient({});
-            try {
-              const r = await fetch(`http://${HOST}:${port}/big.bin`, {
-                client: c,
-                headers: { range: `bytes=${i * 1000}-${i * 1000 + 200000}` },
-              });
-              assert.equal((await r.arrayBuffer()).byteLength, 200001);
-            } finally {
-              c.close();
-            }
-          }),
-        );
-        // Aborted downloads release their files too.
-        for (let i = 0; i < 10; i++) {
-          const { conn } = await rawGet(port, "/big.bin");
-          conn.close();
-        }
-        // Closes are asynchronous on the server side: wait for the count to settle.
-        let after = await fdCount(pid);
-        for (let i = 0; i < 100 && after > before; i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          after = await fdCount(pid);
-        }
-        assert.ok(after <= before, `descriptors: ${before} before, ${after} after`);
-      } finally {
-        client.close();
+    await using server = await startCluster({ root, ...mode });
+    const { port, pid } = server;
+    const client = Deno.createHttpClient({});
+    try {
+      const get = async (range?: string) => {
+        const res = await fetch(`http://${HOST}:${port}/big.bin`, {
+          client,
+          headers: range ? { range } : {},
+        });
+        return { res, body: new Uint8Array(await res.arrayBuffer()) };
+      };
+      // Warm up both workers (lazy buffers, pools) before counting.
+      for (let i = 0; i < 4; i++) await get();
+      const before = fdCount(pid);
+      for (let i = 0; i < 3; i++) {
+        const { res, body } = await get();
+        assert.equal(res.status, 200);
+        assert.equal(body.length, BIG);
+        assert.deepEqual(body, big);
       }
-    });
+      const slices: Array<[number, number]> = [
+        [0, 0],
+        [1, 1],
+        [4095, 4097],
+        [65535, 3 * 1024 * 1024],
+        [BIG - 17, BIG - 1],
+        [17, BIG - 1],
+      ];
+      for (const [a, b] of slices) {
+        const { res, body } = await get(`bytes=${a}-${b}`);
+        assert.equal(res.status, 206);
+        assert.equal(res.headers.get("content-range"), `bytes ${a}-${b}/${BIG}`);
+        assert.deepEqual(body, big.subarray(a, b + 1), `bytes=${a}-${b}`);
+      }
+      // Two slices: a multipart body mixing boundaries (bytes) and file slices.
+      const { res, body } = await get("bytes=10-20000,3000000-3100000");
+      assert.equal(res.status, 206);
+      const text = dec.decode(body);
+      assert.ok(text.includes("Content-Range: bytes 10-20000/"));
+      const at = body.length - 100001 - "\r\n--".length -
+        text.slice(text.lastIndexOf("\r\n--")).length + "\r\n--".length;
+      assert.deepEqual(body.subarray(at, at + 100001), big.subarray(3000000, 3100001));
+      // Many requests, on many connections; then no more descriptors than before.
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const c = Deno.createHttpClient({});
+          try {
+            const r = await fetch(`http://${HOST}:${port}/big.bin`, {
+              client: c,
+              headers: { range: `bytes=${i * 1000}-${i * 1000 + 200000}` },
+            });
+            assert.equal((await r.arrayBuffer()).byteLength, 200001);
+          } finally {
+            c.close();
+          }
+        }),
+      );
+      // Aborted downloads release their files too.
+      for (let i = 0; i < 10; i++) {
+        const { conn } = await rawGet(port, "/big.bin");
+        conn.close();
+      }
+      // Closes are asynchronous on the server side: wait for the count to settle.
+      let after = fdCount(pid);
+      for (let i = 0; i < 100 && after > before; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = fdCount(pid);
+      }
+      assert.ok(after <= before, `descriptors: ${before} before, ${after} after`);
+    } finally {
+      client.close();
+    }
   });
 
   Deno.test(`serve() ${label}: a file truncated during the transfer ends the connection early`, async () => {
@@ -162,7 +157,9 @@ for (const [label, mode] of MODES) {
     const data = new Uint8Array(size).map((_, i) => (i * 7 + 1) & 255 | 1); // no zero byte
     await Deno.writeFile(path, data);
     try {
-      await withCluster(root, mode, async ({ port }) => {
+      {
+        await using server = await startCluster({ root, ...mode });
+        const { port } = server;
         const { conn, length, first } = await rawGet(port, "/shrinks.bin");
         assert.equal(length, size);
         // The socket buffers hold a few MiB at most: most of the file is unsent.
@@ -182,7 +179,7 @@ for (const [label, mode] of MODES) {
         // truncation that zeroes part of a (large) folio already queued shows
         // in the bytes still in flight, as with nginx's sendfile. The response
         // still ends short of its Content-Length, so clients see it incomplete.
-      });
+      }
     } finally {
       await Deno.remove(path);
     }
@@ -193,7 +190,9 @@ for (const [label, mode] of MODES) {
     const size = 64 * 1024 * 1024;
     await Deno.writeFile(path, new Uint8Array(size).fill(7));
     try {
-      await withCluster(root, { ...mode, writeTimeoutMs: 500 }, async ({ port }) => {
+      {
+        await using server = await startCluster({ root, ...mode, writeTimeoutMs: 500 });
+        const { port } = server;
         const { conn, first } = await rawGet(port, "/huge.bin");
         // Stop reading for longer than the timeout (+ the 1 s deadline tick).
         await new Promise((r) => setTimeout(r, 2500));
@@ -202,7 +201,7 @@ for (const [label, mode] of MODES) {
         conn.close();
         assert.ok(body.length < size, `the whole ${size} bytes arrived`);
         assert.ok(performance.now() - t0 < 5000);
-      });
+      }
     } finally {
       await Deno.remove(path);
     }

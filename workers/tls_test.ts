@@ -10,9 +10,8 @@ import { parseArgs } from "../cli.ts";
 import { startTls, toRequestHead, toResponse } from "./tls.ts";
 import { ConnectionSet } from "../http/engine.ts";
 import type { Reply } from "../http/types.ts";
+import { runCli, type ServerProcess, startCli, startCluster } from "../tests/_harness.ts";
 
-const ENTRY = new URL("./_cluster_entry.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const BIG = 3 * 1024 * 1024 + 17;
 
 const dir = await Deno.makeTempDir({ prefix: "ringhttpd_tls_" });
@@ -101,102 +100,21 @@ let ca = "";
   ca = await Deno.readTextFile(`${dir}/ca.pem`);
 }
 
-/** The HTTPS server in a subprocess. */
-class Server implements AsyncDisposable {
-  port = 0;
-  stderr = "";
-  readonly proc: Deno.ChildProcess;
-  #stdout: ReadableStreamDefaultReader<string>;
-  #partial = "";
-  #lines: string[] = [];
-  #stderrDone: Promise<void>;
-
-  constructor(options: Record<string, unknown>) {
-    this.proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--config",
-        CONFIG,
-        "--unstable-net",
-        "--allow-net",
-        "--allow-read",
-        "--allow-ffi",
-        "--allow-sys",
-        ENTRY,
-        JSON.stringify({ root, hostname: "127.0.0.1", port: 0, workers: 2, cert, key, ...options }),
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdout = this.proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const stderr = this.proc.stderr;
-    this.#stderrDone = (async () => {
-      for await (const s of stderr.pipeThrough(new TextDecoderStream())) {
-        this.stderr += s;
-      }
-    })();
+/** The HTTPS server in a subprocess (`serve()` through the cluster entry); always reuseport. */
+async function start(options: Record<string, unknown> = {}): Promise<ServerProcess> {
+  const server = await startCluster({ root, cert, key, ...options }, {
+    perms: ["--allow-net", "--allow-read", "--allow-ffi", "--allow-sys"],
+  });
+  if (server.mode !== "reuseport") {
+    await server.stop();
+    assert.fail(`HTTPS in ${server.mode} mode: ${server.banner}`);
   }
+  return server;
+}
 
-  async started(): Promise<this> {
-    let out = "";
-    while (!/\n/.test(out)) {
-      const { value, done } = await this.#stdout.read();
-      if (done) throw new Error(`server exited before listening; stderr:\n${this.stderr}`);
-      out += value;
-    }
-    const nl = out.indexOf("\n");
-    this.#partial = out.slice(nl + 1);
-    const m = out.match(/Listening on http:\/\/[^:]+:(\d+)\/ \(\d+ workers, (\w+) mode\)/);
-    assert.ok(m, out);
-    assert.equal(m[2], "reuseport");
-    this.port = Number(m[1]);
-    return this;
-  }
-
-  /** Reads stdout (after the Listening line) until `done(lines)` holds; gives the lines. */
-  async lines(what: string, done: (lines: string[]) => boolean, ms = 10_000): Promise<string[]> {
-    const deadline = Date.now() + ms;
-    while (!done(this.#lines)) {
-      const read = this.#stdout.read();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${what}`)),
-          deadline - Date.now(),
-        );
-      });
-      try {
-        const { value, done: ended } = await Promise.race([read, late]);
-        if (ended) throw new Error(`server exited while waiting for ${what}`);
-        this.#partial += value;
-      } catch (e) {
-        throw new Error(`${(e as Error).message}; stdout so far:\n${this.#lines.join("\n")}`);
-      } finally {
-        clearTimeout(timer);
-      }
-      const parts = this.#partial.split("\n");
-      this.#partial = parts.pop()!;
-      this.#lines.push(...parts);
-    }
-    return this.#lines;
-  }
-
-  url(path: string, host = "localhost"): string {
-    return `https://${host}:${this.port}${path}`;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.proc.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await this.proc.status;
-    await this.#stdout.cancel().catch(() => {});
-    await this.proc.stdin.close().catch(() => {});
-    await this.#stderrDone;
-  }
+/** `https://HOST:PORT/PATH` on `server` (the certificate names localhost and 127.0.0.1). */
+function url(server: ServerProcess, path: string, host = "localhost"): string {
+  return `https://${host}:${server.port}${path}`;
 }
 
 async function get(client: Deno.HttpClient, url: string, init: RequestInit = {}) {
@@ -301,7 +219,7 @@ Deno.test("serve() rejects cert without key and a path given as cert, before sta
 });
 
 Deno.test("HTTPS serves a file, a listing and a 404 over HTTP/1.1 and HTTP/2", opts, async () => {
-  await using server = await new Server({}).started();
+  await using server = await start();
   for (
     const [name, version] of [["http/1.1", { http1: true, http2: false }], ["h2", {
       http1: false,
@@ -309,26 +227,26 @@ Deno.test("HTTPS serves a file, a listing and a 404 over HTTP/1.1 and HTTP/2", o
     }]] as const
   ) {
     using client = Deno.createHttpClient({ caCerts: [ca], ...version });
-    const file = await get(client, server.url("/a.txt"));
+    const file = await get(client, url(server, "/a.txt"));
     assert.equal(file.res.status, 200, name);
     assert.equal(file.text, "hello over tls");
     assert.equal(file.res.headers.get("content-length"), "14");
-    const listing = await get(client, server.url("/sub/"));
+    const listing = await get(client, url(server, "/sub/"));
     assert.equal(listing.res.status, 200);
     assert.match(listing.res.headers.get("content-type")!, /text\/html/);
     assert.match(listing.text, /href="b%20%3C%26%3E\.txt">b &lt;&amp;&gt;\.txt</);
-    const bigRes = await get(client, server.url("/big.bin", "127.0.0.1"));
+    const bigRes = await get(client, url(server, "/big.bin", "127.0.0.1"));
     assert.equal(bigRes.body.length, BIG);
     assert.deepEqual(bigRes.body, big, `${name}: big file bytes`);
-    const range = await get(client, server.url("/big.bin"), {
+    const range = await get(client, url(server, "/big.bin"), {
       headers: { range: "bytes=100-199" },
     });
     assert.equal(range.res.status, 206);
     assert.deepEqual(range.body, big.subarray(100, 200));
-    const moved = await get(client, server.url("/sub"), { redirect: "manual" });
+    const moved = await get(client, url(server, "/sub"), { redirect: "manual" });
     assert.equal(moved.res.status, 301);
-    assert.equal((await get(client, server.url("/nope"))).res.status, 404);
-    const head = await fetch(server.url("/a.txt"), { client, method: "HEAD" });
+    assert.equal((await get(client, url(server, "/nope"))).res.status, 404);
+    const head = await fetch(url(server, "/a.txt"), { client, method: "HEAD" });
     assert.equal(head.headers.get("content-length"), "14");
     assert.equal((await head.arrayBuffer()).byteLength, 0);
   }
@@ -341,26 +259,26 @@ Deno.test(
   "HTTPS -v logs every response, HTTP/1.1 and HTTP/2, and counts it in stats and metrics",
   opts,
   async () => {
-    await using server = await new Server({
+    await using server = await start({
       verbose: true,
       metricsPath: "/.ringhttpd/metrics",
-    }).started();
+    });
     const sent: string[] = [];
     for (const [proto, h2] of [["HTTP/1.1", false], ["HTTP/2.0", true]] as const) {
       using client = Deno.createHttpClient({ caCerts: [ca], http1: !h2, http2: h2 });
       const ua = { "user-agent": `tls-test ${proto}` };
-      assert.equal((await get(client, server.url("/a.txt"), { headers: ua })).res.status, 200);
-      assert.equal((await get(client, server.url("/nope?x=1"), { headers: ua })).res.status, 404);
-      const range = await get(client, server.url("/big.bin"), {
+      assert.equal((await get(client, url(server, "/a.txt"), { headers: ua })).res.status, 200);
+      assert.equal((await get(client, url(server, "/nope?x=1"), { headers: ua })).res.status, 404);
+      const range = await get(client, url(server, "/big.bin"), {
         headers: { ...ua, range: "bytes=0-99999" },
       });
       assert.equal(range.res.status, 206);
-      const head = await fetch(server.url("/a.txt"), { client, method: "HEAD", headers: ua });
+      const head = await fetch(url(server, "/a.txt"), { client, method: "HEAD", headers: ua });
       await head.body?.cancel();
       sent.push(`GET /a.txt ${proto}`, `GET /nope?x=1 ${proto}`);
       sent.push(`GET /big.bin ${proto}`, `HEAD /a.txt ${proto}`);
     }
-    const parsed = (await server.lines(
+    const parsed = (await server.stdout.until(
       "8 access-log lines",
       (ls) => ls.filter((l) => COMBINED.test(l)).length >= 8,
     )).filter((l) => COMBINED.test(l)).map((l) => l.match(COMBINED)!);
@@ -388,19 +306,16 @@ Deno.test(
     assert.equal(bytes("HEAD /a.txt HTTP/2.0"), 0);
 
     // Counted like plain HTTP: by status class in stats() and the metrics page.
-    const stdin = server.proc.stdin.getWriter();
-    await stdin.write(new TextEncoder().encode("stats\n"));
-    stdin.releaseLock();
-    const stats = JSON.parse(
-      (await server.lines("the stats line", (ls) => ls.some((l) => l.startsWith("{"))))
-        .find((l) => l.startsWith("{"))!,
-    );
+    const stats = await server.stats() as {
+      workers: { responses: number[]; logged: number }[];
+    } | undefined;
+    assert.ok(stats, `no stats line\n${server.diagnosis()}`);
     const total = (k: number) =>
       stats.workers.reduce((a: number, w: { responses: number[] }) => a + w.responses[k], 0);
     assert.deepEqual([total(1), total(3)], [6, 2]);
     assert.equal(stats.workers.reduce((a: number, w: { logged: number }) => a + w.logged, 0), 8);
     using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
-    const metrics = (await get(client, server.url("/.ringhttpd/metrics"))).text;
+    const metrics = (await get(client, url(server, "/.ringhttpd/metrics"))).text;
     const sum = (code: string) =>
       [...metrics.matchAll(
         new RegExp(`^ringhttpd_responses_total\\{.*code="${code}"\\} (\\d+)$`, "gm"),
@@ -445,7 +360,7 @@ Deno.test("curl negotiates HTTP/1.1 or HTTP/2 by ALPN on the same port", {
   ...opts,
   ignore: !haveCurl,
 }, async () => {
-  await using server = await new Server({}).started();
+  await using server = await start();
   for (const [flag, want] of [["--http1.1", "1.1"], ["--http2", "2"]]) {
     for (const path of ["/a.txt", "/sub/"]) {
       const out = await new Deno.Command("curl", {
@@ -460,7 +375,7 @@ Deno.test("curl negotiates HTTP/1.1 or HTTP/2 by ALPN on the same port", {
           "/dev/null",
           "-w",
           "%{http_version} %{http_code}",
-          server.url(path),
+          url(server, path),
         ],
         stdout: "piped",
       }).output();
@@ -473,17 +388,17 @@ Deno.test(
   "a client that never completes the TLS handshake is closed after the header timeout",
   opts,
   async () => {
-    await using server = await new Server({ headerTimeoutMs: 300 }).started();
+    await using server = await start({ headerTimeoutMs: 300 });
     using raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     await closedByPeer(raw);
     // The server still serves others.
     using client = Deno.createHttpClient({ caCerts: [ca] });
-    assert.equal((await get(client, server.url("/a.txt"))).text, "hello over tls");
+    assert.equal((await get(client, url(server, "/a.txt"))).text, "hello over tls");
   },
 );
 
 Deno.test("an idle HTTP/2 connection is closed after the idle timeout", opts, async () => {
-  await using server = await new Server({ idleTimeoutMs: 300 }).started();
+  await using server = await start({ idleTimeoutMs: 300 });
   using conn = await Deno.connectTls({
     hostname: "localhost",
     port: server.port,
@@ -495,18 +410,17 @@ Deno.test("an idle HTTP/2 connection is closed after the idle timeout", opts, as
 });
 
 Deno.test("HTTPS asked with accept: ring runs in reuseport mode with a notice", opts, async () => {
-  await using server = await new Server({ accept: "ring" }).started();
+  await using server = await start({ accept: "ring" });
   using client = Deno.createHttpClient({ caCerts: [ca] });
-  assert.equal((await get(client, server.url("/a.txt"))).res.status, 200);
-  assert.match(server.stderr, /HTTPS needs --accept=reuseport/);
+  assert.equal((await get(client, url(server, "/a.txt"))).res.status, 200);
+  assert.match(server.stderr.text, /HTTPS needs --accept=reuseport/);
 });
 
 Deno.test("SIGTERM stops the HTTPS server gracefully with exit code 0", opts, async () => {
-  await using server = await new Server({ graceMs: 5000 }).started();
+  await using server = await start({ graceMs: 5000 });
   using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
-  assert.equal((await get(client, server.url("/a.txt"))).res.status, 200);
-  server.proc.kill("SIGTERM");
-  assert.equal((await server.proc.status).code, 0);
+  assert.equal((await get(client, url(server, "/a.txt"))).res.status, 200);
+  assert.equal((await server.stop("SIGTERM")).code, 0, server.diagnosis());
 });
 
 Deno.test("CLI: --cert and --key parse as a pair of file names", () => {
@@ -517,22 +431,6 @@ Deno.test("CLI: --cert and --key parse as a pair of file names", () => {
   assert.throws(() => parseArgs(["--cert", "c.pem"]), /--cert needs --key too/);
   assert.throws(() => parseArgs(["--key", "k.pem"]), /--key needs --cert too/);
 });
-
-const serveTask: string[] = JSON.parse(await Deno.readTextFile(CONFIG)).tasks.serve
-  .split(/\s+/).filter((w: string) => w !== "deno" && w !== "mod.ts");
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
-async function runCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...serveTask, MOD, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("CLI: a missing --cert file or a bad pair exits 1 with one line", async () => {
   const missing = await runCli([root, "--cert", `${dir}/nope.pem`, "--key", `${dir}/key.pem`]);
@@ -553,48 +451,20 @@ Deno.test(
   "CLI: deno task serve --cert --key prints an https Listening line and serves h2",
   opts,
   async () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...serveTask,
-        MOD,
-        root,
-        "--host",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--cert",
-        `${dir}/cert.pem`,
-        "--key",
-        `${dir}/key.pem`,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    try {
-      let out = "";
-      while (!out.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += value;
-      }
-      const m = out.match(
-        /^Listening on https:\/\/127\.0\.0\.1:(\d+)\/ \(\d+ workers?, reuseport mode\)/,
-      );
-      assert.ok(m, out);
-      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
-      const r = await get(client, `https://localhost:${m[1]}/a.txt`);
-      assert.equal(r.text, "hello over tls");
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0);
-    } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
-      await reader.cancel().catch(() => {});
-    }
+    await using server = await startCli([
+      root,
+      "--cert",
+      `${dir}/cert.pem`,
+      "--key",
+      `${dir}/key.pem`,
+    ]);
+    assert.match(
+      server.banner,
+      /^Listening on https:\/\/127\.0\.0\.1:(\d+)\/ \(\d+ workers?, reuseport mode\)/,
+    );
+    using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
+    const r = await get(client, url(server, "/a.txt"));
+    assert.equal(r.text, "hello over tls");
+    assert.equal((await server.stop("SIGTERM")).code, 0, server.diagnosis());
   },
 );
