@@ -151,6 +151,11 @@ export const DEADLINE_HEAD = WAIT_HEAD, DEADLINE_IDLE = WAIT_IDLE, DEADLINE_WRIT
 export const SHED_IDLE = 1;
 /** Connections still sending their request head (or nothing yet). */
 export const SHED_HEAD = 2;
+/**
+ * A new connection is not shed as a slow head sender before it has been open
+ * this long (ms): its first request may still be on the way from a busy client.
+ */
+export const SHED_GRACE_MS = 100;
 
 /**
  * Phase stamps: one counter per thread, bumped when any connection changes
@@ -350,6 +355,8 @@ export class HttpConnection {
   #since = NaN;
   /** When the current phase started, in {@linkcode phaseClock} stamps. */
   #phase = ++phaseClock;
+  /** `performance.now()` at construction (once per connection, never per request). */
+  readonly born: number = performance.now();
   #out: Uint8Array | null = null;
   #chunk: Uint8Array | null = null;
 
@@ -458,6 +465,11 @@ export class HttpConnection {
   get shedClass(): number {
     if (this.#closing || this.#busy !== null) return 0;
     return this.#wait === WAIT_IDLE ? SHED_IDLE : this.#wait === WAIT_HEAD ? SHED_HEAD : 0;
+  }
+
+  /** Part of a request head has arrived (and waits for the rest). */
+  get partial(): boolean {
+    return this.#pending !== null;
   }
 
   /** When the current phase started (a per-thread stamp: smaller is older). */
@@ -1140,8 +1152,10 @@ export class ConnectionSet {
    * the most and give the least first (as nginx reuses connections when it
    * runs out): kept-alive idle ones, longest idle first; then, if `classes`
    * allows, those still sending their request head, slowest (longest
-   * waiting) first. A connection with a response in flight is never shed.
-   * A scan of the set: only called at the connection cap, never per request.
+   * waiting) first; one that has sent nothing yet only once open for
+   * {@linkcode SHED_GRACE_MS} (its request may still be on the way). A
+   * connection with a response in flight is never shed. A scan of the set:
+   * only called at the connection cap, never per request.
    *
    * @param n How many to close at most.
    * @param classes {@linkcode SHED_IDLE} only, or {@linkcode SHED_HEAD} to take head senders too.
@@ -1151,10 +1165,13 @@ export class ConnectionSet {
     if (n <= 0) return 0;
     const idle: HttpConnection[] = [];
     const head: HttpConnection[] = [];
+    const born = performance.now() - SHED_GRACE_MS;
     for (const c of this.#conns) {
       const k = c.shedClass;
       if (k === SHED_IDLE) idle.push(c);
-      else if (k === SHED_HEAD && classes >= SHED_HEAD) head.push(c);
+      else if (k === SHED_HEAD && classes >= SHED_HEAD && (c.partial || c.born <= born)) {
+        head.push(c);
+      }
     }
     const byAge = (a: HttpConnection, b: HttpConnection) => a.phase - b.phase;
     let done = 0;

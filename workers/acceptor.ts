@@ -167,6 +167,16 @@ function run(lfd: number, config: AcceptorConfig): void {
     }
   };
 
+  /**
+   * Extra sheds while connections keep waiting after a batch: doubles each
+   * loop that still finds the backlog non-empty (so a deep backlog of new
+   * connections gets room in a few loops, not one sixteenth per loop), back
+   * to 0 once it is empty.
+   */
+  let burst = 0;
+  const grow = (cap: number): number =>
+    burst = Math.min(BATCH, Math.max(Math.ceil(cap / 16), 2 * burst));
+
   let liveCount = 0;
   /** Refreshes `live` and `liveCount`; returns open + queued over live slots. */
   const scan = (): number => {
@@ -220,8 +230,13 @@ function run(lfd: number, config: AcceptorConfig): void {
     if (liveCount === 0 || total >= cap) {
       // A connection is waiting: make room (a no-op while every connection
       // is mid-response); meanwhile it waits in the kernel backlog.
-      if (liveCount > 0 && pollIn(lfd, 0)) requestShed(total - mark + 1);
-      Atomics.wait(ctl, STATE, RUNNING, 5);
+      if (liveCount > 0 && pollIn(lfd, 0)) {
+        requestShed(total - mark + grow(cap));
+        Atomics.wait(ctl, STATE, RUNNING, 1);
+      } else {
+        burst = 0;
+        Atomics.wait(ctl, STATE, RUNNING, 5);
+      }
       continue;
     }
     if (!pollIn(lfd, POLL_MS)) continue;
@@ -261,6 +276,10 @@ function run(lfd: number, config: AcceptorConfig): void {
     flush();
     // Past the mark, each new connection sheds one (after its publish, so
     // the worker picks among connections it held before).
-    if (total + accepted > mark) requestShed(total + accepted - mark);
+    if (total + accepted > mark) {
+      const waiting = pollIn(lfd, 0);
+      if (!waiting) burst = 0;
+      requestShed(total + accepted - mark + (waiting ? grow(cap) : 0));
+    }
   }
 }
