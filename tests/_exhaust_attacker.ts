@@ -21,12 +21,14 @@ async function drain(conn: Deno.Conn): Promise<void> {
   }
 }
 
-type Attack = "idle" | "trickle";
+type Attack = "idle" | "trickle" | "silent";
 
 /**
  * `n` attacking connections that reconnect whenever the server closes them:
  * "idle" sends one kept-alive request, reads the answer and sits; "trickle"
- * sends part of a head, then one more byte a second, never finishing.
+ * sends part of a head, then one more byte a second, never finishing;
+ * "silent" sends nothing (on an HTTPS port: never starts its handshake) and
+ * records in `closedAfter` how long the server took to close it.
  */
 export function attack(
   port: number,
@@ -34,6 +36,7 @@ export function attack(
   kind: Attack,
   stop: Promise<void>,
   reconnect = true,
+  closedAfter: number[] = [],
 ): Promise<number> {
   let stopped = false;
   let reconnects = 0;
@@ -66,6 +69,10 @@ export function attack(
         if (kind === "idle") {
           await conn.write(encoder.encode("GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n"));
           await drain(conn); // the answer, then nothing until the server closes it
+        } else if (kind === "silent") {
+          const t0 = performance.now();
+          await drain(conn);
+          if (!stopped) closedAfter.push(performance.now() - t0);
         } else {
           await conn.write(encoder.encode("GET /small.txt HTTP/1.1\r\nHost: x\r\nX-Slow: "));
           const closed = drain(conn).then(() => true);
@@ -91,13 +98,37 @@ export function attack(
       if (!stopped) reconnects++;
     }
   };
-  return Promise.all(Array.from({ length: n }, one)).then(() => reconnects);
+  // Connect in waves of 200, as a flood from a few machines would.
+  const all: Promise<void>[] = [];
+  return (async () => {
+    for (let i = 0; i < n; i += 200) {
+      const wave = Array.from({ length: Math.min(200, n - i) }, one);
+      all.push(...wave);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    await Promise.all(all);
+    return reconnects;
+  })();
 }
 
 if (import.meta.main) {
   const [port, n, kind, again] = Deno.args;
   const { promise: stop, resolve } = Promise.withResolvers<void>();
-  const done = attack(Number(port), Number(n), kind as Attack, stop, again === "reconnect");
+  const closedAfter: number[] = [];
+  const done = attack(
+    Number(port),
+    Number(n),
+    kind as Attack,
+    stop,
+    again === "reconnect",
+    closedAfter,
+  );
+  if (kind === "silent") {
+    // Done when the server has closed every one of them.
+    await done;
+    console.log(`closed ${JSON.stringify(closedAfter)}`);
+    Deno.exit(0);
+  }
   // stdin closing (the test is done, or died) stops the attack.
   (async () => {
     for await (const _ of Deno.stdin.readable) { /* wait */ }

@@ -95,6 +95,8 @@ export interface TlsServer {
 }
 
 const FILE_CHUNK = 65536;
+/** Handshakes cut per event-loop turn at most (one fd-table scan each). */
+const CUT_BATCH = 256;
 const PIPE_CHUNK = 65536;
 const ALPN = ["h2", "http/1.1"];
 const LOOPBACK = "127.0.0.1";
@@ -376,19 +378,26 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   // Handshake deadlines every 250 ms (so one fires at most that late, plus
   // timer lag); h2 pipe deadlines each second.
   let turn = 0;
+  /**
+   * Cuts the handshakes past their deadline, oldest first, at most CUT_BATCH
+   * per event-loop turn: thousands timing out together would otherwise hold
+   * the thread while other clients wait.
+   */
+  const cutLate = (): void => {
+    const now = Date.now();
+    const late: Deno.TlsConn[] = [];
+    for (const [conn, since] of handshaking) {
+      if (now - since < o.headerTimeoutMs || late.length >= CUT_BATCH) break;
+      late.push(conn);
+    }
+    if (late.length === 0) return;
+    cutHandshakes(late);
+    o.onHandshakeTimeout?.(late.length);
+    if (late.length === CUT_BATCH) setTimeout(cutLate, 0);
+  };
   const ticker = setInterval(() => {
     const now = Date.now();
-    if (handshaking.size > 0) {
-      const late: Deno.TlsConn[] = [];
-      for (const [conn, since] of handshaking) {
-        if (now - since < o.headerTimeoutMs) break;
-        late.push(conn);
-      }
-      if (late.length > 0) {
-        cutHandshakes(late);
-        o.onHandshakeTimeout?.(late.length);
-      }
-    }
+    if (handshaking.size > 0) cutLate();
     if (++turn % 4 !== 0) return;
     for (const p of pipes) {
       if (now - p.last > (p.writing ? o.writeTimeoutMs : o.idleTimeoutMs)) p.close();
