@@ -69,6 +69,12 @@ export interface Transport {
    * so (the head has still gone out in full). Calls `progress` whenever the
    * peer took more bytes, so a slow but moving reader is not timed out.
    */
+  /**
+   * Optional: whether input has arrived that was not read yet (asked only
+   * when choosing connections to shed, so one whose request is waiting to
+   * be read is not closed as silent).
+   */
+  hasInput?(): boolean;
   sendFile?(
     head: Uint8Array | null,
     fd: number,
@@ -470,6 +476,11 @@ export class HttpConnection {
   /** Part of a request head has arrived (and waits for the rest). */
   get partial(): boolean {
     return this.#pending !== null;
+  }
+
+  /** The transport has unread input (see {@linkcode Transport.hasInput}). */
+  get inputWaiting(): boolean {
+    return this.#t.hasInput?.() ?? false;
   }
 
   /** When the current phase started (a per-thread stamp: smaller is older). */
@@ -1153,7 +1164,8 @@ export class ConnectionSet {
    * runs out): kept-alive idle ones, longest idle first; then, if `classes`
    * allows, those still sending their request head, slowest (longest
    * waiting) first; one that has sent nothing yet only once open for
-   * {@linkcode SHED_GRACE_MS} (its request may still be on the way). A
+   * {@linkcode SHED_GRACE_MS} (its request may still be on the way) and
+   * with no input waiting to be read. A
    * connection with a response in flight is never shed. A scan of the set:
    * only called at the connection cap, never per request.
    *
@@ -1169,7 +1181,10 @@ export class ConnectionSet {
     for (const c of this.#conns) {
       const k = c.shedClass;
       if (k === SHED_IDLE) idle.push(c);
-      else if (k === SHED_HEAD && classes >= SHED_HEAD && (c.partial || c.born <= born)) {
+      else if (
+        k === SHED_HEAD && classes >= SHED_HEAD &&
+        (c.partial || (c.born <= born && !c.inputWaiting))
+      ) {
         head.push(c);
       }
     }

@@ -4,7 +4,7 @@
  * the server closes them), until stdin closes; then prints `reconnects N`.
  *
  * ```sh
- * deno run --allow-net tests/_exhaust_attacker.ts PORT N idle|trickle [reconnect]
+ * deno run --allow-net tests/_exhaust_attacker.ts PORT N idle|trickle|silent reconnect|once|until-closed
  * ```
  *
  * @module
@@ -123,7 +123,7 @@ if (import.meta.main) {
     again === "reconnect",
     closedAfter,
   );
-  if (kind === "silent") {
+  if (again === "until-closed") {
     // Done when the server has closed every one of them.
     await done;
     console.log(`closed ${JSON.stringify(closedAfter)}`);

@@ -300,7 +300,7 @@ const ATTACKER = new URL("./_exhaust_attacker.ts", import.meta.url).pathname;
 function attack(
   port: number,
   n: number,
-  kind: "idle" | "trickle",
+  kind: "idle" | "trickle" | "silent",
   stop: Promise<void>,
   reconnect: boolean,
 ): Promise<number> {
@@ -326,7 +326,7 @@ function attack(
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
 for (const accept of ["ring", "reuseport"] as const) {
-  for (const kind of ["idle", "trickle"] as const) {
+  for (const kind of ["idle", "trickle", "silent"] as const) {
     Deno.test(
       `maxConns 200, 1,000 ${kind} connections${
         accept === "ring" ? " that reconnect when shed" : ""
@@ -460,7 +460,15 @@ Deno.test(
     const probes = probe(server.port, stop, 100, certs);
     // The flood from its own process, so its load does not delay the probes.
     const flood = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", ATTACKER, String(server.port), String(n), "silent", "once"],
+      args: [
+        "run",
+        "--allow-net",
+        ATTACKER,
+        String(server.port),
+        String(n),
+        "silent",
+        "until-closed",
+      ],
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
