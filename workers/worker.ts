@@ -139,10 +139,10 @@ async function start(config: WorkerConfig): Promise<void> {
     // DEADLINE_HEAD/IDLE/WRITE are 1/2/3, in the order of CLOSE_HEAD/IDLE/WRITE.
     onDeadline: (kind) => counters.add(CLOSE_HEAD + kind - 1, 1),
   });
-  const conns = set;
+  const connSet = set;
   /** Sheds up to `n` connections for new ones; counts them. */
   const shed = (n: number, classes?: number): number => {
-    const done = conns.shed(n, classes);
+    const done = connSet.shed(n, classes);
     if (done > 0) counters.add(SHED_COUNT, done);
     return done;
   };
