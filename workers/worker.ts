@@ -134,7 +134,8 @@ async function start(config: WorkerConfig): Promise<void> {
   const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
-  set = new ConnectionSet(1000, {
+  // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
+  set = new ConnectionSet(epoll ? 1000 : 500, {
     timer: !epoll,
     // DEADLINE_HEAD/IDLE/WRITE are 1/2/3, in the order of CLOSE_HEAD/IDLE/WRITE.
     onDeadline: (kind) => counters.add(CLOSE_HEAD + kind - 1, 1),
