@@ -69,6 +69,12 @@ export interface Transport {
    * so (the head has still gone out in full). Calls `progress` whenever the
    * peer took more bytes, so a slow but moving reader is not timed out.
    */
+  /**
+   * Optional: whether input has arrived that was not read yet (asked only
+   * when choosing connections to shed, so one whose request is waiting to
+   * be read is not closed as silent).
+   */
+  hasInput?(): boolean;
   sendFile?(
     head: Uint8Array | null,
     fd: number,
@@ -143,6 +149,26 @@ const WAIT_NONE = 0;
 const WAIT_HEAD = 1;
 const WAIT_IDLE = 2;
 const WAIT_WRITE = 3;
+
+/** Deadline kinds, as {@linkcode HttpConnection.tick} returns them (0: none fired). */
+export const DEADLINE_HEAD = WAIT_HEAD, DEADLINE_IDLE = WAIT_IDLE, DEADLINE_WRITE = WAIT_WRITE;
+
+/** Shed classes ({@linkcode ConnectionSet.shed}): kept-alive idle connections go first. */
+export const SHED_IDLE = 1;
+/** Connections still sending their request head (or nothing yet). */
+export const SHED_HEAD = 2;
+/**
+ * A new connection is not shed as a slow head sender before it has been open
+ * this long (ms): its first request may still be on the way from a busy client.
+ */
+export const SHED_GRACE_MS = 100;
+
+/**
+ * Phase stamps: one counter per thread, bumped when any connection changes
+ * phase, so the stamps order phase starts without reading the clock (the
+ * smallest stamp has waited longest).
+ */
+let phaseClock = 0;
 
 /** Head + body up to this size go out in one write. */
 const OUT_SIZE = 16384;
@@ -340,6 +366,10 @@ export class HttpConnection {
   #eof = false;
   #wait = WAIT_HEAD;
   #since = NaN;
+  /** When the current phase started, in {@linkcode phaseClock} stamps. */
+  #phase = ++phaseClock;
+  /** `performance.now()` at construction (once per connection, never per request). */
+  readonly born: number = performance.now();
   #out: Uint8Array | null = null;
   #chunk: Uint8Array | null = null;
 
@@ -414,12 +444,14 @@ export class HttpConnection {
    * Checks deadlines.
    *
    * @param nowMs The current time (any monotonic milliseconds).
+   * @returns The deadline that closed the connection ({@linkcode DEADLINE_HEAD},
+   *   {@linkcode DEADLINE_IDLE} or {@linkcode DEADLINE_WRITE}), or 0.
    */
-  tick(nowMs: number): void {
-    if (this.#dead || this.#wait === WAIT_NONE) return;
+  tick(nowMs: number): number {
+    if (this.#dead || this.#wait === WAIT_NONE) return 0;
     if (this.#since !== this.#since) {
       this.#since = nowMs;
-      return;
+      return 0;
     }
     const wait = this.#wait;
     const limit = wait === WAIT_HEAD
@@ -427,7 +459,7 @@ export class HttpConnection {
       : wait === WAIT_IDLE
       ? this.#idleTimeout
       : this.#writeTimeout;
-    if (nowMs - this.#since < limit) return;
+    if (nowMs - this.#since < limit) return 0;
     if (wait === WAIT_HEAD && !this.#closing && (this.#pending !== null || this.#discard > 0)) {
       // Part of a request arrived: say why we give up. With nothing received
       // a 408 could be mistaken for the answer to a request still in flight.
@@ -435,6 +467,37 @@ export class HttpConnection {
     } else {
       this.#destroy();
     }
+    return wait;
+  }
+
+  /**
+   * What shedding this connection would cost: {@linkcode SHED_IDLE} (kept
+   * alive between requests), {@linkcode SHED_HEAD} (a request head, or
+   * nothing, still coming), or 0 (a response in flight: never shed).
+   */
+  get shedClass(): number {
+    if (this.#closing || this.#busy !== null) return 0;
+    return this.#wait === WAIT_IDLE ? SHED_IDLE : this.#wait === WAIT_HEAD ? SHED_HEAD : 0;
+  }
+
+  /** Part of a request head has arrived (and waits for the rest). */
+  get partial(): boolean {
+    return this.#pending !== null;
+  }
+
+  /** The transport has unread input (see {@linkcode Transport.hasInput}). */
+  get inputWaiting(): boolean {
+    return this.#t.hasInput?.() ?? false;
+  }
+
+  /** When the current phase started (a per-thread stamp: smaller is older). */
+  get phase(): number {
+    return this.#phase;
+  }
+
+  /** Closes the connection now, silently, to make room for a new one (see `shedClass`). */
+  shed(): void {
+    this.#destroy();
   }
 
   /** Gives the pooled buffers back; only called when no write is pending. */
@@ -452,6 +515,7 @@ export class HttpConnection {
   #setWait(kind: number): void {
     this.#wait = kind;
     this.#since = NaN;
+    this.#phase = ++phaseClock;
   }
 
   /** Consumes `data[pos..]`: skips body bytes, parses heads, answers them in order. */
@@ -1030,6 +1094,7 @@ export class ConnectionSet {
   #draining = false;
   #drained: (() => void) | null = null;
   #drainPromise: Promise<void> | null = null;
+  #onDeadline: ((kind: number) => void) | undefined;
 
   /**
    * Creates an empty set; its ticker runs only while it holds connections.
@@ -1041,10 +1106,16 @@ export class ConnectionSet {
    *   timer is then started each time the set goes from empty to non-empty
    *   (under connection churn at low concurrency that is most connections).
    * @default {true}
+   * @param options.onDeadline told the kind ({@linkcode DEADLINE_HEAD}, ...)
+   *   of each deadline that closed a connection (metrics)
    */
-  constructor(tickMs = 1000, options: { timer?: boolean } = {}) {
+  constructor(
+    tickMs = 1000,
+    options: { timer?: boolean; onDeadline?: (kind: number) => void } = {},
+  ) {
     this.#tickMs = tickMs;
     this.#ownTimer = options.timer ?? true;
+    this.#onDeadline = options.onDeadline;
   }
 
   /** Number of open connections. */
@@ -1088,7 +1159,51 @@ export class ConnectionSet {
    * @param nowMs The current time in milliseconds.
    */
   tick(nowMs: number): void {
-    for (const c of this.#conns) c.tick(nowMs);
+    const observe = this.#onDeadline;
+    for (const c of this.#conns) {
+      const kind = c.tick(nowMs);
+      if (kind !== 0 && observe !== undefined) observe(kind);
+    }
+  }
+
+  /**
+   * Closes up to `n` connections to make room for new ones, those that cost
+   * the most and give the least first (as nginx reuses connections when it
+   * runs out): kept-alive idle ones, longest idle first; then, if `classes`
+   * allows, those still sending their request head, slowest (longest
+   * waiting) first; one that has sent nothing yet only once open for
+   * {@linkcode SHED_GRACE_MS} (its request may still be on the way) and
+   * with no input waiting to be read. A
+   * connection with a response in flight is never shed. A scan of the set:
+   * only called at the connection cap, never per request.
+   *
+   * @param n How many to close at most.
+   * @param classes {@linkcode SHED_IDLE} only, or {@linkcode SHED_HEAD} to take head senders too.
+   * @returns How many were closed.
+   */
+  shed(n: number, classes: number = SHED_HEAD): number {
+    if (n <= 0) return 0;
+    const idle: HttpConnection[] = [];
+    const head: HttpConnection[] = [];
+    const born = performance.now() - SHED_GRACE_MS;
+    for (const c of this.#conns) {
+      const k = c.shedClass;
+      if (k === SHED_IDLE) idle.push(c);
+      else if (
+        k === SHED_HEAD && classes >= SHED_HEAD &&
+        (c.partial || (c.born <= born && !c.inputWaiting))
+      ) {
+        head.push(c);
+      }
+    }
+    const byAge = (a: HttpConnection, b: HttpConnection) => a.phase - b.phase;
+    let done = 0;
+    for (const list of [idle, head]) {
+      if (done >= n || list.length === 0) continue;
+      if (list.length > n - done) list.sort(byAge);
+      for (let i = 0; i < list.length && done < n; i++, done++) list[i].shed();
+    }
+    return done;
   }
 
   /**

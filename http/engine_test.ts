@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "./engine.ts";
+import {
+  ConnectionSet,
+  DEADLINE_HEAD,
+  DEADLINE_IDLE,
+  HttpConnection,
+  serveDenoConn,
+  SHED_IDLE,
+  type Transport,
+} from "./engine.ts";
 import type { Handler, Reply, RequestHead } from "./types.ts";
 
 const enc = new TextEncoder();
@@ -859,4 +867,56 @@ Deno.test("engine: a 408 to a HEAD whose request line arrived has no body; a 500
   }
   const date3 = v.text.match(/Date: [^\r]*/)?.[0] ?? "";
   assert.equal(v.text, errorBytes(500, "Internal Server Error", date3, true));
+});
+
+Deno.test("engine: ConnectionSet.shed closes idle first (longest idle first), then slow heads; never mid-response or just opened", () => {
+  const set = new ConnectionSet(60_000, { timer: false });
+  const open = (t: MemTransport): HttpConnection => {
+    const c: HttpConnection = new HttpConnection(t, echo().handler, {}, {
+      onClose: () => set.remove(c),
+    });
+    set.add(c);
+    return c;
+  };
+  const idleOld = new MemTransport();
+  open(idleOld).feed(bytes("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const idleNew = new MemTransport();
+  open(idleNew).feed(bytes("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const partial = new MemTransport();
+  open(partial).feed(bytes("GET /c HT"));
+  const silent = new MemTransport();
+  open(silent);
+  const busy = new MemTransport();
+  busy.hold = true;
+  open(busy).feed(bytes("GET /d HTTP/1.1\r\nHost: x\r\n\r\n"));
+  assert.equal(set.size, 5);
+  assert.equal(set.shed(1), 1);
+  assert.deepEqual([idleOld.closed, idleNew.closed], [1, 0], "the longest idle goes first");
+  assert.equal(set.shed(1, SHED_IDLE), 1);
+  assert.equal(set.shed(1, SHED_IDLE), 0, "idle only: the slow head stays");
+  assert.equal(set.shed(10), 1);
+  assert.equal(partial.closed, 1);
+  // Opened just now and silent (its request may be on the way), or mid-response: spared.
+  assert.equal(set.shed(10), 0);
+  assert.deepEqual([silent.closed, busy.closed, set.size], [0, 0, 2]);
+  busy.flush();
+});
+
+Deno.test("engine: ConnectionSet reports which deadline closed a connection", () => {
+  const kinds: number[] = [];
+  const set = new ConnectionSet(60_000, { timer: false, onDeadline: (k) => void kinds.push(k) });
+  for (const data of ["", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"]) {
+    const c: HttpConnection = new HttpConnection(
+      new MemTransport(),
+      echo().handler,
+      { headerTimeoutMs: 10, idleTimeoutMs: 10 },
+      { onClose: () => set.remove(c) },
+    );
+    set.add(c);
+    if (data) c.feed(bytes(data));
+  }
+  set.tick(0);
+  set.tick(10);
+  assert.deepEqual(kinds.sort(), [DEADLINE_HEAD, DEADLINE_IDLE]);
+  assert.equal(set.size, 0);
 });

@@ -35,6 +35,7 @@ import {
   EPOLLOUT,
   epollPoll,
   epollWait,
+  pollIn,
   readFd,
   sendFileFd,
   writeFd,
@@ -247,6 +248,10 @@ class FdConnection implements Transport {
     } else if (n !== -E.AGAIN && n !== -E.INTR) {
       this.#abort();
     }
+  }
+
+  hasInput(): boolean {
+    return !this.#closed && pollIn(this.fd, 0);
   }
 
   onWritable(): void {

@@ -7,7 +7,7 @@
  *
  * ```text
  * +0        SEQ    even; odd while a counter's high word changes (see below)
- * +2 + 2*k  LO, HI counter k (k = REQ_1XX ... INVALIDATIONS): 64-bit, HI * 2^32 + (LO >>> 0)
+ * +2 + 2*k  LO, HI counter k (k = REQ_1XX ... CLOSE_HANDSHAKE): 64-bit, HI * 2^32 + (LO >>> 0)
  * ```
  *
  * Each slot has one writer (its worker; a replacement worker carries on from
@@ -35,8 +35,15 @@ export const REQ_1XX = 0,
   BYTES = 5,
   LOGGED = 6,
   LOG_DROPPED = 7,
-  INVALIDATIONS = 8;
-const COUNTERS = 9;
+  INVALIDATIONS = 8,
+  /** Connections closed to make room for new ones at the connection cap (or out of fds). */
+  SHED = 9,
+  /** Connections closed by a deadline: header (head), idle, write, TLS handshake. */
+  CLOSE_HEAD = 10,
+  CLOSE_IDLE = 11,
+  CLOSE_WRITE = 12,
+  CLOSE_HANDSHAKE = 13;
+const COUNTERS = 14;
 const SLOT_WORDS = 32;
 const SEQ = 0;
 const TWO32 = 4294967296;
@@ -129,6 +136,10 @@ export interface WorkerCounters {
   logDropped: number;
   /** Cache invalidation records applied (`_invalidate.ts`; a "drop all" counts one). */
   invalidations: number;
+  /** Connections shed at the connection cap (idle or slow ones, for new clients). */
+  shed?: number;
+  /** Connections closed by each deadline. */
+  deadlineCloses?: { head: number; idle: number; write: number; handshake: number };
 }
 
 /** Reads slot `i`'s counters. */
@@ -139,6 +150,13 @@ export function readWorker(i32: Int32Array, i: number): WorkerCounters {
     logged: readCounter(i32, i, LOGGED),
     logDropped: readCounter(i32, i, LOG_DROPPED),
     invalidations: readCounter(i32, i, INVALIDATIONS),
+    shed: readCounter(i32, i, SHED),
+    deadlineCloses: {
+      head: readCounter(i32, i, CLOSE_HEAD),
+      idle: readCounter(i32, i, CLOSE_IDLE),
+      write: readCounter(i32, i, CLOSE_WRITE),
+      handshake: readCounter(i32, i, CLOSE_HANDSHAKE),
+    },
   };
 }
 
@@ -157,6 +175,8 @@ export interface WorkerSample extends WorkerCounters {
 /** Whole-server figures for the metrics page. */
 export interface Sample {
   mode: string;
+  /** "tcp" or "tls" (the label of the shed and deadline counters). */
+  transport?: string;
   accepted: number;
   dropped: number;
   emfile: number;
@@ -211,6 +231,17 @@ export function renderPrometheus(s: Sample): string {
     "counter",
     "Cache invalidation records applied (changes seen on disk).",
   );
+  const shed = fam(
+    "ringhttpd_connections_shed_total",
+    "counter",
+    "Connections closed at the connection cap to admit new ones (idle first, then slow heads).",
+  );
+  const deadlines = fam(
+    "ringhttpd_deadline_closes_total",
+    "counter",
+    "Connections closed by a deadline, by kind (head, idle, write, handshake).",
+  );
+  const transport = `transport="${s.transport ?? "tcp"}"`;
   const classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
   s.workers.forEach((w, i) => {
     const l = `worker="${i}"`;
@@ -225,6 +256,10 @@ export function renderPrometheus(s: Sample): string {
     logged[3].push(`{${l}} ${w.logged}`);
     dropped[3].push(`{${l}} ${w.logDropped}`);
     invalidations[3].push(`{${l}} ${w.invalidations}`);
+    shed[3].push(`{${l},${transport}} ${w.shed ?? 0}`);
+    for (const [kind, n] of Object.entries(w.deadlineCloses ?? {})) {
+      deadlines[3].push(`{${l},${transport},kind="${kind}"} ${n}`);
+    }
   });
   const accepted = fam(
     "ringhttpd_accepted_total",
@@ -276,6 +311,8 @@ export function renderPrometheus(s: Sample): string {
       logged,
       dropped,
       invalidations,
+      shed,
+      deadlines,
       accepted,
       fdDropped,
       emfile,
@@ -299,6 +336,7 @@ export class Collector {
   readonly #logRings: ByteRing[];
   readonly #pool?: PoolBuffers;
   readonly #poolViews = {};
+  readonly #transport: string;
 
   /**
    * @param mode "ring" or "reuseport"
@@ -308,6 +346,7 @@ export class Collector {
    * @param connRings ring mode: every slot's connection ring
    * @param logRings access log on: every slot's log ring
    * @param pool the job pool's shared memory, if there is a pool
+   * @param transport "tcp" or "tls"
    */
   constructor(
     mode: string,
@@ -317,7 +356,9 @@ export class Collector {
     connRings: SharedArrayBuffer[] = [],
     logRings: SharedArrayBuffer[] = [],
     pool?: PoolBuffers,
+    transport = "tcp",
   ) {
+    this.#transport = transport;
     this.#pool = pool;
     this.#mode = mode;
     this.#workers = workers;
@@ -348,6 +389,7 @@ export class Collector {
     }
     return {
       mode: this.#mode,
+      transport: this.#transport,
       accepted: this.#mode === "ring" ? Atomics.load(ctl, ACCEPTED) : conns,
       dropped: Atomics.load(ctl, DROPPED),
       emfile: Atomics.load(ctl, EMFILE),

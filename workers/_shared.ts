@@ -27,6 +27,11 @@
  *   +6 EPFD      epoll I/O: the worker stores its epoll fd before saying
  *                ready; the acceptor registers each fd it hands over there,
  *                and closes it when the worker died
+ *   +7 WORKER_CRASH  supervisor's test hook: the worker throws when it sees 1
+ *   +8 SHED      acceptor adds n: "close n of your connections that cost most
+ *                and give least" (at the cap, or out of fds); the worker
+ *                takes the request (exchange to 0) each loop turn and sheds
+ *                what it can (never a connection mid-response)
  * ```
  *
  * Owners (epoll I/O only; an `Int32Array` indexed by fd number): the acceptor
@@ -75,6 +80,36 @@ export const OPEN = 0, ALIVE = 1, ACK = 2, REQUESTS = 3, CONNS = 4, RESTARTS = 5
  * test hook; an epoll worker sees a message late under load, a word at once).
  */
 export const WORKER_CRASH = 7;
+/** Slot offset of the acceptor's shed request (connections to close for new ones). */
+export const SHED = 8;
+
+/**
+ * Where shedding starts: the cap less a sixteenth (nginx drains reusable
+ * connections once fewer than 1/16 of its connections are free), so a new
+ * client finds room without waiting for a close.
+ *
+ * @param cap the connection cap (of the server, or of one listening worker)
+ * @returns the open count above which each new connection sheds one
+ */
+export function shedMark(cap: number): number {
+  return cap - Math.max(1, Math.ceil(cap / 16));
+}
+
+/**
+ * A listening worker at its share of the cap: sheds what `shed` can, then
+ * waits for a connection to close (`onFreed` gets the wake-up), or 100 ms
+ * when nothing could be shed (a connection mid-response may be idle then).
+ *
+ * @param shed closes connections for new ones; returns how many
+ * @param onFreed stores the callback a closing connection calls
+ * @returns when to look again
+ */
+export function atCap(shed: () => number, onFreed: (wake: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    onFreed(resolve);
+    if (shed() === 0) setTimeout(resolve, 100);
+  });
+}
 
 /** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
 export type RingIo = "epoll" | "socket";

@@ -34,6 +34,34 @@ import { MpmcRing } from "../queue/mpmc.ts";
 
 /** Bytes of the per-chunk header (next + used). */
 const CHUNK_HEADER = 8;
+const PAGE = 4096n;
+const MADV_DONTNEED = 4;
+
+type Madvise = (addr: bigint, length: bigint) => void;
+let madviseFn: Madvise | null | undefined;
+
+/**
+ * `madvise(MADV_DONTNEED)` through FFI (Linux, `--allow-ffi`), else null.
+ * The free ring is FIFO, so chunks are reused round-robin: without giving
+ * the pages of a freed chunk back, every page of the slab ends up resident
+ * (measured: +20 MiB of RSS over the first minutes of a soak, then flat).
+ */
+function madvise(): Madvise | null {
+  if (madviseFn !== undefined) return madviseFn;
+  madviseFn = null;
+  try {
+    if (Deno.build.os !== "linux") return madviseFn;
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return madviseFn;
+    const lib = Deno.dlopen("libc.so.6", {
+      madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+    });
+    madviseFn = (addr, length) =>
+      void lib.symbols.madvise(Deno.UnsafePointer.create(addr), length, MADV_DONTNEED);
+  } catch {
+    // No FFI here: pages stay resident (bounded by the slab size).
+  }
+  return madviseFn;
+}
 
 /** What a thread needs to attach to a slab (structured-clonable). */
 export interface SlabBuffers {
@@ -58,6 +86,8 @@ export class Slab {
   readonly #i32: Int32Array;
   readonly #free: MpmcRing;
   readonly #one = new Int32Array(1);
+  /** Address of the chunk data, when freed chunks' pages can be given back. */
+  readonly #base: bigint | null = null;
 
   /**
    * Allocates a slab of `chunks` chunks of `chunkBytes` bytes, all free.
@@ -92,6 +122,24 @@ export class Slab {
     this.#u8 = new Uint8Array(buffers.data);
     this.#i32 = new Int32Array(buffers.data);
     this.#free = new MpmcRing(buffers.free);
+    if (madvise() !== null) {
+      try {
+        this.#base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#u8));
+      } catch {
+        // Not addressable: leave the pages resident.
+      }
+    }
+  }
+
+  /** Gives the whole pages inside chunk `c`'s payload back to the kernel (they read as 0 after). */
+  #release(c: number): void {
+    const base = this.#base;
+    if (base === null) return;
+    const size = BigInt(this.#chunkBytes);
+    const from = base + BigInt(c) * size + BigInt(CHUNK_HEADER);
+    const start = (from + PAGE - 1n) & ~(PAGE - 1n);
+    const end = (base + BigInt(c + 1) * size) & ~(PAGE - 1n);
+    if (end > start) madvise()!(start, end - start);
   }
 
   /** Free chunks right now (racy; see the module note). */
@@ -198,6 +246,8 @@ export class Slab {
     while (c >= 0 && c < this.chunks && guard-- > 0) {
       const next = this.#i32[c * words] - 1;
       this.#i32[c * words] = 0;
+      // Before the push: once pushed, another thread may take and fill it.
+      this.#release(c);
       // Fails only if a thread was killed inside a push or pop of the free
       // ring (the ring's documented hazard): count it rather than throw.
       if (!this.#free.push(c)) this.lost++;

@@ -8,10 +8,17 @@
  * 100 ms without any wake-up that could be lost), then accept until EAGAIN
  * (at most the remaining cap), then one `publish` per ring per batch.
  *
- * - At the connection cap (open + queued, summed over live slots) it stops
- *   calling accept: the kernel backlog holds new connections meanwhile.
- * - EMFILE/ENFILE/ENOBUFS/ENOMEM: count, back off (10 ms doubling to 500 ms),
- *   retry. The thread never exits because of fd exhaustion.
+ * - Near the connection cap (open + queued, summed over live slots, above
+ *   `cap - cap/16`) new connections are still taken: for each one the
+ *   workers are asked (SHED word) to close a connection that costs most and
+ *   gives least (kept-alive idle first, then slow request heads; never one
+ *   mid-response), as nginx reuses connections when it runs short. At the
+ *   cap itself it stops calling accept and asks for sheds while a
+ *   connection waits; when nothing can be shed (every connection is
+ *   mid-response) new connections wait in the kernel backlog.
+ * - EMFILE/ENFILE/ENOBUFS/ENOMEM: count, ask the workers to shed, back off
+ *   (10 ms doubling to 500 ms), retry. The thread never exits because of fd
+ *   exhaustion.
  * - A slot whose ALIVE word drops to 0 is skipped from then on; whatever is
  *   still queued in its ring is taken back here (the producer becomes the
  *   consumer: the dead worker no longer runs) and handed to live workers, or
@@ -40,6 +47,8 @@ import {
   MAX_CONNS,
   OPEN,
   RUNNING,
+  SHED,
+  shedMark,
   slot,
   STATE,
 } from "./_shared.ts";
@@ -137,6 +146,37 @@ function run(lfd: number, config: AcceptorConfig): void {
     }
   };
 
+  /**
+   * Asks the live workers to close `k` connections in all (less what they
+   * were asked and have not taken yet), in proportion to what each holds.
+   */
+  const requestShed = (k: number): void => {
+    let asked = 0;
+    let open = 0;
+    for (let i = 0; i < n; i++) {
+      if (!live[i]) continue;
+      asked += Atomics.load(ctl, slot(i, SHED));
+      open += Atomics.load(ctl, slot(i, OPEN));
+    }
+    const need = k - asked;
+    if (need <= 0 || open <= 0) return;
+    for (let i = 0; i < n; i++) {
+      if (!live[i]) continue;
+      const share = Math.ceil(need * Atomics.load(ctl, slot(i, OPEN)) / open);
+      if (share > 0) Atomics.add(ctl, slot(i, SHED), share);
+    }
+  };
+
+  /**
+   * Extra sheds while connections keep waiting after a batch: doubles each
+   * loop that still finds the backlog non-empty (so a deep backlog of new
+   * connections gets room in a few loops, not one sixteenth per loop), back
+   * to 0 once it is empty.
+   */
+  let burst = 0;
+  const grow = (cap: number): number =>
+    burst = Math.min(BATCH, Math.max(Math.ceil(cap / 16), 2 * burst));
+
   let liveCount = 0;
   /** Refreshes `live` and `liveCount`; returns open + queued over live slots. */
   const scan = (): number => {
@@ -186,9 +226,17 @@ function run(lfd: number, config: AcceptorConfig): void {
       Atomics.store(ctl, slot(i, ACK), 1);
     }
     const cap = Atomics.load(ctl, MAX_CONNS);
+    const mark = shedMark(cap);
     if (liveCount === 0 || total >= cap) {
-      // Leave connections in the kernel backlog until a worker frees a slot.
-      Atomics.wait(ctl, STATE, RUNNING, 5);
+      // A connection is waiting: make room (a no-op while every connection
+      // is mid-response); meanwhile it waits in the kernel backlog.
+      if (liveCount > 0 && pollIn(lfd, 0)) {
+        requestShed(total - mark + grow(cap));
+        Atomics.wait(ctl, STATE, RUNNING, 1);
+      } else {
+        burst = 0;
+        Atomics.wait(ctl, STATE, RUNNING, 5);
+      }
       continue;
     }
     if (!pollIn(lfd, POLL_MS)) continue;
@@ -206,8 +254,10 @@ function run(lfd: number, config: AcceptorConfig): void {
         // The connection died in the backlog, or a signal: try the next one.
         if (code === E.INTR || code === E.CONNABORTED || code === E.PERM) continue;
         if (code === E.MFILE || code === E.NFILE || code === E.NOBUFS || code === E.NOMEM) {
-          // Temporary: connections wait in the backlog until fds free up.
+          // Temporary: connections wait in the backlog until fds free up,
+          // which shedding idle or slow connections does at once.
           Atomics.add(ctl, EMFILE, 1);
+          requestShed(Math.max(1, Math.min(32, Math.ceil(total / 16))));
           Atomics.wait(ctl, STATE, RUNNING, backoffMs);
           backoffMs = Math.min(backoffMs * 2, 500);
         } else {
@@ -224,5 +274,12 @@ function run(lfd: number, config: AcceptorConfig): void {
     if (accepted === 0) continue;
     Atomics.add(ctl, ACCEPTED, accepted);
     flush();
+    // Past the mark, each new connection sheds one (after its publish, so
+    // the worker picks among connections it held before).
+    if (total + accepted > mark) {
+      const waiting = pollIn(lfd, 0);
+      if (!waiting) burst = 0;
+      requestShed(total + accepted - mark + (waiting ? grow(cap) : 0));
+    }
   }
 }

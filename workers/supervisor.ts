@@ -124,6 +124,10 @@ export interface WorkerStats {
   logDropped: number;
   /** Cache invalidations applied (changes on disk seen by the watcher; "drop all" counts one). */
   invalidations: number;
+  /** Connections it shed at the connection cap (or out of fds) to admit new ones. */
+  shed: number;
+  /** Connections it closed at each deadline (header, idle, write, TLS handshake). */
+  deadlineCloses: { head: number; idle: number; write: number; handshake: number };
   /** Ring mode: connections queued to it, not yet taken. */
   connRing?: number;
   /** Access log on: records in its log ring, not yet written. */
@@ -326,6 +330,7 @@ export class Supervisor implements Cluster {
       this.#rings,
       this.#logRings,
       this.#pool?.buffers,
+      this.#config.tls ? "tls" : "tcp",
     );
   }
 
@@ -528,6 +533,8 @@ export class Supervisor implements Cluster {
         logged: w.logged,
         logDropped: w.logDropped,
         invalidations: w.invalidations,
+        shed: w.shed ?? 0,
+        deadlineCloses: w.deadlineCloses ?? { head: 0, idle: 0, write: 0, handshake: 0 },
         connRing: w.connRing,
         logRing: w.logRing,
       })),

@@ -37,10 +37,11 @@
  *
  * @module
  */
-import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
+import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
 import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
-import { noDelayListener, reapSocket } from "./_tls_fd.ts";
+import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
+import { atCap, shedMark } from "./_shared.ts";
 
 /** PEM certificate chain and private key. */
 export interface TlsKeyPair {
@@ -60,6 +61,15 @@ export interface TlsServerOptions {
   writeTimeoutMs: number;
   /** Called with +1 when a connection is taken and -1 when it closes. */
   onConn(delta: 1 | -1): void;
+  /**
+   * Sheds up to `n` HTTP/1.1 connections of `set` for new ones (and counts
+   * them), `classes` as in `ConnectionSet.shed`. Default: `set.shed`.
+   */
+  shed?(n: number, classes?: number): number;
+  /** Told how many handshakes were cut by the handshake deadline. */
+  onHandshakeTimeout?(n: number): void;
+  /** Told how many connections still in their handshake were shed at the cap. */
+  onHandshakeShed?(n: number): void;
   /** Called when accept() fails for lack of file descriptors (retried later). */
   onEmfile(): void;
   /**
@@ -85,6 +95,8 @@ export interface TlsServer {
 }
 
 const FILE_CHUNK = 65536;
+/** Handshakes cut per event-loop turn at most (one fd-table scan each). */
+const CUT_BATCH = 256;
 const PIPE_CHUNK = 65536;
 const ALPN = ["h2", "http/1.1"];
 const LOOPBACK = "127.0.0.1";
@@ -312,12 +324,85 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   const pipes = new Set<Pipe>();
   /** Resolved when the last pipe closes during a drain. */
   let pipesGone: (() => void) | undefined;
+  /**
+   * Connections in their TLS handshake, oldest first (a Map keeps insertion
+   * order), with when they were accepted.
+   */
+  const handshaking = new Map<Deno.TlsConn, number>();
+  /** Handshakes we cut (deadline or shed): their failure is ours, not the client's. */
+  const cut = new WeakSet<Deno.TlsConn>();
+  /**
+   * Closes handshaking connections now. `close()` alone leaves the socket
+   * open until the handshake ends (Deno drives it on), so their sockets are
+   * also shut down, all in one scan of the fd table.
+   */
+  const cutHandshakes = (conns: Deno.TlsConn[]): void => {
+    const pairs: SocketPair[] = [];
+    for (const conn of conns) {
+      handshaking.delete(conn);
+      cut.add(conn);
+      pairs.push({
+        local: conn.localAddr as Deno.NetAddr,
+        remote: conn.remoteAddr as Deno.NetAddr,
+      });
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    reapSockets(pairs);
+  };
+  const shedH1 = o.shed ?? ((n: number, classes?: number) => set.shed(n, classes));
+  /**
+   * Makes room for `n` new connections: kept-alive idle HTTP/1.1 ones first,
+   * then handshakes that have not finished (oldest first: they give the
+   * least), then HTTP/1.1 ones still sending a head. Never one mid-response.
+   */
+  const shed = (n: number): number => {
+    if (n <= 0) return 0;
+    let done = shedH1(n, SHED_IDLE);
+    if (done < n && handshaking.size > 0) {
+      const victims: Deno.TlsConn[] = [];
+      for (const conn of handshaking.keys()) {
+        if (done + victims.length >= n) break;
+        victims.push(conn);
+      }
+      cutHandshakes(victims);
+      done += victims.length;
+      o.onHandshakeShed?.(victims.length);
+    }
+    if (done < n) done += shedH1(n - done, SHED_HEAD);
+    return done;
+  };
+  // Handshake deadlines every 250 ms (so one fires at most that late, plus
+  // timer lag); h2 pipe deadlines each second.
+  let turn = 0;
+  /**
+   * Cuts the handshakes past their deadline, oldest first, at most CUT_BATCH
+   * per event-loop turn: thousands timing out together would otherwise hold
+   * the thread while other clients wait.
+   */
+  const cutLate = (): void => {
+    const now = Date.now();
+    const late: Deno.TlsConn[] = [];
+    for (const [conn, since] of handshaking) {
+      if (now - since < o.headerTimeoutMs || late.length >= CUT_BATCH) break;
+      late.push(conn);
+    }
+    if (late.length === 0) return;
+    cutHandshakes(late);
+    o.onHandshakeTimeout?.(late.length);
+    if (late.length === CUT_BATCH) setTimeout(cutLate, 0);
+  };
   const ticker = setInterval(() => {
     const now = Date.now();
+    if (handshaking.size > 0) cutLate();
+    if (++turn % 4 !== 0) return;
     for (const p of pipes) {
       if (now - p.last > (p.writing ? o.writeTimeoutMs : o.idleTimeoutMs)) p.close();
     }
-  }, 1000);
+  }, 250);
   Deno.unrefTimer(ticker);
 
   let stopped = false;
@@ -325,34 +410,25 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   let freed: (() => void) | undefined;
 
   async function serveConn(conn: Deno.TlsConn): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
     let alpn: string | null;
+    // A client that never finishes the handshake is a slowloris too: the
+    // ticker cuts it at the header timeout.
+    handshaking.set(conn, Date.now());
     try {
-      // A client that never finishes the handshake is a slowloris too.
-      alpn = (await Promise.race([
-        conn.handshake(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            reject(new Error("handshake timeout"));
-          }, o.headerTimeoutMs);
-        }),
-      ])).alpnProtocol;
+      alpn = (await conn.handshake()).alpnProtocol;
     } catch {
-      const local = conn.localAddr as Deno.NetAddr;
-      const remote = conn.remoteAddr as Deno.NetAddr;
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
+      if (!cut.has(conn)) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
       }
-      // close() alone leaves the socket open until the handshake ends.
-      if (timedOut) reapSocket(local, remote);
       return;
     } finally {
-      clearTimeout(timer);
+      handshaking.delete(conn);
     }
+    if (cut.has(conn)) return;
     if (alpn === "h2") return await pipeH2(conn);
     const t = tap(conn.remoteAddr);
     await serveDenoConn(conn, t.handler, set, engine, t.onResponse);
@@ -411,12 +487,14 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     await Promise.all([copy(conn, up, false), copy(up, conn, true)]);
   }
 
+  const mark = shedMark(o.maxConns);
   const done = (async () => {
     let backoffMs = 10;
     while (!stopped) {
       if (local >= o.maxConns) {
-        // At this worker's share of the cap: leave connections in the backlog.
-        await new Promise<void>((r) => freed = r);
+        // At this worker's share of the cap: make room; while nothing can be
+        // shed, connections wait in the backlog.
+        await atCap(() => shed(local - mark), (r) => freed = r);
         freed = undefined;
         continue;
       }
@@ -428,8 +506,10 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
         if (err instanceof Deno.errors.Interrupted || err instanceof Deno.errors.ConnectionReset) {
           continue;
         }
-        // EMFILE and friends: temporary, the connection waits in the backlog.
+        // EMFILE and friends: temporary, the connection waits in the
+        // backlog; shedding frees fds at once when something can go.
         o.onEmfile();
+        shed(Math.max(1, Math.ceil(local / 16)));
         await new Promise((r) => setTimeout(r, backoffMs));
         backoffMs = Math.min(backoffMs * 2, 500);
         continue;
@@ -442,6 +522,8 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
         o.onConn(-1);
         freed?.();
       });
+      // Past the mark, each new connection sheds one.
+      if (local > mark) shed(1);
     }
   })();
 

@@ -30,9 +30,18 @@ import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
-import { Collector, CounterWriter, INVALIDATIONS, metricsHandler } from "./_metrics.ts";
+import {
+  CLOSE_HANDSHAKE,
+  CLOSE_HEAD,
+  Collector,
+  CounterWriter,
+  INVALIDATIONS,
+  metricsHandler,
+  SHED as SHED_COUNT,
+} from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
 import {
+  atCap,
   CONNS,
   DRAIN,
   EMFILE,
@@ -40,6 +49,8 @@ import {
   type FromWorker,
   OPEN,
   REQUESTS,
+  SHED,
+  shedMark,
   slot,
   type ToWorker,
   WORKER_CRASH,
@@ -109,6 +120,7 @@ async function start(config: WorkerConfig): Promise<void> {
       config.rings,
       config.logRings,
       config.pool,
+      config.tls ? "tls" : "tcp",
     );
     inner = metricsHandler(config.metricsPath, collector, inner);
   }
@@ -122,7 +134,20 @@ async function start(config: WorkerConfig): Promise<void> {
   const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
-  set = new ConnectionSet(1000, { timer: !epoll });
+  // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
+  set = new ConnectionSet(epoll ? 1000 : 500, {
+    timer: !epoll,
+    // DEADLINE_HEAD/IDLE/WRITE are 1/2/3, in the order of CLOSE_HEAD/IDLE/WRITE.
+    onDeadline: (kind) => counters.add(CLOSE_HEAD + kind - 1, 1),
+  });
+  const connSet = set;
+  /** Sheds up to `n` connections for new ones; counts them. */
+  const shed = (n: number, classes?: number): number => {
+    const done = connSet.shed(n, classes);
+    if (done > 0) counters.add(SHED_COUNT, done);
+    return done;
+  };
+  const shedWord = slot(config.index, SHED);
   const options = {
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
@@ -137,6 +162,9 @@ async function start(config: WorkerConfig): Promise<void> {
       port: config.port,
       tls: config.tls,
       maxConns: config.maxConns,
+      shed,
+      onHandshakeTimeout: (n: number) => counters.add(CLOSE_HANDSHAKE, n),
+      onHandshakeShed: (n: number) => counters.add(SHED_COUNT, n),
       onConn(delta) {
         Atomics.add(ctl, open, delta);
         if (delta > 0) Atomics.add(ctl, conns, 1);
@@ -175,6 +203,8 @@ async function start(config: WorkerConfig): Promise<void> {
       // test hook, in shared memory.
       () => {
         if (Atomics.load(ctl, crashWord) !== 0) crash();
+        // The acceptor asks for room at the connection cap (or out of fds).
+        if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
         // Pool results, each loop turn: this thread may not run its
         // waitAsync callbacks for a while under load.
         if (client !== undefined && client.outstanding > 0) client.poll();
@@ -185,7 +215,9 @@ async function start(config: WorkerConfig): Promise<void> {
   } else if (config.mode === "ring") {
     const ring = new SpscRing(config.ring!);
     send({ type: "ready", port: config.port });
-    await runRing(ring, ctl, config.index, set, options);
+    await runRing(ring, ctl, config.index, set, options, () => {
+      if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
+    });
   } else {
     const listener = Deno.listen({
       hostname: config.hostname,
@@ -193,7 +225,7 @@ async function start(config: WorkerConfig): Promise<void> {
       reusePort: true,
     });
     send({ type: "ready", port: (listener.addr as Deno.NetAddr).port });
-    await runListener(listener, ctl, config, set, options);
+    await runListener(listener, ctl, config, set, options, shed);
   }
 }
 
@@ -205,6 +237,7 @@ async function runRing(
   index: number,
   set: ConnectionSet,
   options: EngineOptions,
+  checkShed: () => void,
 ): Promise<void> {
   const open = slot(index, OPEN);
   const conns = slot(index, CONNS);
@@ -217,6 +250,7 @@ async function runRing(
     Atomics.add(ctl, conns, ring.drain(adoptRecord));
   };
   while (!stop) {
+    checkShed();
     const n = ring.drain(adoptRecord, BATCH);
     if (n > 0) Atomics.add(ctl, conns, n);
     if (ring.size() > 0) {
@@ -224,8 +258,9 @@ async function runRing(
       await new Promise((r) => setTimeout(r, 0));
       continue;
     }
-    // Bounded: Atomics wake-ups are sometimes lost on Deno 2.9.
-    await ring.waitAsync(100);
+    // Bounded: Atomics wake-ups are sometimes lost on Deno 2.9. Short, so a
+    // shed request at the cap is seen soon.
+    await ring.waitAsync(10);
   }
 }
 
@@ -297,9 +332,12 @@ async function runListener(
   config: WorkerConfig,
   set: ConnectionSet,
   options: EngineOptions,
+  shed: (n: number) => number,
 ): Promise<void> {
   const open = slot(config.index, OPEN);
   const conns = slot(config.index, CONNS);
+  const max = config.maxConns;
+  const mark = shedMark(max);
   let local = 0;
   let freed: (() => void) | undefined;
   stopSource = () => {
@@ -308,9 +346,11 @@ async function runListener(
   };
   let backoffMs = 10;
   while (!draining) {
-    if (local >= config.maxConns) {
-      // At this worker's share of the cap: leave connections in the backlog.
-      await new Promise<void>((r) => freed = r);
+    if (local >= max) {
+      // At this worker's share of the cap: make room (idle, then slow
+      // connections); while nothing can be shed, connections wait in the
+      // backlog and a retry comes with the next close or after 100 ms.
+      await atCap(() => shed(local - mark), (r) => freed = r);
       freed = undefined;
       continue;
     }
@@ -338,5 +378,7 @@ async function runListener(
       Atomics.sub(ctl, open, 1);
       freed?.();
     });
+    // Past the mark, each new connection sheds one.
+    if (local > mark) shed(1);
   }
 }
