@@ -44,7 +44,16 @@ export {
   type JobAnswer,
   type SubmitJob,
 } from "./http/handler.ts";
-export type { JobKind, JobTypes } from "./http/job_protocol.ts";
+export type {
+  CompressArgs,
+  CompressHead,
+  JobKind,
+  JobTypes,
+  ListingArgs,
+  ListingHead,
+} from "./http/job_protocol.ts";
+export type { Coding, FileVersion } from "./http/_compress.ts";
+export type { Page } from "./http/_listing_page.ts";
 export { corsPreflight, type Rule, type RuleContext } from "./http/rules.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";

@@ -66,8 +66,11 @@ export function chooseCoding(acceptEncoding: string | undefined): Coding | null 
 
 /** One version of a file: what a compressed variant is checked against. */
 export interface FileVersion {
+  /** Size in bytes. */
   size: number;
+  /** Modification time, ms since the epoch. */
   mtimeMs: number;
+  /** Inode number (0 where the platform has none). */
   ino: number;
 }
 

@@ -39,8 +39,11 @@ export interface Page {
   headers: Array<[string, string]>;
   /** The headers of the matching 304 (no Content-Type). */
   notModifiedHeaders: Array<[string, string]>;
+  /** The page's strong validator. */
   etag: string;
+  /** Newest mtime of the directory and its entries. */
   mtimeMs: number;
+  /** The rendered page (empty for a 404). */
   body: Uint8Array;
 }
 

@@ -62,6 +62,12 @@ export interface Transport {
   /** Closes the connection; a pending write must then settle (Deno's rejects). Called once. */
   close(): void;
   /**
+   * Optional: whether input has arrived that was not read yet (asked only
+   * when choosing connections to shed, so one whose request is waiting to
+   * be read is not closed as silent).
+   */
+  hasInput?(): boolean;
+  /**
    * Optional: sends `head` (if not null), then bytes `[offset, end)` of the
    * raw file descriptor `fd` straight from the kernel (`sendfile(2)`).
    * Resolves to the file bytes sent: fewer than asked when the file ended
@@ -69,12 +75,6 @@ export interface Transport {
    * so (the head has still gone out in full). Calls `progress` whenever the
    * peer took more bytes, so a slow but moving reader is not timed out.
    */
-  /**
-   * Optional: whether input has arrived that was not read yet (asked only
-   * when choosing connections to shed, so one whose request is waiting to
-   * be read is not closed as silent).
-   */
-  hasInput?(): boolean;
   sendFile?(
     head: Uint8Array | null,
     fd: number,

@@ -33,7 +33,9 @@ export interface ListingArgs {
 
 /** Arguments of a compress job: the file as the worker stat'ed it. */
 export interface CompressArgs extends FileVersion {
+  /** The file's real path. */
   real: string;
+  /** The coding to make. */
   encoding: Coding;
 }
 
@@ -45,7 +47,9 @@ export type CompressHead = FileVersion;
 
 /** Each job kind's arguments and result head. */
 export interface JobTypes {
+  /** Render one listing page. */
   listing: { args: ListingArgs; head: ListingHead };
+  /** Compress one file. */
   compress: { args: CompressArgs; head: CompressHead };
 }
 
