@@ -22,6 +22,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { makeCerts } from "./_certs.ts";
 
 const ENTRY = new URL("../workers/_cluster_entry.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -38,66 +39,6 @@ await Deno.writeTextFile(`${root}/small.txt`, "small\n");
   const f = await Deno.open(`${root}/large.bin`, { create: true, write: true });
   await f.truncate(32 << 20);
   f.close();
-}
-
-async function openssl(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
-    .output();
-  assert.ok(out.success, `openssl ${args[0]}: ${decoder.decode(out.stderr)}`);
-}
-
-/** A CA and a leaf for 127.0.0.1 it signs (rustls refuses a CA as the server's own). */
-async function makeCerts(): Promise<{ cert: string; key: string; ca: string }> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=exhaust CA",
-    "-keyout",
-    `${dir}/ca.key`,
-    "-out",
-    `${dir}/ca.pem`,
-  );
-  await openssl(
-    "req",
-    ...ec,
-    "-subj",
-    "/CN=localhost",
-    "-keyout",
-    `${dir}/key.pem`,
-    "-out",
-    `${dir}/leaf.csr`,
-  );
-  await Deno.writeTextFile(
-    `${dir}/leaf.ext`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${dir}/leaf.csr`,
-    "-CA",
-    `${dir}/ca.pem`,
-    "-CAkey",
-    `${dir}/ca.key`,
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    `${dir}/leaf.ext`,
-    "-out",
-    `${dir}/cert.pem`,
-  );
-  return {
-    cert: await Deno.readTextFile(`${dir}/cert.pem`),
-    key: await Deno.readTextFile(`${dir}/key.pem`),
-    ca: await Deno.readTextFile(`${dir}/ca.pem`),
-  };
 }
 
 /** The server in a subprocess (`serve()` with JSON options); killed on dispose. */
@@ -379,7 +320,7 @@ for (const accept of ["ring", "reuseport"] as const) {
   }
 }
 
-const certs = await makeCerts();
+const certs = await makeCerts(dir);
 
 Deno.test(
   "200 HTTPS clients that stop reading are all closed by the write deadline within write timeout + 2 s",

@@ -5,6 +5,7 @@
  * version) and with raw TLS sockets; plus the Request/Response conversions.
  */
 import assert from "node:assert/strict";
+import { makeCerts } from "../tests/_certs.ts";
 import { serve } from "../serve.ts";
 import { parseArgs } from "../cli.ts";
 import { startTls, toRequestHead, toResponse } from "./tls.ts";
@@ -40,65 +41,7 @@ if (!await hasCommand("openssl", ["version"])) {
   );
 }
 const haveCurl = await hasCommand("curl", ["--version"]);
-let cert = "";
-let key = "";
-let ca = "";
-{
-  // A CA and a leaf it signs: rustls refuses a CA certificate used as the server's own.
-  const openssl = async (...args: string[]) => {
-    const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
-      .output();
-    assert.ok(out.success, `openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=ringhttpd test CA",
-    "-keyout",
-    `${dir}/ca.key`,
-    "-out",
-    `${dir}/ca.pem`,
-  );
-  await openssl(
-    "req",
-    ...ec,
-    "-subj",
-    "/CN=localhost",
-    "-keyout",
-    `${dir}/key.pem`,
-    "-out",
-    `${dir}/leaf.csr`,
-  );
-  await Deno.writeTextFile(
-    `${dir}/leaf.ext`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${dir}/leaf.csr`,
-    "-CA",
-    `${dir}/ca.pem`,
-    "-CAkey",
-    `${dir}/ca.key`,
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    `${dir}/leaf.ext`,
-    "-out",
-    `${dir}/cert.pem`,
-  );
-  cert = await Deno.readTextFile(`${dir}/cert.pem`);
-  key = await Deno.readTextFile(`${dir}/key.pem`);
-  ca = await Deno.readTextFile(`${dir}/ca.pem`);
-}
+const { cert, key, ca } = await makeCerts(dir);
 
 /** The HTTPS server in a subprocess (`serve()` through the cluster entry); always reuseport. */
 async function start(options: Record<string, unknown> = {}): Promise<ServerProcess> {
