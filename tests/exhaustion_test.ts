@@ -149,9 +149,12 @@ async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
 
 /** One GET over a fresh connection (`Connection: close`); resolves to the whole response text. */
 async function get(port: number, path: string, tls?: { ca: string }): Promise<string> {
-  const conn = tls
-    ? await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [tls.ca] })
-    : await Deno.connect({ hostname: "127.0.0.1", port });
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+  // No Nagle on our side: a TLS client's request written after its Finished
+  // otherwise waits for the server's delayed ACK (~40 ms a probe, measured).
+  // Deno.TlsConn has no setNoDelay, so TLS starts over a TCP conn that has it.
+  tcp.setNoDelay(true);
+  const conn = tls ? await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts: [tls.ca] }) : tcp;
   try {
     await conn.write(
       encoder.encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
@@ -438,10 +441,12 @@ Deno.test(
       assert.ok(cut >= n, `${cut} handshake-deadline closes, want ${n}`);
       assert.ok(slowest <= handshakeMs + 2000, `slowest close after ${slowest.toFixed(0)} ms`);
       assert.equal(failed, 0, `${failed} probes failed`);
-      // The issue asks p99 <= 100 ms. On the shared 2-core machine this was
-      // written on (load 5-8 from other jobs) a TLS probe alone took ~45 ms
-      // and p99 under the flood was 0.4-0.9 s (the accept burst and the mass
-      // cut), so the bound asserted is 2 s and the figure is printed above.
+      // The issue asks p99 <= 100 ms; not met yet. On a quiet 2-core machine
+      // (load < 2) a TLS probe alone takes ~2-4 ms (with NODELAY on the
+      // probe's side, see get()) and the flood's probes have p50 3.5-9 ms but
+      // p99 180-350 ms: the one or two probes that fall on the accept burst
+      // of 4,000 connections or on their mass cut. So the bound asserted is
+      // 2 s and the figure is printed above.
       assert.ok(quantile(times, 0.99) <= 2000, `probe p99 ${quantile(times, 0.99).toFixed(1)} ms`);
     } finally {
       end();
