@@ -109,11 +109,14 @@ async function serverPid(parent: number): Promise<number> {
   return found[0].pid;
 }
 
+/** The serve task's arguments in these tests: a folder `site`, loopback, one worker, a long grace. */
+const SERVE_ARGS = ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"];
+
 Deno.test("deno task serve: one Ctrl-C to the process group drains: the download in flight completes", async () => {
   const dir = await site();
   try {
     await using server = await task(
-      ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"],
+      SERVE_ARGS,
       dir,
     );
     // setsid made the wrapper the leader of its own group, as a terminal's job is.
@@ -154,7 +157,7 @@ Deno.test("deno task serve: a wrapper's late copy of the same Ctrl-C is not a se
   const dir = await site();
   try {
     await using server = await task(
-      ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"],
+      SERVE_ARGS,
       dir,
     );
     const pid = await serverPid(server.child.pid);
@@ -192,8 +195,6 @@ function npxTask(args: string[], cwd: string) {
     { cwd, group: true, readyTimeoutMs: 300_000 },
   );
 }
-
-const SERVE_ARGS = ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"];
 
 Deno.test({
   name: "npx deno task serve: Ctrl-C to the group drains, the download completes",
@@ -252,7 +253,7 @@ Deno.test("deno task serve: killing the wrapper (SIGKILL) stops the server after
   const dir = await site();
   try {
     await using server = await task(
-      ["site", "--host", "127.0.0.1", "-p", "0", "--workers", "1", "--grace", "120"],
+      SERVE_ARGS,
       dir,
     );
     const out = `${dir}/got.bin`;

@@ -13,6 +13,7 @@
  * @module
  */
 import type { ServeOptions } from "./types.ts";
+import type { HandlerOptions } from "../http/handler.ts";
 
 /**
  * A bad option value: a `RangeError` whose message names the option and
@@ -329,32 +330,21 @@ export function resolveServeOptions(options: ServeOptions): ResolvedServeOptions
  * The fields of `createHandler()`'s options this resolver checks; any other
  * field passes through untouched.
  */
-export interface HandlerOptionsLike {
-  /** The directory to serve. */
-  root: string;
-  /** Listings on. */
-  dirListing?: boolean;
-  /** Dotfiles served. */
-  dotfiles?: boolean;
-  /** Symlinks out of the root followed. */
-  followSymlinks?: boolean;
-  /** CORS header on. */
-  cors?: boolean;
-  /** Extra headers. */
-  headers?: Array<[string, string]>;
-  /** Entries per listing page. */
-  listingCap?: number;
-  /** Largest cached file. */
-  cacheMaxFileBytes?: number;
-  /** Cache budget. */
-  cacheMaxBytes?: number;
-  /** Revalidation interval. */
-  revalidateMs?: number;
-  /** Largest folder download. */
-  maxArchiveBytes?: number;
-  /** Compression on. */
-  compress?: boolean;
-}
+export type HandlerOptionsLike = Pick<
+  HandlerOptions,
+  | "root"
+  | "dirListing"
+  | "dotfiles"
+  | "followSymlinks"
+  | "cors"
+  | "headers"
+  | "listingCap"
+  | "cacheMaxFileBytes"
+  | "cacheMaxBytes"
+  | "revalidateMs"
+  | "maxArchiveBytes"
+  | "compress"
+>;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
   root: null,
