@@ -32,6 +32,9 @@ import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
 import { archiveReply } from "./_archive_stage.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
+// WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD.
+import { DavStage } from "../write/dav.ts";
+import { type WriteOptions, WriteStage } from "../write/stage.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -105,6 +108,19 @@ export interface HandlerOptions {
    * @default []
    */
   rules?: Rule[];
+  /**
+   * Answer WebDAV's read side (OPTIONS with `DAV: 1`, PROPFIND Depth 0/1,
+   * PROPPATCH and LOCK refused): a share a file manager or rclone can mount
+   * and browse, with the same dotfile, symlink and access rules as listings.
+   * @default false (true when `write` is set)
+   */
+  webdav?: boolean;
+  /**
+   * Accept writes (PUT, DELETE, MKCOL, COPY, MOVE) where `write.grant`
+   * allows them; see write/stage.ts. Undefined: every write is 405.
+   * @default undefined
+   */
+  write?: WriteOptions;
 }
 
 /**
@@ -148,8 +164,10 @@ class Pipeline {
   readonly #file: FileStage;
   readonly #listing: ListingStage;
   readonly #files: FileCache;
+  /** WebDAV and writes; undefined: only GET, HEAD (and OPTIONS through the rules). */
+  readonly #dav: DavStage | undefined;
 
-  constructor(site: Site, rules: readonly Rule[]) {
+  constructor(site: Site, rules: readonly Rule[], webdav = false, write?: WriteOptions) {
     this.#site = site;
     site.slow = this.slow;
     this.#rules = rules;
@@ -162,6 +180,8 @@ class Pipeline {
     this.#files = site.files;
     this.#file = new FileStage(site);
     this.#listing = new ListingStage(site);
+    const writes = write ? new WriteStage(site, write, this.invalidate) : undefined;
+    this.#dav = webdav || writes ? new DavStage(site, writes) : undefined;
   }
 
   /** The whole pipeline. Never throws: errors become 4xx/5xx replies. */
@@ -169,7 +189,7 @@ class Pipeline {
     try {
       const m = req.method;
       const read = m === "GET" || m === "HEAD";
-      if (!read && m !== "OPTIONS") return this.#notAllowed();
+      if (!read && m !== "OPTIONS" && this.#dav === undefined) return this.#notAllowed();
       if (this.#rules.length !== 0) {
         const r = runRules(this.#rules, req, this.#ctx);
         if (r !== undefined) {
@@ -178,14 +198,16 @@ class Pipeline {
         }
       }
       // OPTIONS that no rule answered (not a CORS preflight): as before, 405.
-      return read ? this.#serve(req) : this.#notAllowed();
+      return read ? this.#serve(req) : this.#afterRules(req);
     } catch (e) {
       return this.#site.replies.mapError(e);
     }
   };
 
   #afterRules(req: RequestHead): Reply | Promise<Reply> {
-    return req.method === "OPTIONS" ? this.#notAllowed() : this.#serve(req);
+    const m = req.method;
+    if (m === "GET" || m === "HEAD") return this.#serve(req);
+    return this.#dav?.handle(req) ?? this.#notAllowed();
   }
 
   /** After the rules: the caches' answers (hot path: no I/O, no allocation), else the slow path. */
@@ -360,6 +382,11 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
-  const { handle, invalidate, invalidateAll } = new Pipeline(site, rules);
+  const { handle, invalidate, invalidateAll } = new Pipeline(
+    site,
+    rules,
+    options.webdav ?? false,
+    options.write,
+  );
   return Object.assign(handle, { invalidate, invalidateAll });
 }
