@@ -35,6 +35,7 @@ import { resolveHandlerOptions } from "../options/resolve.ts";
 // WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD.
 import { DavStage } from "../write/dav.ts";
 import { type WriteOptions, WriteStage } from "../write/stage.ts";
+import { uploadGrant } from "../write/grant.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -121,6 +122,16 @@ export interface HandlerOptions {
    * @default undefined
    */
   write?: WriteOptions;
+  /**
+   * `--upload` globs: a `write` whose grant lets every authenticated user
+   * and token write under matching URL paths (write/grant.ts). Ignored when
+   * `write` is given. @default []
+   */
+  upload?: string[];
+  /** Largest upload, bytes (with `upload`). @default Infinity */
+  maxUploadBytes?: number;
+  /** fsync the directory after each rename (with `upload`). @default false */
+  durable?: boolean;
 }
 
 /**
@@ -382,11 +393,17 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
+  const upload = options.upload ?? [];
+  const write = options.write ?? (upload.length === 0 ? undefined : {
+    grant: uploadGrant(upload),
+    maxUploadBytes: options.maxUploadBytes,
+    durable: options.durable,
+  });
   const { handle, invalidate, invalidateAll } = new Pipeline(
     site,
     rules,
     options.webdav ?? false,
-    options.write,
+    write,
   );
   return Object.assign(handle, { invalidate, invalidateAll });
 }
