@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { sweepUploads } from "./write/sweep.ts";
 import { openFileLimit } from "./workers/_libc.ts";
 import { type Cluster, type ClusterConfig, Supervisor } from "./workers/supervisor.ts";
 
@@ -97,6 +96,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   }
   // write (#14): temporary files a crash left under the upload folders go first.
   if (o.upload !== undefined && o.upload.length > 0) {
+    const { sweepUploads } = await import("./write/sweep.ts");
     const removed = sweepUploads(root, o.upload);
     if (removed > 0) log(`removed ${removed} unfinished upload(s) left by an earlier run`);
   }

@@ -32,10 +32,10 @@ import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
 import { archiveReply } from "./_archive_stage.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
-// WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD.
-import { DavStage } from "../write/dav.ts";
-import { type WriteOptions, WriteStage } from "../write/stage.ts";
-import { uploadGrant } from "../write/grant.ts";
+// WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD,
+// loaded on demand (their XML, digest and glob packages stay out of a read-only worker).
+import type { DavStage } from "../write/dav.ts";
+import type { WriteOptions } from "../write/stage.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -176,9 +176,9 @@ class Pipeline {
   readonly #listing: ListingStage;
   readonly #files: FileCache;
   /** WebDAV and writes; undefined: only GET, HEAD (and OPTIONS through the rules). */
-  readonly #dav: DavStage | undefined;
+  #dav: DavStage | undefined;
 
-  constructor(site: Site, rules: readonly Rule[], webdav = false, write?: WriteOptions) {
+  constructor(site: Site, rules: readonly Rule[]) {
     this.#site = site;
     site.slow = this.slow;
     this.#rules = rules;
@@ -191,8 +191,11 @@ class Pipeline {
     this.#files = site.files;
     this.#file = new FileStage(site);
     this.#listing = new ListingStage(site);
-    const writes = write ? new WriteStage(site, write, this.invalidate) : undefined;
-    this.#dav = webdav || writes ? new DavStage(site, writes) : undefined;
+  }
+
+  /** Turns WebDAV (and writes, when the stage has them) on; before the first request. */
+  set dav(stage: DavStage) {
+    this.#dav = stage;
   }
 
   /** The whole pipeline. Never throws: errors become 4xx/5xx replies. */
@@ -393,17 +396,11 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
-  const upload = options.upload ?? [];
-  const write = options.write ?? (upload.length === 0 ? undefined : {
-    grant: uploadGrant(upload),
-    maxUploadBytes: options.maxUploadBytes,
-    durable: options.durable,
-  });
-  const { handle, invalidate, invalidateAll } = new Pipeline(
-    site,
-    rules,
-    options.webdav ?? false,
-    write,
-  );
+  const pipeline = new Pipeline(site, rules);
+  if (options.webdav || options.write || (options.upload ?? []).length > 0) {
+    const { createDavStage } = await import("../write/dav.ts");
+    pipeline.dav = await createDavStage(site, options, pipeline.invalidate);
+  }
+  const { handle, invalidate, invalidateAll } = pipeline;
   return Object.assign(handle, { invalidate, invalidateAll });
 }

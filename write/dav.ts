@@ -33,7 +33,7 @@ import {
   type PropfindRequest,
   XmlError,
 } from "./dav_xml.ts";
-import type { WriteRequest, WriteStage } from "./stage.ts";
+import { type WriteOptions, type WriteRequest, WriteStage } from "./stage.ts";
 import { BodyError } from "./body.ts";
 
 /** The DAV properties we compute (RFC 4918 sec. 15), in the order they are sent. */
@@ -276,4 +276,45 @@ export class DavStage {
     const body = encoder.encode(`<?xml version="1.0" encoding="utf-8"?>\n${xml}\n`);
     return this.#site.replies.reply(status, [["Content-Type", XML_TYPE]], [body], body.length);
   }
+}
+
+/** What {@linkcode createDavStage} reads of the handler's options. */
+export interface DavOptions {
+  /** Explicit grants and limits (wins over `upload`). */
+  write?: WriteOptions;
+  /** `--upload` globs. */
+  upload?: string[];
+  /** Largest upload, bytes. */
+  maxUploadBytes?: number;
+  /** fsync directories after renames. */
+  durable?: boolean;
+}
+
+/**
+ * The DAV stage of a handler, with its write stage when writes are
+ * configured (`write`, or `upload` globs through write/grant.ts).
+ *
+ * @param site the handler's shared state
+ * @param options the handler's write settings
+ * @param invalidate drops this handler's cache entries for a changed real path
+ * @returns the stage
+ * @throws {RangeError} for a bad upload glob
+ */
+export async function createDavStage(
+  site: Site,
+  options: DavOptions,
+  invalidate: (realPath: string) => void,
+): Promise<DavStage> {
+  let write = options.write;
+  const upload = options.upload ?? [];
+  if (write === undefined && upload.length > 0) {
+    const { uploadGrant } = await import("./grant.ts");
+    write = {
+      grant: uploadGrant(upload),
+      maxUploadBytes: options.maxUploadBytes,
+      durable: options.durable,
+    };
+  }
+  const stage = write ? new WriteStage(site, write, invalidate) : undefined;
+  return new DavStage(site, stage);
 }

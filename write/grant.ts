@@ -48,25 +48,3 @@ export function uploadGrant(globs: readonly string[]): WriteGrant {
     return tests.some((t) => t(p));
   };
 }
-
-/**
- * The folder a glob cannot match outside of: its leading segments without
- * glob syntax (`/cache/**` -> `/cache`, `/a/*.txt` -> `/a`, `/**` -> `/`).
- *
- * @param glob a URL-path glob starting with `/`
- * @returns the URL path of that folder
- * @example
- * ```ts
- * import { globBase } from "./grant.ts";
- * console.assert(globBase("/cache/**") === "/cache");
- * ```
- */
-export function globBase(glob: string): string {
-  const segs = glob.split("/").slice(1);
-  const out: string[] = [];
-  for (const s of segs.slice(0, -1)) {
-    if (/[*?[\]{}()!+@\\]/.test(s)) break;
-    out.push(s);
-  }
-  return "/" + out.join("/");
-}

@@ -5,7 +5,6 @@
  * @module
  */
 import { sweepTemps } from "./atomic.ts";
-import { globBase } from "./grant.ts";
 import { isInside } from "../http/resolve.ts";
 
 /**
@@ -37,4 +36,26 @@ export function sweepUploads(root: string, globs: readonly string[]): number {
     removed += sweepTemps(dir);
   }
   return removed;
+}
+
+/**
+ * The folder a glob cannot match outside of: its leading segments without
+ * glob syntax (`/cache/**` -> `/cache`, `/a/*.txt` -> `/a`, `/**` -> `/`).
+ *
+ * @param glob a URL-path glob starting with `/`
+ * @returns the URL path of that folder
+ * @example
+ * ```ts
+ * import { globBase } from "./sweep.ts";
+ * console.assert(globBase("/cache/**") === "/cache");
+ * ```
+ */
+export function globBase(glob: string): string {
+  const segs = glob.split("/").slice(1);
+  const out: string[] = [];
+  for (const s of segs.slice(0, -1)) {
+    if (/[*?[\]{}()!+@\\]/.test(s)) break;
+    out.push(s);
+  }
+  return "/" + out.join("/");
 }
