@@ -356,13 +356,18 @@ export class BodyPipe implements RequestBody {
   #started = false;
   #abandoned = false;
 
+  readonly #onStart: (() => void) | undefined;
+
   /**
    * @param length the declared length, or -1 (chunked)
    * @param highWater bytes queued before `push` asks the producer to pause
+   * @param onStart called once when the consumer starts reading (the engine
+   *   answers `Expect: 100-continue` then, and only then)
    */
-  constructor(length: number, highWater = 256 * 1024) {
+  constructor(length: number, highWater = 256 * 1024, onStart?: () => void) {
     this.length = length;
     this.#highWater = highWater;
+    this.#onStart = onStart;
   }
 
   /**
@@ -436,7 +441,10 @@ export class BodyPipe implements RequestBody {
    * @returns the iterable of chunks
    */
   async *chunks(): AsyncIterable<Uint8Array> {
-    this.#started = true;
+    if (!this.#started) {
+      this.#started = true;
+      this.#onStart?.();
+    }
     try {
       for (;;) {
         if (this.#failure !== null) throw this.#failure;
@@ -471,5 +479,119 @@ export class BodyPipe implements RequestBody {
     const p = this.#wakeProducer;
     this.#wakeProducer = null;
     p?.();
+  }
+}
+
+/**
+ * The engine's side of one request body: the decoder and the pipe together.
+ * The engine pushes what the socket gave; the feed decodes it into the pipe,
+ * says how many bytes were the body's (the rest is the next request), and
+ * when to stop reading the socket ({@linkcode BodyFeed.wait}). Bad framing
+ * fails the pipe with the decoder's {@linkcode BodyError} (the write stage
+ * answers it, and the engine closes the connection after that answer).
+ *
+ * @example A body that arrives in two reads, then the next request
+ * ```ts
+ * import { BodyFeed } from "./body.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const feed = new BodyFeed({ kind: "length", length: 5 }, { maxBytes: 10 });
+ * const text = (async () => {
+ *   let s = "";
+ *   for await (const c of feed.pipe.chunks()) s += new TextDecoder().decode(c);
+ *   return s;
+ * })();
+ * assert.equal(feed.push(new TextEncoder().encode("hel")), 3);
+ * assert.equal(feed.push(new TextEncoder().encode("loGET /")), 2);
+ * assert.ok(feed.done);
+ * assert.equal(await text, "hello");
+ * ```
+ */
+export class BodyFeed {
+  /** What the write stage reads (the request's `body`). */
+  readonly pipe: BodyPipe;
+  readonly #decoder: BodyDecoder;
+  #paused = false;
+
+  /**
+   * @param framing how the body is delimited
+   * @param limits the upload limit and line bounds
+   * @param onStart called once when the consumer starts reading (100-continue)
+   * @param highWater bytes queued before the socket is paused
+   * @throws {BodyError} 413 for a Content-Length over the limit
+   */
+  constructor(
+    framing: BodyFraming,
+    limits: BodyLimits,
+    onStart?: () => void,
+    highWater?: number,
+  ) {
+    this.#decoder = new BodyDecoder(framing, limits);
+    this.pipe = new BodyPipe(framing.kind === "length" ? framing.length : -1, highWater, onStart);
+    if (this.#decoder.done) this.pipe.end();
+  }
+
+  /** The whole body arrived (or the consumer gave up on it: the rest is not needed). */
+  get done(): boolean {
+    return this.#decoder.done;
+  }
+
+  /** The body cannot complete: framing error, or {@linkcode fail} was called. */
+  get failed(): boolean {
+    return this.#decoder.error !== null || this.#failed;
+  }
+  #failed = false;
+
+  /** The consumer stopped reading before the end: the connection cannot be reused. */
+  get abandoned(): boolean {
+    return this.pipe.abandoned;
+  }
+
+  /**
+   * Decodes bytes from the socket into the pipe.
+   *
+   * @param data what arrived (copied as needed: the caller may reuse it)
+   * @returns how many bytes were the body's; fewer than `data.length` only
+   *   once {@linkcode done} (or on a framing error: then nothing more is read)
+   */
+  push(data: Uint8Array): number {
+    if (this.failed || this.done) return 0;
+    let room = true;
+    let used: number;
+    try {
+      used = this.#decoder.feed(data, (d) => room = this.pipe.push(d) && room);
+    } catch (e) {
+      this.pipe.fail(e as BodyError);
+      return data.length;
+    }
+    if (this.#decoder.done) this.pipe.end(this.#decoder.trailers);
+    this.#paused = !room;
+    return used;
+  }
+
+  /**
+   * Resolves when the socket may be read again (the pipe has room), or
+   * undefined when it may be read now.
+   *
+   * @returns a promise to await before reading on, or undefined
+   */
+  get wait(): Promise<void> | undefined {
+    if (!this.#paused) return undefined;
+    this.#paused = false;
+    return this.pipe.drained();
+  }
+
+  /**
+   * The body will not complete: the client went away (400) or stalled past a
+   * deadline (408). The write stage's iteration throws, and it removes its
+   * temporary file.
+   *
+   * @param status 400 or 408
+   * @param why for logs
+   */
+  fail(status: number, why: string): void {
+    if (this.done) return;
+    this.#failed = true;
+    this.pipe.fail(new BodyError(status, why));
   }
 }

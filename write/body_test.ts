@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BodyDecoder, BodyError, BodyPipe } from "./body.ts";
+import { BodyDecoder, BodyError, BodyFeed, BodyPipe } from "./body.ts";
 import { prng } from "../tests/_prng.ts";
 
 const enc = new TextEncoder();
@@ -110,4 +110,38 @@ Deno.test("BodyPipe hands data over in order, pauses the producer at the high-wa
   await assert.rejects(async () => {
     for await (const _ of broken.chunks()) { /* drain */ }
   }, /client went away/);
+});
+
+Deno.test("BodyFeed: decodes into the pipe, pauses at the high-water mark, answers 100-continue only when read, fails on disconnect", async () => {
+  let continued = 0;
+  const feed = new BodyFeed({ kind: "chunked" }, { maxBytes: 100 }, () => continued++, 4);
+  assert.equal(feed.push(enc.encode("6\r\nabcdef\r\n")), 11);
+  const wait = feed.wait;
+  assert.ok(wait !== undefined, "full: the socket should pause");
+  assert.equal(continued, 0);
+  const got: string[] = [];
+  const reader = (async () => {
+    for await (const c of feed.pipe.chunks()) got.push(dec.decode(c));
+  })();
+  await wait;
+  assert.equal(continued, 1);
+  assert.equal(feed.push(enc.encode("0\r\n\r\nNEXT")), 5);
+  assert.ok(feed.done);
+  await reader;
+  assert.deepEqual(got, ["abcdef"]);
+
+  const cut = new BodyFeed({ kind: "length", length: 10 }, { maxBytes: 100 });
+  cut.push(enc.encode("abc"));
+  cut.fail(400, "client went away");
+  await assert.rejects(async () => {
+    for await (const _ of cut.pipe.chunks()) { /* drain */ }
+  }, (e) => e instanceof BodyError && e.status === 400);
+
+  const bad = new BodyFeed({ kind: "chunked" }, { maxBytes: 100 });
+  assert.equal(bad.push(enc.encode("zz\r\n")), 4);
+  assert.ok(bad.failed);
+  await assert.rejects(async () => {
+    for await (const _ of bad.pipe.chunks()) { /* drain */ }
+  }, (e) => e instanceof BodyError && e.status === 400);
+  assert.throws(() => new BodyFeed({ kind: "length", length: 101 }, { maxBytes: 100 }), BodyError);
 });
