@@ -36,6 +36,7 @@ import { resolveHandlerOptions } from "../options/resolve.ts";
 // loaded on demand (their XML, digest and glob packages stay out of a read-only worker).
 import type { DavStage } from "../write/dav.ts";
 import type { WriteOptions } from "../write/stage.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -151,6 +152,11 @@ export interface HandlerOptions {
  * ```
  */
 export type FileHandler = Handler & {
+  /**
+   * The request bodies this handler reads (WebDAV, uploads), for the
+   * engine's `bodies` option; undefined: none.
+   */
+  bodies?: BodyAcceptance;
   /**
    * Forgets cached files whose real path is `realPath` or lies under it (a
    * removed or renamed directory), a cached file whose precompressed sibling
@@ -397,10 +403,13 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
   const pipeline = new Pipeline(site, rules);
+  const { handle, invalidate, invalidateAll } = pipeline;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {
     const { createDavStage } = await import("../write/dav.ts");
-    pipeline.dav = await createDavStage(site, options, pipeline.invalidate);
+    const dav = await createDavStage(site, options, pipeline.invalidate);
+    pipeline.dav = dav;
+    // The engine streams these methods' bodies to the stage (write/body.ts).
+    return Object.assign(handle, { invalidate, invalidateAll, bodies: dav.bodies });
   }
-  const { handle, invalidate, invalidateAll } = pipeline;
   return Object.assign(handle, { invalidate, invalidateAll });
 }

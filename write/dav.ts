@@ -34,7 +34,7 @@ import {
   XmlError,
 } from "./dav_xml.ts";
 import { type WriteOptions, type WriteRequest, WriteStage } from "./stage.ts";
-import { BodyError } from "./body.ts";
+import { type BodyAcceptance, BodyError } from "./body.ts";
 
 /** The DAV properties we compute (RFC 4918 sec. 15), in the order they are sent. */
 const LIVE = [
@@ -172,6 +172,15 @@ export class DavStage {
     this.#write = write;
     this.#allow = "GET, HEAD, OPTIONS, PROPFIND, PROPPATCH" +
       (write ? ", PUT, DELETE, MKCOL, COPY, MOVE" : "");
+  }
+
+  /** The request bodies this stage reads, for the engine (write/body.ts). */
+  get bodies(): BodyAcceptance {
+    const w = this.#write;
+    return {
+      methods: new Set(w ? ["PUT", "PROPFIND", "PROPPATCH"] : ["PROPFIND", "PROPPATCH"]),
+      maxBytes: w ? w.maxUploadBytes : MAX_XML_BYTES,
+    };
   }
 
   /** The `Allow` value: what this server answers. */

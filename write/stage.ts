@@ -147,7 +147,8 @@ export class WriteStage {
   #mapError(e: unknown): Reply {
     const replies = this.#site.replies;
     if (e instanceof Status) return replies.error(e.status);
-    if (e instanceof BodyError) return replies.error(e.status, [["Connection", "close"]]);
+    // The engine closes the connection after a body it could not read to the end.
+    if (e instanceof BodyError) return replies.error(e.status);
     if (e instanceof DigestError) return replies.error(400);
     if (e instanceof InsufficientStorage || isNoSpace(e)) return replies.error(507);
     return replies.mapError(e);
