@@ -9,8 +9,8 @@
  *
  * @module
  */
-// @ts-types="npm:@types/picomatch@^4.0.3"
-import picomatch from "npm:picomatch@^4.0.7";
+// @ts-types="@types/picomatch"
+import picomatch from "picomatch";
 import type { WriteGrant } from "./stage.ts";
 
 /**
