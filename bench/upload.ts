@@ -18,6 +18,7 @@
  * ```sh
  * deno run -A bench/upload.ts [--big-mb=1024] [--duration=5] [--connections=16]
  *   [--workers=2] [--only=big,small,ring,nginx] [--auth="--flags"] [--user=u:p]
+ *   [--dir=/dev/shm]   (where the served root goes; /dev/shm takes the disk's flushes out)
  * ```
  *
  * @module
@@ -34,6 +35,8 @@ interface Config {
   only: Set<string>;
   auth: string[];
   user?: string;
+  /** Where the fixture and the served root go (e.g. /dev/shm: no disk flushes). */
+  dir?: string;
 }
 
 function parse(args: string[]): Config {
@@ -54,6 +57,7 @@ function parse(args: string[]): Config {
     else if (k === "only") c.only = new Set(v.split(",").filter(Boolean));
     else if (k === "auth") c.auth = v.split(/\s+/).filter(Boolean);
     else if (k === "user") c.user = v;
+    else if (k === "dir") c.dir = v;
     else throw new Error(`unknown argument ${a}`);
   }
   return c;
@@ -272,7 +276,9 @@ async function stop(s: Server): Promise<void> {
 
 if (import.meta.main) {
   const c = parse(Deno.args);
-  const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd_upload_bench_" }));
+  const tmp = await Deno.realPath(
+    await Deno.makeTempDir({ prefix: "ringhttpd_upload_bench_", dir: c.dir }),
+  );
   const root = `${tmp}/root`;
   await Deno.mkdir(`${root}/up/s`, { recursive: true });
   const file = `${tmp}/big.bin`;
