@@ -127,7 +127,7 @@ export class AtomicFile {
     for (let attempt = 0;; attempt++) {
       const path = `${dir}/${TEMP_PREFIX}${randomHex()}`;
       try {
-        const file = await Deno.open(path, { write: true, createNew: true, mode });
+        const file = Deno.openSync(path, { write: true, createNew: true, mode });
         return new AtomicFile(dir, path, file, durable);
       } catch (e) {
         if (e instanceof Deno.errors.AlreadyExists && attempt < 4) continue;
@@ -177,14 +177,15 @@ export class AtomicFile {
     if (f === null || this.#settled) throw new Error("commit after commit or abort");
     try {
       // Delayed allocation can report a full disk only here.
+      // Off this thread: a flush can take milliseconds on a real disk.
       await f.syncData();
       f.close();
       this.#file = null;
       if (options.noReplace) {
-        await Deno.link(this.tempPath, target);
-        await Deno.remove(this.tempPath);
+        Deno.linkSync(this.tempPath, target);
+        Deno.removeSync(this.tempPath);
       } else {
-        await Deno.rename(this.tempPath, target);
+        Deno.renameSync(this.tempPath, target);
       }
       this.#settled = true;
     } catch (e) {
@@ -204,7 +205,7 @@ export class AtomicFile {
     } catch { /* already closed */ }
     this.#file = null;
     try {
-      await Deno.remove(this.tempPath);
+      Deno.removeSync(this.tempPath);
     } catch { /* gone already */ }
   }
 }
@@ -215,7 +216,7 @@ export class AtomicFile {
  * @param dir the directory
  */
 export async function syncDir(dir: string): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
+  const d = Deno.openSync(dir, { read: true });
   try {
     await d.sync();
   } finally {
