@@ -279,6 +279,13 @@ export async function main(args: string[]): Promise<number> {
     // The task grants no write: run again with write access to these paths only.
     return await reexecWithWrite(writable, args);
   }
+  if (options.upload?.length && !writeGranted(root)) {
+    // A compiled binary or a plain `deno run` without --allow-write: say so, do not 403 later.
+    console.error(
+      `ringhttpd: --upload needs write access to the root: run with --allow-write=${root}`,
+    );
+    return 1;
+  }
   dropRun();
   if (parsed.tlsFiles) {
     const tls = await readTls(parsed.tlsFiles);

@@ -94,3 +94,34 @@ Deno.test("--upload without an authenticated user writes nothing: PUT, MKCOL, DE
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("--upload without write permission (no re-exec possible) exits 1 naming --allow-write", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-net",
+        "--allow-env",
+        "--allow-sys",
+        "--allow-ffi",
+        new URL("../mod.ts", import.meta.url).pathname,
+        root,
+        "--upload",
+        "/**",
+        "--port",
+        "0",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    assert.match(
+      dec.decode(out.stderr),
+      /--upload needs write access to the root: run with --allow-write=/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
