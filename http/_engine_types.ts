@@ -6,6 +6,7 @@
  * @module
  */
 import type { RequestHead } from "./types.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 
 /**
  * Where the engine's output goes.
@@ -86,6 +87,12 @@ export interface EngineOptions {
    * @default {30000}
    */
   writeTimeoutMs?: number;
+  /**
+   * Request bodies the handler reads (write/body.ts): these methods' bodies
+   * are streamed to it as `req.body` instead of skipped.
+   * @default {undefined (every body skipped, up to 64 KiB)}
+   */
+  bodies?: BodyAcceptance;
 }
 
 /**

@@ -38,6 +38,7 @@
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
+import type { EngineOptions } from "../http/engine.ts";
 import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
@@ -59,6 +60,8 @@ export interface TlsServerOptions {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   writeTimeoutMs: number;
+  /** Request bodies the handler streams over HTTP/1.1 (write #14); undefined: none. */
+  bodies?: EngineOptions["bodies"];
   /** Called with +1 when a connection is taken and -1 when it closes. */
   onConn(delta: 1 | -1): void;
   /**
@@ -316,10 +319,11 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     return res;
   });
   const h2port = h2.addr.port;
-  const engine = {
+  const engine: EngineOptions = {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     writeTimeoutMs: o.writeTimeoutMs,
+    bodies: o.bodies,
   };
   const pipes = new Set<Pipe>();
   /** Resolved when the last pipe closes during a drain. */

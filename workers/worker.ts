@@ -25,6 +25,7 @@ import net from "node:net";
 import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
 import { createHandler, type SubmitJob } from "../http/handler.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
@@ -148,7 +149,9 @@ async function start(config: WorkerConfig): Promise<void> {
     return done;
   };
   const shedWord = slot(config.index, SHED);
-  const options = {
+  const options: EngineOptions = {
+    // write (#14): the bodies the file handler reads (WebDAV, uploads).
+    bodies: fileHandler.bodies,
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
@@ -229,7 +232,13 @@ async function start(config: WorkerConfig): Promise<void> {
   }
 }
 
-type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
+type EngineOptions = {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  /** Request bodies the file handler streams (write #14); undefined: none. */
+  bodies?: BodyAcceptance;
+};
 
 async function runRing(
   ring: SpscRing,
