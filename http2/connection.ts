@@ -45,7 +45,6 @@ import { ByteWriter, Decoder, Encoder, HpackError } from "./hpack.ts";
 import {
   ACK,
   applySettings,
-  CANCEL,
   checkFrameSize,
   COMPRESSION_ERROR,
   connError,
@@ -57,7 +56,6 @@ import {
   ENHANCE_YOUR_CALM,
   FLOW_CONTROL_ERROR,
   type Frame,
-  FRAME_HEADER,
   FRAME_SIZE_ERROR,
   GOAWAY,
   H2Error,
@@ -87,7 +85,6 @@ import {
   unpad,
   WINDOW_UPDATE,
   writeData,
-  writeFrameHeader,
   writeGoaway,
   writeHeaders,
   writePingAck,
@@ -1329,5 +1326,3 @@ function validValue(s: string): boolean {
   }
   return true;
 }
-
-export { CANCEL, FRAME_HEADER };
