@@ -698,14 +698,14 @@ export class Http2Connection {
     if (f.stream > this.#lastStream) {
       throw connError(PROTOCOL_ERROR, "RST_STREAM on an idle stream (sec. 6.4)");
     }
+    // Every reset counts (also of a stream we refused or already answered):
+    // opening and cancelling streams is the attack, whatever state they reached.
     const st = this.#streams.get(f.stream);
-    if (st === undefined) return;
-    if (!st.localEnded && ++this.#resets > RESET_LIMIT) {
+    if (st !== undefined) this.#endStream(st, -1);
+    if (++this.#resets > RESET_LIMIT) {
       this.#hooks.onEvent?.(EV_RAPID_RESET);
-      this.#endStream(st, -1);
       throw connError(ENHANCE_YOUR_CALM, "rapid reset: too many streams cancelled");
     }
-    this.#endStream(st, -1);
   }
 
   #onData(buf: Uint8Array, f: Frame): void {
