@@ -41,7 +41,7 @@
  * @module
  */
 import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
-import { ByteWriter, Decoder, Encoder, HpackError } from "./hpack.ts";
+import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
 import {
   ACK,
   applySettings,
@@ -184,19 +184,40 @@ function currentDate(): string {
 }
 
 const latin = new TextDecoder("latin1");
-const rawCache = new WeakMap<Uint8Array, Array<[string, string]>>();
-/** Header fields of a pre-serialised HTTP/1.1 head (status line skipped), parsed once per head. */
-function rawFields(raw: Uint8Array): Array<[string, string]> {
+/** A cached head's fields: those worth the dynamic table, and the rest pre-encoded. */
+interface RawFields {
+  indexed: Array<[string, string]>;
+  /** Literals without indexing (content-length, etag, ...): table-independent, so cacheable. */
+  literal: Uint8Array;
+  /** The same without content-length (for 304). */
+  literalNoLength: Uint8Array;
+}
+const rawCache = new WeakMap<Uint8Array, RawFields>();
+/**
+ * Header fields of a pre-serialised HTTP/1.1 head (status line skipped),
+ * parsed and partly HPACK-encoded once per head: a cache hit costs a copy.
+ */
+function rawFields(raw: Uint8Array): RawFields {
   let out = rawCache.get(raw);
   if (out) return out;
-  out = [];
+  const indexed: Array<[string, string]> = [];
+  const lit = new ByteWriter(128);
+  const litNoLength = new ByteWriter(128);
   const lines = latin.decode(raw).split("\r\n");
   for (let i = 1; i < lines.length; i++) {
     const colon = lines[i].indexOf(":");
     if (colon <= 0) continue;
     const name = lines[i].slice(0, colon).trim().toLowerCase();
-    if (!HOP.has(name)) out.push([name, lines[i].slice(colon + 1).trim()]);
+    if (HOP.has(name)) continue;
+    const value = lines[i].slice(colon + 1).trim();
+    if (!VOLATILE.has(name)) {
+      indexed.push([name, value]);
+      continue;
+    }
+    Encoder.literal(name, value, lit);
+    if (name !== "content-length") Encoder.literal(name, value, litNoLength);
   }
+  out = { indexed, literal: lit.bytes().slice(), literalNoLength: litNoLength.bytes().slice() };
   rawCache.set(raw, out);
   return out;
 }
@@ -992,11 +1013,11 @@ export class Http2Connection {
     const bodiless = status === 204 || status === 304;
     const noBody = bodiless || method === "HEAD" || reply.length === 0;
     const fields: Array<[string, string]> = [[":status", String(status)]];
+    let literal: Uint8Array | null = null;
     if (reply.headers.length === 0 && reply.rawHead) {
       const raw = rawFields(reply.rawHead);
-      for (let i = 0; i < raw.length; i++) {
-        if (!bodiless || raw[i][0] !== "content-length") fields.push(raw[i]);
-      }
+      for (let i = 0; i < raw.indexed.length; i++) fields.push(raw.indexed[i]);
+      literal = bodiless ? raw.literalNoLength : raw.literal;
     } else {
       const hs = reply.headers;
       for (let i = 0; i < hs.length; i++) {
@@ -1010,6 +1031,11 @@ export class Http2Connection {
     const h = this.#hbuf;
     h.length = 0;
     this.#encoder.encode(fields, h);
+    if (literal !== null) {
+      h.ensure(literal.length);
+      h.buf.set(literal, h.length);
+      h.length += literal.length;
+    }
     const before = this.#out.length;
     writeHeaders(this.#out, st.id, h.bytes(), noBody, this.#peer.maxFrameSize);
     st.bytes += this.#out.length - before;

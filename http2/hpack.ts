@@ -638,7 +638,7 @@ for (let i = STATIC_LEN - 1; i >= 0; i--) {
  * Fields whose values change from response to response: sent as literals
  * without indexing, so they do not churn the table.
  */
-const VOLATILE = new Set([
+export const VOLATILE: ReadonlySet<string> = new Set([
   "content-length",
   "etag",
   "last-modified",
@@ -713,6 +713,21 @@ export class Encoder {
       this.#pendingMin = this.#pendingFinal = -1;
     }
     for (let i = 0; i < fields.length; i++) this.field(fields[i][0], fields[i][1], w);
+  }
+
+  /**
+   * Appends `name: value` as a literal without indexing (sec. 6.2.2): the
+   * bytes do not depend on the table, so a caller may cache them.
+   *
+   * @param name lower-case name
+   * @param value the value
+   * @param w the output
+   */
+  static literal(name: string, value: string, w: ByteWriter): void {
+    const nameIndex = STATIC_NAME.get(name) ?? 0;
+    writeInt(w, 4, 0, nameIndex);
+    if (nameIndex === 0) writeString(w, name);
+    writeString(w, value);
   }
 
   /**
