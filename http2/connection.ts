@@ -154,6 +154,10 @@ const HIGH_WATER = 256 * 1024;
 const OUT_MAX = 4 * 1024 * 1024;
 /** File slices are read in chunks of at most this. */
 const FILE_CHUNK = 65536;
+/** File chunks one connection may hold at once (all its streams together), in bytes. */
+export const FILE_BUDGET = 16 * FILE_CHUNK;
+/** Chunk buffers kept for reuse per thread. */
+const CHUNK_POOL_MAX = 64;
 /** A header block may not span more frames than this. */
 export const MAX_CONTINUATIONS = 64;
 /** Per 10 s window, at most this many of each before GOAWAY ENHANCE_YOUR_CALM. */
@@ -1067,8 +1071,9 @@ export class Http2Connection {
         st.filePos = -1;
         continue;
       }
-      // Read only when something can be sent: a stalled window pins no buffer.
-      if (st.sendWindow <= 0 || this.#sendWindow <= 0) return;
+      // Read only when something can be sent: a stalled window pins no buffer;
+      // and at most FILE_BUDGET of chunks per connection, whatever the streams.
+      if (st.sendWindow <= 0 || this.#sendWindow <= 0 || this.#fileHeld >= FILE_BUDGET) return;
       this.#readFile(st, p);
       return;
     }
@@ -1089,6 +1094,7 @@ export class Http2Connection {
     const pos = st.filePos;
     const n = Math.min(FILE_CHUNK, p.end - pos);
     const buf = chunkPool.pop() ?? new Uint8Array(FILE_CHUNK);
+    this.#fileHeld += FILE_CHUNK;
     (async () => {
       if (pos === p.start) await p.file.seek(pos, Deno.SeekMode.Start);
       let got = 0;
@@ -1102,11 +1108,11 @@ export class Http2Connection {
       (got) => {
         st.loading = false;
         if (st.done) {
-          chunkPool.push(buf);
+          this.#putChunk(buf);
           return;
         }
         if (got === 0) {
-          chunkPool.push(buf);
+          this.#putChunk(buf);
           return this.#failStream(st, "file shorter than its Content-Length");
         }
         st.filePos += got;
@@ -1118,7 +1124,7 @@ export class Http2Connection {
       },
       (e) => {
         st.loading = false;
-        chunkPool.push(buf);
+        this.#putChunk(buf);
         if (!st.done) this.#failStream(st, `file read failed: ${e}`);
       },
     );
@@ -1151,6 +1157,16 @@ export class Http2Connection {
         if (!st.done) this.#failStream(st, `body stream failed: ${e}`);
       },
     );
+  }
+
+  /** File chunk buffers this connection holds (read or being read). */
+  #fileHeld = 0;
+
+  #putChunk(buf: Uint8Array): void {
+    // A stream may be waiting for the budget: look again.
+    if (this.#fileHeld >= FILE_BUDGET) this.#kick();
+    this.#fileHeld -= FILE_CHUNK;
+    if (chunkPool.length < CHUNK_POOL_MAX) chunkPool.push(buf);
   }
 
   #failStream(st: Stream, why: string): void {
@@ -1189,7 +1205,7 @@ export class Http2Connection {
         if (st.left >= 0) st.left -= n;
         this.#progress++;
         if (st.pendingOff === st.pendingEnd) {
-          if (st.pooled) chunkPool.push(st.pending);
+          if (st.pooled) this.#putChunk(st.pending);
           st.pending = null;
           st.pooled = false;
         }
@@ -1222,7 +1238,7 @@ export class Http2Connection {
     st.done = true;
     this.#streams.delete(st.id);
     this.#remember(st.id);
-    if (st.pending !== null && st.pooled) chunkPool.push(st.pending);
+    if (st.pending !== null && st.pooled) this.#putChunk(st.pending);
     st.pending = null;
     if (st.iter !== null && !st.loading) st.iter.return?.()?.catch?.(() => {});
     else if (st.iter !== null) {
