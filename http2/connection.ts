@@ -1016,30 +1016,32 @@ export class Http2Connection {
     const method = st.head?.method;
     const bodiless = status === 204 || status === 304;
     const noBody = bodiless || method === "HEAD" || reply.length === 0;
-    const fields: Array<[string, string]> = [[":status", String(status)]];
-    let literal: Uint8Array | null = null;
-    if (reply.headers.length === 0 && reply.rawHead) {
+    const h = this.#hbuf;
+    const enc = this.#encoder;
+    h.length = 0;
+    enc.begin(h);
+    enc.status(status, h);
+    // A pre-serialised head holds every field (as the HTTP/1.1 engine uses it): its
+    // parsed and partly encoded form is cached per head, so a cache hit re-encodes little.
+    if (reply.rawHead !== undefined) {
       const raw = rawFields(reply.rawHead);
-      for (let i = 0; i < raw.indexed.length; i++) fields.push(raw.indexed[i]);
-      literal = bodiless ? raw.literalNoLength : raw.literal;
+      for (let i = 0; i < raw.indexed.length; i++) {
+        enc.field(raw.indexed[i][0], raw.indexed[i][1], h);
+      }
+      const literal = bodiless ? raw.literalNoLength : raw.literal;
+      h.ensure(literal.length);
+      h.buf.set(literal, h.length);
+      h.length += literal.length;
     } else {
       const hs = reply.headers;
       for (let i = 0; i < hs.length; i++) {
         const name = hs[i][0].toLowerCase();
         if (HOP.has(name) || name === "content-length") continue;
-        fields.push([name, hs[i][1]]);
+        enc.field(name, hs[i][1], h);
       }
-      if (!bodiless && reply.length >= 0) fields.push(["content-length", String(reply.length)]);
+      if (!bodiless && reply.length >= 0) enc.field("content-length", String(reply.length), h);
     }
-    fields.push(["date", currentDate()]);
-    const h = this.#hbuf;
-    h.length = 0;
-    this.#encoder.encode(fields, h);
-    if (literal !== null) {
-      h.ensure(literal.length);
-      h.buf.set(literal, h.length);
-      h.length += literal.length;
-    }
+    enc.field("date", currentDate(), h);
     const before = this.#out.length;
     writeHeaders(this.#out, st.id, h.bytes(), noBody, this.#peer.maxFrameSize);
     st.bytes += this.#out.length - before;

@@ -623,6 +623,17 @@ export class Decoder {
 
 // ---------------------------------------------------------------- encoder
 
+/** `:status` values of the static table. */
+const STATUS_INDEX: Record<number, number> = {
+  200: 8,
+  204: 9,
+  206: 10,
+  304: 11,
+  400: 12,
+  404: 13,
+  500: 14,
+};
+
 /** Largest dynamic table the encoder uses, whatever the peer allows. */
 const ENCODER_TABLE_MAX = 4096;
 
@@ -707,12 +718,34 @@ export class Encoder {
    * @param w the output
    */
   encode(fields: ReadonlyArray<readonly [string, string]>, w: ByteWriter): void {
+    this.begin(w);
+    for (let i = 0; i < fields.length; i++) this.field(fields[i][0], fields[i][1], w);
+  }
+
+  /**
+   * Starts a block: the size updates owed (sec. 4.2). A caller writing a
+   * block field by field ({@linkcode Encoder.field}) calls this first.
+   *
+   * @param w the output
+   */
+  begin(w: ByteWriter): void {
     if (this.#pendingFinal >= 0) {
       if (this.#pendingMin < this.#pendingFinal) writeInt(w, 5, 0x20, this.#pendingMin);
       writeInt(w, 5, 0x20, this.#pendingFinal);
       this.#pendingMin = this.#pendingFinal = -1;
     }
-    for (let i = 0; i < fields.length; i++) this.field(fields[i][0], fields[i][1], w);
+  }
+
+  /**
+   * Appends `:status` (an indexed field for 200, 204, 206, 304, 400, 404, 500).
+   *
+   * @param status the status code
+   * @param w the output
+   */
+  status(status: number, w: ByteWriter): void {
+    const i = STATUS_INDEX[status];
+    if (i !== undefined) return writeInt(w, 7, 0x80, i);
+    this.field(":status", String(status), w);
   }
 
   /**
