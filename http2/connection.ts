@@ -11,8 +11,8 @@
  *   {@linkcode RequestHead} (`minor: 1`: HTTP/2 keeps HTTP/1.1 semantics); its
  *   reply goes out as HEADERS then DATA within both flow-control windows,
  *   streams served round-robin. Bytes parts are framed as they are; file
- *   slices read in chunks only when a window is open, so a stalled peer
- *   pins no file buffers; a `stream` body is pulled a chunk at a time.
+ *   slices read in chunks (at most 1 MiB per connection) only when a window is
+ *   open, so a stalled peer pins no file buffers; a `stream` body is pulled a chunk at a time.
  * - Every reply gets exactly one `release()` call, also when the stream was
  *   reset or the connection died.
  * - Output is collected in one buffer and written in one call per turn
@@ -152,12 +152,15 @@ const OUR_WINDOW = 65535;
 const HIGH_WATER = 256 * 1024;
 /** Output (control frames from a peer that does not read) past this closes the connection. */
 const OUT_MAX = 4 * 1024 * 1024;
-/** File slices are read in chunks of at most this. */
-const FILE_CHUNK = 65536;
+/**
+ * File slices are read in chunks of at most this: 256 KiB took a quarter less
+ * CPU per MiB than 64 KiB over TLS (fewer read ops, fuller writes).
+ */
+const FILE_CHUNK = 262144;
 /** File chunks one connection may hold at once (all its streams together), in bytes. */
-export const FILE_BUDGET = 16 * FILE_CHUNK;
-/** Chunk buffers kept for reuse per thread. */
-const CHUNK_POOL_MAX = 64;
+export const FILE_BUDGET = 4 * FILE_CHUNK;
+/** Chunk buffers kept for reuse per thread (2 MiB). */
+const CHUNK_POOL_MAX = 8;
 /** A header block may not span more frames than this. */
 export const MAX_CONTINUATIONS = 64;
 /** Per 10 s window, at most this many of each before GOAWAY ENHANCE_YOUR_CALM. */
