@@ -228,12 +228,19 @@ Deno.test(
   "a client that never completes the TLS handshake is closed after the header timeout",
   opts,
   async () => {
-    await using server = await start({ headerTimeoutMs: 300 });
+    await using server = await start({ headerTimeoutMs: 1000 });
     using raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const t0 = Date.now();
     await closedByPeer(raw);
-    // The server still serves others.
-    using client = Deno.createHttpClient({ caCerts: [ca] });
-    assert.equal((await get(client, url(server, "/a.txt"))).text, "hello over tls");
+    assert.ok(Date.now() - t0 < 10_000, "closed by the handshake deadline");
+    // The server still serves others. On a loaded machine this client's own handshake may
+    // take longer than the short deadline and be cut too: a few fresh tries, one must pass.
+    let text = "";
+    for (let i = 0; i < 5 && text === ""; i++) {
+      using client = Deno.createHttpClient({ caCerts: [ca] });
+      text = await get(client, url(server, "/a.txt")).then((r) => r.text, () => "");
+    }
+    assert.equal(text, "hello over tls");
   },
 );
 
