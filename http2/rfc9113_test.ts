@@ -299,6 +299,35 @@ const ROWS: Row[] = [
     expect: { rst: [1, FLOW_CONTROL_ERROR] },
   },
   {
+    sec: "5.1",
+    what: "HEADERS on a stream the client reset (closed)",
+    send: async (c) => {
+      await c.headers(1, get("/big.bin"));
+      await f(c, RST_STREAM, 0, 1, u32Payload(8));
+      await c.headers(1, get("/a.txt"));
+    },
+    expect: { goaway: STREAM_CLOSED },
+  },
+  {
+    sec: "6.9.2",
+    what: "INITIAL_WINDOW_SIZE overflowing an open stream's window",
+    send: async (c) => {
+      // Stream 1 takes the whole connection window, so stream 3 is sent nothing:
+      // its window is exactly 65,535 + the update = 2^31-1 when the SETTINGS adds 1.
+      await c.headers(1, get("/big.bin"));
+      let got = 0;
+      while (got < 65535) {
+        const d = await c.until((x) => x.type === DATA);
+        if (d === null) throw new Error("no DATA");
+        got += d.payload.length;
+      }
+      await c.headers(3, get("/big.bin"));
+      await f(c, WINDOW_UPDATE, 0, 3, u32Payload(2 ** 31 - 1 - 65535));
+      await f(c, SETTINGS, 0, 0, settingsPayload([[SETTINGS_INITIAL_WINDOW_SIZE, 65536]]));
+    },
+    expect: { goaway: FLOW_CONTROL_ERROR },
+  },
+  {
     sec: "6.10",
     what: "CONTINUATION without HEADERS",
     send: (c) => f(c, CONTINUATION, END_HEADERS, 1, c.block(get("/a.txt"))),
