@@ -346,8 +346,9 @@ export class Http2Connection {
   #recvUnacked = 0;
 
   // Output.
-  #out = new ByteWriter(16384);
-  #spare = new ByteWriter(16384);
+  /** Output buffers: pooled per thread, given back while the connection is idle. */
+  #out = new ByteWriter(0);
+  #spare = new ByteWriter(0);
   readonly #hbuf = new ByteWriter(512);
   #writing = false;
   #sendWindow = 65535;
@@ -475,6 +476,8 @@ export class Http2Connection {
       if (buf === this.#in) {
         this.#in.copyWithin(0, at, len);
         this.#inLen = len - at;
+        // Nothing partial left: an idle connection keeps no input buffer.
+        if (this.#inLen === 0) this.#in = new Uint8Array(0);
       } else if (at < len) {
         this.#inLen = 0;
         this.#append(chunk.subarray(at, len));
@@ -1305,7 +1308,12 @@ export class Http2Connection {
     } finally {
       this.#writing = false;
     }
-    if (this.#closeAfterFlush && !this.#closed) this.#close();
+    if (this.#closeAfterFlush && !this.#closed) return this.#close();
+    // All written: both buffers go back to the thread's pool until the next write.
+    if (!this.#closed && this.#out.length === 0) {
+      this.#out.release();
+      this.#spare.release();
+    }
   }
 
   #error(e: unknown): void {

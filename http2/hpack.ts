@@ -251,6 +251,12 @@ export function huffmanLength(s: string): number {
 
 // ---------------------------------------------------------------- output
 
+/** Size of pooled writer buffers, and how many a thread keeps. */
+const POOLED = 16384;
+const WRITER_POOL_MAX = 256;
+const writerPool: Uint8Array[] = [];
+const EMPTY = new Uint8Array(0);
+
 /** A growable output buffer, reused across header blocks. */
 export class ByteWriter {
   /** The bytes; valid up to `length`. */
@@ -266,9 +272,26 @@ export class ByteWriter {
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     if (this.length + n <= this.buf.length) return;
+    if (this.buf.length === 0 && n <= POOLED) {
+      // Released (idle): take a pooled buffer again.
+      this.buf = writerPool.pop() ?? new Uint8Array(POOLED);
+      return;
+    }
     const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
+  }
+
+  /**
+   * Gives the buffer back to a per-thread pool (it must be empty); the next
+   * write takes one again. Idle connections thus hold no output buffer.
+   */
+  release(): void {
+    if (this.buf.length === POOLED && writerPool.length < WRITER_POOL_MAX) {
+      writerPool.push(this.buf);
+    }
+    this.buf = EMPTY;
+    this.length = 0;
   }
 
   /** The bytes written (a view, valid until the next write). */

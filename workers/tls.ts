@@ -94,8 +94,8 @@ export interface TlsServer {
 
 /** Handshakes cut per event-loop turn at most (one fd-table scan each). */
 const CUT_BATCH = 256;
-/** Read buffer of an h2 connection: a full frame of the default size and some. */
-const H2_READ = 32768;
+/** Read buffer of an h2 connection (a TLS record; a pending read pins it, idle connections too). */
+const H2_READ = 16384;
 const ALPN = ["h2", "http/1.1"];
 
 /**
