@@ -131,7 +131,7 @@ const body = (n: number): Reply => ({
   length: n,
 });
 
-Deno.test("engine: a request fed byte by byte is answered (SETTINGS, ACK, HEADERS, DATA with END_STREAM)", async () => {
+Deno.test("engine: a request fed byte by byte is answered (SETTINGS, ACK, HEADERS, DATA with END_STREAM), then no buffer is held", async () => {
   const t = setup(() => body(10));
   const bytes = new Uint8Array([...PREFACE, ...t.settings(), ...t.request(1, "/x")]);
   for (let i = 0; i < bytes.length; i++) t.c.feed(bytes.subarray(i, i + 1));
@@ -141,6 +141,8 @@ Deno.test("engine: a request fed byte by byte is answered (SETTINGS, ACK, HEADER
   assert.equal(f[3].flags, END_STREAM);
   assert.equal(f[3].payload.length, 10);
   assert.deepEqual(t.released, [1]);
+  // Idle again: no output or input buffer held (pooled per thread).
+  assert.ok(t.c.buffered <= 2048, `idle connection holds ${t.c.buffered} bytes`);
 });
 
 Deno.test("engine: a partial frame past the header timeout closes with GOAWAY (trickled head)", async () => {
