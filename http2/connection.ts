@@ -240,6 +240,7 @@ function errorReply(status: number): Reply {
       `${status} ${
         {
           400: "Bad Request",
+          411: "Length Required",
           431: "Request Header Fields Too Large",
           500: "Internal Server Error",
         }[
@@ -892,6 +893,13 @@ export class Http2Connection {
     const tap = st.tap = this.#hooks.tap();
     if (head.target === "*") {
       return this.#respond(st, head.method === "OPTIONS" ? SERVER_OPTIONS : errorReply(400));
+    }
+    // Request bodies are not handed to the handler over HTTP/2 yet (they are read and
+    // dropped). A body without Content-Length would look like no body at all to a stage
+    // that writes what it receives (an empty PUT): refuse it (411) rather than guess.
+    // With a Content-Length the handler sees one was declared and can refuse it itself.
+    if (!endStream && st.contentLength < 0 && head.method !== "GET" && head.method !== "HEAD") {
+      return this.#respond(st, errorReply(411));
     }
     this.#inflight++;
     let reply;

@@ -553,6 +553,25 @@ Deno.test(
 );
 
 Deno.test(
+  "a request body is not handed to the handler yet: a PUT without Content-Length gets 411, a GET with DATA is served",
+  opts,
+  async () => {
+    const c = await open();
+    try {
+      await c.headers(1, [[":method", "PUT"], ...get("/new.txt").slice(1)], { endStream: false });
+      await f(c, DATA, END_STREAM, 1, enc.encode("data"));
+      assert.equal((await c.response(1))?.get(":status"), "411");
+      await c.headers(3, get("/a.txt"), { endStream: false });
+      await f(c, DATA, END_STREAM, 3, new Uint8Array(0));
+      assert.equal((await c.response(3))?.get(":status"), "200");
+    } finally {
+      c.close();
+    }
+    await assert.rejects(Deno.stat(`${root}/new.txt`), Deno.errors.NotFound);
+  },
+);
+
+Deno.test(
   "RFC 9113 sec. 6.8: SIGTERM sends GOAWAY with the last stream id; the stream in flight finishes",
   opts,
   async () => {
