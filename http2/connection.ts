@@ -712,6 +712,8 @@ export class Http2Connection {
     }
     const st = this.#streams.get(f.stream);
     if (st === undefined) {
+      // Past our GOAWAY, streams above its last id are ignored (sec. 6.8).
+      if (this.#goaway && f.stream > this.#lastStream) return;
       if (f.stream > this.#lastStream) {
         throw connError(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream (sec. 5.1)");
       }
@@ -728,6 +730,7 @@ export class Http2Connection {
   #onRst(f: Frame): void {
     if (f.stream === 0) throw connError(PROTOCOL_ERROR, "RST_STREAM on stream 0 (sec. 6.4)");
     if (f.stream > this.#lastStream) {
+      if (this.#goaway) return; // Past our GOAWAY (sec. 6.8).
       throw connError(PROTOCOL_ERROR, "RST_STREAM on an idle stream (sec. 6.4)");
     }
     // Every reset counts (also of a stream we refused or already answered):
@@ -757,6 +760,9 @@ export class Http2Connection {
     }
     const st = this.#streams.get(f.stream);
     if (st === undefined) {
+      // Past our GOAWAY, streams above its last id are ignored (their DATA still
+      // counted against the connection window, above) (sec. 6.8).
+      if (this.#goaway && f.stream > this.#lastStream) return;
       if (f.stream > this.#lastStream) {
         throw connError(PROTOCOL_ERROR, "DATA on an idle stream (sec. 5.1)");
       }

@@ -201,3 +201,30 @@ Deno.test("engine: a peer that does not read: DATA stops at the high-water mark,
   assert.equal(t.c.tick(3_001), H2_DEADLINE_WRITE);
   assert.ok(t.closed);
 });
+
+Deno.test("engine: drain sends GOAWAY; streams above its last id are ignored; the one in flight finishes, then close", async () => {
+  const t = setup(() => body(100));
+  t.c.feed(new Uint8Array([...PREFACE, ...t.settings([[SETTINGS_INITIAL_WINDOW_SIZE, 0]])]));
+  t.c.feed(t.request(1, "/x"));
+  await turn();
+  const closed = t.c.drain();
+  await turn();
+  // A request racing the GOAWAY, with a body: ignored, not a connection error.
+  t.c.feed(t.request(3, "/y"));
+  t.c.feed(t.frame(DATA, END_STREAM, 3, new Uint8Array(5)));
+  await turn();
+  let f = t.frames();
+  const goaways = f.filter((x) => x.type === GOAWAY);
+  assert.equal(goaways.length, 1);
+  assert.equal(new DataView(goaways[0].payload.buffer).getUint32(0), 1, "last stream id");
+  assert.equal(new DataView(goaways[0].payload.buffer).getUint32(4), 0, "NO_ERROR");
+  assert.ok(!t.closed);
+  t.c.feed(t.frame(WINDOW_UPDATE, 0, 1, Uint8Array.of(0, 0, 1, 0)));
+  await closed;
+  f = t.frames();
+  const data = f.filter((x) => x.type === DATA && x.stream === 1);
+  assert.equal(data.reduce((n, x) => n + x.payload.length, 0), 100);
+  assert.equal(data.at(-1)!.flags & END_STREAM, END_STREAM);
+  assert.ok(!f.some((x) => x.stream === 3), "nothing sent on stream 3");
+  assert.ok(t.closed);
+});
