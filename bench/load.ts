@@ -23,10 +23,11 @@
  * (`/dev/null` measures the logging path without disk I/O).
  *
  * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
- * balance, mixed), server ids (ring, reuseport, nginx) and/or mixed-load
+ * balance, mixed, h2), server ids (ring, reuseport, nginx) and/or mixed-load
  * variant ids (pool-0, pool-default, and any `--variant`). Needs `wrk` (Debian
  * package `wrk`); nginx is optional (Debian `nginx-light`). Every process it
- * starts is stopped in `finally` and on SIGINT/SIGTERM.
+ * starts is stopped in `finally` and on SIGINT/SIGTERM. `h2` (HTTPS and HTTP/2
+ * against h2o with h2load, Debian `nghttp2-client` and `h2o`) is `bench/_h2load.ts`.
  *
  * The mixed-load scenario (`mixed`, issue #5) runs last, after the servers of
  * the other scenarios have stopped, once per server variant: a fresh ringhttpd
@@ -47,6 +48,7 @@
  */
 
 import { type ListingClientOptions, type ListingStats } from "./_listing_client.ts";
+import { h2Table, runH2Scenarios } from "./_h2load.ts";
 
 const HERE = new URL("..", import.meta.url);
 const MOD_TS = new URL("mod.ts", HERE).pathname;
@@ -105,6 +107,8 @@ const SCENARIO_IDS = [
   "close",
   "balance",
   "mixed",
+  // HTTPS and HTTP/2 against h2o with h2load (#18): bench/_h2load.ts.
+  "h2",
 ] as const;
 const SERVER_IDS = ["ring", "reuseport", "nginx"] as const;
 
@@ -1311,6 +1315,22 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   // Mixed load last, alone: idle servers would still see its renames and touches.
   await Promise.all(servers.map((s) => stop(s.child)));
   const mixedRows = mixed ? await runMixed(cfg, wrkBin, nginxBin, root, tmp) : [];
+  // HTTPS / HTTP/2 (#18), alone too: ringhttpd with --cert next to h2o, loaded by h2load.
+  const h2Rows = wanted("h2", SCENARIO_IDS)
+    ? await runH2Scenarios({
+      root,
+      tmp,
+      workers: cfg.workers,
+      threads: cfg.threads,
+      durationS: cfg.durationS,
+      warmupS: cfg.warmupS,
+      log,
+      track: (c) => {
+        children.add(c);
+        c.status.finally(() => children.delete(c));
+      },
+    })
+    : [];
 
   const ratio = (sc: string, id: string) => {
     const a = rows.find((r) => r.scenario === sc && r.server === id)?.value;
@@ -1352,6 +1372,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
             rows: mixedRows,
           }
           : undefined,
+        h2: h2Rows.length > 0 ? h2Rows : undefined,
       },
       null,
       2,
@@ -1436,6 +1457,15 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     );
     console.log("");
     console.log(mixedReport(mixedRows, cfg));
+  }
+  if (h2Rows.length > 0) {
+    console.log("");
+    console.log(
+      `HTTPS and HTTP/2 (#18), ${cfg.workers} workers / h2o threads, same P-256 certificate: ` +
+        `h2load -t ${cfg.threads} -D ${cfg.durationS} (after a ${cfg.warmupS} s warm-up)`,
+    );
+    console.log("");
+    console.log(h2Table(h2Rows));
   }
 }
 

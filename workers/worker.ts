@@ -35,6 +35,7 @@ import {
   CLOSE_HEAD,
   Collector,
   CounterWriter,
+  H2_RAPID_RESET,
   INVALIDATIONS,
   metricsHandler,
   SHED as SHED_COUNT,
@@ -171,6 +172,9 @@ async function start(config: WorkerConfig): Promise<void> {
       },
       onEmfile: () => Atomics.add(ctl, EMFILE, 1),
       tap: (remote) => log.tap(remote),
+      // HTTP/2 (#18): deadline kinds 1-3 as the h1 ones; protection events in EV_* order.
+      onH2Deadline: (kind: number) => counters.add(CLOSE_HEAD + kind - 1, 1),
+      onH2Event: (kind: number) => counters.add(H2_RAPID_RESET + kind, 1),
     });
     stopSource = () => tls.stop();
     drainAll = () => tls.drain();
