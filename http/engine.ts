@@ -31,7 +31,14 @@
  *
  * @module
  */
-import type { FileSlice, Handler, Reply, RequestHead } from "./types.ts";
+import {
+  type FileSlice,
+  type Handler,
+  type Peer,
+  peerOfAddr,
+  type Reply,
+  type RequestHead,
+} from "./types.ts";
 import { RequestParser } from "./parser.ts";
 
 /**
@@ -82,6 +89,12 @@ export interface Transport {
     end: number,
     progress?: () => void,
   ): Promise<number> | number;
+  /**
+   * Optional: the client of this connection, given to every request as
+   * `RequestHead.remote` (read once, when the connection is made; the
+   * address itself is computed when first asked for).
+   */
+  readonly peer?: Peer;
 }
 
 /**
@@ -344,6 +357,8 @@ function hasCrLf(s: string): boolean {
 export class HttpConnection {
   #t: Transport;
   #handler: Handler;
+  /** The transport's peer, put on every request (undefined: none known). */
+  readonly #peer: Peer | undefined;
   #hooks: ConnectionHooks;
   #headerTimeout: number;
   #idleTimeout: number;
@@ -389,6 +404,7 @@ export class HttpConnection {
   ) {
     this.#t = transport;
     this.#handler = handler;
+    this.#peer = transport.peer;
     this.#hooks = hooks;
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
     this.#idleTimeout = options.idleTimeoutMs ?? 15000;
@@ -558,6 +574,7 @@ export class HttpConnection {
       pos += used;
       this.#discard = parser.contentLength;
       const req = parser.head!;
+      if (this.#peer !== undefined) req.remote = this.#peer;
       this.#setWait(WAIT_NONE);
       const done = this.#respond(req, parser.keepAlive);
       if (done !== undefined) {
@@ -1267,6 +1284,7 @@ export async function serveDenoConn(
   let onClosed!: () => void;
   const closedPromise = new Promise<void>((resolve) => onClosed = resolve);
   const transport: Transport = {
+    peer: peerOfAddr(conn.remoteAddr),
     async write(bytes) {
       let off = 0;
       while (off < bytes.length) off += await conn.write(bytes.subarray(off));

@@ -38,7 +38,14 @@
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
-import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
+import {
+  type BodyPart,
+  type FileSlice,
+  type Handler,
+  peerOfAddr,
+  type Reply,
+  type RequestHead,
+} from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
 import { atCap, shedMark } from "./_shared.ts";
@@ -298,6 +305,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     // Not one of this worker's pipes: another local process found the port.
     if (remote === undefined) return new Response(null, { status: 403 });
     const head = toRequestHead(req);
+    head.remote = peerOfAddr(remote);
     const t = tap(remote);
     const sent = { bytes: 0 };
     let res: Response;

@@ -281,12 +281,22 @@ function adopt(
   }
   let gone = false;
   let counted = false;
+  let address: string | undefined | null = null;
   const release = () => {
     if (counted) return;
     counted = true;
     Atomics.sub(ctl, open, 1);
   };
   const transport: Transport = {
+    peer: {
+      // node:net asks getpeername: once, and not once the fd may be another connection's.
+      get address(): string | undefined {
+        if (address === null && !gone) {
+          address = sock.remoteAddress?.replace(/^::ffff:(?=\d+\.)/i, "");
+        }
+        return address ?? undefined;
+      },
+    },
     write(bytes: Uint8Array): Promise<void> | void {
       if (gone) return;
       // Resolve when the bytes are handed to the kernel: the engine may reuse
