@@ -129,6 +129,9 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   logFlushMs: int(1, DAY_MS),
   metricsPath: METRICS_PATH,
   log: { what: "a function", ok: (v) => typeof v === "function" },
+  // access (#13): checked by serve() when it loads them (files, globs).
+  auth: { what: "an object", ok: (v) => typeof v === "object" && v !== null },
+  pathRules: { what: "an array of path rules", ok: (v) => Array.isArray(v) },
 };
 
 /**
