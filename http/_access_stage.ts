@@ -8,7 +8,8 @@
  *   headers; checked before anything touches the disk, so no timing or
  *   redirect tells them apart);
  * - `deny`: 403 for everyone, whether the path exists or not;
- * - public: passes (a user verified before is still named, for the log);
+ * - public: passes; credentials sent anyway are checked (a listing may
+ *   show that user more, and the log names them), bad ones get 401;
  * - otherwise credentials are checked ({@linkcode Credentials}: 401, 429,
  *   503), then a user not on the path's list gets 403.
  *
@@ -21,7 +22,7 @@
  *
  * @module
  */
-import type { Reply, RequestHead } from "./types.ts";
+import { getHeader, type Reply, type RequestHead } from "./types.ts";
 import { isThenable, type Rule, type RuleContext } from "./rules.ts";
 import { type Access, allows, type PathRules, type PathSettings } from "./path_rules.ts";
 
@@ -79,8 +80,12 @@ export function accessRule(paths: PathRules, credentials?: Credentials): Rule {
     if (s.hidden) return ctx.error(404);
     const access = s.access;
     if (access === "public") {
-      credentials?.identify(req);
-      return undefined;
+      // Credentials sent anyway are checked: what a listing shows may depend
+      // on who asks, and a public path must not be an unthrottled oracle.
+      if (credentials === undefined || getHeader(req, "authorization") === undefined) {
+        return undefined;
+      }
+      return credentials.check(req, ctx);
     }
     if (access === "deny" || credentials === undefined) return ctx.error(403);
     const r = credentials.check(req, ctx);

@@ -220,6 +220,8 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready"; port: number }
   | { type: "drained" }
+  /** The credentials of an `auth` message are in use. */
+  | { type: "authed" }
   | { type: "error"; message: string };
 
 /** Acceptor -> supervisor. */

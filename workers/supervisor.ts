@@ -254,6 +254,8 @@ export class Supervisor implements Cluster {
   #listenFd?: number;
   #acceptorStopped?: () => void;
   #drained: ((() => void) | undefined)[] = [];
+  /** Acknowledgements of a credentials reload, by slot. */
+  #authed: ((() => void) | undefined)[] = [];
   #crashes: number[][] = [];
   #closing = false;
   #shutdown?: Promise<void>;
@@ -278,9 +280,23 @@ export class Supervisor implements Cluster {
     const tokens = data.tokens?.entries();
     // Workers started later (restarts) get these too.
     c.auth = { ...c.auth, users, tokens };
-    for (const w of this.#threads) {
-      w?.postMessage({ type: "auth", users, tokens } satisfies ToWorker);
-    }
+    // Done when every live worker uses them (bounded: a worker that dies
+    // meanwhile is replaced with the new ones anyway).
+    const acks: Promise<void>[] = [];
+    this.#threads.forEach((w, i) => {
+      if (w === undefined) return;
+      acks.push(
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 5000);
+          this.#authed[i] = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        }),
+      );
+      w.postMessage({ type: "auth", users, tokens } satisfies ToWorker);
+    });
+    await Promise.all(acks);
     return { ok: true, users: users.length, tokens: tokens?.length ?? 0 };
   }
 
@@ -443,6 +459,8 @@ export class Supervisor implements Cluster {
           resolve(m.port);
         } else if (m.type === "drained") {
           this.#drained[i]?.();
+        } else if (m.type === "authed") {
+          this.#authed[i]?.();
         } else {
           fail(m.message);
         }

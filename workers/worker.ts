@@ -98,6 +98,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     });
   } else if (msg.type === "auth") {
     onAuth?.(msg.users, msg.tokens);
+    send({ type: "authed" });
   } else if (msg.type === "drain") {
     drain();
   } else if (msg.type === "crash") {
