@@ -28,25 +28,12 @@
  */
 import picomatch from "picomatch";
 import { decodePath, INVALID_UTF8 } from "./resolve.ts";
+import type { PathRuleSpec } from "../options/types.ts";
+
+export type { PathRuleSpec };
 
 /** Who may read, as the config file says it. */
 export type AccessSpec = "public" | "deny" | readonly string[];
-
-/** One rule of the config file's `rules`. */
-export interface PathRuleSpec {
-  /** A glob over the URL path, starting with `/`. */
-  path: string;
-  /** `"public"`, `"deny"` (403 for everyone), or the users and token names that may read. */
-  access?: AccessSpec;
-  /** Directory listings (and folder downloads) on or off. */
-  list?: boolean;
-  /** Headers added to replies (`null` removes a header the server would send). */
-  headers?: Record<string, string | null>;
-  /** The `Cache-Control` of replies. */
-  cacheControl?: string;
-  /** Answer exactly like a missing path, and never list it. */
-  hidden?: boolean;
-}
 
 /** What {@linkcode PathRules} is built from (plain data: it crosses to other threads). */
 export interface PathRulesConfig {
