@@ -23,7 +23,7 @@ import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from ".
 import { resultHead } from "./job_protocol.ts";
 import { TEXT } from "./_reply.ts";
 import { collectGuards, type Site } from "./_site.ts";
-import type { PathRules } from "./path_rules.ts";
+import type { PathRules, PathRulesConfig } from "./path_rules.ts";
 import { newestMtime } from "./_collect.ts";
 
 /** Whether the client asked for JSON by header (`?format=json` is in the query). */
@@ -115,10 +115,7 @@ export class ListingStage {
     const paths = this.#site.paths;
     const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
     const rkey = routeKey(req, paths);
-    // Filtered listings are rendered here: the pool threads know no path rules.
-    if (this.#site.jobs !== undefined && paths === undefined) {
-      return this.#pooled(req, real, path, json, vkey);
-    }
+    if (this.#site.jobs !== undefined) return this.#pooled(req, real, path, json, vkey);
     const snap = await this.#snapshot(real, dirInfo);
     let page = snap.variants.get(vkey);
     if (page === undefined) {
@@ -164,7 +161,7 @@ export class ListingStage {
     const submitted = Date.now();
     const a = await running.shared(
       `${real}\0${vkey}\0${started}`,
-      () => jobs!("listing", { real, path, query: req.query, json }),
+      () => jobs!("listing", { real, path, query: req.query, json, ...this.#access(req) }),
     );
     const r = resultHead("listing", a);
     if (r === undefined) return replies.jobError(a.status);
@@ -178,6 +175,13 @@ export class ListingStage {
     }
     listings.remember(routeKey(req), snap, vkey, page);
     return this.listed(req, page);
+  }
+
+  /** The path rules and the requester, for a pool thread to filter with (or nothing). */
+  #access(req: RequestHead): { access?: { rules: PathRulesConfig; user?: string } } {
+    const paths = this.#site.paths;
+    if (paths === undefined || !paths.filters) return {};
+    return { access: { rules: paths.config, user: paths.personal ? req.user : undefined } };
   }
 
   /**

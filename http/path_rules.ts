@@ -155,12 +155,15 @@ export class PathRules {
   readonly decorates: boolean;
   /** Whether any rule turns listings on or off. */
   readonly lists: boolean;
+  /** What it was built from (plain data: a pool thread builds the same rules from it). */
+  readonly config: PathRulesConfig;
 
   /**
    * @param config the rules, `--public` globs, whether credentials exist
    * @throws {PathRuleError} naming the rule whose glob does not compile
    */
   constructor(config: PathRulesConfig) {
+    this.config = config;
     this.#auth = config.auth === true;
     let personal = this.#auth, filters = this.#auth, decorates = false, lists = false;
     (config.rules ?? []).forEach((r, i) => {
