@@ -23,7 +23,7 @@
  * (`/dev/null` measures the logging path without disk I/O).
  *
  * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
- * balance, mixed, h2), server ids (ring, reuseport, nginx) and/or mixed-load
+ * balance, auth, mixed, h2), server ids (ring, reuseport, nginx) and/or mixed-load
  * variant ids (pool-0, pool-default, and any `--variant`). Needs `wrk` (Debian
  * package `wrk`); nginx is optional (Debian `nginx-light`). Every process it
  * starts is stopped in `finally` and on SIGINT/SIGTERM. `h2` (HTTPS and HTTP/2
@@ -106,6 +106,7 @@ const SCENARIO_IDS = [
   "listing",
   "close",
   "balance",
+  "auth",
   "mixed",
   // HTTPS and HTTP/2 against h2o with h2load (#18): bench/_h2load.ts.
   "h2",
@@ -1128,6 +1129,13 @@ interface Row {
   error?: string;
 }
 
+/** The Basic-auth scenario: the same 1 KiB keep-alive load with and without `--auth`. */
+interface AuthRow {
+  plain?: { reqPerSec: number; p99Ms: number; errors: number };
+  basic?: { reqPerSec: number; p99Ms: number; errors: number };
+  note?: string;
+}
+
 interface Balance {
   server: string;
   mode: string;
@@ -1308,6 +1316,35 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     }
   }
 
+  // Basic auth (#13): 1 KiB keep-alive through the access stage, verified
+  // once per connection value then from the cache, against the same without
+  // auth, back to back on fresh ring-mode servers (issue goal: >= 0.9x).
+  let auth: AuthRow | undefined;
+  if (wanted("auth", SCENARIO_IDS)) {
+    const url = (s: Server) => new URL(FILE_1K.slice(1), s.base).href;
+    const opts = { connections: cfg.connections, threads: cfg.threads, durationS: cfg.durationS };
+    const header = `Authorization: Basic ${btoa("bench:bench-password")}`;
+    auth = {};
+    for (
+      const [key, extra] of [["plain", []], ["basic", ["--auth", "bench:bench-password"]]] as const
+    ) {
+      const s = await startRinghttpd("ring", root, cfg.workers, undefined, [...extra]);
+      try {
+        log(
+          `1 KiB keep-alive on ringhttpd ring ${key === "basic" ? "with" : "without"} Basic auth`,
+        );
+        const o = { ...opts, headers: [header] };
+        if (cfg.warmupS > 0) await wrk(wrkBin, url(s), { ...o, durationS: cfg.warmupS });
+        const r = await wrk(wrkBin, url(s), o);
+        auth[key] = { reqPerSec: r.reqPerSec, p99Ms: r.p99Ms, errors: r.socketErrors + r.non2xx };
+      } catch (e) {
+        auth.note = (e as Error).message;
+      } finally {
+        await stop(s.child);
+      }
+    }
+  }
+
   // Peak RSS of each server process (ringhttpd: one process, all threads).
   const rss: Record<string, number | undefined> = {};
   for (const s of servers) rss[s.id] = await peakRssMiB(s.pid, s.id === "nginx");
@@ -1362,6 +1399,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
           ratioToNginx: r.server === "nginx" ? undefined : ratio(r.scenario, r.server),
         })),
         balance,
+        auth,
         mixed: mixed
           ? {
             durationS: cfg.mixedDurationS,
@@ -1446,6 +1484,20 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
         }`,
       );
     }
+  }
+  if (auth !== undefined) {
+    console.log("");
+    const { plain, basic } = auth;
+    console.log(
+      "auth: 1 KiB keep-alive, ring mode, same Authorization header on both: " +
+        (plain && basic
+          ? `${basic.reqPerSec.toFixed(0)} req/s with Basic auth, ${
+            plain.reqPerSec.toFixed(0)
+          } without (${(basic.reqPerSec / plain.reqPerSec).toFixed(2)}x); p99 ${
+            basic.p99Ms.toFixed(2)
+          } / ${plain.p99Ms.toFixed(2)} ms; non-2xx ${basic.errors} / ${plain.errors}`
+          : `n/a: ${auth.note}`),
+    );
   }
   if (mixed) {
     console.log("");

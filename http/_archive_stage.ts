@@ -7,9 +7,9 @@
  * @module
  */
 import type { Reply } from "./types.ts";
-import { archivePreflight, contentDisposition, tarStream } from "./archive.ts";
+import { type ArchivePolicy, archivePreflight, contentDisposition, tarStream } from "./archive.ts";
 import { TEXT } from "./_reply.ts";
-import type { Site } from "./_site.ts";
+import { collectGuards, type Site } from "./_site.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,10 +19,17 @@ const encoder = new TextEncoder();
  * @param site the handler
  * @param real the directory's real path
  * @param segments its decoded URL path segments (the last names the archive)
+ * @param user the requester (`req.user`): the path rules filter what it holds
  * @returns a streamed 200, or 403 when the archive would pass maxArchiveBytes
  */
-export async function archiveReply(site: Site, real: string, segments: string[]): Promise<Reply> {
-  const { root, policy, replies, maxArchiveBytes } = site;
+export async function archiveReply(
+  site: Site,
+  real: string,
+  segments: string[],
+  user?: string,
+): Promise<Reply> {
+  const { root, replies, maxArchiveBytes } = site;
+  const policy = archivePolicy(site, segments, user);
   const base = segments.length > 0
     ? segments[segments.length - 1]
     : root.slice(root.lastIndexOf("/") + 1) || "root";
@@ -47,4 +54,28 @@ export async function archiveReply(site: Site, real: string, segments: string[])
   // A generator: nothing is opened until the engine pulls (never for HEAD).
   r.stream = tarStream(real, base, policy, maxArchiveBytes);
   return r;
+}
+
+/**
+ * The handler's policy plus, under path rules, which entries each folder of
+ * the download may hold for this requester: what they may read, and not
+ * what a rule keeps from being listed (`list: false`).
+ */
+function archivePolicy(site: Site, segments: string[], user: string | undefined): ArchivePolicy {
+  const paths = site.paths;
+  if (paths === undefined) return site.policy;
+  const top = segments.length === 0 ? "" : "/" + segments.join("/");
+  return {
+    ...site.policy,
+    guards: (rel, dir) => {
+      const url = top + "/" + rel;
+      const g = collectGuards(site, url, dir, user);
+      const filter = g?.filter;
+      return {
+        linkOk: g?.linkOk,
+        filter: (name) =>
+          (filter === undefined || filter(name)) && paths.rulesFor(url + name).list !== false,
+      };
+    },
+  };
 }

@@ -22,7 +22,9 @@ import { hasConditional, pick } from "./_file_reply.ts";
 import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from "./_listing_cache.ts";
 import { resultHead } from "./job_protocol.ts";
 import { TEXT } from "./_reply.ts";
-import type { Site } from "./_site.ts";
+import { collectGuards, type Site } from "./_site.ts";
+import type { PathRules, PathRulesConfig } from "./path_rules.ts";
+import { newestMtime } from "./_collect.ts";
 
 /** Whether the client asked for JSON by header (`?format=json` is in the query). */
 function wantsJson(req: RequestHead): boolean {
@@ -36,8 +38,10 @@ function wantsJson(req: RequestHead): boolean {
  * @param req the request
  * @returns the route key
  */
-export function routeKey(req: RequestHead): string {
-  return req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+export function routeKey(req: RequestHead, paths?: PathRules): string {
+  const key = req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+  // Path rules that show each requester their own entries: one page each.
+  return paths === undefined ? key : key + paths.viewerKey(req.user);
 }
 
 /** The listing view of one handler. */
@@ -108,18 +112,27 @@ export class ListingStage {
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
-    const vkey = variantKey(q, json, path);
+    const paths = this.#site.paths;
+    const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
+    const rkey = routeKey(req, paths);
     if (this.#site.jobs !== undefined) return this.#pooled(req, real, path, json, vkey);
     const snap = await this.#snapshot(real, dirInfo);
     let page = snap.variants.get(vkey);
     if (page === undefined) {
-      const sorted = listings.sorted(snap, q.sort, q.order);
+      let sorted = listings.sorted(snap, q.sort, q.order);
+      let mtimeMs = snap.mtimeMs;
+      const filter = collectGuards(this.#site, path, real, req.user)?.filter;
+      if (filter !== undefined) {
+        // What this requester may not read leaves no name, size or date.
+        sorted = sorted.filter((e) => filter(e.name));
+        mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
+      }
       const cfg = this.#site.page;
-      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, cfg);
+      const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg);
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
-      listings.remember(routeKey(req), snap, vkey, page);
-    } else listings.setRoute(routeKey(req), snap, page);
+      listings.remember(rkey, snap, vkey, page);
+    } else listings.setRoute(rkey, snap, page);
     return this.listed(req, page);
   }
 
@@ -148,7 +161,7 @@ export class ListingStage {
     const submitted = Date.now();
     const a = await running.shared(
       `${real}\0${vkey}\0${started}`,
-      () => jobs!("listing", { real, path, query: req.query, json }),
+      () => jobs!("listing", { real, path, query: req.query, json, ...this.#access(req) }),
     );
     const r = resultHead("listing", a);
     if (r === undefined) return replies.jobError(a.status);
@@ -164,12 +177,21 @@ export class ListingStage {
     return this.listed(req, page);
   }
 
+  /** The path rules and the requester, for a pool thread to filter with (or nothing). */
+  #access(req: RequestHead): { access?: { rules: PathRulesConfig; user?: string } } {
+    const paths = this.#site.paths;
+    if (paths === undefined || !paths.filters) return {};
+    return { access: { rules: paths.config, user: paths.personal ? req.user : undefined } };
+  }
+
   /**
    * The collected entries of `real`: from the cache while younger than
    * revalidateMs, else collected again (one collect per directory at a time;
    * one begun before this directory changed may miss the change: not joined).
    */
   #snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
+    // (The snapshot is everyone's: only the symlink check, which is the same
+    // for every requester, applies while collecting.)
     const { listings, running } = this.#site;
     const old = listings.dir(real);
     if (old !== undefined && listings.fresh(old, Date.now())) return old;
@@ -185,7 +207,8 @@ export class ListingStage {
     const started = listings.epoch(real);
     // Bounded: a huge directory costs at most COLLECT_MAX entries of time and memory.
     const collectMax = Math.max(COLLECT_MAX, page.listingCap);
-    const entries = await collectEntriesAsync(real, policy, collectMax + 1);
+    const linkOk = collectGuards(this.#site, "/", real, undefined)?.linkOk;
+    const entries = await collectEntriesAsync(real, policy, { max: collectMax + 1, linkOk });
     const now = Date.now();
     const truncated = entries.length > collectMax;
     if (truncated) entries.length = collectMax;

@@ -47,12 +47,19 @@
 import { pack as tarPack } from "tar-stream";
 import { addMember, entry, modeOf, pad512, tarHeaderBytes } from "./_tar.ts";
 import type { ServePolicy } from "./resolve.ts";
-import { collectEntriesAsync, type Entry } from "./_collect.ts";
+import { collectEntriesAsync, type CollectOptions, type Entry } from "./_collect.ts";
 
 export { tarHeaderBytes } from "./_tar.ts";
 
-/** Which entries may be archived: the handler's own policy ({@linkcode servable}). */
-export type ArchivePolicy = ServePolicy;
+/**
+ * Which entries may be archived: the handler's own policy ({@linkcode
+ * servable}), and under path rules what each folder may hold for the
+ * requester (`guards`, by the folder's path below the top one, `""` or
+ * ending in `/`, and its real path).
+ */
+export type ArchivePolicy = ServePolicy & {
+  guards?: (rel: string, dir: string) => Pick<CollectOptions, "filter" | "linkOk">;
+};
 
 /** One member of the archive, as found by {@linkcode walkTree}. */
 export interface ArchiveItem {
@@ -138,6 +145,7 @@ async function* walkDir(
     let entries: Entry[];
     try {
       entries = await collectEntriesAsync(dir, policy, {
+        ...policy.guards?.(rel, dir),
         detail: true,
         onUnreadable: (n) => leftOut.push(rel + n),
       });

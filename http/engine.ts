@@ -38,7 +38,7 @@
  *
  * @module
  */
-import type { Handler, Reply, RequestHead } from "./types.ts";
+import type { Handler, Peer, Reply, RequestHead } from "./types.ts";
 import { RequestParser } from "./parser.ts";
 import { ResponseWriter } from "./_response_writer.ts";
 import { isThenable } from "./_wire.ts";
@@ -100,6 +100,8 @@ const SERVER_OPTIONS: Reply = {
 export class HttpConnection {
   #t: Transport;
   #handler: Handler;
+  /** The transport's peer, put on every request (undefined: none known). */
+  readonly #peer: Peer | undefined;
   #hooks: ConnectionHooks;
   /** The write side: bodies, the write deadline, the transport's close. */
   #w: ResponseWriter;
@@ -144,6 +146,7 @@ export class HttpConnection {
   ) {
     this.#t = transport;
     this.#handler = handler;
+    this.#peer = transport.peer;
     this.#hooks = hooks;
     this.#w = new ResponseWriter(transport, hooks.onResponse, () => this.#destroy());
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
@@ -314,6 +317,7 @@ export class HttpConnection {
       pos += used;
       this.#discard = parser.contentLength;
       const req = parser.head!;
+      if (this.#peer !== undefined) req.remote = this.#peer;
       this.#setWait(WAIT_NONE);
       const done = this.#respond(req, parser.keepAlive);
       if (done === true) {

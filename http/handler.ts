@@ -31,6 +31,8 @@ import { existingFile, type Site } from "./_site.ts";
 import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
 import { archiveReply } from "./_archive_stage.ts";
+import { accessRule, type Credentials, decorating } from "./_access_stage.ts";
+import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
 // WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD,
 // loaded on demand (their XML, digest and glob packages stay out of a read-only worker).
@@ -43,6 +45,8 @@ export { COLLECT_MAX } from "./_listing_page.ts";
 export { RAW_MAX_BYTES } from "./_file_stage.ts";
 export type { JobAnswer, SubmitJob } from "./job_protocol.ts";
 export type { Rule, RuleContext } from "./rules.ts";
+export type { Credentials } from "./_access_stage.ts";
+export type { PathRulesConfig, PathRuleSpec } from "./path_rules.ts";
 
 /**
  * Options of {@link createHandler}. Every field but `root` is optional.
@@ -133,6 +137,20 @@ export interface HandlerOptions {
   maxUploadBytes?: number;
   /** fsync the directory after each rename (with `upload`). @default false */
   durable?: boolean;
+  /**
+   * Path rules (the config file's `rules`, `--public` globs): who may read
+   * what, hidden paths, listings on/off, headers per path. Applied by the
+   * access stage, first after CORS preflight (before the caches and
+   * `rules`), and by every view that shows a directory's contents.
+   * `auth` is taken from `credentials`. @default {}
+   */
+  pathRules?: PathRulesConfig;
+  /**
+   * Authentication (e.g. `auth/rule.ts` `Authenticator`): with it, every
+   * path needs credentials unless a path rule makes it public.
+   * @default undefined
+   */
+  credentials?: Credentials;
 }
 
 /**
@@ -240,7 +258,7 @@ class Pipeline {
     }
     const { listings, replies } = this.#site;
     if (listings.routeCount !== 0 && req.path.charCodeAt(req.path.length - 1) === 47 /* / */) {
-      const key = routeKey(req);
+      const key = routeKey(req, this.#site.paths);
       const r = listings.route(key);
       if (r !== undefined) {
         // The key is the only allocation unless the request is conditional.
@@ -282,14 +300,21 @@ class Pipeline {
     plainOnly: boolean,
   ): Promise<Reply> {
     const site = this.#site;
+    const paths = site.paths;
+    const dir = "/" + t.segments.join("/");
+    const listed = paths?.rulesFor(dir).list ?? site.dirListing;
     if (site.archives && req.query.includes("download=tar")) {
       if (parseListingQuery(req.query).download === "tar") {
-        return archiveReply(site, t.real, t.segments);
+        if (!listed) return site.replies.error(404);
+        return archiveReply(site, t.real, t.segments, req.user);
       }
     }
-    const index = await existingFile(site, t.real + "/index.html");
+    // An index.html the requester may not read is as good as missing.
+    const index = paths?.filters && !paths.mayRead(dir + "/index.html", req.user)
+      ? null
+      : await existingFile(site, t.real + "/index.html");
     if (index !== null) return this.#file.serve(req, index, req.path, gen, plainOnly);
-    if (!site.dirListing) return site.replies.error(404);
+    if (!listed) return site.replies.error(404);
     return this.#listing.serve(req, t.real, t.segments, t.info);
   }
 
@@ -365,6 +390,7 @@ function siteOf(root: string, options: HandlerOptions): Site {
     maxArchiveBytes,
     page: { listingCap, dotfiles, archives },
     slow: () => Promise.reject(new Error("no pipeline yet")), // set by the Pipeline
+    paths: undefined,
   };
 }
 
@@ -401,15 +427,26 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
+  // Access first after preflight: before the caches and any other rule.
+  const credentials = options.credentials;
+  if (options.pathRules !== undefined || credentials !== undefined) {
+    const paths = new PathRules({ ...options.pathRules, auth: credentials !== undefined });
+    if (!paths.empty) {
+      site.paths = paths;
+      rules.push(accessRule(paths, credentials));
+    }
+  }
   for (const r of options.rules ?? []) rules.push(r);
   const pipeline = new Pipeline(site, rules);
   const { handle, invalidate, invalidateAll } = pipeline;
+  const paths = site.paths;
+  const h = paths?.decorates ? decorating(paths, handle) : handle;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {
     const { createDavStage } = await import("../write/dav.ts");
     const dav = await createDavStage(site, options, pipeline.invalidate);
     pipeline.dav = dav;
     // The engine streams these methods' bodies to the stage (write/body.ts).
-    return Object.assign(handle, { invalidate, invalidateAll, bodies: dav.bodies });
+    return Object.assign(h, { invalidate, invalidateAll, bodies: dav.bodies });
   }
-  return Object.assign(handle, { invalidate, invalidateAll });
+  return Object.assign(h, { invalidate, invalidateAll });
 }

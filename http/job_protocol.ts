@@ -16,7 +16,9 @@ import {
   type PageConfig,
   renderPage,
 } from "./_listing_page.ts";
-import type { ServePolicy } from "./resolve.ts";
+import { isInside, type ServePolicy } from "./resolve.ts";
+import { PathRules, type PathRulesConfig } from "./path_rules.ts";
+import type { CollectOptions } from "./_collect.ts";
 import { type Coding, compressFileSync, type FileVersion } from "./_compress.ts";
 
 /** Arguments of a listing job. */
@@ -29,6 +31,11 @@ export interface ListingArgs {
   query: string;
   /** JSON instead of HTML (by query or Accept). */
   json: boolean;
+  /**
+   * Path rules in force and who asks: the pool thread lists only what this
+   * requester may read (`PathRules.entryFilter`). Absent: no rules.
+   */
+  access?: { rules: PathRulesConfig; user?: string };
 }
 
 /** Arguments of a compress job: the file as the worker stat'ed it. */
@@ -105,7 +112,11 @@ const isVersion = (v: Obj) => isNum(v.size) && isNum(v.mtimeMs) && isNum(v.ino);
 /** The checks of each kind's arguments and heads, as they arrive as JSON. */
 const SHAPES: { [K in JobKind]: { args(v: Obj): boolean; head(v: Obj): boolean } } = {
   listing: {
-    args: (v) => isStr(v.real) && isStr(v.path) && isStr(v.query) && typeof v.json === "boolean",
+    args: (v) =>
+      isStr(v.real) && isStr(v.path) && isStr(v.query) && typeof v.json === "boolean" &&
+      (v.access === undefined ||
+        (isObj(v.access) && isObj(v.access.rules) &&
+          (v.access.user === undefined || isStr(v.access.user)))),
     head: (v) =>
       (v.status === 200 || v.status === 404) && isPairs(v.headers) &&
       isPairs(v.notModifiedHeaders) && isStr(v.etag) && isNum(v.mtimeMs),
@@ -179,7 +190,10 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
   const q = parseListingQuery(a.query);
   const collectMax = Math.max(COLLECT_MAX, ctx.page.listingCap);
   const dirInfo = Deno.statSync(a.real);
-  const entries = collectEntries(a.real, ctx.policy, collectMax + 1);
+  const entries = collectEntries(a.real, ctx.policy, {
+    max: collectMax + 1,
+    ...(a.access === undefined ? {} : guardsOf(a, ctx.policy.root)),
+  });
   const truncated = entries.length > collectMax;
   if (truncated) entries.length = collectMax;
   const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
@@ -198,4 +212,27 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
 export function runCompressJob(a: CompressArgs): JobOutput<"compress"> {
   const { version, body } = compressFileSync(a.real, a.encoding, a);
   return { head: version, body };
+}
+
+/** Compiled path rules by their JSON (a pool thread serves one set, or a few across reloads). */
+const compiled = new Map<string, PathRules>();
+
+/** The collector's filter and symlink check of a listing job under path rules. */
+function guardsOf(a: ListingArgs, root: string): Pick<CollectOptions, "filter" | "linkOk"> {
+  const key = JSON.stringify(a.access!.rules);
+  let rules = compiled.get(key);
+  if (rules === undefined) {
+    if (compiled.size >= 4) compiled.clear();
+    rules = new PathRules(a.access!.rules);
+    compiled.set(key, rules);
+  }
+  const rel = (real: string) =>
+    isInside(root, real) ? (root === "/" ? real : real.slice(root.length) || "/") : undefined;
+  const filter = rules.entryFilter(a.path, a.access!.user, rel(a.real) ?? a.path);
+  const r = rules;
+  const linkOk = (link: string, real: string): boolean => {
+    const x = rel(link), y = rel(real);
+    return x === undefined || y === undefined || r.sameProtection(x, y);
+  };
+  return { filter, linkOk };
 }

@@ -40,7 +40,7 @@
  *
  * @module
  */
-import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
+import type { BodyPart, FileSlice, Handler, Peer, Reply, RequestHead } from "../http/types.ts";
 import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
 import {
   ACK,
@@ -99,6 +99,8 @@ export interface H2Transport {
   write(bytes: Uint8Array): Promise<void> | void;
   /** Closes the connection; called once. */
   close(): void;
+  /** Optional: the client, given to every request as `RequestHead.remote`. */
+  readonly peer?: Peer;
 }
 
 /** Per-request observers (access log, counters), as `ConnectionTap`. */
@@ -1009,6 +1011,8 @@ export class Http2Connection {
       query: q < 0 ? "" : path.slice(q + 1),
       minor: 1,
       headers,
+      remote: this.#t.peer,
+      user: undefined,
     };
   }
 

@@ -140,6 +140,9 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
     ok: (v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 0),
   },
   durable: bool,
+  // access (#13): checked by serve() when it loads them (files, globs).
+  auth: { what: "an object", ok: (v) => typeof v === "object" && v !== null },
+  pathRules: { what: "an array of path rules", ok: (v) => Array.isArray(v) },
 };
 
 /**

@@ -29,6 +29,8 @@ export const COMPILE_FLAGS: readonly string[] = [
   "workers/acceptor.ts",
   "--include",
   "workers/pool.ts",
+  "--include",
+  "auth/_verify_worker.ts",
 ];
 /** The program compiled. */
 export const ENTRY = "mod.ts";

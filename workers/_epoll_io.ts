@@ -19,7 +19,7 @@
  */
 import type { SpscRing } from "../queue/spsc.ts";
 import { type ConnectionSet, HttpConnection, type Transport } from "../http/engine.ts";
-import type { Handler } from "../http/types.ts";
+import type { Handler, Peer } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import {
   close,
@@ -35,6 +35,7 @@ import {
   EPOLLOUT,
   epollPoll,
   epollWait,
+  peerAddress,
   pollIn,
   readFd,
   sendFileFd,
@@ -72,10 +73,15 @@ export interface EngineOptions {
   writeTimeoutMs: number;
 }
 
-/** One socket fd driven through epoll; the engine's {@linkcode Transport}. */
-class FdConnection implements Transport {
+/**
+ * One socket fd driven through epoll; the engine's {@linkcode Transport}, and
+ * its own {@linkcode Peer} (no object more per connection).
+ */
+class FdConnection implements Transport, Peer {
   readonly fd: number;
   conn!: HttpConnection;
+  /** The peer's address once asked for (null: not yet). */
+  #address: string | undefined | null = null;
   #loop: EpollLoop;
   #pending: Uint8Array[] = [];
   #waiters: (() => void)[] = [];
@@ -90,6 +96,25 @@ class FdConnection implements Transport {
   constructor(fd: number, loop: EpollLoop) {
     this.fd = fd;
     this.#loop = loop;
+  }
+
+  /** This connection as the request's `remote`. */
+  get peer(): Peer {
+    return this;
+  }
+
+  /**
+   * The client's address, from `getpeername` on first use. Undefined once
+   * closed and not asked before: the fd number may belong to another
+   * connection by then.
+   */
+  get address(): string | undefined {
+    if (this.#address === null) {
+      if (this.#closed) return undefined;
+      const a = peerAddress(this.fd);
+      this.#address = a === "-" ? undefined : a;
+    }
+    return this.#address;
   }
 
   write(bytes: Uint8Array): Promise<void> | void {

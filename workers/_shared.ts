@@ -45,6 +45,8 @@
  *
  * @module
  */
+import type { Credential } from "../auth/htpasswd.ts";
+import type { PathRulesConfig } from "../http/path_rules.ts";
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
@@ -182,7 +184,23 @@ export interface WorkerConfig {
     maxUploadBytes?: number;
     /** fsync directories after renames. */
     durable?: boolean;
+    /** Path rules (`http/path_rules.ts`); `auth` there comes from `WorkerConfig.auth`. */
+    pathRules?: PathRulesConfig;
   };
+  /** Authentication; undefined: none. */
+  auth?: WorkerAuth;
+}
+
+/** What a worker needs to check credentials (plain data: hashes, never passwords). */
+export interface WorkerAuth {
+  /** Users and their hashes. */
+  users: Credential[];
+  /** Token names and SHA-256 digests; undefined: no token file. */
+  tokens?: Array<[string, Uint8Array]>;
+  /** The realm of the challenge. */
+  realm: string;
+  /** The failed-attempts table every thread shares (`auth/attempts.ts`). */
+  attempts: SharedArrayBuffer;
 }
 
 /** Options the acceptor gets. */
@@ -202,6 +220,8 @@ export interface AcceptorConfig {
 /** Supervisor -> worker. */
 export type ToWorker =
   | { type: "start"; config: WorkerConfig }
+  /** New credentials (a reload): the verifier takes them, its cache is forgotten. */
+  | { type: "auth"; users: Credential[]; tokens?: Array<[string, Uint8Array]> }
   | { type: "drain" }
   | { type: "crash" };
 
@@ -209,6 +229,8 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready"; port: number }
   | { type: "drained" }
+  /** The credentials of an `auth` message are in use. */
+  | { type: "authed" }
   | { type: "error"; message: string };
 
 /** Acceptor -> supervisor. */

@@ -56,6 +56,7 @@ import { AccessLogDrain, type LogFormat, openSink, RECORD_BYTES } from "./_acces
 import { ByteRing } from "../queue/byte_ring.ts";
 import { PoolHost, type PoolStats } from "./_pool_host.ts";
 import { InvalidationHub } from "./_invalidate.ts";
+import type { AuthSources, ReloadResult } from "../auth/config.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
 export interface ClusterConfig {
@@ -88,6 +89,10 @@ export interface ClusterConfig {
   pool: number;
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
+  /** Authentication (already loaded); undefined: none. */
+  auth?: WorkerConfig["auth"];
+  /** Where `auth` was loaded from, for {@linkcode Cluster.reloadAuth}. */
+  authSources?: AuthSources;
 }
 
 /**
@@ -207,6 +212,14 @@ export interface Cluster {
    */
   shutdown(graceMs?: number): Promise<void>;
   /**
+   * Reads the `authFile` and `tokenFile` again (the CLI: on SIGHUP) and hands
+   * the new credentials to every worker (each forgets its verified cache).
+   * A file that cannot be read or has a bad line changes nothing.
+   *
+   * @returns the users and tokens now loaded, or why nothing changed
+   */
+  reloadAuth(): Promise<ReloadResult>;
+  /**
    * `await using cluster = await serve(...)` shuts it down at scope exit.
    *
    * @returns the promise of {@linkcode Cluster.shutdown}
@@ -241,10 +254,51 @@ export class Supervisor implements Cluster {
   #listenFd?: number;
   #acceptorStopped?: () => void;
   #drained: ((() => void) | undefined)[] = [];
+  /** Acknowledgements of a credentials reload, by slot. */
+  #authed: ((() => void) | undefined)[] = [];
   #crashes: number[][] = [];
   #closing = false;
   #shutdown?: Promise<void>;
   #force?: () => void;
+
+  async reloadAuth(): Promise<ReloadResult> {
+    const c = this.#config;
+    if (c.auth === undefined || c.authSources === undefined) {
+      return { ok: false, reason: "no authentication configured" };
+    }
+    const { loadAuth } = await import("../auth/config.ts");
+    let data;
+    try {
+      data = await loadAuth(c.authSources);
+    } catch (e) {
+      return {
+        ok: false,
+        reason: `${(e as Error).message} (keeping the credentials loaded before)`,
+      };
+    }
+    const users = [...data.users.values()];
+    const tokens = data.tokens?.entries();
+    // Workers started later (restarts) get these too.
+    c.auth = { ...c.auth, users, tokens };
+    // Done when every live worker uses them (bounded: a worker that dies
+    // meanwhile is replaced with the new ones anyway).
+    const acks: Promise<void>[] = [];
+    this.#threads.forEach((w, i) => {
+      if (w === undefined) return;
+      acks.push(
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 5000);
+          this.#authed[i] = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        }),
+      );
+      w.postMessage({ type: "auth", users, tokens } satisfies ToWorker);
+    });
+    await Promise.all(acks);
+    return { ok: true, users: users.length, tokens: tokens?.length ?? 0 };
+  }
 
   private constructor(config: ClusterConfig) {
     this.#config = config;
@@ -405,6 +459,8 @@ export class Supervisor implements Cluster {
           resolve(m.port);
         } else if (m.type === "drained") {
           this.#drained[i]?.();
+        } else if (m.type === "authed") {
+          this.#authed[i]?.();
         } else {
           fail(m.message);
         }
@@ -435,6 +491,7 @@ export class Supervisor implements Cluster {
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
         handler: c.handler,
+        auth: c.auth,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);
     });

@@ -31,7 +31,7 @@
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
-import type { Handler } from "../http/types.ts";
+import { type Handler, peerOfAddr } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
 import { atCap, shedMark } from "./_shared.ts";
@@ -246,6 +246,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     const remote = conn.remoteAddr;
     let closed = false;
     const c: Http2Connection = new Http2Connection({
+      peer: peerOfAddr(remote),
       async write(bytes) {
         let off = 0;
         while (off < bytes.length) off += await conn.write(bytes.subarray(off));

@@ -24,7 +24,8 @@
 import net from "node:net";
 import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
-import { createHandler, type SubmitJob } from "../http/handler.ts";
+import { createHandler, type Credentials, type SubmitJob } from "../http/handler.ts";
+import type { Credential } from "../auth/htpasswd.ts";
 import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
@@ -55,6 +56,7 @@ import {
   slot,
   type ToWorker,
   WORKER_CRASH,
+  type WorkerAuth,
   type WorkerConfig,
 } from "./_shared.ts";
 
@@ -70,6 +72,24 @@ let set: ConnectionSet | undefined;
 /** TLS mode: also waits for HTTP/2 connections. */
 let drainAll: (() => Promise<void>) | undefined;
 let log!: AccessLogProducer;
+/** Takes reloaded credentials (set when authentication is on). */
+let onAuth: ((users: Credential[], tokens?: Array<[string, Uint8Array]>) => void) | undefined;
+
+/**
+ * The authentication of this worker: loaded only when configured (bcrypt
+ * and the verify Worker cost nothing otherwise). The verify Worker starts on
+ * the first password to check.
+ */
+async function credentialsOf(auth: WorkerAuth | undefined): Promise<Credentials | undefined> {
+  if (auth === undefined) return undefined;
+  const { Attempts, Authenticator, TokenSet, Verifier } = await import("../auth/mod.ts");
+  const usersOf = (list: Credential[]) => new Map(list.map((c) => [c.user, c]));
+  const tokensOf = (t?: Array<[string, Uint8Array]>) =>
+    t === undefined ? undefined : new TokenSet(t);
+  const verifier = new Verifier({ users: usersOf(auth.users), tokens: tokensOf(auth.tokens) });
+  onAuth = (users, tokens) => verifier.update(usersOf(users), tokensOf(tokens));
+  return new Authenticator({ verifier, attempts: new Attempts(auth.attempts), realm: auth.realm });
+}
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
@@ -77,6 +97,9 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     start(msg.config).catch((err) => {
       send({ type: "error", message: err instanceof Error ? err.message : String(err) });
     });
+  } else if (msg.type === "auth") {
+    onAuth?.(msg.users, msg.tokens);
+    send({ type: "authed" });
   } else if (msg.type === "drain") {
     drain();
   } else if (msg.type === "crash") {
@@ -105,7 +128,8 @@ async function start(config: WorkerConfig): Promise<void> {
   const jobs: SubmitJob | undefined = client &&
     ((kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args));
   const counters = new CounterWriter(config.metrics, config.index);
-  const fileHandler = await createHandler({ ...config.handler, jobs });
+  const credentials = await credentialsOf(config.auth);
+  const fileHandler = await createHandler({ ...config.handler, jobs, credentials });
   let inner: Handler = config.invalidation
     ? new InvalidationConsumer(config.invalidation).guard(
       fileHandler,
@@ -285,12 +309,22 @@ function adopt(
   }
   let gone = false;
   let counted = false;
+  let address: string | undefined | null = null;
   const release = () => {
     if (counted) return;
     counted = true;
     Atomics.sub(ctl, open, 1);
   };
   const transport: Transport = {
+    peer: {
+      // node:net asks getpeername: once, and not once the fd may be another connection's.
+      get address(): string | undefined {
+        if (address === null && !gone) {
+          address = sock.remoteAddress?.replace(/^::ffff:(?=\d+\.)/i, "");
+        }
+        return address ?? undefined;
+      },
+    },
     write(bytes: Uint8Array): Promise<void> | void {
       if (gone) return;
       // Resolve when the bytes are handed to the kernel: the engine may reuse
