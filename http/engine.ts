@@ -28,6 +28,9 @@
  * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
  * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
  * HTTP/1.0; a stream that throws closes the connection without the last chunk.
+ * A `stream` with a known `length` (an archive) goes out with Content-Length;
+ * when it throws, or yields more or fewer bytes than promised, the connection
+ * is closed at that point, so the client sees a short body.
  *
  * @module
  */
@@ -942,15 +945,17 @@ export class HttpConnection {
     const status = reply.status;
     const bodiless = status === 204 || status === 304 || status < 200;
     const noBody = bodiless || req.method === "HEAD";
-    const chunked = req.minor === 1 && !bodiless;
-    const keep = keepAlive && !this.#draining && !this.#eof && (chunked || noBody);
-    const valid = reply.length === -1 && reply.rawHead === undefined &&
+    // A known length (>= 0): Content-Length framing, no chunks (zip/tar downloads).
+    const known = reply.length >= 0;
+    const chunked = req.minor === 1 && !bodiless && !known;
+    const keep = keepAlive && !this.#draining && !this.#eof && (chunked || noBody || known);
+    const valid = (reply.length === -1 || known) && reply.rawHead === undefined &&
       Number.isInteger(status) && status >= 100 && status <= 999 &&
       reply.body.every((p) => p instanceof Uint8Array);
     const head = !valid ? null : this.#head(
       chunked ? { ...reply, headers: [...reply.headers, ["Transfer-Encoding", "chunked"]] } : reply,
       keep,
-      false,
+      known && !bodiless,
     );
     if (head === null) {
       release();
@@ -982,7 +987,13 @@ export class HttpConnection {
         for (const part of reply.body) await sendChunk(part as Uint8Array);
         for await (const chunk of reply.stream!) {
           if (this.#dead) break;
+          if (known && bytes - head.length + chunk.length > reply.length) {
+            throw new Error(`stream passed its length ${reply.length}`);
+          }
           await sendChunk(chunk);
+        }
+        if (known && !this.#dead && bytes - head.length !== reply.length) {
+          throw new Error(`stream ended at ${bytes - head.length} of ${reply.length} bytes`);
         }
         if (chunked && !this.#dead) {
           bytes += LAST_CHUNK.length;

@@ -18,7 +18,6 @@
  */
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import type { ServePolicy } from "./resolve.ts";
-import { parseListingQuery } from "./listing.ts";
 import type { SubmitJob } from "./job_protocol.ts";
 import { commonHeaders, Replies, TEXT } from "./_reply.ts";
 import { baseHeaders } from "./_file_reply.ts";
@@ -30,7 +29,7 @@ import { resolveTarget, type Target } from "./_resolve_target.ts";
 import { existingFile, type Site } from "./_site.ts";
 import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
-import { archiveReply } from "./_archive_stage.ts";
+import { archiveReply, parseArchiveQuery } from "./_archive_stage.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
@@ -240,10 +239,9 @@ class Pipeline {
     plainOnly: boolean,
   ): Promise<Reply> {
     const site = this.#site;
-    if (site.archives && req.query.includes("download=tar")) {
-      if (parseListingQuery(req.query).download === "tar") {
-        return archiveReply(site, t.real, t.segments);
-      }
+    if (site.archives && req.query.includes("download=")) {
+      const q = parseArchiveQuery(req.query);
+      if (q !== undefined) return archiveReply(site, req, t.real, t.segments, q);
     }
     const index = await existingFile(site, t.real + "/index.html");
     if (index !== null) return this.#file.serve(req, index, req.path, gen, plainOnly);
