@@ -29,7 +29,7 @@ import { resolveTarget, type Target } from "./_resolve_target.ts";
 import { existingFile, type Site } from "./_site.ts";
 import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
-import { archiveReply, parseArchiveQuery } from "./_archive_stage.ts";
+import { parseArchiveQuery } from "./_archive_query.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
@@ -241,7 +241,11 @@ class Pipeline {
     const site = this.#site;
     if (site.archives && req.query.includes("download=")) {
       const q = parseArchiveQuery(req.query);
-      if (q !== undefined) return archiveReply(site, req, t.real, t.segments, q);
+      // Loaded on the first download: workers that never serve one never load the tar encoder.
+      if (q !== undefined) {
+        const { archiveReply } = await import("./_archive_stage.ts");
+        return archiveReply(site, req, t.real, t.segments, q);
+      }
     }
     const index = await existingFile(site, t.real + "/index.html");
     if (index !== null) return this.#file.serve(req, index, req.path, gen, plainOnly);
