@@ -111,6 +111,17 @@ const U16 = 0xffff;
  * ```
  */
 export function dosDateTime(ms: number): [time: number, date: number] {
+  // Files of one tree often share their second: the last answer is kept.
+  if (Math.floor(ms / 1000) === lastSecond) return lastDos;
+  lastSecond = Math.floor(ms / 1000);
+  lastDos = dosOf(ms);
+  return lastDos;
+}
+
+let lastSecond = NaN;
+let lastDos: [number, number] = [0, 0];
+
+function dosOf(ms: number): [time: number, date: number] {
   const d = new Date(
     Math.min(Math.max(ms, Date.UTC(1980, 0, 1)), Date.UTC(2107, 11, 31, 23, 59, 58)),
   );
@@ -334,6 +345,24 @@ export function tarHead(m: Member): Uint8Array {
 }
 
 const ZEROS = new Uint8Array(1024);
+/** 8^11: the first value an 11-digit octal field (size, mtime) cannot hold. */
+const OCTAL_11 = 8 ** 11;
+// deno-lint-ignore no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A sufficient condition for {@linkcode tarHead} to be one 512-byte block,
+ * checked without encoding (node-tar's encoder costs ~15 us a header, 1 s
+ * for 70,000 members): an ASCII name of at most 100 characters fits the name
+ * field unsplit, and a size and mtime below 8^11 fit their octal fields, so
+ * no field overflows into a pax header. Anything else is measured by
+ * encoding it; a test checks this against the encoder.
+ */
+export function oneBlock(m: Member): boolean {
+  const secs = m.mtimeMs / 1000;
+  return m.name.length <= 100 && m.size < OCTAL_11 && secs >= 0 && secs < OCTAL_11 &&
+    ASCII.test(m.name);
+}
 
 /**
  * The layout of the tar of `members`: each member's header(s), its bytes,
@@ -357,7 +386,7 @@ export function tarLayout(members: readonly Member[]): ArchiveLayout {
   };
   for (let i = 0; i < members.length; i++) {
     const m = members[i];
-    push("head", tarHead(m).length, i);
+    push("head", oneBlock(m) ? 512 : tarHead(m).length, i);
     if (m.kind === "dir") {
       dataAt.push(-1);
       continue;
@@ -446,10 +475,19 @@ export function crcsNeeded(l: ArchiveLayout, ranges: ReadonlyArray<[number, numb
  */
 export function archiveETag(format: string, members: readonly Member[]): string {
   const h = createHash("sha256");
-  h.update(format + "\n");
+  // Joined into ~64 KiB strings: one update per member costs 5x more.
+  let text = format + "\n";
   for (const m of members) {
-    h.update(`${m.kind}\0${m.name}\0${m.size}\0${m.mtimeMs}\0${m.mode}\n`);
-    if (m.body !== undefined) h.update(m.body);
+    text += `${m.kind}\0${m.name}\0${m.size}\0${m.mtimeMs}\0${m.mode}\n`;
+    if (m.body !== undefined) {
+      h.update(text);
+      h.update(m.body);
+      text = "";
+    } else if (text.length > 65536) {
+      h.update(text);
+      text = "";
+    }
   }
+  h.update(text);
   return `"${format.replace(/[^a-z]/g, "")}-${h.digest("base64url").slice(0, 27)}"`;
 }

@@ -6,6 +6,7 @@ import {
   dosDateTime,
   type Member,
   segmentAt,
+  tarHead,
   tarLayout,
   zipLayout,
 } from "./_archive_layout.ts";
@@ -184,4 +185,20 @@ Deno.test("archiveETag() changes with any name, size, mtime or format, and only 
   assert.notEqual(archiveETag("zip", [dir("d/"), file("d/a", 2)]), tag);
   assert.notEqual(archiveETag("zip", [dir("d/"), file("d/a", 1, T + 1)]), tag);
   assert.notEqual(archiveETag("zip", [dir("d/"), file("d/b", 1)]), tag);
+});
+
+Deno.test("tarLayout()'s one-block shortcut agrees with node-tar's encoder", async () => {
+  const { prng } = await import("../tests/_prng.ts");
+  const r = prng(7);
+  const alphabet = ["a", "/", "\u00e9", "\u65e5", "-", "x", ".", " "];
+  for (let n = 0; n < 2000; n++) {
+    let name = "";
+    const len = Math.floor(r() * 130);
+    for (let i = 0; i < len; i++) name += alphabet[Math.floor(r() * (r() < 0.9 ? 2 : 8))];
+    const size = r() < 0.05 ? 8 ** 11 + Math.floor(r() * 10) : Math.floor(r() * 1e6);
+    const mtimeMs = r() < 0.05 ? -1000 : Math.floor(r() * 4e12);
+    const m = { ...file(name, size, mtimeMs) };
+    const fast = tarLayout([m]).segments[0].len;
+    assert.equal(fast, tarHead(m).length, JSON.stringify({ name, size, mtimeMs }));
+  }
 });

@@ -20,6 +20,7 @@ import {
   archiveBytes,
   ArchiveChanged,
   archivePreflight,
+  type Collected,
   collectMembers,
   contentDisposition,
   fileCrc,
@@ -118,7 +119,11 @@ export async function archiveReply(
     }
     only = new Set(q.select);
   }
-  const collected = await collectMembers(real, base, policy, maxArchiveBytes, only, options);
+  const collected = await walkShared(
+    `${real}\0${base}\0${q.select?.join("\0") ?? ""}`,
+    options,
+    () => collectMembers(real, base, policy, maxArchiveBytes, only, options),
+  );
   const layout = collected.tooLarge
     ? undefined
     : q.format === "zip"
@@ -186,6 +191,30 @@ export async function archiveReply(
   // A generator: nothing is opened until the engine pulls (never for HEAD).
   reply.stream = archiveBytes(layout, 0, size, crcs, remember(layout));
   return reply;
+}
+
+/** Walks in progress, by folder and selection. */
+const walking = new Map<string, Promise<Collected>>();
+
+/**
+ * One walk for the requests that ask for the same folder while it runs
+ * (aria2c's eight connections, a download and its HEAD): all get the
+ * listing of the walk the first one started (the same race any listing has
+ * with a change made while it is read). Not shared when the walk depends
+ * on the requester (collector options set).
+ */
+function walkShared(
+  key: string,
+  options: WalkOptions,
+  walk: () => Promise<Collected>,
+): Promise<Collected> {
+  if (Object.keys(options).length > 0) return walk();
+  let p = walking.get(key);
+  if (p === undefined) {
+    p = walk().finally(() => walking.delete(key));
+    walking.set(key, p);
+  }
+  return p;
 }
 
 /** Stores each CRC a download computes in the cache, by the file's version. */

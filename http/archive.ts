@@ -114,10 +114,36 @@ export async function* walkTree(
   only?: ReadonlySet<string>,
   options: WalkOptions = {},
 ): AsyncGenerator<ArchiveItem> {
-  yield* walkDir(dir, base, "", policy, new Set<string>(), leftOut, only, options);
+  const out: Member[] = [];
+  await walkDir(
+    out,
+    { bytes: 0, limit: Infinity },
+    dir,
+    base,
+    "",
+    policy,
+    new Set<string>(),
+    leftOut,
+    only,
+    options,
+  );
+  yield* out;
 }
 
-async function* walkDir(
+/** The data bytes a walk pushed so far, and where it stops. */
+interface Budget {
+  bytes: number;
+  limit: number;
+}
+
+/**
+ * Pushes the members under `dir` to `out`, one array for the whole walk (an
+ * async generator per level cost ~1/3 of the walk's time on 70,000 files).
+ * Stops once the data pushed passes `limit`.
+ */
+async function walkDir(
+  out: Member[],
+  budget: Budget,
   dir: string,
   name: string,
   /** The path below the top directory, `""` or ending in `/`. */
@@ -128,7 +154,7 @@ async function* walkDir(
   leftOut: LeftOut,
   only: ReadonlySet<string> | undefined,
   options: WalkOptions,
-): AsyncGenerator<ArchiveItem> {
+): Promise<void> {
   // Vanished: nothing to say. Unreadable: said in the archive's last member.
   const unreadable = (e: unknown) => {
     if (!(e instanceof Deno.errors.NotFound)) leftOut.push(rel);
@@ -156,14 +182,14 @@ async function* walkDir(
     } catch (e) {
       return unreadable(e);
     }
-    yield {
+    out.push({
       kind: "dir",
       name: name + "/",
       path: dir,
       size: 0,
       mtimeMs: info.mtime?.getTime() ?? 0,
       mode: 0o755,
-    };
+    });
     // Code-unit order: repeatable bytes, whatever the locale.
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const prefix = dir.endsWith("/") ? dir : dir + "/";
@@ -175,7 +201,10 @@ async function* walkDir(
       const path = e.target ?? prefix + e.name;
       const member = name + "/" + e.name;
       if (e.isDir) {
-        yield* walkDir(
+        if (budget.bytes > budget.limit) return;
+        await walkDir(
+          out,
+          budget,
           path,
           member,
           rel + e.name + "/",
@@ -191,14 +220,16 @@ async function* walkDir(
         leftOut.push(rel + e.name);
         continue;
       }
-      yield {
+      out.push({
         kind: "file",
         name: member,
         path,
         size: e.size,
         mtimeMs: e.mtimeMs,
         mode: modeOf(e.mode),
-      };
+      });
+      budget.bytes += e.size;
+      if (budget.bytes > budget.limit) return;
     }
   } finally {
     visited.delete(key);
@@ -245,17 +276,19 @@ export async function collectMembers(
 ): Promise<Collected> {
   const members: Member[] = [];
   const leftOut: LeftOut = [];
-  const taken = new Set<string>();
-  let dataBytes = 0;
-  let newest = 0;
-  for await (const item of walkTree(dir, base, policy, leftOut, only, options)) {
-    members.push(item);
-    dataBytes += item.size;
-    if (item.mtimeMs > newest) newest = item.mtimeMs;
-    if (dataBytes > limit) return { members, dataBytes, tooLarge: true };
-    taken.add(item.name.slice(base.length + 1).split("/")[0]);
-  }
+  const budget = { bytes: 0, limit };
+  await walkDir(members, budget, dir, base, "", policy, new Set<string>(), leftOut, only, options);
+  if (budget.bytes > limit) return { members, dataBytes: budget.bytes, tooLarge: true };
+  let dataBytes = budget.bytes;
   if (leftOut.length > 0 && members.length > 0) {
+    let newest = 0;
+    const taken = new Set<string>();
+    for (const item of members) {
+      if (item.mtimeMs > newest) newest = item.mtimeMs;
+      const rest = item.name.slice(base.length + 1);
+      const slash = rest.indexOf("/");
+      taken.add(slash < 0 ? rest : rest.slice(0, slash));
+    }
     const note = leftOutNote(base, leftOut, taken);
     // The note's mtime is the newest member's: the same bytes for the same tree.
     members.push({

@@ -470,12 +470,17 @@ Deno.test("zip64: a 5 GiB sparse file and a file after it; HEAD gives the exact 
       await head.body?.cancel();
     });
     // The archive as a sparse file: every record from the layout, the big
-    // file's data skipped (a hole reads as the zeros it holds), its CRC that
-    // of 5 GiB of zeros.
-    const zeros = new Uint8Array(64 * 1024 * 1024);
-    const { crc32 } = await import("node:zlib");
+    // file's data skipped (a hole reads as the zeros it holds). Its CRC (5 GiB
+    // of zeros) is computed, and the whole archive read by all four tools,
+    // only with RINGHTTPD_STRESS=1; otherwise the structure is checked
+    // (zip64 sizes, an offset past 4 GiB, the zip64 end records) by readers
+    // that do not read big.bin's bytes.
     let crc = 0;
-    for (let left = big; left > 0; left -= zeros.length) crc = crc32(zeros, crc);
+    if (STRESS) {
+      const zeros = new Uint8Array(64 * 1024 * 1024);
+      const { crc32 } = await import("node:zlib");
+      for (let left = big; left > 0; left -= zeros.length) crc = crc32(zeros, crc);
+    }
     const crcs = new Map([[1, crc]]);
     const out = await Deno.open(`${tmp}/d.zip`, { write: true, create: true });
     try {
@@ -488,7 +493,6 @@ Deno.test("zip64: a 5 GiB sparse file and a file after it; HEAD gives the exact 
     } finally {
       out.close();
     }
-    assert.match(await must("7z", ["t", `${tmp}/d.zip`]), /Everything is Ok/);
     assert.match(await must("bsdtar", ["-tvf", `${tmp}/d.zip`]), /5368709120 .* d\/big\.bin/);
     const py = "import sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\n" +
       "print([(i.filename,i.file_size,i.header_offset) for i in z.infolist()])\n" +
