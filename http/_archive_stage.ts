@@ -9,7 +9,8 @@
  * Zip ranges need the CRC-32 of every file whose data descriptor or central
  * record they hold (and whose data they do not hold whole): those come from
  * the CRC cache (`_crc_cache.ts`, filled by every download that sent a file
- * whole) or are computed before the answer, up to {@linkcode CRC_BUDGET}
+ * whole) or are computed before the answer (a pool job each, or inline
+ * without a pool), up to {@linkcode CRC_BUDGET}
  * bytes of reading; past it the range is ignored and the whole archive sent
  * (a 200, which RFC 9110 allows and every client handles).
  *
@@ -31,10 +32,12 @@ import {
   archiveETag,
   type ArchiveLayout,
   crcsNeeded,
+  type Member,
   tarLayout,
   zipLayout,
 } from "./_archive_layout.ts";
 import { CrcCache } from "./_crc_cache.ts";
+import { resultHead } from "./job_protocol.ts";
 import { etagMatches } from "./conditional.ts";
 import { multipartLayout, parseRange, type RangeResult } from "./range.ts";
 import { pick } from "./_file_reply.ts";
@@ -168,7 +171,7 @@ export async function archiveReply(
     return replies.reply(416, headers, [], 0);
   }
   const crcs = new Map<number, number>();
-  if (r.kind === "ranges" && (await knownCrcs(layout, r.ranges, crcs))) {
+  if (r.kind === "ranges" && (await knownCrcs(site, layout, r.ranges, crcs))) {
     if (r.ranges.length === 1) {
       const [start, end] = r.ranges[0];
       headers.push(["Content-Range", `bytes ${start}-${end - 1}/${size}`]);
@@ -217,6 +220,20 @@ function walkShared(
   return p;
 }
 
+/**
+ * The CRC-32 of a member's file: a pool job when there is a pool (the
+ * reading and checksumming stay off the connection thread), else inline.
+ * Throws {@linkcode ArchiveChanged} when the file is another version.
+ */
+async function crcOf(site: Site, m: Member): Promise<number> {
+  if (site.jobs === undefined || m.body !== undefined) return fileCrc(m);
+  const a = await site.jobs("crc", { real: m.path, size: m.size, mtimeMs: m.mtimeMs });
+  const r = resultHead("crc", a);
+  if (r !== undefined) return r.head.crc;
+  if (a.status === 409) throw new ArchiveChanged(`${m.name} changed`);
+  return fileCrc(m); // busy or failed: read it here
+}
+
 /** Stores each CRC a download computes in the cache, by the file's version. */
 function remember(layout: ArchiveLayout): (i: number, crc: number) => void {
   return (i, crc) => {
@@ -233,6 +250,7 @@ function remember(layout: ArchiveLayout): (i: number, crc: number) => void {
  * @returns false when the ranges cannot be served (over budget, or a file changed)
  */
 async function knownCrcs(
+  site: Site,
   layout: ArchiveLayout,
   ranges: Array<[number, number]>,
   crcs: Map<number, number>,
@@ -254,7 +272,7 @@ async function knownCrcs(
   try {
     for (const i of missing) {
       const m = layout.members[i];
-      crcs.set(i, await crcCache.obtain(m.path, m.size, m.mtimeMs, () => fileCrc(m)));
+      crcs.set(i, await crcCache.obtain(m.path, m.size, m.mtimeMs, () => crcOf(site, m)));
     }
   } catch (e) {
     // Changed since the walk: the whole (new) archive, not a range of a stale one.
