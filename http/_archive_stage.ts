@@ -20,13 +20,13 @@ import type { Reply, RequestHead } from "./types.ts";
 import {
   archiveBytes,
   ArchiveChanged,
+  type ArchivePolicy,
   archivePreflight,
   type Collected,
   collectMembers,
   contentDisposition,
   fileCrc,
   gzipped,
-  type WalkOptions,
 } from "./archive.ts";
 import {
   archiveETag,
@@ -64,12 +64,13 @@ const BOUNDARY = "ringhttpd-archive-" + crypto.randomUUID().replaceAll("-", "");
 const crcCache = new CrcCache();
 
 /**
- * The collector options for this request's walk: where a per-requester
- * filter (path rules) reaches the archive, so it holds only what the
- * requester could GET.
+ * The walk's policy for this request: the handler's, plus (under path
+ * rules) the per-requester collector guards of each folder
+ * ({@linkcode ArchivePolicy}`.guards`), so an archive holds only what the
+ * requester could GET. Without rules: `site.policy` itself.
  */
-function walkOptions(_site: Site, _req: RequestHead): WalkOptions {
-  return {};
+function archivePolicy(site: Site, _segments: string[], _req: RequestHead): ArchivePolicy {
+  return site.policy;
 }
 
 function text(site: Site, status: number, message: string): Reply {
@@ -95,19 +96,19 @@ export async function archiveReply(
   segments: string[],
   q: ArchiveQuery,
 ): Promise<Reply> {
-  const { root, policy, replies, maxArchiveBytes } = site;
+  const { root, replies, maxArchiveBytes } = site;
   if (q.error !== undefined) return text(site, 400, `400 Bad Request\n${q.error}\n`);
   const base = segments.length > 0
     ? segments[segments.length - 1]
     : root.slice(root.lastIndexOf("/") + 1) || "root";
   // Unreadable: throws, 403 like its listing.
   await archivePreflight(real);
-  const options = walkOptions(site, req);
+  const policy = archivePolicy(site, segments, req);
   let only: Set<string> | undefined;
   if (q.select !== undefined) {
     // A name the listing would not show (hidden, denied, absent) is the same 400.
     const shown = new Set(
-      (await collectEntriesAsync(real, policy, { ...options, detail: true }))
+      (await collectEntriesAsync(real, policy, { ...policy.guards?.("", real), detail: true }))
         .filter((e) => !e.lossy && !e.special).map((e) => e.name),
     );
     const bad = q.select.filter((n) => !shown.has(n));
@@ -124,8 +125,8 @@ export async function archiveReply(
   }
   const collected = await walkShared(
     `${real}\0${base}\0${q.select?.join("\0") ?? ""}`,
-    options,
-    () => collectMembers(real, base, policy, maxArchiveBytes, only, options),
+    policy === site.policy,
+    () => collectMembers(real, base, policy, maxArchiveBytes, only),
   );
   const layout = collected.tooLarge
     ? undefined
@@ -204,14 +205,14 @@ const walking = new Map<string, Promise<Collected>>();
  * (aria2c's eight connections, a download and its HEAD): all get the
  * listing of the walk the first one started (the same race any listing has
  * with a change made while it is read). Not shared when the walk depends
- * on the requester (collector options set).
+ * on the requester (path rules: a policy of its own).
  */
 function walkShared(
   key: string,
-  options: WalkOptions,
+  shareable: boolean,
   walk: () => Promise<Collected>,
 ): Promise<Collected> {
-  if (Object.keys(options).length > 0) return walk();
+  if (!shareable) return walk();
   let p = walking.get(key);
   if (p === undefined) {
     p = walk().finally(() => walking.delete(key));

@@ -53,8 +53,17 @@ import type { ServePolicy } from "./resolve.ts";
 import { collectEntriesAsync, type CollectOptions, type Entry } from "./_collect.ts";
 import { type ArchiveLayout, type Member, segmentAt } from "./_archive_layout.ts";
 
-/** Which entries may be archived: the handler's own policy ({@linkcode servable}). */
-export type ArchivePolicy = ServePolicy;
+/**
+ * Which entries may be archived: the handler's own policy ({@linkcode
+ * servable}), and under path rules what each folder may hold for the
+ * requester (`guards`, by the folder's path below the top one, `""` or
+ * ending in `/`, and its real path): the collector's per-requester filter,
+ * so the rules that shape a listing shape every archive format.
+ */
+export type ArchivePolicy = ServePolicy & {
+  /** The collector's per-requester options for one folder (path rules: `filter`, `linkOk`). */
+  guards?: (rel: string, dir: string) => Omit<CollectOptions, "detail" | "onUnreadable" | "max">;
+};
 
 /** One member of the archive, as found by {@linkcode walkTree}. */
 export type ArchiveItem = Member;
@@ -64,9 +73,6 @@ export type ArchiveItem = Member;
  * (directories end in `/`), in the order met.
  */
 export type LeftOut = string[];
-
-/** Extra collector options passed to every directory read (a per-requester filter). */
-export type WalkOptions = Omit<CollectOptions, "detail" | "onUnreadable" | "max">;
 
 /** 0o755 for executables (any x bit), else 0o644: no other permission bits leak. */
 export function modeOf(mode: number | null | undefined): number {
@@ -97,7 +103,6 @@ function readable(path: string, mode: number | undefined): boolean {
  * @param policy Dotfile and symlink policy.
  * @param leftOut Where to note what could not be read.
  * @param only Top-level names to take (a selection); all when undefined.
- * @param options More collector options (e.g. a per-requester filter).
  * @returns The members, in archive order.
  * @example List what a folder download would contain
  * ```ts ignore
@@ -112,7 +117,6 @@ export async function* walkTree(
   policy: ArchivePolicy,
   leftOut: LeftOut = [],
   only?: ReadonlySet<string>,
-  options: WalkOptions = {},
 ): AsyncGenerator<ArchiveItem> {
   const out: Member[] = [];
   await walkDir(
@@ -125,7 +129,6 @@ export async function* walkTree(
     new Set<string>(),
     leftOut,
     only,
-    options,
   );
   yield* out;
 }
@@ -153,7 +156,6 @@ async function walkDir(
   visited: Set<string>,
   leftOut: LeftOut,
   only: ReadonlySet<string> | undefined,
-  options: WalkOptions,
 ): Promise<void> {
   // Vanished: nothing to say. Unreadable: said in the archive's last member.
   const unreadable = (e: unknown) => {
@@ -173,7 +175,7 @@ async function walkDir(
     let entries: Entry[];
     try {
       entries = await collectEntriesAsync(dir, policy, {
-        ...options,
+        ...policy.guards?.(rel, dir),
         detail: true,
         onUnreadable: (n) => {
           if (only === undefined || only.has(n)) leftOut.push(rel + n);
@@ -212,7 +214,6 @@ async function walkDir(
           visited,
           leftOut,
           undefined,
-          options,
         );
         continue;
       }
@@ -257,7 +258,6 @@ export interface Collected {
  * @param policy Dotfile and symlink policy.
  * @param limit Stop once the data passes this.
  * @param only Top-level names to take (a selection).
- * @param options More collector options (a per-requester filter).
  * @returns The members.
  * @example
  * ```ts ignore
@@ -272,12 +272,11 @@ export async function collectMembers(
   policy: ArchivePolicy,
   limit = Infinity,
   only?: ReadonlySet<string>,
-  options: WalkOptions = {},
 ): Promise<Collected> {
   const members: Member[] = [];
   const leftOut: LeftOut = [];
   const budget = { bytes: 0, limit };
-  await walkDir(members, budget, dir, base, "", policy, new Set<string>(), leftOut, only, options);
+  await walkDir(members, budget, dir, base, "", policy, new Set<string>(), leftOut, only);
   if (budget.bytes > limit) return { members, dataBytes: budget.bytes, tooLarge: true };
   let dataBytes = budget.bytes;
   if (leftOut.length > 0 && members.length > 0) {

@@ -294,3 +294,26 @@ Deno.test("leftOutNote(): one path per line under a heading; never replaces a re
   const taken = new Set(["_unreadable.txt", "__unreadable.txt"]);
   assert.equal(leftOutNote("docs", [""], taken).name, "docs/___unreadable.txt");
 });
+
+Deno.test("walkTree() asks policy.guards for each folder's collector options, by its path below the top", async () => {
+  await withTree(async ({ root, top }) => {
+    const asked: string[] = [];
+    const policy: ArchivePolicy = {
+      root,
+      dotfiles: false,
+      followSymlinks: false,
+      guards: (rel, dir) => {
+        asked.push(`${rel}|${dir.slice(top.length)}`);
+        return {};
+      },
+    };
+    const dirs: string[] = [];
+    for await (const item of walkTree(top, "top", policy)) {
+      if (item.kind === "dir") dirs.push(item.name.slice(4));
+    }
+    assert.ok(asked.includes("|"), asked.join(" "));
+    assert.ok(asked.includes("sub/|/sub"));
+    assert.ok(asked.includes("sub/deeper/|/sub/deeper"));
+    assert.equal(asked.length, dirs.length, "once per folder archived");
+  });
+});
