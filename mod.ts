@@ -47,6 +47,8 @@ export {
 export type {
   CompressArgs,
   CompressHead,
+  CrcArgs,
+  CrcHead,
   JobKind,
   JobTypes,
   ListingArgs,
