@@ -53,6 +53,8 @@ export {
 export type {
   CompressArgs,
   CompressHead,
+  CrcArgs,
+  CrcHead,
   JobKind,
   JobTypes,
   ListingArgs,

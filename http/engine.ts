@@ -35,6 +35,9 @@
  * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
  * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
  * HTTP/1.0; a stream that throws closes the connection without the last chunk.
+ * A `stream` with a known `length` (an archive) goes out with Content-Length;
+ * when it throws, or yields more or fewer bytes than promised, the connection
+ * is closed at that point, so the client sees a short body.
  *
  * @module
  */

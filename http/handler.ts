@@ -18,7 +18,6 @@
  */
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import type { ServePolicy } from "./resolve.ts";
-import { parseListingQuery } from "./listing.ts";
 import type { SubmitJob } from "./job_protocol.ts";
 import { commonHeaders, Replies, TEXT } from "./_reply.ts";
 import { baseHeaders } from "./_file_reply.ts";
@@ -30,7 +29,7 @@ import { resolveTarget, type Target } from "./_resolve_target.ts";
 import { existingFile, type Site } from "./_site.ts";
 import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
-import { archiveReply } from "./_archive_stage.ts";
+import { parseArchiveQuery } from "./_archive_query.ts";
 import { accessRule, type Credentials, decorating } from "./_access_stage.ts";
 import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
@@ -303,10 +302,13 @@ class Pipeline {
     const paths = site.paths;
     const dir = "/" + t.segments.join("/");
     const listed = paths?.rulesFor(dir).list ?? site.dirListing;
-    if (site.archives && req.query.includes("download=tar")) {
-      if (parseListingQuery(req.query).download === "tar") {
+    if (site.archives && req.query.includes("download=")) {
+      const q = parseArchiveQuery(req.query);
+      // Loaded on the first download: workers that never serve one never load the tar encoder.
+      if (q !== undefined) {
         if (!listed) return site.replies.error(404);
-        return archiveReply(site, t.real, t.segments, req.user);
+        const { archiveReply } = await import("./_archive_stage.ts");
+        return archiveReply(site, req, t.real, t.segments, q);
       }
     }
     // An index.html the requester may not read is as good as missing.

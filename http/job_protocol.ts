@@ -19,7 +19,8 @@ import {
 import { isInside, type ServePolicy } from "./resolve.ts";
 import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import type { CollectOptions } from "./_collect.ts";
-import { type Coding, compressFileSync, type FileVersion } from "./_compress.ts";
+import { type Coding, compressFileSync, FileChanged, type FileVersion } from "./_compress.ts";
+import { crc32 } from "node:zlib";
 
 /** Arguments of a listing job. */
 export interface ListingArgs {
@@ -52,12 +53,30 @@ export type ListingHead = Omit<Page, "body">;
 /** Result head of a compress job: the version that was compressed. */
 export type CompressHead = FileVersion;
 
+/** zip (#15): the arguments of a CRC job, the file version the archive's layout describes. */
+export interface CrcArgs {
+  /** The file's real path. */
+  real: string;
+  /** Its size in the layout. */
+  size: number;
+  /** Its mtime in the layout. */
+  mtimeMs: number;
+}
+
+/** zip (#15): the result of a CRC job (the body is empty). */
+export interface CrcHead {
+  /** The CRC-32 of the file's bytes. */
+  crc: number;
+}
+
 /** Each job kind's arguments and result head. */
 export interface JobTypes {
   /** Render one listing page. */
   listing: { args: ListingArgs; head: ListingHead };
   /** Compress one file. */
   compress: { args: CompressArgs; head: CompressHead };
+  /** zip (#15): the CRC-32 of one file version (a zip range needs it). */
+  crc: { args: CrcArgs; head: CrcHead };
 }
 
 /** A job kind. */
@@ -124,6 +143,10 @@ const SHAPES: { [K in JobKind]: { args(v: Obj): boolean; head(v: Obj): boolean }
   compress: {
     args: (v) => isStr(v.real) && (v.encoding === "br" || v.encoding === "gzip") && isVersion(v),
     head: isVersion,
+  },
+  crc: {
+    args: (v) => isStr(v.real) && isNum(v.size) && isNum(v.mtimeMs),
+    head: (v) => isNum(v.crc),
   },
 };
 
@@ -235,4 +258,29 @@ function guardsOf(a: ListingArgs, root: string): Pick<CollectOptions, "filter" |
     return x === undefined || y === undefined || r.sameProtection(x, y);
   };
   return { filter, linkOk };
+}
+
+/**
+ * zip (#15): runs a CRC job (synchronous reads: a pool thread): the CRC-32
+ * of the file, checked against the version asked for before and after.
+ *
+ * @param a the file and the version the archive's layout holds
+ * @returns the CRC, with an empty body
+ * @throws {FileChanged} when the file is another version (the pool answers 409)
+ */
+export function runCrcJob(a: CrcArgs): JobOutput<"crc"> {
+  using file = Deno.openSync(a.real, { read: true });
+  const same = (i: Deno.FileInfo) =>
+    i.isFile && i.size === a.size && (i.mtime?.getTime() ?? 0) === a.mtimeMs;
+  if (!same(file.statSync())) throw new FileChanged();
+  const buf = new Uint8Array(Math.min(1 << 20, Math.max(a.size, 1)));
+  let crc = 0;
+  for (let left = a.size; left > 0;) {
+    const n = file.readSync(buf.subarray(0, Math.min(buf.length, left)));
+    if (n === null || n === 0) throw new FileChanged();
+    crc = crc32(buf.subarray(0, n), crc);
+    left -= n;
+  }
+  if (!same(file.statSync())) throw new FileChanged();
+  return { head: { crc }, body: new Uint8Array(0) };
 }

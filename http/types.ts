@@ -172,6 +172,9 @@ export interface Reply {
   /**
    * Content-Length, or -1 when the length is not known ahead: then `stream`
    * must be given, and `body` may only hold `Uint8Array`s (sent first).
+   * With `stream` and a length >= 0 (an archive whose size is computed ahead),
+   * the body goes out with Content-Length and must be exactly that long: a
+   * stream that throws, overshoots or ends short gets the connection closed.
    */
   length: number;
   /**

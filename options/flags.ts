@@ -303,7 +303,7 @@ export const FLAGS: readonly Flag[] = [
     rule: int(0, 16_777_216, "an integer >= 0 (MiB)"),
     text: integer,
     help:
-      "Largest folder download (?download=tar) in MiB;\nlarger folders get 403, 0 turns downloads off\n" +
+      "Largest folder download (?download=zip|tar|tar.gz)\nin MiB; larger folders get 403, 0 turns downloads off\n" +
       "(default: unlimited)",
   },
   {

@@ -116,7 +116,8 @@ export interface ServeOptions {
    */
   followSymlinks?: boolean;
   /**
-   * Largest folder download (`?download=tar`) in bytes of tar; a larger
+   * Largest folder download (`?download=zip|tar|tar.gz`) in bytes (of the
+   * uncompressed archive); a larger
    * folder is refused with 403 before anything is sent. 0 turns folder
    * downloads off.
    * @default {Infinity}

@@ -59,11 +59,12 @@ import { Slab, type SlabBuffers } from "./_slab.ts";
 import type { JobKind, JobTypes, SubmitJob } from "../http/job_protocol.ts";
 
 /** Job kinds (SLEEP: a test hook, submitted only by tests). */
-export const LISTING = 1, COMPRESS = 2, SLEEP = 3;
+export const LISTING = 1, COMPRESS = 2, SLEEP = 3, CRC = 4;
 /** The job record's kind code of each typed job kind (`http/job_protocol.ts`). */
 export const JOB_CODE: { readonly [K in JobKind]: number } = {
   listing: LISTING,
   compress: COMPRESS,
+  crc: CRC,
 };
 
 /** Words per pool slot. */

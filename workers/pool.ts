@@ -21,10 +21,17 @@
 import { MpmcRing } from "../queue/mpmc.ts";
 import { errorStatus } from "../http/_fs_errors.ts";
 import { FileChanged } from "../http/_compress.ts";
-import { jobArgs, type JobContext, runCompressJob, runListingJob } from "../http/job_protocol.ts";
+import {
+  jobArgs,
+  type JobContext,
+  runCompressJob,
+  runCrcJob,
+  runListingJob,
+} from "../http/job_protocol.ts";
 import { Slab } from "./_slab.ts";
 import {
   COMPRESS,
+  CRC,
   DONE,
   encodeResult,
   IDLE,
@@ -124,6 +131,10 @@ function runJob(kind: number, args: unknown, config: PoolThreadConfig): Uint8Arr
   }
   if (kind === COMPRESS) {
     const { head, body } = runCompressJob(jobArgs("compress", args));
+    return encodeResult(head, body);
+  }
+  if (kind === CRC) {
+    const { head, body } = runCrcJob(jobArgs("crc", args));
     return encodeResult(head, body);
   }
   if (kind === SLEEP) {

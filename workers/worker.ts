@@ -26,7 +26,7 @@ import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
 import { createHandler, type Credentials, type SubmitJob } from "../http/handler.ts";
 import type { Credential } from "../auth/htpasswd.ts";
-import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
+import { JOB_CODE, JobClient } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { startTls } from "./tls.ts";
@@ -126,7 +126,7 @@ async function start(config: WorkerConfig): Promise<void> {
   const requests = slot(config.index, REQUESTS);
   const client = config.pool === undefined ? undefined : new JobClient(config.pool, config.index);
   const jobs: SubmitJob | undefined = client &&
-    ((kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args));
+    ((kind, args) => client.submit(JOB_CODE[kind], args));
   const counters = new CounterWriter(config.metrics, config.index);
   const credentials = await credentialsOf(config.auth);
   const fileHandler = await createHandler({ ...config.handler, jobs, credentials });
