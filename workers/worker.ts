@@ -3,27 +3,33 @@
  * An HTTP worker thread: runs the HTTP engine (`http/engine.ts`) with the
  * file handler (`http/handler.ts`) over connections from one of two sources.
  *
- * - **ring**, epoll I/O (the default; `_epoll_io.ts`): waits on its own epoll
- *   fd, where the acceptor registers each connection before queueing the fd
- *   in this slot's ring; reads and writes through FFI.
- * - **ring**, socket I/O: drains this slot's SPSC ring of accepted fds in
- *   batches (bounded `waitAsync` when empty), adopts each fd as a `node:net`
- *   Socket and drives an `HttpConnection` over it.
- *
- *   Either way the slot's OPEN count drops when a connection closes.
+ * - **ring** (`_epoll_io.ts`): waits on its own epoll fd, where the acceptor
+ *   registers each connection before queueing the fd in this slot's ring;
+ *   reads and writes through FFI. The slot's OPEN count drops when a
+ *   connection closes.
  * - **reuseport**: listens itself with `Deno.listen({ reusePort: true })` and
  *   hands each `Deno.Conn` to `serveDenoConn`, stopping `accept` at its share
- *   of the connection cap.
+ *   of the connection cap. (**TLS**: `tls.ts`, the same shape.)
  *
  * Messages: `start` (an {@linkcode WorkerConfig}) -> `ready`; `drain` -> stop
  * taking connections, finish in-flight requests, -> `drained`; `crash` is the
  * supervisor's test hook (an uncaught error, like a bug would raise).
  *
+ * Control plane: one turn hook ({@linkcode onTurn}, {@linkcode turn}). The
+ * epoll loop calls `turn()` once per loop turn (at least every 10 ms), and
+ * everything the supervisor, the acceptor and the other threads ask of this
+ * one registers there: drain and crash (also raised in shared memory, since
+ * messages reach a thread blocked in `epoll_wait` late), shedding at the
+ * connection cap, pool completions and cache invalidations. So in ring mode
+ * none of them needs a timer or a `waitAsync` of its own, which this
+ * thread's event loop runs late. Listening modes (reuseport, TLS) block in no
+ * FFI call: there messages arrive at once, the accept loop sheds itself, and
+ * the pool client and invalidation consumer wait on their own rings.
+ *
  * @module
  */
-import net from "node:net";
 import { SpscRing } from "../queue/spsc.ts";
-import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
+import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
 import { createHandler, type SubmitJob } from "../http/handler.ts";
 import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
@@ -57,7 +63,22 @@ import {
   type WorkerConfig,
 } from "./_shared.ts";
 
-const BATCH = 128;
+/** Control-plane tasks, run once per loop turn (see the module doc). */
+const turnTasks: Array<() => void> = [];
+
+/**
+ * Registers control-plane work on the turn hook.
+ *
+ * @param task Runs once per turn; costs an `Atomics.load` or two when nothing is due.
+ */
+function onTurn(task: () => void): void {
+  turnTasks.push(task);
+}
+
+/** One control-plane turn: every registered task, in registration order. */
+function turn(): void {
+  for (let i = 0; i < turnTasks.length; i++) turnTasks[i]();
+}
 
 function send(msg: FromWorker): void {
   self.postMessage(msg);
@@ -100,17 +121,28 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  const client = config.pool === undefined ? undefined : new JobClient(config.pool, config.index);
+  // Ring mode runs its loop on epoll_wait: its control plane is the turn
+  // hook. (TLS always runs in reuseport mode.)
+  const epoll = config.mode === "ring";
+  const client = config.pool === undefined
+    ? undefined
+    : new JobClient(config.pool, config.index, { ownWaits: !epoll });
   const jobs: SubmitJob | undefined = client &&
     ((kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args));
   const counters = new CounterWriter(config.metrics, config.index);
   const fileHandler = await createHandler({ ...config.handler, jobs });
-  let inner: Handler = config.invalidation
-    ? new InvalidationConsumer(config.invalidation).guard(
-      fileHandler,
-      (n) => counters.add(INVALIDATIONS, n),
-    )
-    : fileHandler;
+  let inner: Handler = fileHandler;
+  if (config.invalidation) {
+    const invalidations = new InvalidationConsumer(config.invalidation);
+    const applied = (n: number) => counters.add(INVALIDATIONS, n);
+    inner = invalidations.guard(fileHandler, applied, { idleWaits: !epoll });
+    if (epoll) {
+      onTurn(() => {
+        const n = invalidations.check(fileHandler);
+        if (n > 0) applied(n);
+      });
+    }
+  }
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
@@ -131,7 +163,6 @@ async function start(config: WorkerConfig): Promise<void> {
   };
   // Counts every response; with the access log on, also queues one record each.
   log = new AccessLogProducer(handler, counters, config.logRings?.[config.index]);
-  const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
   // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
@@ -194,30 +225,22 @@ async function start(config: WorkerConfig): Promise<void> {
     Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
     // Served too: the supervisor stops the acceptor before the workers.
     stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
-    send({ type: "ready", port: config.port });
-    await loop.run(
-      ring,
-      (n) => Atomics.add(ctl, conns, n),
-      // While it sits in epoll_wait this thread sees messages late (up to
-      // ~1 s under load): the supervisor also raises DRAIN, and the crash
-      // test hook, in shared memory.
-      () => {
-        if (Atomics.load(ctl, crashWord) !== 0) crash();
-        // The acceptor asks for room at the connection cap (or out of fds).
-        if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
-        // Pool results, each loop turn: this thread may not run its
-        // waitAsync callbacks for a while under load.
-        if (client !== undefined && client.outstanding > 0) client.poll();
-        return Atomics.load(ctl, DRAIN) === 1;
-      },
-      drain,
-    );
-  } else if (config.mode === "ring") {
-    const ring = new SpscRing(config.ring!);
-    send({ type: "ready", port: config.port });
-    await runRing(ring, ctl, config.index, set, options, () => {
+    // While it sits in epoll_wait this thread sees messages late (up to
+    // ~1 s under load): the supervisor also raises DRAIN, and the crash test
+    // hook, in shared memory.
+    onTurn(() => {
+      if (Atomics.load(ctl, crashWord) !== 0) crash();
+    });
+    onTurn(() => {
+      if (!draining && Atomics.load(ctl, DRAIN) === 1) drain();
+    });
+    // The acceptor asks for room at the connection cap (or out of fds).
+    onTurn(() => {
       if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
     });
+    if (client !== undefined) onTurn(() => client.turn());
+    send({ type: "ready", port: config.port });
+    await loop.run(ring, (n) => Atomics.add(ctl, conns, n), turn);
   } else {
     const listener = Deno.listen({
       hostname: config.hostname,
@@ -230,101 +253,6 @@ async function start(config: WorkerConfig): Promise<void> {
 }
 
 type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
-
-async function runRing(
-  ring: SpscRing,
-  ctl: Int32Array,
-  index: number,
-  set: ConnectionSet,
-  options: EngineOptions,
-  checkShed: () => void,
-): Promise<void> {
-  const open = slot(index, OPEN);
-  const conns = slot(index, CONNS);
-  const adoptRecord = (rec: Int32Array) => adopt(rec[0], ctl, open, set, options);
-  let stop = false;
-  stopSource = () => {
-    stop = true;
-    // Connections accepted before the stop are served: the supervisor stops
-    // the acceptor first, so nothing arrives after this.
-    Atomics.add(ctl, conns, ring.drain(adoptRecord));
-  };
-  while (!stop) {
-    checkShed();
-    const n = ring.drain(adoptRecord, BATCH);
-    if (n > 0) Atomics.add(ctl, conns, n);
-    if (ring.size() > 0) {
-      // More is queued: let the adopted sockets' I/O run before the next batch.
-      await new Promise((r) => setTimeout(r, 0));
-      continue;
-    }
-    // Bounded: Atomics wake-ups are sometimes lost on Deno 2.9. Short, so a
-    // shed request at the cap is seen soon.
-    await ring.waitAsync(10);
-  }
-}
-
-/** Drives one `HttpConnection` over an adopted socket fd. */
-function adopt(
-  fd: number,
-  ctl: Int32Array,
-  open: number,
-  set: ConnectionSet,
-  options: EngineOptions,
-): void {
-  let sock: net.Socket;
-  try {
-    sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-  } catch {
-    Atomics.sub(ctl, open, 1);
-    return;
-  }
-  let gone = false;
-  let counted = false;
-  const release = () => {
-    if (counted) return;
-    counted = true;
-    Atomics.sub(ctl, open, 1);
-  };
-  const transport: Transport = {
-    write(bytes: Uint8Array): Promise<void> | void {
-      if (gone) return;
-      // Resolve when the bytes are handed to the kernel: the engine may reuse
-      // its buffer after this, and node:net keeps a reference until then.
-      return new Promise<void>((resolve) => sock.write(bytes, () => resolve()));
-    },
-    close(): void {
-      sock.destroy();
-    },
-  };
-  const tap = log.tap(fd);
-  const conn = new HttpConnection(transport, tap.handler, options, {
-    onClose() {
-      set.remove(conn);
-      sock.destroy();
-    },
-    onResponse: tap.onResponse,
-  });
-  set.add(conn);
-  const resume = () => {
-    if (!gone) sock.resume();
-  };
-  sock.on("data", (chunk: Uint8Array) => {
-    const p = conn.feed(chunk);
-    if (p) {
-      sock.pause();
-      p.then(resume, resume);
-    }
-  });
-  sock.on("end", () => conn.end());
-  sock.on("error", () => {/* "close" follows */});
-  sock.on("close", () => {
-    gone = true;
-    if (!conn.closed) conn.end();
-    set.remove(conn);
-    release();
-  });
-}
 
 async function runListener(
   listener: Deno.Listener,
