@@ -34,6 +34,7 @@ import { createHandler, type SubmitJob } from "../http/handler.ts";
 import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
+import { AcceptLoop } from "./_accept_loop.ts";
 import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
 import {
@@ -47,7 +48,6 @@ import {
 } from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
 import {
-  atCap,
   CONNS,
   DRAIN,
   EMFILE,
@@ -56,7 +56,6 @@ import {
   OPEN,
   REQUESTS,
   SHED,
-  shedMark,
   slot,
   type ToWorker,
   WORKER_CRASH,
@@ -264,49 +263,26 @@ async function runListener(
 ): Promise<void> {
   const open = slot(config.index, OPEN);
   const conns = slot(config.index, CONNS);
-  const max = config.maxConns;
-  const mark = shedMark(max);
-  let local = 0;
-  let freed: (() => void) | undefined;
+  const loop = new AcceptLoop<Deno.Conn>(listener, {
+    maxConns: config.maxConns,
+    stopped: () => draining,
+    shed,
+    onEmfile: () => Atomics.add(ctl, EMFILE, 1),
+    onConn(delta) {
+      Atomics.add(ctl, open, delta);
+      if (delta > 0) Atomics.add(ctl, conns, 1);
+    },
+    serve(conn) {
+      // Head and body may go out in separate writes: without this, Nagle and
+      // delayed ACKs add 40 ms to each keep-alive response.
+      (conn as Deno.TcpConn).setNoDelay(true);
+      const tap = log.tap(conn.remoteAddr);
+      return serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+    },
+  });
   stopSource = () => {
     listener.close();
-    freed?.();
+    loop.wake();
   };
-  let backoffMs = 10;
-  while (!draining) {
-    if (local >= max) {
-      // At this worker's share of the cap: make room (idle, then slow
-      // connections); while nothing can be shed, connections wait in the
-      // backlog and a retry comes with the next close or after 100 ms.
-      await atCap(() => shed(local - mark), (r) => freed = r);
-      freed = undefined;
-      continue;
-    }
-    let conn: Deno.Conn;
-    try {
-      conn = await listener.accept();
-    } catch (err) {
-      if (draining || err instanceof Deno.errors.BadResource) break;
-      // EMFILE and friends: temporary, the connection waits in the backlog.
-      Atomics.add(ctl, EMFILE, 1);
-      await new Promise((r) => setTimeout(r, backoffMs));
-      backoffMs = Math.min(backoffMs * 2, 500);
-      continue;
-    }
-    backoffMs = 10;
-    // Head and body may go out in separate writes: without this, Nagle and
-    // delayed ACKs add 40 ms to each keep-alive response.
-    (conn as Deno.TcpConn).setNoDelay(true);
-    local++;
-    Atomics.add(ctl, open, 1);
-    Atomics.add(ctl, conns, 1);
-    const tap = log.tap(conn.remoteAddr);
-    serveDenoConn(conn, tap.handler, set, options, tap.onResponse).catch(() => {}).finally(() => {
-      local--;
-      Atomics.sub(ctl, open, 1);
-      freed?.();
-    });
-    // Past the mark, each new connection sheds one.
-    if (local > mark) shed(1);
-  }
+  await loop.done;
 }
