@@ -37,6 +37,11 @@ const SAME: Record<string, [string[], unknown]> = {
   accessLog: [["--access-log", "/var/log/r.log"], "/var/log/r.log"],
   logFormat: [["--log-format", "common"], "common"],
   metricsPath: [["--metrics-path", "/m"], "/m"],
+  // write (#14)
+  webdav: [["--webdav"], true],
+  upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],
+  maxUploadMb: [["--max-upload-mb", "1.5"], 1.5],
+  durable: [["--durable"], true],
 };
 
 function cliSettings(args: string[]): Settings {

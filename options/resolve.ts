@@ -128,6 +128,17 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   logFlushMs: int(1, DAY_MS),
   metricsPath: METRICS_PATH,
   log: { what: "a function", ok: (v) => typeof v === "function" },
+  // write (#14)
+  webdav: bool,
+  upload: {
+    what: 'a list of URL-path globs, each starting with "/"',
+    ok: (v) => Array.isArray(v) && v.every((g) => typeof g === "string" && g.startsWith("/")),
+  },
+  maxUploadBytes: {
+    what: "an integer >= 0, or Infinity",
+    ok: (v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 0),
+  },
+  durable: bool,
 };
 
 /**
