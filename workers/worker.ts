@@ -177,7 +177,6 @@ async function start(config: WorkerConfig): Promise<void> {
     if (done > 0) counters.add(SHED_COUNT, done);
     return done;
   };
-  const shedWord = slot(config.index, SHED);
   const options = {
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
@@ -207,39 +206,7 @@ async function start(config: WorkerConfig): Promise<void> {
     send({ type: "ready", port: tls.port });
     await tls.done;
   } else if (epoll) {
-    const ring = new SpscRing(config.ring!);
-    const conns = slot(config.index, CONNS);
-    const crashWord = slot(config.index, WORKER_CRASH);
-    const loop = new EpollLoop(
-      ctl,
-      slot(config.index, OPEN),
-      new Int32Array(config.owners!),
-      handler,
-      set,
-      options,
-      (fd) => log.tap(fd),
-    );
-    // The acceptor registers connections with this epoll fd: publish it
-    // before saying ready (the supervisor then marks the slot alive).
-    Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
-    // Served too: the supervisor stops the acceptor before the workers.
-    stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
-    // While it sits in epoll_wait this thread sees messages late (up to
-    // ~1 s under load): the supervisor also raises DRAIN, and the crash test
-    // hook, in shared memory.
-    onTurn(() => {
-      if (Atomics.load(ctl, crashWord) !== 0) crash();
-    });
-    onTurn(() => {
-      if (!draining && Atomics.load(ctl, DRAIN) === 1) drain();
-    });
-    // The acceptor asks for room at the connection cap (or out of fds).
-    onTurn(() => {
-      if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
-    });
-    if (client !== undefined) onTurn(() => client.turn());
-    send({ type: "ready", port: config.port });
-    await loop.run(ring, (n) => Atomics.add(ctl, conns, n), turn);
+    await runEpoll(config, ctl, handler, set, options, shed, client);
   } else {
     const listener = Deno.listen({
       hostname: config.hostname,
@@ -252,6 +219,55 @@ async function start(config: WorkerConfig): Promise<void> {
 }
 
 type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
+
+/**
+ * Ring mode: the epoll loop over the connections the acceptor hands this
+ * slot, with every control-plane task registered on the turn hook.
+ */
+async function runEpoll(
+  config: WorkerConfig,
+  ctl: Int32Array,
+  handler: Handler,
+  set: ConnectionSet,
+  options: EngineOptions,
+  shed: (n: number) => number,
+  client: JobClient | undefined,
+): Promise<void> {
+  const shedWord = slot(config.index, SHED);
+  const ring = new SpscRing(config.ring!);
+  const conns = slot(config.index, CONNS);
+  const crashWord = slot(config.index, WORKER_CRASH);
+  const loop = new EpollLoop(
+    ctl,
+    slot(config.index, OPEN),
+    new Int32Array(config.owners!),
+    handler,
+    set,
+    options,
+    (fd) => log.tap(fd),
+  );
+  // The acceptor registers connections with this epoll fd: publish it
+  // before saying ready (the supervisor then marks the slot alive).
+  Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
+  // Served too: the supervisor stops the acceptor before the workers.
+  stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
+  // While it sits in epoll_wait this thread sees messages late (up to
+  // ~1 s under load): the supervisor also raises DRAIN, and the crash test
+  // hook, in shared memory.
+  onTurn(() => {
+    if (Atomics.load(ctl, crashWord) !== 0) crash();
+  });
+  onTurn(() => {
+    if (!draining && Atomics.load(ctl, DRAIN) === 1) drain();
+  });
+  // The acceptor asks for room at the connection cap (or out of fds).
+  onTurn(() => {
+    if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
+  });
+  if (client !== undefined) onTurn(() => client.turn());
+  send({ type: "ready", port: config.port });
+  await loop.run(ring, (n) => Atomics.add(ctl, conns, n), turn);
+}
 
 async function runListener(
   listener: Deno.Listener,
