@@ -174,7 +174,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     port: o.port ?? 8000,
     workers,
     mode,
-    io: o.ringIo ?? "epoll",
+    io: "epoll",
     fdLimit: limit ?? 1024,
     maxConns: o.maxConns ?? derivedCap,
     backlog: o.backlog ?? 4096,

@@ -97,7 +97,6 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   workers: int(1, 1024),
   pool: int(0, 64),
   accept: oneOf("ring", "reuseport"),
-  ringIo: oneOf("epoll", "socket"),
   maxConns: int(1, 10_000_000, "an integer >= 1"),
   backlog: int(1, 2 ** 31 - 1, "an integer >= 1"),
   headerTimeoutMs: int(1, DAY_MS),

@@ -60,15 +60,6 @@ export interface ServeOptions {
    */
   accept?: "ring" | "reuseport";
   /**
-   * Ring mode only: how HTTP workers drive their sockets. `"epoll"`: each
-   * worker waits on its own epoll fd, where the acceptor registers the
-   * connections it hands over, and reads/writes through FFI (one thread
-   * wake-up per connection). `"socket"`: each worker adopts fds as
-   * `node:net` Sockets (two wake-ups per connection; kept for comparison).
-   * @default {"epoll"}
-   */
-  ringIo?: "epoll" | "socket";
-  /**
    * Cap on connections open at once (ring mode: plus those queued to a
    * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
    * At the cap, new connections wait in the kernel's backlog.

@@ -413,19 +413,18 @@ export class EpollLoop {
    *
    * @param ring this slot's ring of fds
    * @param onAdopted told how many connections were taken
-   * @param drainRequested polled each iteration (shared memory, no message
-   *   latency); when it returns true, `onDrain` is called once
-   * @param onDrain starts the graceful stop
+   * @param turn the worker's control-plane turn hook, called once per loop
+   *   turn (at least every 10 ms): drain, crash, shedding, pool completions,
+   *   invalidations; a drain it starts calls {@linkcode beginDrain}
    */
   async run(
     ring: SpscRing,
     onAdopted: (n: number) => void,
-    drainRequested: () => boolean,
-    onDrain: () => void,
+    turn: () => void,
   ): Promise<void> {
     const view = this.#view;
     while (!this.#draining || this.#conns.size > 0) {
-      if (!this.#draining && drainRequested()) onDrain();
+      turn();
       const adopted = this.#draining ? 0 : ring.drain(this.#adoptRecord);
       if (adopted > 0) onAdopted(adopted);
       // On the blocking pool, so this thread's event loop runs meanwhile.
@@ -446,7 +445,7 @@ export class EpollLoop {
           // otherwise blocked in epoll_wait); a timer turn does, at the cost
           // of the ~1 ms timer clamp. So take one every TIMER_TURN_MS while no
           // socket is ready (free then); under load the worker's own checks
-          // (`drainRequested`, before each request) cover what timers would.
+          // (the turn hook, before each request) cover what timers would.
           this.#lastTimerTurn = before;
           await new Promise((r) => setTimeout(r, 0));
         } else await this.#yield();

@@ -344,10 +344,18 @@ export class InvalidationConsumer {
    *
    * @param handler the file handler, also the cache to drop entries from
    * @param onApplied told how many records each batch applied
+   * @param options.idleWaits `false`: no {@linkcode run} loop; the owner's
+   *   loop calls {@linkcode check} itself between requests (an epoll
+   *   worker's turn hook).
+   * @default {true}
    * @returns the guarded handler
    */
-  guard(handler: Handler & Invalidatable, onApplied?: (n: number) => void): Handler {
-    this.run(handler, onApplied);
+  guard(
+    handler: Handler & Invalidatable,
+    onApplied?: (n: number) => void,
+    options: { idleWaits?: boolean } = {},
+  ): Handler {
+    if (options.idleWaits ?? true) this.run(handler, onApplied);
     return (req: RequestHead) => {
       const n = this.check(handler);
       if (n > 0) onApplied?.(n);

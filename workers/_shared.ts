@@ -113,8 +113,13 @@ export function atCap(shed: () => number, onFreed: (wake: () => void) => void): 
   });
 }
 
-/** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
-export type RingIo = "epoll" | "socket";
+/**
+ * How ring-mode workers do socket I/O: FFI epoll + read/write, the only way
+ * since `ringIo: "socket"` (adopted node:net sockets) was removed (#11). The
+ * field stays in the configs until supervisor.ts and acceptor.ts, edited by
+ * others this session, drop it.
+ */
+export type RingIo = "epoll";
 
 /** Index of `field` of slot `i`. */
 export function slot(i: number, field: number): number {

@@ -34,7 +34,7 @@ import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engi
 import { type Handler, peerOfAddr } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
-import { atCap, shedMark } from "./_shared.ts";
+import { AcceptLoop } from "./_accept_loop.ts";
 import { Http2Connection } from "../http2/connection.ts";
 
 /** PEM certificate chain and private key. */
@@ -212,8 +212,6 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   Deno.unrefTimer(ticker);
 
   let stopped = false;
-  let local = 0;
-  let freed: (() => void) | undefined;
 
   async function serveConn(conn: Deno.TlsConn): Promise<void> {
     let alpn: string | null;
@@ -282,45 +280,19 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     c.end();
   }
 
-  const mark = shedMark(o.maxConns);
-  const done = (async () => {
-    let backoffMs = 10;
-    while (!stopped) {
-      if (local >= o.maxConns) {
-        // At this worker's share of the cap: make room; while nothing can be
-        // shed, connections wait in the backlog.
-        await atCap(() => shed(local - mark), (r) => freed = r);
-        freed = undefined;
-        continue;
-      }
-      let conn: Deno.TlsConn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (stopped || err instanceof Deno.errors.BadResource) break;
-        if (err instanceof Deno.errors.Interrupted || err instanceof Deno.errors.ConnectionReset) {
-          continue;
-        }
-        // EMFILE and friends: temporary, the connection waits in the
-        // backlog; shedding frees fds at once when something can go.
-        o.onEmfile();
-        shed(Math.max(1, Math.ceil(local / 16)));
-        await new Promise((r) => setTimeout(r, backoffMs));
-        backoffMs = Math.min(backoffMs * 2, 500);
-        continue;
-      }
-      backoffMs = 10;
-      local++;
-      o.onConn(1);
-      serveConn(conn).catch(() => {}).finally(() => {
-        local--;
-        o.onConn(-1);
-        freed?.();
-      });
-      // Past the mark, each new connection sheds one.
-      if (local > mark) shed(1);
-    }
-  })();
+  const accepting = new AcceptLoop<Deno.TlsConn>(listener, {
+    maxConns: o.maxConns,
+    stopped: () => stopped,
+    shed,
+    // Shedding frees fds at once when something can go.
+    onEmfile(open) {
+      o.onEmfile();
+      shed(Math.max(1, Math.ceil(open / 16)));
+    },
+    onConn: o.onConn,
+    serve: serveConn,
+  });
+  const done = accepting.done;
 
   return {
     port: (listener.addr as Deno.NetAddr).port,
@@ -333,7 +305,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
       } catch {
         // Already closed.
       }
-      freed?.();
+      accepting.wake();
     },
     async drain() {
       this.stop();
