@@ -21,6 +21,7 @@ import { evaluatePreconditions } from "./conditional.ts";
 import { hasConditional, pick } from "./_file_reply.ts";
 import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from "./_listing_cache.ts";
 import { resultHead } from "./job_protocol.ts";
+import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
 import type { Site } from "./_site.ts";
 
@@ -115,7 +116,11 @@ export class ListingStage {
     if (page === undefined) {
       const sorted = listings.sorted(snap, q.sort, q.order);
       const cfg = this.#site.page;
-      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, cfg);
+      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, cfg, {
+        readme: snap.readme?.html,
+        readmeName: snap.readme?.name,
+        readmeTag: snap.readme?.tag,
+      });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
       listings.remember(routeKey(req), snap, vkey, page);
@@ -198,11 +203,13 @@ export class ListingStage {
       listings.drop(old);
     }
     const s = newSnap(real, entries, truncated, dirMtimeMs, now);
+    s.readme = await loadReadme(real, entries);
     // Paginated directories too (within the listing budget, which the
     // listing cache enforces); not a collect that raced with an invalidation.
     if (started === listings.epoch(real)) {
       let n = 256;
       for (const e of entries) n += 64 + 2 * e.name.length;
+      n += 2 * (s.readme?.html.length ?? 0);
       listings.keep(s, n);
     }
     return s;

@@ -17,6 +17,7 @@ import {
   renderPage,
 } from "./_listing_page.ts";
 import type { ServePolicy } from "./resolve.ts";
+import { loadReadmeSync } from "./_readme.ts";
 import { type Coding, compressFileSync, type FileVersion } from "./_compress.ts";
 
 /** Arguments of a listing job. */
@@ -184,7 +185,13 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
   if (truncated) entries.length = collectMax;
   const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
   sortEntries(entries, q.sort, q.order);
-  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page);
+  // The README is read and rendered here too: off the HTTP worker's loop.
+  const readme = a.json || q.json || q.txt ? undefined : loadReadmeSync(a.real, entries);
+  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page, {
+    readme: readme?.html,
+    readmeName: readme?.name,
+    readmeTag: readme?.tag,
+  });
   return { head, body };
 }
 
