@@ -38,6 +38,8 @@ export interface RenderContext {
   readme?: string;
   /** The README's file name, for its heading. */
   readmeName?: string;
+  /** A search's page (`?q=` over the folder's tree): hits named by their path. */
+  search?: { partial: boolean; more: boolean };
   /** Extra markup before `</body>` (the `--dev` live-reload script). */
   tail?: string;
 }
@@ -204,7 +206,7 @@ export function isImage(name: string): boolean {
 
 /** Longer names get `<wbr>` break points; shorter ones fit a phone's name column whole. */
 const WRAP_FROM = 24;
-const SEPARATOR = /[-_.+~,;=@]/;
+const SEPARATOR = /[-_.+~,;=@/]/;
 
 /**
  * A name as HTML text, with `<wbr>` after separators (`-`, `_`, `.`, ...)
@@ -359,10 +361,10 @@ function bar(ctx: RenderContext, images: boolean): string {
   const q = ctx.query;
   const value = q.filter === undefined ? "" : ` value="${escapeHtml(q.filter)}"`;
   let s = '<div id="bar"><form method="get" role="search">' +
-    `<input type="search" id="filter" name="q"${value} placeholder="Filter names" ` +
-    'autocomplete="off" aria-label="Filter names (Enter: the whole folder)">' +
+    `<input type="search" id="filter" name="q"${value} placeholder="Search names below" ` +
+    'autocomplete="off" aria-label="Filter this page; Enter searches every folder below">' +
     hidden({ sort: q.sort, order: q.order, perPage: q.perPage, view: q.view }) +
-    " <button>Filter</button></form>";
+    " <button>Search</button></form>";
   if (images || q.view === "gallery") {
     const to = q.view === "gallery" ? "list" : "gallery";
     s += '<form method="get">' + hidden({ sort: q.sort, order: q.order, perPage: q.perPage }) +
@@ -390,7 +392,18 @@ function bar(ctx: RenderContext, images: boolean): string {
       plural(c.files, "file", "files")
     }, ${humanSize(c.bytes)} in total</p>\n`;
   }
-  if (q.filter !== undefined) {
+  if (q.filter !== undefined && ctx.search !== undefined) {
+    const clear = listingHref({ sort: q.sort, order: q.order, perPage: q.perPage });
+    s +=
+      `<p id="found">${ctx.total}${ctx.search.more ? "+" : ""} ${
+        ctx.total === 1 ? "name" : "names"
+      } under this folder match &ldquo;${escapeHtml(q.filter)}&rdquo; (any case; * and ? ` +
+      `are wildcards). <a href="${clear}">Show the folder</a></p>\n`;
+    if (ctx.search.partial) {
+      s += '<p id="partial"><strong>Partial results:</strong> the search index is not ready ' +
+        "and the walk of this folder ran out of time; some matches may be missing.</p>\n";
+    }
+  } else if (q.filter !== undefined) {
     const clear = listingHref({ sort: q.sort, order: q.order, perPage: q.perPage });
     s += `<p>${ctx.total} of ${ctx.all ?? ctx.total} names contain &ldquo;` +
       `${escapeHtml(q.filter)}&rdquo; (any case). <a href="${clear}">Show all</a></p>\n`;

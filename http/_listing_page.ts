@@ -16,6 +16,8 @@ import {
 import type { Entry } from "./_collect.ts";
 import { lastModifiedDate } from "./conditional.ts";
 import { countEntries } from "./_listing_html.ts";
+import type { SearchResult } from "./_search.ts";
+import type { Hit } from "./_name_index.ts";
 
 export { collectEntriesAsync, newestMtime } from "./_collect.ts";
 
@@ -116,6 +118,65 @@ export function renderTxt(entries: readonly Entry[]): Uint8Array {
     s += e.name + (e.isDir ? "/\n" : "\n");
   }
   return encoder.encode(s);
+}
+
+/**
+ * Renders one page of a search (`?q=` under a folder): the hits are paged
+ * here and only the page's are turned into entries (`toEntries` stats them).
+ * Not cached and without validators: a search answers from the index as it
+ * is now.
+ *
+ * @param r The search result (hits sorted).
+ * @param toEntries The page's hits as entries.
+ * @param q The parsed query.
+ * @param json JSON instead of HTML.
+ * @param path The folder's URL path.
+ * @param cfg Server-wide page settings.
+ * @returns The page (404 past the last page).
+ */
+export function renderSearch(
+  r: SearchResult,
+  toEntries: (hits: readonly Hit[]) => Entry[],
+  q: ListingQuery,
+  json: boolean,
+  path: string,
+  cfg: PageConfig,
+): Page {
+  const per = pageSize(q, cfg);
+  const total = r.hits.length;
+  const pages = Math.max(1, Math.ceil(total / per));
+  const empty = new Uint8Array(0);
+  if (q.page > pages) {
+    return { status: 404, headers: [], notModifiedHeaders: [], etag: "", mtimeMs: 0, body: empty };
+  }
+  const slice = toEntries(r.hits.slice((q.page - 1) * per, q.page * per));
+  const h: Array<[string, string]> = [["Vary", "Accept"], ["Cache-Control", "no-cache"]];
+  if (r.partial) h.push(["X-Search-Partial", "1"]);
+  let body: Uint8Array;
+  if (q.txt) {
+    body = renderTxt(slice);
+    h.unshift(["Content-Type", "text/plain; charset=utf-8"]);
+  } else if (json) {
+    body = renderJson(slice);
+    h.unshift(["Content-Type", "application/json; charset=utf-8"]);
+    const link = (n: number, rel: string) =>
+      `<?format=json&q=${encodeURIComponent(q.filter ?? "")}&page=${n}${
+        q.perPage === undefined ? "" : `&per_page=${q.perPage}`
+      }>; rel="${rel}"`;
+    if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
+    if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
+  } else {
+    body = renderHtml(slice, {
+      path,
+      query: q,
+      pages,
+      total,
+      download: cfg.archives,
+      search: { partial: r.partial, more: r.more },
+    }, per);
+    h.unshift(["Content-Type", "text/html; charset=utf-8"]);
+  }
+  return { status: 200, headers: h, notModifiedHeaders: [], etag: "", mtimeMs: 0, body };
 }
 
 /**

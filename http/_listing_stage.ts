@@ -9,12 +9,14 @@
  * @module
  */
 import { getHeader, type Reply, type RequestHead } from "./types.ts";
-import { parseListingQuery } from "./listing.ts";
+import { type ListingQuery, parseListingQuery } from "./listing.ts";
+import { hitEntries, search } from "./_search.ts";
 import {
   COLLECT_MAX,
   collectEntriesAsync,
   type Page,
   renderPage,
+  renderSearch,
   variantKey,
 } from "./_listing_page.ts";
 import { evaluatePreconditions } from "./conditional.ts";
@@ -108,6 +110,7 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const vkey = variantKey(q, json, path);
     if (this.#site.jobs !== undefined) return this.#pooled(req, real, path, json, vkey);
@@ -126,6 +129,34 @@ export class ListingStage {
       listings.remember(routeKey(req), snap, vkey, page);
     } else listings.setRoute(routeKey(req), snap, page);
     return this.listed(req, page);
+  }
+
+  /**
+   * A search below the folder `real` (`?q=` without `scope=folder`): the
+   * shared index, or a walk; the page's hits are stat'ed here.
+   */
+  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+    const { policy, replies } = this.#site;
+    const root = policy.root;
+    // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
+    const rel = real === root
+      ? ""
+      : real.startsWith(root === "/" ? "/" : root + "/")
+      ? real.slice(root === "/" ? 1 : root.length + 1)
+      : undefined;
+    const r = rel === undefined
+      ? { hits: [], partial: true, more: false, source: "walk" as const }
+      : await search(policy, this.#site.search, rel, q.filter!);
+    const p = renderSearch(
+      r,
+      (hits) => hitEntries(policy, rel ?? "", hits),
+      q,
+      json,
+      path,
+      this.#site.page,
+    );
+    if (p.status === 404) return replies.error(404);
+    return replies.reply(200, p.headers, [p.body], p.body.length);
   }
 
   /**

@@ -24,6 +24,7 @@ import { commonHeaders, Replies, TEXT } from "./_reply.ts";
 import { baseHeaders } from "./_file_reply.ts";
 import { FileCache } from "./_file_cache.ts";
 import { ListingCache } from "./_listing_cache.ts";
+import { type IndexBuffers, NameIndex } from "./_name_index.ts";
 import { Coalescer } from "./_coalesce.ts";
 import { corsPreflight, isThenable, type Rule, type RuleContext, runRules } from "./rules.ts";
 import { resolveTarget, type Target } from "./_resolve_target.ts";
@@ -105,6 +106,13 @@ export interface HandlerOptions {
    * @default []
    */
   rules?: Rule[];
+  // browse (#17): search
+  /**
+   * The shared name index search reads (`?q=` below a folder), built and
+   * kept current by the supervisor; undefined: search walks the tree within
+   * a time budget and says when the answer may be partial. @default undefined
+   */
+  searchIndex?: IndexBuffers;
 }
 
 /**
@@ -317,6 +325,7 @@ function siteOf(root: string, options: HandlerOptions): Site {
     listings,
     running: new Coalescer(),
     jobs: options.jobs,
+    search: options.searchIndex === undefined ? undefined : new NameIndex(options.searchIndex),
     compress: options.compress ?? true,
     dirListing,
     archives,

@@ -46,8 +46,13 @@ export interface ListingQuery {
   download?: "tar";
   /** `?per_page=`: entries per page, when given. */
   perPage?: number;
-  /** `?q=`: only names containing this (any case), over the whole folder; never empty. */
+  /**
+   * `?q=`: a search of the names under the folder, recursively (any case;
+   * `*`/`?` globs); with `scope=folder`, only the folder's own names; never empty.
+   */
   filter?: string;
+  /** `?scope=folder`: `q` filters this folder only (cached like a listing) instead of searching below. */
+  here?: boolean;
   /** Why the query is refused (answer 400 with this), when it is. */
   error?: string;
 }
@@ -91,6 +96,7 @@ export function parseListingQuery(query: string, maxPerPage = PER_PAGE_MAX): Lis
     else if (k === "format" && v === "txt") q.txt = true;
     else if (k === "view" && v === "gallery") q.view = "gallery";
     else if (k === "pick" && v === "1") q.pick = true;
+    else if (k === "scope" && v === "folder") q.here = true;
     else if (k === "download" && v === "tar") q.download = "tar";
     else if (k === "per_page") {
       const n = /^[0-9]{1,9}$/.test(v) ? Number(v) : NaN;
