@@ -141,7 +141,7 @@ export function compileQuery(q: string): Matcher {
   for (const p of parts) if (p.length > longest.length) longest = p;
   const re = "^" +
     [...lower].map((c) =>
-      c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\/-]/g, "\\$&")
+      c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")
     ).join("") + "$";
   return { needle: enc.encode(longest), test: new RegExp(re, "su") };
 }

@@ -47,6 +47,8 @@ Deno.test("compileQuery(): substring by default, whole-name globs with * and ?",
   assert.ok(!g.test!.test("a.txt.gz"));
   assert.deepEqual(g.needle, new TextEncoder().encode(".tx"));
   assert.ok(compileQuery("a(b)*").test!.test("a(b)c"), "regex characters are literal");
+  assert.ok(compileQuery("file-1?-4?.txt").test!.test("file-12-40.txt"));
+  assert.ok(compileQuery("a/b*[x]\\").test!.test("a/bc[x]\\"));
 });
 
 Deno.test("NameIndex: a walk indexes what listings show; queries match any case, under a folder", async () => {

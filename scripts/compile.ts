@@ -29,6 +29,8 @@ export const COMPILE_FLAGS: readonly string[] = [
   "workers/acceptor.ts",
   "--include",
   "workers/pool.ts",
+  "--include",
+  "workers/_index_thread.ts",
 ];
 /** The program compiled. */
 export const ENTRY = "mod.ts";

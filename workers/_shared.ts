@@ -45,6 +45,7 @@
  *
  * @module
  */
+import type { IndexBuffers } from "../http/_name_index.ts";
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
@@ -173,6 +174,8 @@ export interface WorkerConfig {
     cacheMaxBytes: number;
     /** How long a cache entry is trusted before a stat re-checks it, ms. */
     revalidateMs?: number;
+    /** browse (#17): the shared search index, when the supervisor runs one. */
+    searchIndex?: IndexBuffers;
   };
 }
 
