@@ -25,6 +25,7 @@ import { baseHeaders } from "./_file_reply.ts";
 import { FileCache } from "./_file_cache.ts";
 import { ListingCache } from "./_listing_cache.ts";
 import { type IndexBuffers, NameIndex } from "./_name_index.ts";
+import { devHandler } from "./_dev.ts";
 import { Coalescer } from "./_coalesce.ts";
 import { corsPreflight, isThenable, type Rule, type RuleContext, runRules } from "./rules.ts";
 import { resolveTarget, type Target } from "./_resolve_target.ts";
@@ -113,6 +114,11 @@ export interface HandlerOptions {
    * a time budget and says when the answer may be partial. @default undefined
    */
   searchIndex?: IndexBuffers;
+  /**
+   * Development mode: `Cache-Control: no-cache` on every reply, CORS on,
+   * and HTML replies get the live-reload script (`_dev.ts`). @default false
+   */
+  dev?: boolean;
 }
 
 /**
@@ -364,11 +370,16 @@ function siteOf(root: string, options: HandlerOptions): Site {
  */
 export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
   options = resolveHandlerOptions(options);
+  // browse (#17): --dev turns CORS on, and trusts no cached entry without a
+  // stat: a page reloading on a change must not get the bytes from before it.
+  if (options.dev) options = { ...options, cors: true, revalidateMs: 0 };
   const root = await realRoot(options.root);
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
   const { handle, invalidate, invalidateAll } = new Pipeline(site, rules);
-  return Object.assign(handle, { invalidate, invalidateAll });
+  // browse (#17): --dev wraps the whole pipeline; without it nothing changes.
+  const outer = options.dev ? devHandler(handle, root, site.policy) : handle;
+  return Object.assign(outer, { invalidate, invalidateAll });
 }

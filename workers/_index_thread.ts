@@ -20,7 +20,7 @@ export type ToIndex =
 /** Index thread -> supervisor. */
 export type FromIndex =
   | { type: "buffers"; buffers: import("../http/_name_index.ts").IndexBuffers }
-  | { type: "progress"; names: number; done: boolean; ms: number };
+  | { type: "progress"; names: number; done: boolean; ms: number; bytes: number };
 
 let writer: IndexWriter | undefined;
 let pending: Array<string[] | null> = [];
@@ -37,7 +37,14 @@ self.onmessage = (e: MessageEvent<ToIndex>) => {
     setTimeout(() => {
       writer!.build((names, done) =>
         self.postMessage(
-          { type: "progress", names, done, ms: performance.now() - t0 } satisfies FromIndex,
+          {
+            type: "progress",
+            names,
+            done,
+            ms: performance.now() - t0,
+            bytes: writer!.index.buffers.recs.byteLength +
+              2 * writer!.index.buffers.names.byteLength,
+          } satisfies FromIndex,
         )
       );
       for (const p of pending) apply(p);

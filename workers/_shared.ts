@@ -174,6 +174,8 @@ export interface WorkerConfig {
     cacheMaxBytes: number;
     /** How long a cache entry is trusted before a stat re-checks it, ms. */
     revalidateMs?: number;
+    /** browse (#17): development mode (no-cache, live reload). */
+    dev?: boolean;
     /** browse (#17): the shared search index, when the supervisor runs one. */
     searchIndex?: IndexBuffers;
   };

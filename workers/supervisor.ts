@@ -410,7 +410,11 @@ export class Supervisor implements Cluster {
             w.postMessage({ type: "changed", paths } satisfies ToIndex);
           resolve(m.buffers);
         } else if (m.done) {
-          c.log(`search index ready: ${m.names} names in ${(m.ms / 1000).toFixed(1)} s`);
+          c.log(
+            `search index ready: ${m.names} names in ${(m.ms / 1000).toFixed(1)} s, ${
+              (m.bytes / 1048576).toFixed(1)
+            } MiB shared`,
+          );
         } else c.log(`search index: ${m.names} names so far (${(m.ms / 1000).toFixed(1)} s)`);
       };
       w.onerror = (e) => {
