@@ -12,7 +12,7 @@
  *
  * @module
  */
-import MarkdownIt from "markdown-it";
+import type MarkdownIt from "markdown-it";
 import type { Entry } from "./_collect.ts";
 
 /** README names, in order of preference. */
@@ -67,39 +67,64 @@ function sameOrigin(url: string): boolean {
   }
 }
 
-const md = new MarkdownIt({ html: false, linkify: false, typographer: false });
-md.core.ruler.push("ringhttpd_urls", (state) => {
-  for (const block of state.tokens) {
-    for (const t of block.children ?? []) {
-      if (t.type === "link_open") {
-        if (!sameOrigin(String(t.attrGet("href") ?? ""))) {
-          t.attrSet("rel", "noopener noreferrer nofollow");
-        }
-      } else if (t.type === "image") {
-        if (sameOrigin(String(t.attrGet("src") ?? ""))) t.attrSet("loading", "lazy");
-        else {
-          // No request to another origin: the alt text stands in.
-          t.type = "text";
-          t.children = null;
+/** The renderer, once loaded: markdown-it is imported on first use, not at worker start. */
+/** A configured markdown-it instance. */
+type Renderer = InstanceType<typeof MarkdownIt>;
+let md: Renderer | undefined;
+let loading: Promise<void> | undefined;
+
+function configure(Md: typeof MarkdownIt): Renderer {
+  const m = new Md({ html: false, linkify: false, typographer: false });
+  m.core.ruler.push("ringhttpd_urls", (state) => {
+    for (const block of state.tokens) {
+      for (const t of block.children ?? []) {
+        if (t.type === "link_open") {
+          if (!sameOrigin(String(t.attrGet("href") ?? ""))) {
+            t.attrSet("rel", "noopener noreferrer nofollow");
+          }
+        } else if (t.type === "image") {
+          if (sameOrigin(String(t.attrGet("src") ?? ""))) t.attrSet("loading", "lazy");
+          else {
+            // No request to another origin: the alt text stands in.
+            t.type = "text";
+            t.children = null;
+          }
         }
       }
     }
-  }
-  return true;
-});
+    return true;
+  });
+  return m;
+}
 
 /**
- * Renders a README to safe HTML.
+ * Loads the markdown renderer (a dynamic import, once): HTTP workers on the
+ * first README they meet, pool threads when they start (their jobs are
+ * synchronous).
+ *
+ * @returns Resolves when {@linkcode renderReadme} can run.
+ */
+export function loadMarkdown(): Promise<void> {
+  loading ??= import("markdown-it").then((m) => {
+    md = configure(m.default);
+  });
+  return loading;
+}
+
+/**
+ * Renders a README to safe HTML ({@linkcode loadMarkdown} first).
  *
  * @param source The markdown.
  * @returns The HTML.
  * @example
  * ```ts
- * import { renderReadme } from "./_readme.ts";
+ * import { loadMarkdown, renderReadme } from "./_readme.ts";
+ * await loadMarkdown();
  * renderReadme("[a](x.txt) <b>"); // '<p><a href="x.txt">a</a> &lt;b&gt;</p>\n'
  * ```
  */
 export function renderReadme(source: string): string {
+  if (md === undefined) throw new Error("renderReadme() before loadMarkdown()");
   return md.render(source);
 }
 
@@ -114,7 +139,8 @@ function readmeOf(e: Entry, bytes: Uint8Array): Readme {
 }
 
 /**
- * Finds, reads and renders a folder's README synchronously (a pool thread).
+ * Finds, reads and renders a folder's README synchronously (a pool thread,
+ * which loaded the renderer when it started; without it: no README).
  *
  * @param real The folder's real path.
  * @param entries Its listed entries.
@@ -125,7 +151,7 @@ export function loadReadmeSync(
   entries: readonly Entry[],
 ): Readme | undefined {
   const e = findReadme(entries);
-  if (e === undefined) return undefined;
+  if (e === undefined || md === undefined) return undefined;
   try {
     const bytes = Deno.readFileSync(e.target ?? real + "/" + e.name);
     return bytes.length > README_MAX_BYTES ? undefined : readmeOf(e, bytes);
@@ -149,6 +175,7 @@ export async function loadReadme(
   const e = findReadme(entries);
   if (e === undefined) return undefined;
   try {
+    await loadMarkdown();
     const bytes = await Deno.readFile(e.target ?? real + "/" + e.name);
     return bytes.length > README_MAX_BYTES ? undefined : readmeOf(e, bytes);
   } catch {

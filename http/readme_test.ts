@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { findReadme, renderReadme } from "./_readme.ts";
+import { findReadme, loadMarkdown, renderReadme } from "./_readme.ts";
 import { createHandler } from "./handler.ts";
 import { runListingJob } from "./job_protocol.ts";
 import type { RequestHead } from "./types.ts";
@@ -19,7 +19,8 @@ function req(target: string): RequestHead {
   };
 }
 
-Deno.test("renderReadme() escapes raw HTML, keeps relative URLs, drops images from elsewhere", () => {
+Deno.test("renderReadme() escapes raw HTML, keeps relative URLs, drops images from elsewhere", async () => {
+  await loadMarkdown();
   const html = renderReadme(
     "# Title\n\n<script>alert(1)</script>\n\n[doc](sub/a%20b.md) [up](../x) " +
       "[ext](https://example.com/) [js](javascript:alert(1))\n\n" +
@@ -75,7 +76,8 @@ Deno.test("a folder's README shows below its listing, inline and from a pool job
     assert.ok((await page("/d/")).includes("Changed text"));
     // A README the listing hides is not read.
     assert.ok(!(await page("/h/")).includes("SECRET-README"));
-    // The pool thread renders the same page.
+    // The pool thread renders the same page (it loads the renderer when it starts).
+    await loadMarkdown();
     const ctx = {
       policy: { root, dotfiles: false, followSymlinks: false },
       page: { listingCap: 1000, dotfiles: false, archives: false },
