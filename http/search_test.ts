@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { compileQuery, IndexWriter, NameIndex } from "./_name_index.ts";
 import { createHandler } from "./handler.ts";
+import { hitEntries, search, walkSearch } from "./_search.ts";
+import { renderSearch } from "./_listing_page.ts";
+import { parseListingQuery } from "./listing.ts";
 import type { RequestHead } from "./types.ts";
 import { replyBytes } from "./_test_reply.ts";
 
@@ -132,6 +135,31 @@ Deno.test("?q= searches below the folder, from the index or by a walk, obeying t
         "Report-2024.TXT",
       ]);
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a walk out of time answers what it found and says the results may be partial", async () => {
+  const { tmp, root } = await fixture();
+  try {
+    const policy = policyOf(root);
+    const cut = await walkSearch(policy, "", compileQuery("report"), -1);
+    assert.equal(cut.partial, true);
+    const whole = await walkSearch(policy, "", compileQuery("report"), 60_000);
+    assert.equal(whole.partial, false);
+    assert.equal(whole.hits.length, 2);
+    const cfg = { listingCap: 1000, dotfiles: false, archives: false };
+    const q = parseListingQuery("q=report");
+    const page = renderSearch(cut, (h) => hitEntries(policy, "", h), q, false, "/", cfg);
+    assert.ok(page.headers.some(([k, v]) => k === "X-Search-Partial" && v === "1"));
+    assert.ok(new TextDecoder().decode(page.body).includes("<strong>Partial results:</strong>"));
+    const full = renderSearch(whole, (h) => hitEntries(policy, "", h), q, false, "/", cfg);
+    assert.ok(!full.headers.some(([k]) => k === "X-Search-Partial"));
+    // An index that is not ready yet is not used: the walk answers.
+    const w = new IndexWriter(policy);
+    const r = await search(policy, w.index, "", "report");
+    assert.equal(r.source, "walk");
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
