@@ -282,6 +282,8 @@ interface Keep {
   perPage?: number;
   filter?: string;
   view?: "gallery";
+  /** `scope=folder`: `filter` stays within the folder. */
+  here?: boolean;
 }
 
 /**
@@ -307,6 +309,7 @@ export function listingHref(k: Keep): string {
   if (k.perPage !== undefined) parts.push("per_page=" + k.perPage);
   if (k.filter !== undefined) parts.push("q=" + encodeURIComponent(k.filter));
   if (k.view !== undefined) parts.push("view=" + k.view);
+  if (k.here && k.filter !== undefined) parts.push("scope=folder");
   return parts.length === 0 ? "./" : "?" + escapeHtml(parts.join("&"));
 }
 
@@ -322,6 +325,7 @@ function hidden(k: Keep): string {
   if (k.perPage !== undefined) field("per_page", String(k.perPage));
   if (k.filter !== undefined) field("q", k.filter);
   if (k.view !== undefined) field("view", k.view);
+  if (k.here && k.filter !== undefined) field("scope", "folder");
   return s;
 }
 
@@ -336,7 +340,7 @@ function header(label: string, key: SortKey, q: ListingQuery, cls: string): stri
   // The button first: the query reads `sort=...&order=...` like the pager's.
   return `<th${cls}${aria}><form method="get"><button name="sort" value="${key}">` +
     `${label}${mark}</button><input type="hidden" name="order" value="${next}">` +
-    hidden({ perPage: q.perPage, filter: q.filter, view: q.view }) + "</form></th>";
+    hidden({ perPage: q.perPage, filter: q.filter, view: q.view, here: q.here }) + "</form></th>";
 }
 
 /** The breadcrumb: a labelled Home target, then one link per folder. */
@@ -424,6 +428,7 @@ function pager(ctx: RenderContext, perPage: number): string {
     perPage: q.perPage,
     filter: q.filter,
     view: q.view,
+    here: q.here,
   };
   let s = "<nav>";
   if (q.page > 1) {
@@ -438,7 +443,8 @@ function pager(ctx: RenderContext, perPage: number): string {
     ? PAGE_SIZES
     : [...PAGE_SIZES, perPage].sort((a, b) => a - b);
   for (const n of sizes) s += `<option${n === perPage ? " selected" : ""}>${n}</option>`;
-  s += "</select>" + hidden({ sort: q.sort, order: q.order, filter: q.filter, view: q.view }) +
+  s += "</select>" +
+    hidden({ sort: q.sort, order: q.order, filter: q.filter, view: q.view, here: q.here }) +
     " <button>per page</button></form></nav>\n";
   return s;
 }

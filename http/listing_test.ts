@@ -573,3 +573,10 @@ Deno.test("?view=gallery shows the page's images as lazy tiles of the originals"
   const none = dec.decode(renderHtml([e("c.txt")], { path: "/", query: Q, pages: 1, total: 1 }));
   assert.ok(!none.includes('name="view"'), "no toggle without images");
 });
+
+Deno.test("renderHtml(): the folder-only filter (scope=folder) is kept by the pager and the sort forms", () => {
+  const q = parseListingQuery("q=a&scope=folder&page=2");
+  const html = dec.decode(renderHtml([], { path: "/", query: q, pages: 3, total: 25 }));
+  assert.ok(html.includes('href="?page=3&amp;q=a&amp;scope=folder" rel="next"'));
+  assert.ok(html.includes('<input type="hidden" name="scope" value="folder">'));
+});
