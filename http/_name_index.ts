@@ -21,9 +21,9 @@
  * COUNT; every JS `Atomics` operation is sequentially consistent, so a
  * reader that loads COUNT sees every record below it whole. A removal sets
  * GONE with `Atomics.or`; a reader that misses it for one query shows a
- * name that was just deleted (a GET of it answers 404). Lower starts grow
- * with the record number, so a byte position maps back to its record by
- * binary search. The buffers are growable SharedArrayBuffers (address
+ * name that was just deleted (a GET of it answers 404). A query is one pass
+ * over the records, comparing each lower-cased name in place (~40-50 ms for
+ * 1,000,000 names on a loaded 2-core machine). The buffers are growable SharedArrayBuffers (address
  * space reserved up to {@linkcode MAX_RECORDS} / {@linkcode MAX_NAME_BYTES},
  * memory committed as they grow) and the views track their length, so the
  * writer grows them in place (`grow()`) and every reader sees the new size
@@ -286,20 +286,13 @@ export class NameIndex {
     return p;
   }
 
-  /** The record whose lower name holds byte `pos` (binary search over lower starts). */
-  #recordAt(pos: number, n: number): number {
-    let lo = 0, hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.#recs[mid * REC + 4] <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
   /**
    * Names under `prefix` (a `/`-joined path from the root, "" for the root)
    * that match `m`, in index order, at most `max` (then `more`).
+   *
+   * Fixed-length views of the published part are made per query: element
+   * access through a length-tracking view of a growable buffer measured ~6x
+   * slower in V8 (Deno 2.9.6) than through a fixed-length one.
    *
    * @param m The compiled query.
    * @param prefix The searched folder relative to the root.
@@ -311,16 +304,17 @@ export class NameIndex {
     const n = this.count;
     const hits: Hit[] = [];
     if (n === 0) return { hits, more: false };
-    const low = this.#lower;
-    const end = this.#recs[(n - 1) * REC + 4] + this.#recs[(n - 1) * REC + 5];
+    const recs = new Int32Array(this.#b.recs, 0, n * REC);
+    const end = recs[(n - 1) * REC + 4] + recs[(n - 1) * REC + 5];
+    const low = new Uint8Array(this.#b.lower, 0, end);
     const under = prefix === "" ? "" : prefix + "/";
     const consider = (id: number): boolean => {
       const r = id * REC;
-      const flags = Atomics.load(this.#recs, r + 3);
+      const flags = Atomics.load(recs, r + 3);
       if ((flags & GONE) !== 0) return true;
       if (m.test !== undefined) {
-        const s = this.#recs[r + 4];
-        if (!m.test.test(dec.decode(low.subarray(s, s + this.#recs[r + 5])))) return true;
+        const s = recs[r + 4];
+        if (!m.test.test(dec.decode(low.subarray(s, s + recs[r + 5])))) return true;
       }
       const path = this.path(id);
       if (path === null || !path.startsWith(under) || path === prefix) return true;
@@ -337,27 +331,20 @@ export class NameIndex {
       }
       return { hits, more: false };
     }
-    const first = needle[0];
-    let pos = 0;
-    while (pos < end) {
-      pos = low.indexOf(first, pos);
-      if (pos < 0 || pos + needle.length > end) break;
-      let ok = true;
-      for (let k = 1; k < needle.length; k++) {
-        if (low[pos + k] !== needle[k]) {
-          ok = false;
-          break;
+    // One pass over the records, each name compared in place (no call per candidate).
+    const first = needle[0], len = needle.length;
+    for (let id = 0, r = 0; id < n; id++, r += REC) {
+      const s = recs[r + 4];
+      const last = s + recs[r + 5] - len;
+      for (let pos = s; pos <= last; pos++) {
+        if (low[pos] !== first) continue;
+        let k = 1;
+        while (k < len && low[pos + k] === needle[k]) k++;
+        if (k === len) {
+          if (!consider(id)) return { hits, more: true };
+          break; // one hit per name
         }
       }
-      if (!ok) {
-        pos++;
-        continue;
-      }
-      const id = this.#recordAt(pos, n);
-      const r = id * REC;
-      const recEnd = this.#recs[r + 4] + this.#recs[r + 5];
-      if (pos + needle.length <= recEnd && !consider(id)) return { hits, more: true };
-      pos = Math.max(pos + 1, recEnd); // one hit per name
     }
     return { hits, more: false };
   }
