@@ -250,9 +250,10 @@ export class NameIndex {
   children(parent: number): Map<string, number> {
     const out = new Map<string, number>();
     const n = this.count;
-    for (let i = 0; i < n; i++) {
-      const r = i * REC;
-      if (this.#recs[r] === parent && (this.#recs[r + 3] & GONE) === 0) out.set(this.name(i), i);
+    // A fixed-length view: see query().
+    const recs = new Int32Array(this.#b.recs, 0, n * REC);
+    for (let i = 0, r = 0; i < n; i++, r += REC) {
+      if (recs[r] === parent && (recs[r + 3] & GONE) === 0) out.set(this.name(i), i);
     }
     return out;
   }
