@@ -195,7 +195,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       dotfiles: o.dotfiles ?? false,
       followSymlinks: o.followSymlinks ?? false,
       maxArchiveBytes: o.maxArchiveBytes ?? Infinity,
-      cors: o.cors ?? false,
+      cors: (o.cors || o.dev) ?? false,
+      dev: o.dev ?? false, // browse (#17)
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,

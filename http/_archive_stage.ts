@@ -298,4 +298,3 @@ async function knownCrcs(
   }
   return true;
 }
-

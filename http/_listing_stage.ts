@@ -9,18 +9,21 @@
  * @module
  */
 import { getHeader, type Reply, type RequestHead } from "./types.ts";
-import { parseListingQuery } from "./listing.ts";
+import { type ListingQuery, parseListingQuery } from "./listing.ts";
+import { hitEntries, search } from "./_search.ts";
 import {
   COLLECT_MAX,
   collectEntriesAsync,
   type Page,
   renderPage,
+  renderSearch,
   variantKey,
 } from "./_listing_page.ts";
 import { evaluatePreconditions } from "./conditional.ts";
 import { hasConditional, pick } from "./_file_reply.ts";
 import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from "./_listing_cache.ts";
 import { resultHead } from "./job_protocol.ts";
+import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
 import { collectGuards, type Site } from "./_site.ts";
 import type { PathRules, PathRulesConfig } from "./path_rules.ts";
@@ -111,6 +114,7 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const paths = this.#site.paths;
     const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
@@ -128,12 +132,44 @@ export class ListingStage {
         mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
       }
       const cfg = this.#site.page;
-      const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg);
+      const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg, {
+        readme: snap.readme?.html,
+        readmeName: snap.readme?.name,
+        readmeTag: snap.readme?.tag,
+      });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
       listings.remember(rkey, snap, vkey, page);
     } else listings.setRoute(rkey, snap, page);
     return this.listed(req, page);
+  }
+
+  /**
+   * A search below the folder `real` (`?q=` without `scope=folder`): the
+   * shared index, or a walk; the page's hits are stat'ed here.
+   */
+  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+    const { policy, replies } = this.#site;
+    const root = policy.root;
+    // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
+    const rel = real === root
+      ? ""
+      : real.startsWith(root === "/" ? "/" : root + "/")
+      ? real.slice(root === "/" ? 1 : root.length + 1)
+      : undefined;
+    const r = rel === undefined
+      ? { hits: [], partial: true, more: false, source: "walk" as const }
+      : await search(policy, this.#site.search, rel, q.filter!);
+    const p = renderSearch(
+      r,
+      (hits) => hitEntries(policy, rel ?? "", hits),
+      q,
+      json,
+      path,
+      this.#site.page,
+    );
+    if (p.status === 404) return replies.error(404);
+    return replies.reply(200, p.headers, [p.body], p.body.length);
   }
 
   /**
@@ -221,11 +257,13 @@ export class ListingStage {
       listings.drop(old);
     }
     const s = newSnap(real, entries, truncated, dirMtimeMs, now);
+    s.readme = await loadReadme(real, entries);
     // Paginated directories too (within the listing budget, which the
     // listing cache enforces); not a collect that raced with an invalidation.
     if (started === listings.epoch(real)) {
       let n = 256;
       for (const e of entries) n += 64 + 2 * e.name.length;
+      n += 2 * (s.readme?.html.length ?? 0);
       listings.keep(s, n);
     }
     return s;

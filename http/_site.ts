@@ -14,6 +14,7 @@ import type { Coalescer } from "./_coalesce.ts";
 import type { SubmitJob } from "./job_protocol.ts";
 import type { PageConfig } from "./_listing_page.ts";
 import type { PathRules } from "./path_rules.ts";
+import type { NameIndex } from "./_name_index.ts";
 import type { Reply, RequestHead } from "./types.ts";
 
 /** One handler's shared state and settings. */
@@ -35,6 +36,8 @@ export interface Site {
   archives: boolean;
   maxArchiveBytes: number;
   page: PageConfig;
+  /** The shared name index of search (browse), when the server has one. */
+  search?: NameIndex;
   /**
    * The full (uncached) path of a request: the file stage falls back to it.
    * `plainOnly`: never compress.

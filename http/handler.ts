@@ -23,6 +23,8 @@ import { commonHeaders, Replies, TEXT } from "./_reply.ts";
 import { baseHeaders } from "./_file_reply.ts";
 import { FileCache } from "./_file_cache.ts";
 import { ListingCache } from "./_listing_cache.ts";
+import { type IndexBuffers, NameIndex } from "./_name_index.ts";
+import { devHandler } from "./_dev.ts";
 import { Coalescer } from "./_coalesce.ts";
 import { corsPreflight, isThenable, type Rule, type RuleContext, runRules } from "./rules.ts";
 import { resolveTarget, type Target } from "./_resolve_target.ts";
@@ -150,6 +152,18 @@ export interface HandlerOptions {
    * @default undefined
    */
   credentials?: Credentials;
+  // browse (#17): search
+  /**
+   * The shared name index search reads (`?q=` below a folder), built and
+   * kept current by the supervisor; undefined: search walks the tree within
+   * a time budget and says when the answer may be partial. @default undefined
+   */
+  searchIndex?: IndexBuffers;
+  /**
+   * Development mode: `Cache-Control: no-cache` on every reply, CORS on,
+   * and HTML replies get the live-reload script (`_dev.ts`). @default false
+   */
+  dev?: boolean;
 }
 
 /**
@@ -386,6 +400,7 @@ function siteOf(root: string, options: HandlerOptions): Site {
     listings,
     running: new Coalescer(),
     jobs: options.jobs,
+    search: options.searchIndex === undefined ? undefined : new NameIndex(options.searchIndex),
     compress: options.compress ?? true,
     dirListing,
     archives,
@@ -425,6 +440,9 @@ function siteOf(root: string, options: HandlerOptions): Site {
  */
 export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
   options = resolveHandlerOptions(options);
+  // browse (#17): --dev turns CORS on, and trusts no cached entry without a
+  // stat: a page reloading on a change must not get the bytes from before it.
+  if (options.dev) options = { ...options, cors: true, revalidateMs: 0 };
   const root = await realRoot(options.root);
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
@@ -442,7 +460,9 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const pipeline = new Pipeline(site, rules);
   const { handle, invalidate, invalidateAll } = pipeline;
   const paths = site.paths;
-  const h = paths?.decorates ? decorating(paths, handle) : handle;
+  const decorated = paths?.decorates ? decorating(paths, handle) : handle;
+  // browse (#17): --dev wraps the whole pipeline; without it nothing changes.
+  const h = options.dev ? devHandler(decorated, root, site.policy) : decorated;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {
     const { createDavStage } = await import("../write/dav.ts");
     const dav = await createDavStage(site, options, pipeline.invalidate);

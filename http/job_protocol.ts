@@ -19,6 +19,7 @@ import {
 import { isInside, type ServePolicy } from "./resolve.ts";
 import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import type { CollectOptions } from "./_collect.ts";
+import { loadReadmeSync } from "./_readme.ts";
 import { type Coding, compressFileSync, FileChanged, type FileVersion } from "./_compress.ts";
 import { crc32 } from "node:zlib";
 
@@ -221,7 +222,13 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
   if (truncated) entries.length = collectMax;
   const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
   sortEntries(entries, q.sort, q.order);
-  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page);
+  // The README is read and rendered here too: off the HTTP worker's loop.
+  const readme = a.json || q.json || q.txt ? undefined : loadReadmeSync(a.real, entries);
+  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page, {
+    readme: readme?.html,
+    readmeName: readme?.name,
+    readmeTag: readme?.tag,
+  });
   return { head, body };
 }
 

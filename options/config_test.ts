@@ -32,6 +32,7 @@ const SAME: Record<string, [string[], unknown]> = {
   cert: [["--cert", "/c.pem", "--key", "/k.pem"], "/c.pem"],
   key: [["--key", "/k.pem", "--cert", "/c.pem"], "/k.pem"],
   cors: [["--cors"], true],
+  dev: [["--dev"], true], // browse (#17)
   headers: [["-H", "X-A: 1", "-H", "X-B: two words"], { "X-A": "1", "X-B": "two words" }],
   verbose: [["-v"], true],
   accessLog: [["--access-log", "/var/log/r.log"], "/var/log/r.log"],

@@ -75,6 +75,8 @@ export interface Settings {
   key?: string;
   /** `--cors`. */
   cors?: boolean;
+  /** `--dev` (browse, #17). */
+  dev?: boolean;
   /** `-H`, one value per name. */
   headers?: Record<string, string>;
   /** `-v`. */
@@ -338,6 +340,15 @@ export const FLAGS: readonly Flag[] = [
     sets: true,
     fallback: () => false,
     help: "Add Access-Control-Allow-Origin: *",
+  },
+  // browse (#17): development mode
+  {
+    name: "dev",
+    key: "dev",
+    sets: true,
+    fallback: () => false,
+    help: "Development mode: Cache-Control: no-cache, CORS on, and HTML pages reload " +
+      "(or swap a changed stylesheet) when a file under the root changes",
   },
   {
     name: "header",
@@ -733,6 +744,7 @@ export function toServeOptions(
   if (s.maxArchiveMb !== undefined) o.maxArchiveBytes = s.maxArchiveMb * MiB;
   if (s.cacheMb !== undefined) o.cacheMaxBytes = s.cacheMb * MiB;
   if (s.cors !== undefined) o.cors = s.cors;
+  if (s.dev !== undefined) o.dev = s.dev; // browse (#17)
   if (s.headers !== undefined) o.headers = Object.entries(s.headers);
   if (s.verbose !== undefined) o.verbose = s.verbose;
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;

@@ -113,6 +113,7 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   cacheMaxBytes: int(0, 2 ** 50, "an integer >= 0"),
   revalidateMs: int(0, DAY_MS),
   cors: bool,
+  dev: bool, // browse (#17)
   headers: null,
   cert: null,
   key: null,

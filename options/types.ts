@@ -137,6 +137,14 @@ export interface ServeOptions {
    */
   cors?: boolean;
   /**
+   * browse (#17): development mode: `Cache-Control: no-cache` on every
+   * response, CORS on, and live reload (HTML pages get a small script that
+   * listens to a server-sent-events endpoint fed by a watcher). Nothing is
+   * injected without it.
+   * @default {false}
+   */
+  dev?: boolean;
+  /**
    * Extra headers added to every response, e.g. `[["cache-control", "no-cache"]]`.
    * @default {[]}
    */

@@ -121,6 +121,8 @@ export class InvalidationHub {
   readonly #last: (string | undefined)[] = [];
   readonly #signal: Int32Array;
   #watch?: TreeWatch;
+  /** Also told each change the watcher reports (null: events lost) (browse: search, --dev). */
+  onChange?: (paths: string[] | null) => void;
 
   /**
    * @param workers number of worker slots
@@ -214,6 +216,8 @@ export class InvalidationHub {
           // cannot tell what changed, so everything goes.
           if (ev.flag === "rescan" || ev.paths.length === 0) this.push(null);
           else this.push(...ev.paths.flatMap((p) => this.#spellings(p)));
+          // browse (#17): the search index and --dev live reload follow the same events.
+          this.onChange?.(ev.flag === "rescan" || ev.paths.length === 0 ? null : ev.paths);
         },
         (e) => {
           log(`stopped watching ${where} (${why(e)}); changes on disk show within 1 s`);

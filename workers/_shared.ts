@@ -47,6 +47,7 @@
  */
 import type { Credential } from "../auth/htpasswd.ts";
 import type { PathRulesConfig } from "../http/path_rules.ts";
+import type { IndexBuffers } from "../http/_name_index.ts";
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
@@ -191,6 +192,10 @@ export interface WorkerConfig {
     durable?: boolean;
     /** Path rules (`http/path_rules.ts`); `auth` there comes from `WorkerConfig.auth`. */
     pathRules?: PathRulesConfig;
+    /** browse (#17): development mode (no-cache, live reload). */
+    dev?: boolean;
+    /** browse (#17): the shared search index, when the supervisor runs one. */
+    searchIndex?: IndexBuffers;
   };
   /** Authentication; undefined: none. */
   auth?: WorkerAuth;

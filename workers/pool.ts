@@ -28,6 +28,7 @@ import {
   runCrcJob,
   runListingJob,
 } from "../http/job_protocol.ts";
+import { loadMarkdown } from "../http/_readme.ts";
 import { Slab } from "./_slab.ts";
 import {
   COMPRESS,
@@ -59,7 +60,8 @@ self.onmessage = (e: MessageEvent<{ type: "start"; config: PoolThreadConfig }>) 
   if (e.data.type !== "start") return;
   self.postMessage({ type: "ready" });
   // Blocks this thread for good (until the ring closes): reply first.
-  setTimeout(() => run(e.data.config), 0);
+  // browse (#17): the README renderer is loaded here, before the synchronous job loop.
+  setTimeout(() => loadMarkdown().finally(() => run(e.data.config)), 0);
 };
 
 function run(config: PoolThreadConfig): void {
