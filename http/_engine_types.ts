@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RequestHead } from "./types.ts";
+import type { Peer, RequestHead } from "./types.ts";
 import type { BodyAcceptance } from "../write/body.ts";
 
 /**
@@ -56,6 +56,12 @@ export interface Transport {
     end: number,
     progress?: () => void,
   ): Promise<number> | number;
+  /**
+   * Optional: the client of this connection, given to every request as
+   * `RequestHead.remote` (read once, when the connection is made; the
+   * address itself is computed when first asked for).
+   */
+  readonly peer?: Peer;
 }
 
 /**

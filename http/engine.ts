@@ -35,10 +35,13 @@
  * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
  * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
  * HTTP/1.0; a stream that throws closes the connection without the last chunk.
+ * A `stream` with a known `length` (an archive) goes out with Content-Length;
+ * when it throws, or yields more or fewer bytes than promised, the connection
+ * is closed at that point, so the client sees a short body.
  *
  * @module
  */
-import { getHeader, type Handler, type Reply, type RequestHead } from "./types.ts";
+import { getHeader, type Handler, type Peer, type Reply, type RequestHead } from "./types.ts";
 import { type BodyAcceptance, BodyError, BodyFeed } from "../write/body.ts";
 import { RequestParser } from "./parser.ts";
 import { ResponseWriter } from "./_response_writer.ts";
@@ -105,6 +108,8 @@ const SETTLED: Promise<void> = Promise.resolve();
 export class HttpConnection {
   #t: Transport;
   #handler: Handler;
+  /** The transport's peer, put on every request (undefined: none known). */
+  readonly #peer: Peer | undefined;
   #hooks: ConnectionHooks;
   /** The write side: bodies, the write deadline, the transport's close. */
   #w: ResponseWriter;
@@ -156,6 +161,7 @@ export class HttpConnection {
   ) {
     this.#t = transport;
     this.#handler = handler;
+    this.#peer = transport.peer;
     this.#hooks = hooks;
     this.#w = new ResponseWriter(transport, hooks.onResponse, () => this.#destroy());
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
@@ -340,6 +346,7 @@ export class HttpConnection {
       pos += used;
       this.#discard = parser.contentLength;
       const req = parser.head!;
+      if (this.#peer !== undefined) req.remote = this.#peer;
       if (parser.streamBody) {
         this.#discard = 0;
         const p = this.#startBody(req, parser.chunked, parser.contentLength, data, pos);

@@ -35,7 +35,7 @@
 import { getHeader, type Reply, type RequestHead } from "../http/types.ts";
 import { decodePath, servable } from "../http/resolve.ts";
 import { makeETag } from "../http/conditional.ts";
-import type { Site } from "../http/_site.ts";
+import { collectGuards, type Site, underRoot } from "../http/_site.ts";
 import { collectEntries } from "../http/_collect.ts";
 import { errorStatus } from "../http/_fs_errors.ts";
 import { AtomicFile, InsufficientStorage, isNoSpace, isTempName } from "./atomic.ts";
@@ -168,6 +168,12 @@ export class WriteStage {
 
   #check(req: WriteRequest, segments: string[], op: WriteOp, dir = false): void {
     const path = "/" + segments.join("/") + (dir && segments.length > 0 ? "/" : "");
+    // Nothing is written where the requester may not read (path rules): a
+    // hidden path looks missing, a denied one is refused.
+    const paths = this.#site.paths;
+    if (paths !== undefined && !paths.mayRead(path, req.user)) {
+      throw new Status(paths.rulesFor(path).hidden ? 404 : 403, `no read access to ${path}`);
+    }
     if (!this.#grant(req.user, path, op)) throw new Status(403, `no ${op} grant for ${path}`);
   }
 
@@ -465,7 +471,10 @@ export class WriteStage {
     Deno.mkdirSync(dst);
     if (shallow) return;
     const policy = this.#site.policy;
-    for (const e of collectEntries(src, policy, { raw: false, detail: true })) {
+    const srcUrl = "/" + (underRoot(this.#site, src) ?? "/").slice(1).split("/").filter(Boolean)
+      .map((s) => s + "/").join("");
+    const guards = collectGuards(this.#site, srcUrl, src, req.user);
+    for (const e of collectEntries(src, policy, { raw: false, detail: true, ...guards })) {
       if (e.lossy) continue;
       const from = e.target ?? src + "/" + e.name;
       const segs = [...to, e.name];
