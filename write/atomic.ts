@@ -123,6 +123,7 @@ export class AtomicFile {
    * @returns the open temporary file
    * @throws {InsufficientStorage} on ENOSPC/EDQUOT; other file system errors as they are
    */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   static async create(dir: string, durable = false, mode = 0o644): Promise<AtomicFile> {
     for (let attempt = 0;; attempt++) {
       const path = `${dir}/${TEMP_PREFIX}${randomHex()}`;
@@ -198,6 +199,7 @@ export class AtomicFile {
   }
 
   /** Closes and removes the temporary file, unless committed. Never throws. */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async abort(): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;

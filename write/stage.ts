@@ -182,6 +182,7 @@ export class WriteStage {
    * checks a path (inside the root, not hidden, symlinks per policy).
    * Missing directories are made when `mkdir` is granted, else 409.
    */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async #parent(req: WriteRequest, segments: string[], mkdir: boolean): Promise<string> {
     const site = this.#site;
     let dir = site.root;
@@ -217,6 +218,7 @@ export class WriteStage {
   }
 
   /** The real target path in `dir` and its current version (null: absent). */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async #target(dir: string, name: string): Promise<{ path: string; info: Deno.FileInfo | null }> {
     const path = dir + "/" + name;
     let info: Deno.FileInfo;
