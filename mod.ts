@@ -70,6 +70,7 @@ export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts
 // write (#14): what HandlerOptions.write and FileHandler.bodies are made of.
 export type { WriteGrant, WriteOp, WriteOptions, WriteRequest } from "./write/stage.ts";
 export type { BodyAcceptance, RequestBody } from "./write/body.ts";
+export type { IndexBuffers } from "./http/_name_index.ts";
 export {
   ByteRing,
   MpmcRing,
