@@ -42,9 +42,9 @@ import { collectEntries, type Entry } from "./_collect.ts";
 
 /** The index's shared memory (structured-clonable: shared, not copied). */
 export interface IndexBuffers {
-  /** Counters: records published, name bytes used, ready and dead flags. */
+  /** Counters: records published, name bytes used, the ready flag, records tombstoned. */
   head: SharedArrayBuffer;
-  /** Fixed-size records (parent, name offset and length, flags), growable. */
+  /** Fixed-size records (parent, name offset and length, flags, lower-case name offset and length), growable. */
   recs: SharedArrayBuffer;
   /** The names' UTF-8 bytes, growable. */
   names: SharedArrayBuffer;
