@@ -37,6 +37,7 @@
  */
 export { serve, type ServeOptions } from "./serve.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
+export type { ListenAddress, TcpAddress, UnixAddress } from "./options/listen.ts";
 export {
   createHandler,
   type FileHandler,

@@ -12,6 +12,7 @@
 import type { ServeOptions } from "./types.ts";
 import { headerProblem, HOSTNAME, METRICS_PATH, OptionError, type Rule } from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { parseListen } from "./listen.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -76,6 +77,13 @@ export interface Settings {
   metricsPath?: string;
   /** Config file only: per-path rules. */
   rules?: PathRule[];
+  // net: listeners and per-connection limits (#13)
+  /** `--listen`, repeatable. */
+  listen?: string[];
+  /** `--unix-mode`, octal text (`"660"`). */
+  unixMode?: string;
+  /** `--max-conns-per-ip`. */
+  maxConnsPerIp?: number;
 }
 
 /** One flag of the table. */
@@ -125,6 +133,13 @@ const fileName = (what: string): Rule => ({
 /** Switches: the value they set in the file may be either. */
 export const BOOL: Rule = { what: "true or false", ok: (v) => typeof v === "boolean" };
 const cpus = () => navigator.hardwareConcurrency || 1;
+/** `listen` in a config file: a list of addresses (net). */
+const LISTEN_LIST: Rule = {
+  what: 'a list of "HOST:PORT", "[IPv6]:PORT" or "unix:/path" strings',
+  ok: (v) =>
+    Array.isArray(v) && v.length > 0 &&
+    v.every((a) => typeof a === "string" && typeof parseListen(a) !== "string"),
+};
 
 /** A `-H "Name: value"` argument, or throws naming it. */
 export function headerText(raw: string): [string, string] {
@@ -335,6 +350,36 @@ export const FLAGS: readonly Flag[] = [
     rule: METRICS_PATH,
     help: "Serve Prometheus metrics at <path>, e.g.\n/.ringhttpd/metrics (default: off)",
   },
+  // ---- net: listeners and per-connection limits (#13) ----
+  {
+    name: "listen",
+    arg: "<addr>",
+    key: "listen",
+    rule: LISTEN_LIST,
+    help:
+      "Listen on HOST:PORT, [IPv6]:PORT or unix:/path\n(repeatable; replaces --host/-p; several or unix\n" +
+      "need ring mode). Under systemd socket activation\n(LISTEN_FDS) the inherited sockets are used",
+  },
+  {
+    name: "unix-mode",
+    arg: "<octal>",
+    key: "unixMode",
+    rule: { what: "octal permission bits, e.g. 660", ok: (v) => /^0?[0-7]{3}$/.test(String(v)) },
+    fallback: () => "660",
+    help:
+      "Permission bits of unix: socket files (default:\n660, the owner and the group may connect)",
+  },
+  {
+    name: "max-conns-per-ip",
+    arg: "<n>",
+    key: "maxConnsPerIp",
+    rule: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+    text: integer,
+    fallback: () => 0,
+    help:
+      "Connections open at once per client address,\nacross workers; more are closed at accept\n" +
+      "(default: 0, no limit; ring mode)",
+  },
   {
     name: "config",
     arg: "<file>",
@@ -440,6 +485,12 @@ export function parseCommandLine(args: string[]): CommandLine {
     if (flag.name === "config") {
       if (raw === "") throw new UsageError(`--config needs a file name, got ""`);
       out.config = raw;
+      return;
+    }
+    if (flag.key === "listen") {
+      const a = parseListen(raw);
+      if (typeof a === "string") throw new UsageError(`--listen ${a}, got ${q(raw)}`);
+      (settings.listen ??= []).push(raw);
       return;
     }
     if (flag.key === "headers") {
@@ -605,6 +656,9 @@ export function toServeOptions(
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;
   if (s.logFormat !== undefined) o.logFormat = s.logFormat;
   if (s.metricsPath !== undefined) o.metricsPath = s.metricsPath;
+  if (s.listen !== undefined) o.listen = s.listen;
+  if (s.unixMode !== undefined) o.unixMode = parseInt(s.unixMode, 8);
+  if (s.maxConnsPerIp !== undefined && s.maxConnsPerIp > 0) o.maxConnsPerIp = s.maxConnsPerIp;
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

@@ -202,6 +202,38 @@ export interface ServeOptions {
    * @default {undefined (not served)}
    */
   metricsPath?: string;
+  // ---- net: listeners and per-connection limits (#13) ----
+  /**
+   * Addresses to listen on, replacing `hostname`/`port`: `"HOST:PORT"`,
+   * `"[IPv6]:PORT"` or `"unix:/path/to.sock"`. Several, or a Unix socket,
+   * need ring mode (the acceptor polls them all); reuseport and HTTPS serve
+   * one TCP address (each worker binds its own socket there).
+   * @default {undefined (one address: hostname:port)}
+   */
+  listen?: string[];
+  /**
+   * Permission bits of Unix socket files (`listen: ["unix:..."]`): who may connect.
+   * @default {0o660 (owner and group)}
+   */
+  unixMode?: number;
+  /**
+   * Socket activation: serve on the `listenFds` listening sockets inherited
+   * at fds 3, 4, ... (systemd's `LISTEN_FDS`) instead of binding; the CLI
+   * reads `LISTEN_FDS`/`LISTEN_PID` itself. Ring mode only (Deno cannot
+   * turn an inherited fd into a `Deno.Listener`).
+   * @default {undefined (bind)}
+   */
+  listenFds?: number;
+  /** Socket activation: `LISTEN_FDNAMES` (colon-separated names, shown at start). */
+  listenFdNames?: string;
+  /**
+   * Connections open at once per client address (IPv4, or the whole IPv6
+   * address; Unix-socket clients share the address `unix`), across all
+   * workers; over it a new connection is closed at accept. Ring mode (epoll
+   * I/O) and reuseport mode; not HTTPS yet. 0: no limit.
+   * @default {0}
+   */
+  maxConnsPerIp?: number;
   /**
    * Where the cluster's own notices go: the ring -> reuseport fallback, worker
    * restarts, acceptor errors. `serve()` prints nothing else.

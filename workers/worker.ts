@@ -40,6 +40,7 @@ import {
   SHED as SHED_COUNT,
 } from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
+import { SharedPerIp } from "./_per_ip.ts";
 import {
   atCap,
   CONNS,
@@ -48,6 +49,7 @@ import {
   EPFD,
   type FromWorker,
   OPEN,
+  PER_IP_REFUSED,
   REQUESTS,
   SHED,
   shedMark,
@@ -345,6 +347,8 @@ async function runListener(
     freed?.();
   };
   let backoffMs = 10;
+  const perIp = config.perIp &&
+    new SharedPerIp(config.perIp.buffer, config.index, config.perIp.limit);
   while (!draining) {
     if (local >= max) {
       // At this worker's share of the cap: make room (idle, then slow
@@ -366,6 +370,16 @@ async function runListener(
       continue;
     }
     backoffMs = 10;
+    let charge = 0;
+    if (perIp !== undefined) {
+      // --max-conns-per-ip (net): over it, closed before a byte is read.
+      charge = perIp.admit((conn.remoteAddr as Deno.NetAddr).hostname);
+      if (charge < 0) {
+        conn.close();
+        Atomics.add(ctl, PER_IP_REFUSED, 1);
+        continue;
+      }
+    }
     // Head and body may go out in separate writes: without this, Nagle and
     // delayed ACKs add 40 ms to each keep-alive response.
     (conn as Deno.TcpConn).setNoDelay(true);
@@ -376,6 +390,7 @@ async function runListener(
     serveDenoConn(conn, tap.handler, set, options, tap.onResponse).catch(() => {}).finally(() => {
       local--;
       Atomics.sub(ctl, open, 1);
+      if (perIp !== undefined) perIp.release(charge);
       freed?.();
     });
     // Past the mark, each new connection sheds one.
