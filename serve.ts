@@ -95,6 +95,12 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       } with a job pool (pool: 0 lifts it), got ${workers}`,
     );
   }
+  // write (#14): temporary files a crash left under the upload folders go first.
+  if (o.upload !== undefined && o.upload.length > 0) {
+    const { sweepUploads } = await import("./write/sweep.ts");
+    const removed = sweepUploads(root, o.upload);
+    if (removed > 0) log(`removed ${removed} unfinished upload(s) left by an earlier run`);
+  }
   const config: ClusterConfig = {
     ...net,
     workers,
@@ -124,6 +130,11 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
+      // write (#14)
+      webdav: o.webdav ?? false,
+      upload: o.upload ?? [],
+      maxUploadBytes: o.maxUploadBytes ?? Infinity,
+      durable: o.durable ?? false,
     },
     log,
   };

@@ -44,6 +44,11 @@ const SAME: Record<string, [string[], unknown]> = {
   ]],
   unixMode: [["--unix-mode", "600"], "600"],
   maxConnsPerIp: [["--max-conns-per-ip", "4"], 4],
+  // write (#14)
+  webdav: [["--webdav"], true],
+  upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],
+  maxUploadMb: [["--max-upload-mb", "1.5"], 1.5],
+  durable: [["--durable"], true],
 };
 
 function cliSettings(args: string[]): Settings {

@@ -136,6 +136,17 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   listenFdNames: { what: "a string", ok: (v) => typeof v === "string" },
   maxConnsPerIp: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
   log: { what: "a function", ok: (v) => typeof v === "function" },
+  // write (#14)
+  webdav: bool,
+  upload: {
+    what: 'a list of URL-path globs, each starting with "/"',
+    ok: (v) => Array.isArray(v) && v.every((g) => typeof g === "string" && g.startsWith("/")),
+  },
+  maxUploadBytes: {
+    what: "an integer >= 0, or Infinity",
+    ok: (v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 0),
+  },
+  durable: bool,
 };
 
 /**
