@@ -156,11 +156,24 @@ function listenersOf(
   io: string,
 ): Pick<
   ClusterConfig,
-  "hostname" | "port" | "listen" | "unixMode" | "inherited" | "maxConnsPerIp"
+  | "hostname"
+  | "port"
+  | "listen"
+  | "unixMode"
+  | "inherited"
+  | "maxConnsPerIp"
+  | "limitRate"
+  | "limitRateAfter"
 > {
   const listen = o.listenAddresses ??
     [{ kind: "tcp", hostname: o.hostname ?? "0.0.0.0", port: o.port ?? 8000 }];
   const maxConnsPerIp = o.maxConnsPerIp ?? 0;
+  const limitRate = o.limitRate ?? 0;
+  if (limitRate > 0 && o.tls) {
+    throw new RangeError(
+      "--limit-rate is not available with HTTPS yet (workers/tls.ts builds its own engine options)",
+    );
+  }
   const why = o.tls
     ? "HTTPS workers each listen themselves (Deno.listenTls takes no fd and no Unix path)"
     : !ffi
@@ -192,5 +205,7 @@ function listenersOf(
       ? undefined
       : { count: o.listenFds, names: o.listenFdNames },
     maxConnsPerIp,
+    limitRate,
+    limitRateAfter: o.limitRateAfter ?? 0,
   };
 }

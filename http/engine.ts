@@ -40,7 +40,7 @@
  */
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import { RequestParser } from "./parser.ts";
-import { ResponseWriter } from "./_response_writer.ts";
+import { rateOf, ResponseWriter } from "./_response_writer.ts";
 import { isThenable } from "./_wire.ts";
 import type { ConnectionHooks, EngineOptions, Transport } from "./_engine_types.ts";
 import { SHED_HEAD, SHED_IDLE } from "./connection_set.ts";
@@ -145,7 +145,12 @@ export class HttpConnection {
     this.#t = transport;
     this.#handler = handler;
     this.#hooks = hooks;
-    this.#w = new ResponseWriter(transport, hooks.onResponse, () => this.#destroy());
+    this.#w = new ResponseWriter(
+      transport,
+      hooks.onResponse,
+      () => this.#destroy(),
+      options.limitRate ? rateOf(options.limitRate, options.limitRateAfter ?? 0) : undefined,
+    );
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
     this.#idleTimeout = options.idleTimeoutMs ?? 15000;
     this.#writeTimeout = options.writeTimeoutMs ?? 30000;

@@ -44,6 +44,8 @@ const SAME: Record<string, [string[], unknown]> = {
   ]],
   unixMode: [["--unix-mode", "600"], "600"],
   maxConnsPerIp: [["--max-conns-per-ip", "4"], 4],
+  limitRate: [["--limit-rate", "1.5"], 1.5],
+  limitRateAfter: [["--limit-rate-after", "64"], 64],
   // write (#14)
   webdav: [["--webdav"], true],
   upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],

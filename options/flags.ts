@@ -84,6 +84,10 @@ export interface Settings {
   unixMode?: string;
   /** `--max-conns-per-ip`. */
   maxConnsPerIp?: number;
+  /** `--limit-rate`, KiB/s. */
+  limitRate?: number;
+  /** `--limit-rate-after`, KiB. */
+  limitRateAfter?: number;
   // write (#14)
   /** `--webdav`. */
   webdav?: boolean;
@@ -393,6 +397,32 @@ export const FLAGS: readonly Flag[] = [
     help:
       "Connections open at once per client address,\nacross workers; more are closed at accept\n" +
       "(default: 0, no limit; not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate",
+    arg: "<KB/s>",
+    key: "limitRate",
+    rule: {
+      what: "a number of KiB per second >= 0 (0: off)",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 30,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help:
+      "Download speed per response in KiB/s, like\nnginx's limit_rate (default: 0, unlimited;\n" +
+      "not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate-after",
+    arg: "<KB>",
+    key: "limitRateAfter",
+    rule: {
+      what: "a number of KiB >= 0",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 40,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help: "KiB of each response at full speed before\n--limit-rate applies (default: 0)",
   },
   // write (#14): WebDAV and uploads.
   {
@@ -719,6 +749,10 @@ export function toServeOptions(
   if (s.listen !== undefined) o.listen = s.listen;
   if (s.unixMode !== undefined) o.unixMode = parseInt(s.unixMode, 8);
   if (s.maxConnsPerIp !== undefined && s.maxConnsPerIp > 0) o.maxConnsPerIp = s.maxConnsPerIp;
+  if (s.limitRate !== undefined && s.limitRate > 0) o.limitRate = Math.round(s.limitRate * 1024);
+  if (s.limitRateAfter !== undefined && s.limitRateAfter > 0) {
+    o.limitRateAfter = Math.round(s.limitRateAfter * 1024);
+  }
   // write (#14)
   if (s.webdav !== undefined) o.webdav = s.webdav;
   if (s.upload !== undefined) o.upload = Array.isArray(s.upload) ? [...s.upload] : [s.upload];

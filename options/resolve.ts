@@ -135,6 +135,8 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   listenFds: int(1, 1000, "an integer 1-1000"),
   listenFdNames: { what: "a string", ok: (v) => typeof v === "string" },
   maxConnsPerIp: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+  limitRate: int(0, 2 ** 40, "an integer number of bytes per second >= 0 (0: off)"),
+  limitRateAfter: int(0, 2 ** 50, "an integer number of bytes >= 0"),
   log: { what: "a function", ok: (v) => typeof v === "function" },
   // write (#14)
   webdav: bool,

@@ -234,6 +234,19 @@ export interface ServeOptions {
    * @default {0}
    */
   maxConnsPerIp?: number;
+  /**
+   * Download pacing per response, bytes per second, like nginx's
+   * `limit_rate`: past `limitRateAfter` bytes, a response goes out at this
+   * rate at most (in steps of about 1/8 s). A response that fits one 16 KiB
+   * write is never paced. Plain HTTP/1.1 only (not HTTPS yet). 0: off.
+   * @default {0}
+   */
+  limitRate?: number;
+  /**
+   * Bytes of each response sent at full speed before `limitRate` applies (nginx's `limit_rate_after`).
+   * @default {0}
+   */
+  limitRateAfter?: number;
   // write (#14): WebDAV and uploads.
   /**
    * Answer WebDAV's read side (OPTIONS `DAV: 1`, PROPFIND Depth 0/1): a

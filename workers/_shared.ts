@@ -156,6 +156,10 @@ export interface WorkerConfig {
   logRings?: SharedArrayBuffer[];
   /** Ring mode: every slot's connection ring (the metrics page shows their depths). */
   rings?: SharedArrayBuffer[];
+  /** `--limit-rate` (net): bytes per second per response; 0: off. */
+  limitRate: number;
+  /** `--limit-rate-after` (net): bytes of each response at full speed first. */
+  limitRateAfter: number;
   /** Reuseport mode, `--max-conns-per-ip` (net): the shared counts and the limit. */
   perIp?: { buffer: SharedArrayBuffer; limit: number };
   /** Serve the Prometheus text page at this exact path; undefined: off. */

@@ -100,6 +100,10 @@ export interface ClusterConfig {
   inherited?: { count: number; names?: string };
   /** Ring mode: connections per client address at most; 0: no limit. */
   maxConnsPerIp: number;
+  /** Download pacing per response, bytes per second; 0: off. */
+  limitRate: number;
+  /** Bytes of each response at full speed before the pacing. */
+  limitRateAfter: number;
 }
 
 /**
@@ -469,6 +473,8 @@ export class Supervisor implements Cluster {
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
         perIp: this.#perIp && { buffer: this.#perIp, limit: c.maxConnsPerIp },
+        limitRate: c.limitRate,
+        limitRateAfter: c.limitRateAfter,
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
         handler: c.handler,

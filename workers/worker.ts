@@ -154,6 +154,9 @@ async function start(config: WorkerConfig): Promise<void> {
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
+    // net: --limit-rate (the engine paces each response's writer)
+    limitRate: config.limitRate,
+    limitRateAfter: config.limitRateAfter,
   };
   if (config.tls) {
     const open = slot(config.index, OPEN);
