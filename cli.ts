@@ -93,7 +93,9 @@ function userDir(): string {
 /** Makes the file names among `settings` absolute, from `base`. */
 function absolutePaths(settings: Settings, base: string): Settings {
   const out = { ...settings };
-  for (const key of ["root", "cert", "key", "accessLog", "config"] as const) {
+  for (
+    const key of ["root", "cert", "key", "accessLog", "config", "authFile", "tokenFile"] as const
+  ) {
     const v = (out as Record<string, unknown>)[key];
     if (typeof v === "string" && !(key === "accessLog" && v === "-") && !isAbsolute(v)) {
       (out as Record<string, unknown>)[key] = resolve(base, v);
@@ -295,12 +297,6 @@ export async function main(args: string[]): Promise<number> {
     console.log(JSON.stringify(effectiveSettings(settings), null, 2));
     return 0;
   }
-  if (settings.rules !== undefined && settings.rules.length > 0) {
-    console.error(
-      `ringhttpd: notice: ${settings.rules.length} path rule(s) checked; this version does not ` +
-        `apply "rules" yet (the top-level "headers" apply everywhere)`,
-    );
-  }
 
   const options = parsed.options;
   let root: string;
@@ -360,6 +356,11 @@ export async function main(args: string[]): Promise<number> {
     // The cluster's own notices (ring -> reuseport fallback, worker restarts).
     cluster = await serve({ ...options, log: (line) => console.error(`ringhttpd: ${line}`) });
   } catch (e) {
+    if (e instanceof Error && e.name === "AccessConfigError") {
+      // A bad auth file, token file, --auth value or path rule: a usage mistake.
+      console.error(`ringhttpd: ${e.message}`);
+      return 2;
+    }
     if (e instanceof RangeError || (e as Error).name === "ListenError") {
       // A listener that cannot be (a mode that cannot serve it, a file in the way).
       console.error(`ringhttpd: ${errorMessage(e)}`);
@@ -377,5 +378,6 @@ export async function main(args: string[]): Promise<number> {
     lines.push(`  (socket activation: ${activation.count} inherited socket)`);
   }
   for (const line of lines) console.log(line);
-  return await runUntilStopped(cluster, options.graceMs ?? 10_000);
+  const reload = options.auth === undefined ? undefined : () => cluster.reloadAuth();
+  return await runUntilStopped(cluster, options.graceMs ?? 10_000, reload);
 }

@@ -36,6 +36,12 @@
  * @module
  */
 export { serve, type ServeOptions } from "./serve.ts";
+// access (#13): authentication and path rules.
+export type { AuthOptions, PathRuleSpec } from "./options/types.ts";
+export type { PathRulesConfig } from "./http/path_rules.ts";
+export type { Credentials } from "./http/_access_stage.ts";
+export type { ReloadResult } from "./auth/config.ts";
+export type { Peer } from "./http/types.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
 export type { ListenAddress, TcpAddress, UnixAddress } from "./options/listen.ts";
 export {
@@ -48,6 +54,8 @@ export {
 export type {
   CompressArgs,
   CompressHead,
+  CrcArgs,
+  CrcHead,
   JobKind,
   JobTypes,
   ListingArgs,

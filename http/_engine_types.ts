@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RequestHead } from "./types.ts";
+import type { Peer, RequestHead } from "./types.ts";
 
 /**
  * Where the engine's output goes.
@@ -55,6 +55,12 @@ export interface Transport {
     end: number,
     progress?: () => void,
   ): Promise<number> | number;
+  /**
+   * Optional: the client of this connection, given to every request as
+   * `RequestHead.remote` (read once, when the connection is made; the
+   * address itself is computed when first asked for).
+   */
+  readonly peer?: Peer;
 }
 
 /**

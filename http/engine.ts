@@ -35,10 +35,13 @@
  * `Connection: keep-alive` or `Connection: close`. A reply with `stream`
  * (length unknown) goes out chunked on HTTP/1.1 and close-delimited on
  * HTTP/1.0; a stream that throws closes the connection without the last chunk.
+ * A `stream` with a known `length` (an archive) goes out with Content-Length;
+ * when it throws, or yields more or fewer bytes than promised, the connection
+ * is closed at that point, so the client sees a short body.
  *
  * @module
  */
-import type { Handler, Reply, RequestHead } from "./types.ts";
+import type { Handler, Peer, Reply, RequestHead } from "./types.ts";
 import { RequestParser } from "./parser.ts";
 import { rateOf, ResponseWriter } from "./_response_writer.ts";
 import { isThenable } from "./_wire.ts";
@@ -100,6 +103,8 @@ const SERVER_OPTIONS: Reply = {
 export class HttpConnection {
   #t: Transport;
   #handler: Handler;
+  /** The transport's peer, put on every request (undefined: none known). */
+  readonly #peer: Peer | undefined;
   #hooks: ConnectionHooks;
   /** The write side: bodies, the write deadline, the transport's close. */
   #w: ResponseWriter;
@@ -144,6 +149,7 @@ export class HttpConnection {
   ) {
     this.#t = transport;
     this.#handler = handler;
+    this.#peer = transport.peer;
     this.#hooks = hooks;
     this.#w = new ResponseWriter(
       transport,
@@ -319,6 +325,7 @@ export class HttpConnection {
       pos += used;
       this.#discard = parser.contentLength;
       const req = parser.head!;
+      if (this.#peer !== undefined) req.remote = this.#peer;
       this.#setWait(WAIT_NONE);
       const done = this.#respond(req, parser.keepAlive);
       if (done === true) {

@@ -1005,7 +1005,18 @@ export class RequestParser {
     const isHead = this.#isHead;
     this.reset();
     this.contentLength = cl;
-    const head: RequestHead = { method, target, path, query, minor, headers };
+    // `remote` and `user` exist from the start (set later by the engine and
+    // the auth rule), so storing them neither reshapes nor grows the object.
+    const head: RequestHead = {
+      method,
+      target,
+      path,
+      query,
+      minor,
+      headers,
+      remote: undefined,
+      user: undefined,
+    };
     // A client that sent `Expect: 100-continue` may never send the body once
     // it sees our final answer, so skipping Content-Length bytes could eat
     // its next request: answer, then close.

@@ -148,6 +148,7 @@ export class AtomicFile {
    * @param data the bytes
    * @throws {InsufficientStorage} on ENOSPC/EDQUOT
    */
+  // deno-lint-ignore require-await -- async so that a failure is a rejection for every caller
   async write(data: Uint8Array): Promise<void> {
     const f = this.#file;
     if (f === null || this.#settled) throw new Error("write after commit or abort");
