@@ -43,6 +43,7 @@ export type { Credentials } from "./http/_access_stage.ts";
 export type { ReloadResult } from "./auth/config.ts";
 export type { Peer } from "./http/types.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
+export type { ListenAddress, TcpAddress, UnixAddress } from "./options/listen.ts";
 export {
   createHandler,
   type FileHandler,

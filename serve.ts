@@ -150,6 +150,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     );
     mode = "reuseport";
   }
+  const net = listenersOf(o, mode, ffi);
   const limit = ffi ? openFileLimit() : undefined;
   const derivedCap = limit === undefined ? 448 : Math.max(16, Math.floor((limit - 128) / 2));
   const workers = o.workers ?? (navigator.hardwareConcurrency || 1);
@@ -170,8 +171,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   }
   const access = await accessOf(o.auth, o.pathRules);
   const config: ClusterConfig = {
-    hostname: o.hostname ?? "0.0.0.0",
-    port: o.port ?? 8000,
+    ...net,
     workers,
     mode,
     io: "epoll",
@@ -212,4 +212,70 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     authSources: access.sources,
   };
   return await Supervisor.start(config);
+}
+
+// ---- net: listeners and per-connection limits (#13) ----
+
+/**
+ * Where to listen and the per-address limit, checked against the mode: more
+ * than one address, a Unix socket, inherited sockets and the per-address
+ * limit need ring mode (one acceptor polls every listener and counts every
+ * connection); reuseport and HTTPS workers each bind one TCP address.
+ */
+function listenersOf(
+  o: ReturnType<typeof resolveServeOptions>,
+  mode: "ring" | "reuseport",
+  ffi: boolean,
+): Pick<
+  ClusterConfig,
+  | "hostname"
+  | "port"
+  | "listen"
+  | "unixMode"
+  | "inherited"
+  | "maxConnsPerIp"
+  | "limitRate"
+  | "limitRateAfter"
+> {
+  const listen = o.listenAddresses ??
+    [{ kind: "tcp", hostname: o.hostname ?? "0.0.0.0", port: o.port ?? 8000 }];
+  const maxConnsPerIp = o.maxConnsPerIp ?? 0;
+  const limitRate = o.limitRate ?? 0;
+  if (limitRate > 0 && o.tls) {
+    throw new RangeError(
+      "--limit-rate is not available with HTTPS yet (workers/tls.ts builds its own engine options)",
+    );
+  }
+  const why = o.tls
+    ? "HTTPS workers each listen themselves (Deno.listenTls takes no fd and no Unix path)"
+    : !ffi
+    ? "ring mode needs Linux and --allow-ffi"
+    : "in reuseport mode each worker binds its own socket";
+  const needRing = (what: string): RangeError =>
+    new RangeError(`${what} needs ring mode${o.tls || !ffi ? "" : " (--accept=ring)"}: ${why}`);
+  if (mode === "reuseport") {
+    if (o.listenFds !== undefined) {
+      throw needRing("socket activation (LISTEN_FDS)");
+    }
+    if (listen.length > 1) throw needRing(`listening on ${listen.length} addresses`);
+    if (listen[0].kind === "unix") throw needRing(`a Unix socket (unix:${listen[0].path})`);
+    if (maxConnsPerIp > 0 && o.tls) {
+      throw new RangeError(
+        "--max-conns-per-ip is not available with HTTPS yet (the TLS accept loop does not count)",
+      );
+    }
+  }
+  const first = listen[0];
+  return {
+    hostname: first.kind === "tcp" ? first.hostname : "0.0.0.0",
+    port: first.kind === "tcp" ? first.port : 0,
+    listen,
+    unixMode: o.unixMode ?? 0o660,
+    inherited: o.listenFds === undefined
+      ? undefined
+      : { count: o.listenFds, names: o.listenFdNames },
+    maxConnsPerIp,
+    limitRate,
+    limitRateAfter: o.limitRateAfter ?? 0,
+  };
 }

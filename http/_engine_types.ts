@@ -99,6 +99,19 @@ export interface EngineOptions {
    * @default {undefined (every body skipped, up to 64 KiB)}
    */
   bodies?: BodyAcceptance;
+  // net: --limit-rate (#13)
+  /**
+   * Download pacing, like nginx's `limit_rate`: each response's bytes past
+   * `limitRateAfter` go out at this many bytes per second at most. A
+   * response that fits one 16 KiB write is never paced. 0: off.
+   * @default {0}
+   */
+  limitRate?: number;
+  /**
+   * Bytes of each response sent at full speed before `limitRate` applies (nginx's `limit_rate_after`).
+   * @default {0}
+   */
+  limitRateAfter?: number;
 }
 
 /**

@@ -44,7 +44,7 @@
 import { getHeader, type Handler, type Peer, type Reply, type RequestHead } from "./types.ts";
 import { type BodyAcceptance, BodyError, BodyFeed } from "../write/body.ts";
 import { RequestParser } from "./parser.ts";
-import { ResponseWriter } from "./_response_writer.ts";
+import { rateOf, ResponseWriter } from "./_response_writer.ts";
 import { isThenable } from "./_wire.ts";
 import type { ConnectionHooks, EngineOptions, Transport } from "./_engine_types.ts";
 import { SHED_HEAD, SHED_IDLE } from "./connection_set.ts";
@@ -163,7 +163,12 @@ export class HttpConnection {
     this.#handler = handler;
     this.#peer = transport.peer;
     this.#hooks = hooks;
-    this.#w = new ResponseWriter(transport, hooks.onResponse, () => this.#destroy());
+    this.#w = new ResponseWriter(
+      transport,
+      hooks.onResponse,
+      () => this.#destroy(),
+      options.limitRate ? rateOf(options.limitRate, options.limitRateAfter ?? 0) : undefined,
+    );
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
     this.#idleTimeout = options.idleTimeoutMs ?? 15000;
     this.#writeTimeout = options.writeTimeoutMs ?? 30000;

@@ -38,6 +38,15 @@ const SAME: Record<string, [string[], unknown]> = {
   accessLog: [["--access-log", "/var/log/r.log"], "/var/log/r.log"],
   logFormat: [["--log-format", "common"], "common"],
   metricsPath: [["--metrics-path", "/m"], "/m"],
+  // net: listeners and per-connection limits
+  listen: [["--listen", "127.0.0.1:1", "--listen", "unix:/s.sock"], [
+    "127.0.0.1:1",
+    "unix:/s.sock",
+  ]],
+  unixMode: [["--unix-mode", "600"], "600"],
+  maxConnsPerIp: [["--max-conns-per-ip", "4"], 4],
+  limitRate: [["--limit-rate", "1.5"], 1.5],
+  limitRateAfter: [["--limit-rate-after", "64"], 64],
   // write (#14)
   webdav: [["--webdav"], true],
   upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],

@@ -12,6 +12,7 @@
 import type { ServeOptions } from "./types.ts";
 import { headerProblem, HOSTNAME, METRICS_PATH, OptionError, type Rule } from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { parseListen } from "./listen.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -89,6 +90,17 @@ export interface Settings {
   metricsPath?: string;
   /** Config file only: per-path rules. */
   rules?: PathRule[];
+  // net: listeners and per-connection limits (#13)
+  /** `--listen`, repeatable. */
+  listen?: string[];
+  /** `--unix-mode`, octal text (`"660"`). */
+  unixMode?: string;
+  /** `--max-conns-per-ip`. */
+  maxConnsPerIp?: number;
+  /** `--limit-rate`, KiB/s. */
+  limitRate?: number;
+  /** `--limit-rate-after`, KiB. */
+  limitRateAfter?: number;
   // write (#14)
   /** `--webdav`. */
   webdav?: boolean;
@@ -170,6 +182,13 @@ const UPLOAD_GLOBS: Rule = {
   ok: (v) => (Array.isArray(v) ? v : [v]).every((g) => typeof g === "string" && g.startsWith("/")),
 };
 const cpus = () => navigator.hardwareConcurrency || 1;
+/** `listen` in a config file: a list of addresses (net). */
+const LISTEN_LIST: Rule = {
+  what: 'a list of "HOST:PORT", "[IPv6]:PORT" or "unix:/path" strings',
+  ok: (v) =>
+    Array.isArray(v) && v.length > 0 &&
+    v.every((a) => typeof a === "string" && typeof parseListen(a) !== "string"),
+};
 
 /** A `-H "Name: value"` argument, or throws naming it. */
 export function headerText(raw: string): [string, string] {
@@ -389,6 +408,62 @@ export const FLAGS: readonly Flag[] = [
     rule: METRICS_PATH,
     help: "Serve Prometheus metrics at <path>, e.g.\n/.ringhttpd/metrics (default: off)",
   },
+  // ---- net: listeners and per-connection limits (#13) ----
+  {
+    name: "listen",
+    arg: "<addr>",
+    key: "listen",
+    rule: LISTEN_LIST,
+    help:
+      "Listen on HOST:PORT, [IPv6]:PORT or unix:/path\n(repeatable; replaces --host/-p; several or unix\n" +
+      "need ring mode). Under systemd socket activation\n(LISTEN_FDS) the inherited sockets are used",
+  },
+  {
+    name: "unix-mode",
+    arg: "<octal>",
+    key: "unixMode",
+    rule: { what: "octal permission bits, e.g. 660", ok: (v) => /^0?[0-7]{3}$/.test(String(v)) },
+    fallback: () => "660",
+    help:
+      "Permission bits of unix: socket files (default:\n660, the owner and the group may connect)",
+  },
+  {
+    name: "max-conns-per-ip",
+    arg: "<n>",
+    key: "maxConnsPerIp",
+    rule: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+    text: integer,
+    fallback: () => 0,
+    help:
+      "Connections open at once per client address,\nacross workers; more are closed at accept\n" +
+      "(default: 0, no limit; not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate",
+    arg: "<KB/s>",
+    key: "limitRate",
+    rule: {
+      what: "a number of KiB per second >= 0 (0: off)",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 30,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help:
+      "Download speed per response in KiB/s, like\nnginx's limit_rate (default: 0, unlimited;\n" +
+      "not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate-after",
+    arg: "<KB>",
+    key: "limitRateAfter",
+    rule: {
+      what: "a number of KiB >= 0",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 40,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help: "KiB of each response at full speed before\n--limit-rate applies (default: 0)",
+  },
   // write (#14): WebDAV and uploads.
   {
     name: "webdav",
@@ -574,6 +649,12 @@ export function parseCommandLine(args: string[]): CommandLine {
       out.config = raw;
       return;
     }
+    if (flag.key === "listen") {
+      const a = parseListen(raw);
+      if (typeof a === "string") throw new UsageError(`--listen ${a}, got ${q(raw)}`);
+      (settings.listen ??= []).push(raw);
+      return;
+    }
     if (flag.key === "headers") {
       const [name, value] = headerText(raw);
       setHeader(settings.headers ??= {}, name, value);
@@ -750,6 +831,13 @@ export function toServeOptions(
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;
   if (s.logFormat !== undefined) o.logFormat = s.logFormat;
   if (s.metricsPath !== undefined) o.metricsPath = s.metricsPath;
+  if (s.listen !== undefined) o.listen = s.listen;
+  if (s.unixMode !== undefined) o.unixMode = parseInt(s.unixMode, 8);
+  if (s.maxConnsPerIp !== undefined && s.maxConnsPerIp > 0) o.maxConnsPerIp = s.maxConnsPerIp;
+  if (s.limitRate !== undefined && s.limitRate > 0) o.limitRate = Math.round(s.limitRate * 1024);
+  if (s.limitRateAfter !== undefined && s.limitRateAfter > 0) {
+    o.limitRateAfter = Math.round(s.limitRateAfter * 1024);
+  }
   // write (#14)
   if (s.webdav !== undefined) o.webdav = s.webdav;
   if (s.upload !== undefined) o.upload = Array.isArray(s.upload) ? [...s.upload] : [s.upload];

@@ -14,6 +14,7 @@
  */
 import type { ServeOptions } from "./types.ts";
 import type { HandlerOptions } from "../http/handler.ts";
+import { type ListenAddress, parseListen } from "./listen.ts";
 
 /**
  * A bad option value: a `RangeError` whose message names the option and
@@ -128,6 +129,14 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   },
   logFlushMs: int(1, DAY_MS),
   metricsPath: METRICS_PATH,
+  // net: listeners and per-connection limits (#13)
+  listen: null,
+  unixMode: int(0, 0o777, "permission bits 0-0o777"),
+  listenFds: int(1, 1000, "an integer 1-1000"),
+  listenFdNames: { what: "a string", ok: (v) => typeof v === "string" },
+  maxConnsPerIp: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+  limitRate: int(0, 2 ** 40, "an integer number of bytes per second >= 0 (0: off)"),
+  limitRateAfter: int(0, 2 ** 50, "an integer number of bytes >= 0"),
   log: { what: "a function", ok: (v) => typeof v === "function" },
   // write (#14)
   webdav: bool,
@@ -295,6 +304,21 @@ export interface ResolvedServeOptions extends ServeOptions {
   headers: Array<[string, string]>;
   /** The TLS pair, when both were given. */
   tls?: { cert: string; key: string };
+  /** `listen`, parsed (net). */
+  listenAddresses?: ListenAddress[];
+}
+
+/** Parses `listen` (net): each entry, or throws naming it. */
+function checkListen(listen: unknown): ListenAddress[] | undefined {
+  if (listen === undefined) return undefined;
+  if (!Array.isArray(listen) || listen.length === 0) {
+    throw new OptionError("listen", 'a non-empty array of "HOST:PORT" strings', listen);
+  }
+  return listen.map((text, i) => {
+    const a = typeof text === "string" ? parseListen(text) : "must be a string";
+    if (typeof a === "string") throw new RangeError(`listen[${i}] ${a}, got ${show(text)}`);
+    return a;
+  });
 }
 
 /**
@@ -337,6 +361,8 @@ export function resolveServeOptions(options: ServeOptions): ResolvedServeOptions
   if (hostname !== undefined) resolved.hostname = hostname;
   const tls = checkTls(options.cert, options.key);
   if (tls) resolved.tls = tls;
+  const listen = checkListen(options.listen);
+  if (listen) resolved.listenAddresses = listen;
   return resolved;
 }
 

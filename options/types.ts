@@ -202,6 +202,51 @@ export interface ServeOptions {
    * @default {undefined (not served)}
    */
   metricsPath?: string;
+  // ---- net: listeners and per-connection limits (#13) ----
+  /**
+   * Addresses to listen on, replacing `hostname`/`port`: `"HOST:PORT"`,
+   * `"[IPv6]:PORT"` or `"unix:/path/to.sock"`. Several, or a Unix socket,
+   * need ring mode (the acceptor polls them all); reuseport and HTTPS serve
+   * one TCP address (each worker binds its own socket there).
+   * @default {undefined (one address: hostname:port)}
+   */
+  listen?: string[];
+  /**
+   * Permission bits of Unix socket files (`listen: ["unix:..."]`): who may connect.
+   * @default {0o660 (owner and group)}
+   */
+  unixMode?: number;
+  /**
+   * Socket activation: serve on the `listenFds` listening sockets inherited
+   * at fds 3, 4, ... (systemd's `LISTEN_FDS`) instead of binding; the CLI
+   * reads `LISTEN_FDS`/`LISTEN_PID` itself. Ring mode only (Deno cannot
+   * turn an inherited fd into a `Deno.Listener`).
+   * @default {undefined (bind)}
+   */
+  listenFds?: number;
+  /** Socket activation: `LISTEN_FDNAMES` (colon-separated names, shown at start). */
+  listenFdNames?: string;
+  /**
+   * Connections open at once per client address (IPv4, or the whole IPv6
+   * address; Unix-socket clients share the address `unix`), across all
+   * workers; over it a new connection is closed at accept. Ring mode (epoll
+   * I/O) and reuseport mode; not HTTPS yet. 0: no limit.
+   * @default {0}
+   */
+  maxConnsPerIp?: number;
+  /**
+   * Download pacing per response, bytes per second, like nginx's
+   * `limit_rate`: past `limitRateAfter` bytes, a response goes out at this
+   * rate at most (in steps of about 1/8 s). A response that fits one 16 KiB
+   * write is never paced. Plain HTTP/1.1 only (not HTTPS yet). 0: off.
+   * @default {0}
+   */
+  limitRate?: number;
+  /**
+   * Bytes of each response sent at full speed before `limitRate` applies (nginx's `limit_rate_after`).
+   * @default {0}
+   */
+  limitRateAfter?: number;
   // write (#14): WebDAV and uploads.
   /**
    * Answer WebDAV's read side (OPTIONS `DAV: 1`, PROPFIND Depth 0/1): a

@@ -14,6 +14,7 @@
  * word 5   DRAIN      supervisor: 1 once the acceptor stopped; workers drain
  *                    (also sent as a message; an epoll worker may see that late)
  * word 6   CRASH      supervisor's test hook: the acceptor throws when it sees 1
+ * word 7   PER_IP_REFUSED  acceptor: connections closed at accept, over --max-conns-per-ip (stat)
  * word 16 + 16*i     slot i (one per HTTP worker), 64 bytes apart so the
  *                    acceptor's and the workers' writes fall on different cache lines:
  *   +0 OPEN      acceptor adds 1 per fd it hands over; the worker subtracts 1
@@ -66,6 +67,8 @@ export const EMFILE = 4;
 export const DRAIN = 5;
 /** Index of the acceptor's test-only crash request. */
 export const CRASH = 6;
+/** Index of the per-address refusals counter (net: --max-conns-per-ip). */
+export const PER_IP_REFUSED = 7;
 
 /** STATE value: accept and serve. */
 export const RUNNING = 0;
@@ -161,6 +164,12 @@ export interface WorkerConfig {
   logRings?: SharedArrayBuffer[];
   /** Ring mode: every slot's connection ring (the metrics page shows their depths). */
   rings?: SharedArrayBuffer[];
+  /** `--limit-rate` (net): bytes per second per response; 0: off. */
+  limitRate: number;
+  /** `--limit-rate-after` (net): bytes of each response at full speed first. */
+  limitRateAfter: number;
+  /** Reuseport mode, `--max-conns-per-ip` (net): the shared counts and the limit. */
+  perIp?: { buffer: SharedArrayBuffer; limit: number };
   /** Serve the Prometheus text page at this exact path; undefined: off. */
   metricsPath?: string;
   /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
@@ -215,11 +224,10 @@ export interface WorkerAuth {
 
 /** Options the acceptor gets. */
 export interface AcceptorConfig {
-  hostname: string;
-  port: number;
-  /** A listening fd from a previous acceptor (restart); else it binds. */
-  listenFd?: number;
-  backlog: number;
+  /** The listening sockets (opened by the supervisor: `_listeners.ts`), polled together. */
+  listenFds: number[];
+  /** `--max-conns-per-ip` (`_per_ip.ts`); 0: off. */
+  maxConnsPerIp: number;
   control: SharedArrayBuffer;
   rings: SharedArrayBuffer[];
   io: RingIo;
@@ -245,7 +253,7 @@ export type FromWorker =
 
 /** Acceptor -> supervisor. */
 export type FromAcceptor =
-  | { type: "ready"; port: number; fd: number }
+  | { type: "ready" }
   | { type: "stopped" }
   | { type: "error"; message: string }
   | { type: "log"; message: string };

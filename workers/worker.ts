@@ -50,6 +50,7 @@ import {
   SHED as SHED_COUNT,
 } from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
+import { SharedPerIp } from "./_per_ip.ts";
 import {
   CONNS,
   DRAIN,
@@ -57,6 +58,7 @@ import {
   EPFD,
   type FromWorker,
   OPEN,
+  PER_IP_REFUSED,
   REQUESTS,
   SHED,
   slot,
@@ -209,6 +211,9 @@ async function start(config: WorkerConfig): Promise<void> {
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
+    // net: --limit-rate (the engine paces each response's writer)
+    limitRate: config.limitRate,
+    limitRateAfter: config.limitRateAfter,
   };
   if (config.tls) {
     const open = slot(config.index, OPEN);
@@ -255,6 +260,10 @@ type EngineOptions = {
   writeTimeoutMs: number;
   /** Request bodies the file handler streams (write #14); undefined: none. */
   bodies?: BodyAcceptance;
+  /** Download pacing (net: --limit-rate), bytes/s; 0 or undefined: off. */
+  limitRate?: number;
+  /** Bytes sent at full speed before the pacing applies. */
+  limitRateAfter?: number;
 };
 
 /**
@@ -316,6 +325,8 @@ async function runListener(
 ): Promise<void> {
   const open = slot(config.index, OPEN);
   const conns = slot(config.index, CONNS);
+  const perIp = config.perIp &&
+    new SharedPerIp(config.perIp.buffer, config.index, config.perIp.limit);
   const loop = new AcceptLoop<Deno.Conn>(listener, {
     maxConns: config.maxConns,
     stopped: () => draining,
@@ -326,11 +337,22 @@ async function runListener(
       if (delta > 0) Atomics.add(ctl, conns, 1);
     },
     serve(conn) {
+      let charge = 0;
+      if (perIp !== undefined) {
+        // --max-conns-per-ip (net): over it, closed before a byte is read.
+        charge = perIp.admit((conn.remoteAddr as Deno.NetAddr).hostname);
+        if (charge < 0) {
+          Atomics.add(ctl, PER_IP_REFUSED, 1);
+          conn.close();
+          return Promise.resolve();
+        }
+      }
       // Head and body may go out in separate writes: without this, Nagle and
       // delayed ACKs add 40 ms to each keep-alive response.
       (conn as Deno.TcpConn).setNoDelay(true);
       const tap = log.tap(conn.remoteAddr);
-      return serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+      const served = serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+      return perIp === undefined ? served : served.finally(() => perIp.release(charge));
     },
   });
   stopSource = () => {
