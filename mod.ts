@@ -54,6 +54,7 @@ export type {
 } from "./http/job_protocol.ts";
 export type { Coding, FileVersion } from "./http/_compress.ts";
 export type { Page } from "./http/_listing_page.ts";
+export type { SiteOptions } from "./http/_site_rules.ts";
 export { corsPreflight, type Rule, type RuleContext } from "./http/rules.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";

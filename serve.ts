@@ -13,6 +13,7 @@ import { MAX_WORKER } from "./workers/_jobs.ts";
 export type { PoolSample } from "./workers/_jobs.ts";
 import type { ServeOptions } from "./options/types.ts";
 import { resolveServeOptions } from "./options/resolve.ts";
+import { checkSiteFiles, siteOptionsOf } from "./http/_site_rules.ts";
 export type { ServeOptions } from "./options/types.ts";
 
 /** Whether ring mode can run here: Linux, with FFI permission. */
@@ -65,6 +66,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   // Every option checked once, by the resolver the CLI and createHandler() share.
   const o = resolveServeOptions(options);
   const root = o.root;
+  checkSiteFiles(root, o); // before any thread starts
   const log = o.log ?? ((line: string) => console.error(line));
   let mode = o.accept ?? "ring";
   const ffi = ringSupported();
@@ -124,6 +126,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
+      ...siteOptionsOf(o),
     },
     log,
   };

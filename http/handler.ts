@@ -32,6 +32,13 @@ import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
 import { archiveReply } from "./_archive_stage.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
+import {
+  checkSiteFiles,
+  notFoundStage,
+  siteHeaders,
+  type SiteOptions,
+  spaPath,
+} from "./_site_rules.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -50,7 +57,7 @@ export type { Rule, RuleContext } from "./rules.ts";
  * console.assert(options.dirListing === false);
  * ```
  */
-export interface HandlerOptions {
+export interface HandlerOptions extends SiteOptions {
   /** The directory to serve. */
   root: string;
   /** Answer a directory without `index.html` with a listing. @default true */
@@ -295,7 +302,9 @@ function siteOf(root: string, options: HandlerOptions): Site {
     throw new Error(`maxArchiveBytes must be >= 0, got ${options.maxArchiveBytes}`);
   }
   const archives = dirListing && maxArchiveBytes > 0;
-  const replies = new Replies(commonHeaders(options.headers, options.cors));
+  const common = commonHeaders(options.headers, options.cors);
+  for (const h of siteHeaders(options, common)) common.push(h);
+  const replies = new Replies(common);
   const files: FileCache = new FileCache({
     maxBytes,
     maxFileBytes: options.cacheMaxFileBytes ?? 65536,
@@ -361,5 +370,12 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
   const { handle, invalidate, invalidateAll } = new Pipeline(site, rules);
-  return Object.assign(handle, { invalidate, invalidateAll });
+  // Site rules around the pipeline: only those switched on.
+  let outer: Handler = handle;
+  const page = checkSiteFiles(root, options);
+  const spa = spaPath(options.spa);
+  if (page !== undefined || spa !== undefined) {
+    outer = notFoundStage(outer, site.replies, page, spa);
+  }
+  return Object.assign(outer, { invalidate, invalidateAll });
 }

@@ -37,6 +37,11 @@ const SAME: Record<string, [string[], unknown]> = {
   accessLog: [["--access-log", "/var/log/r.log"], "/var/log/r.log"],
   logFormat: [["--log-format", "common"], "common"],
   metricsPath: [["--metrics-path", "/m"], "/m"],
+  // site rules (#13)
+  nosniff: [["--no-nosniff"], false],
+  coopCoep: [["--coop-coep"], true],
+  notFoundPage: [["--404", "/srv/404.html"], "/srv/404.html"],
+  spa: [["--spa=app.html"], "app.html"],
 };
 
 function cliSettings(args: string[]): Settings {

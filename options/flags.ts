@@ -10,7 +10,15 @@
  * @module
  */
 import type { ServeOptions } from "./types.ts";
-import { headerProblem, HOSTNAME, METRICS_PATH, OptionError, type Rule } from "./resolve.ts";
+import {
+  headerProblem,
+  HOSTNAME,
+  METRICS_PATH,
+  NOT_FOUND_PAGE,
+  OptionError,
+  type Rule,
+  SPA,
+} from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The program's version, from deno.json. */
@@ -76,6 +84,15 @@ export interface Settings {
   metricsPath?: string;
   /** Config file only: per-path rules. */
   rules?: PathRule[];
+  // --- site rules (#13) ---
+  /** `--no-nosniff` is `false`. */
+  nosniff?: boolean;
+  /** `--coop-coep`. */
+  coopCoep?: boolean;
+  /** `--404`, a file name. */
+  notFoundPage?: string;
+  /** `--spa` is `true`, `--spa=FILE` the file's name under the root. */
+  spa?: boolean | string;
 }
 
 /** One flag of the table. */
@@ -94,6 +111,11 @@ export interface Flag {
   text?: (raw: string) => unknown;
   /** A switch: the value it sets. */
   sets?: boolean;
+  /**
+   * A switch that may take a value, attached only (`--spa=app.html`; a
+   * detached word stays the root): bare, it sets `sets`.
+   */
+  optional?: boolean;
   /** A file name, relative to where the user stands (or to the config file). */
   isPath?: boolean;
   /** The value `--print-config` shows when unset; absent: derived at start, not shown. */
@@ -335,6 +357,42 @@ export const FLAGS: readonly Flag[] = [
     rule: METRICS_PATH,
     help: "Serve Prometheus metrics at <path>, e.g.\n/.ringhttpd/metrics (default: off)",
   },
+  // --- site rules (#13) ---
+  {
+    name: "no-nosniff",
+    key: "nosniff",
+    sets: false,
+    fallback: () => true,
+    help: "Do not send X-Content-Type-Options: nosniff\n(sent by default)",
+  },
+  {
+    name: "coop-coep",
+    key: "coopCoep",
+    sets: true,
+    fallback: () => false,
+    help:
+      "Cross-origin isolation: send COOP same-origin and\nCOEP require-corp (for SharedArrayBuffer pages)",
+  },
+  {
+    name: "404",
+    arg: "<file>",
+    key: "notFoundPage",
+    rule: NOT_FOUND_PAGE,
+    isPath: true,
+    help: "Body of every 404: this file (read at start; it\nmay be outside the root)",
+  },
+  {
+    name: "spa",
+    arg: "[=<file>]",
+    optional: true,
+    key: "spa",
+    sets: true,
+    rule: SPA,
+    fallback: () => false,
+    help:
+      "Single-page app: page navigations that find no\nfile get <file> of the root with 200 (default:\n" +
+      "index.html); missing assets still get 404",
+  },
   {
     name: "config",
     arg: "<file>",
@@ -362,7 +420,9 @@ export const USAGE = "Usage: ringhttpd [root] [options]   (ringhttpd --help for 
 function helpLines(): string {
   const out: string[] = [];
   for (const f of FLAGS) {
-    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.arg ? ` ${f.arg}` : ""}`;
+    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${f.name}${
+      f.arg ? `${f.optional ? "" : " "}${f.arg}` : ""
+    }`;
     const [first, ...rest] = f.help.split("\n");
     out.push(left.padEnd(Math.max(28, left.length + 1)) + first);
     for (const line of rest) out.push(" ".repeat(28) + line);
@@ -481,7 +541,10 @@ export function parseCommandLine(args: string[]): CommandLine {
       if (flag === undefined) {
         throw new UsageError(`unknown flag ${q(eq === -1 ? arg : arg.slice(0, eq))}`);
       }
-      if (flag.arg) {
+      if (flag.optional) {
+        if (eq === -1) toggle(flag);
+        else set(flag, arg.slice(eq + 1));
+      } else if (flag.arg) {
         set(flag, eq === -1 ? takeValue(flag, ++i) : arg.slice(eq + 1));
       } else {
         if (eq !== -1) throw new UsageError(`--${flag.name} takes no value, got ${q(arg)}`);
@@ -605,6 +668,11 @@ export function toServeOptions(
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;
   if (s.logFormat !== undefined) o.logFormat = s.logFormat;
   if (s.metricsPath !== undefined) o.metricsPath = s.metricsPath;
+  // site rules (#13)
+  if (s.nosniff !== undefined) o.nosniff = s.nosniff;
+  if (s.coopCoep !== undefined) o.coopCoep = s.coopCoep;
+  if (s.notFoundPage !== undefined) o.notFoundPage = s.notFoundPage;
+  if (s.spa !== undefined) o.spa = s.spa;
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

@@ -86,6 +86,18 @@ export const METRICS_PATH: Rule = {
   ok: (v) => typeof v === "string" && /^\/[A-Za-z0-9._~\/-]*$/.test(v),
 };
 
+/** `--404` / `notFoundPage`: a file name (checked to be a readable file at start). */
+export const NOT_FOUND_PAGE: Rule = {
+  what: "needs a file name",
+  ok: (v) => typeof v === "string" && v !== "",
+};
+
+/** `--spa` / `spa`: on, off, or the name of a file under the root. */
+export const SPA: Rule = {
+  what: "true, false or a file name under the root",
+  ok: (v) => typeof v === "boolean" || (typeof v === "string" && v !== ""),
+};
+
 /**
  * Every `ServeOptions` field's rule (API units: milliseconds, bytes). Fields
  * checked by code of their own (root, headers, cert/key) are marked `null`.
@@ -129,6 +141,11 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   logFlushMs: int(1, DAY_MS),
   metricsPath: METRICS_PATH,
   log: { what: "a function", ok: (v) => typeof v === "function" },
+  // site rules (#13)
+  nosniff: bool,
+  coopCoep: bool,
+  notFoundPage: NOT_FOUND_PAGE,
+  spa: SPA,
 };
 
 /**
@@ -344,6 +361,11 @@ export type HandlerOptionsLike = Pick<
   | "revalidateMs"
   | "maxArchiveBytes"
   | "compress"
+  // site rules (#13)
+  | "nosniff"
+  | "coopCoep"
+  | "notFoundPage"
+  | "spa"
 >;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
@@ -359,6 +381,11 @@ const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null }
   revalidateMs: SERVE_RULES.revalidateMs,
   maxArchiveBytes: SERVE_RULES.maxArchiveBytes,
   compress: bool,
+  // site rules (#13)
+  nosniff: bool,
+  coopCoep: bool,
+  notFoundPage: NOT_FOUND_PAGE,
+  spa: SPA,
 };
 
 /**

@@ -208,4 +208,31 @@ export interface ServeOptions {
    * @default {console.error}
    */
   log?: (line: string) => void;
+  // --- site rules (#13) ---
+  /**
+   * Send `X-Content-Type-Options: nosniff` with every response.
+   * @default {true}
+   */
+  nosniff?: boolean;
+  /**
+   * Send `Cross-Origin-Opener-Policy: same-origin` and
+   * `Cross-Origin-Embedder-Policy: require-corp` with every response (pages
+   * using `SharedArrayBuffer` need both).
+   * @default {false}
+   */
+  coopCoep?: boolean;
+  /**
+   * A file (path on disk; it may be outside the root) sent as the body of
+   * every 404, with the Content-Type of its extension. Read once at start,
+   * at most 1 MiB; `serve()` rejects a missing or unreadable one.
+   * @default {undefined (a plain-text 404)}
+   */
+  notFoundPage?: string;
+  /**
+   * Single-page-app fallback: a GET/HEAD that finds nothing, accepts
+   * `text/html` and has no extension (or `.html`) gets this file of the
+   * root with 200; `true` is `index.html`. Missing assets keep their 404.
+   * @default {false}
+   */
+  spa?: boolean | string;
 }

@@ -48,6 +48,7 @@
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
+import type { SiteOptions } from "../http/_site_rules.ts";
 
 /** Index of the state word. */
 export const STATE = 0;
@@ -173,7 +174,7 @@ export interface WorkerConfig {
     cacheMaxBytes: number;
     /** How long a cache entry is trusted before a stat re-checks it, ms. */
     revalidateMs?: number;
-  };
+  } & SiteOptions;
 }
 
 /** Options the acceptor gets. */

@@ -1,0 +1,225 @@
+/**
+ * Site rules end to end (#13): the real CLI, asked by curl. Each test starts
+ * one server with the rules it checks and removes what it made.
+ */
+import assert from "node:assert/strict";
+import { runCli, type ServerProcess, startCli } from "./_harness.ts";
+
+const dec = new TextDecoder();
+
+/** One curl exchange: status, headers (lower-cased names), body. */
+interface Got {
+  status: number;
+  headers: Map<string, string[]>;
+  body: string;
+}
+
+/** `curl -si` ARGS against `server`'s PATH; the last response of the output. */
+async function curl(server: ServerProcess, path: string, ...args: string[]): Promise<Got> {
+  const out = await new Deno.Command("curl", {
+    args: ["-si", "--max-time", "30", ...args, `http://${server.hostname}:${server.port}${path}`],
+  }).output();
+  assert.equal(out.code, 0, dec.decode(out.stderr));
+  const text = dec.decode(out.stdout);
+  const end = text.indexOf("\r\n\r\n");
+  const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
+  const headers = new Map<string, string[]>();
+  for (const l of lines) {
+    const c = l.indexOf(":");
+    const k = l.slice(0, c).toLowerCase();
+    headers.set(k, [...(headers.get(k) ?? []), l.slice(c + 1).trim()]);
+  }
+  return { status: Number(statusLine.split(" ")[1]), headers, body: text.slice(end + 4) };
+}
+
+const one = (g: Got, name: string): string | undefined => {
+  const v = g.headers.get(name);
+  assert.ok(v === undefined || v.length === 1, `${name} sent ${v?.length} times`);
+  return v?.[0];
+};
+
+async function withRoot(files: Record<string, string>, fn: (root: string) => Promise<void>) {
+  const root = await Deno.makeTempDir();
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      const at = `${root}/${name}`;
+      await Deno.mkdir(at.slice(0, at.lastIndexOf("/")), { recursive: true });
+      await Deno.writeTextFile(at, text);
+    }
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test("site: nosniff on every reply by default (200, 304, 404), once; --no-nosniff drops it; -H wins", async () => {
+  await withRoot({ "a.txt": "hello" }, async (root) => {
+    {
+      await using server = await startCli([root, "--workers", "1"]);
+      const ok = await curl(server, "/a.txt");
+      assert.equal(ok.status, 200);
+      assert.equal(one(ok, "x-content-type-options"), "nosniff");
+      const etag = one(ok, "etag")!;
+      const again = await curl(server, "/a.txt"); // a cache hit: the frozen reply
+      assert.equal(one(again, "x-content-type-options"), "nosniff");
+      const nm = await curl(server, "/a.txt", "-H", `If-None-Match: ${etag}`);
+      assert.equal(nm.status, 304);
+      assert.equal(one(nm, "x-content-type-options"), "nosniff");
+      const missing = await curl(server, "/nope");
+      assert.equal(missing.status, 404);
+      assert.equal(one(missing, "x-content-type-options"), "nosniff");
+      assert.equal(one(ok, "cross-origin-opener-policy"), undefined);
+    }
+    {
+      await using server = await startCli([root, "--workers", "1", "--no-nosniff"]);
+      const ok = await curl(server, "/a.txt");
+      assert.equal(ok.status, 200);
+      assert.equal(one(ok, "x-content-type-options"), undefined);
+    }
+    {
+      await using server = await startCli([
+        root,
+        "--workers",
+        "1",
+        "--coop-coep",
+        "-H",
+        "X-Content-Type-Options: nosniff",
+      ]);
+      const ok = await curl(server, "/a.txt");
+      assert.equal(one(ok, "x-content-type-options"), "nosniff"); // once: -H replaced ours
+      assert.equal(one(ok, "cross-origin-opener-policy"), "same-origin");
+      assert.equal(one(ok, "cross-origin-embedder-policy"), "require-corp");
+      assert.equal(one(ok, "cross-origin-resource-policy"), undefined);
+      const head = await curl(server, "/nope", "-I");
+      assert.equal(head.status, 404);
+      assert.equal(one(head, "cross-origin-embedder-policy"), "require-corp");
+    }
+  });
+});
+
+Deno.test("site: --coop-coep and --no-nosniff take no value; config keys must be booleans (exit 2)", async () => {
+  await withRoot({}, async (root) => {
+    const r = await runCli([root, "--coop-coep=yes"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--coop-coep takes no value, got "--coop-coep=yes"/);
+    await Deno.writeTextFile(`${root}/c.jsonc`, '{ "nosniff": "no" }');
+    const c = await runCli([root, "--config", `${root}/c.jsonc`]);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /nosniff must be true or false, got "no"/);
+  });
+});
+
+Deno.test("site: --404 FILE is the body of every 404 (missing, dir without listing, bad path, HEAD without body); 403/405 untouched", async () => {
+  await withRoot({ "a.txt": "hello", "d/x.txt": "x", "locked.txt": "no" }, async (root) => {
+    const pages = await Deno.makeTempDir(); // outside the root
+    try {
+      await Deno.writeTextFile(`${pages}/gone.html`, "<h1>Nothing here</h1>");
+      await Deno.chmod(`${root}/locked.txt`, 0o000);
+      await using server = await startCli([
+        root,
+        "--workers",
+        "1",
+        "--no-dir-listing",
+        "--404",
+        `${pages}/gone.html`,
+      ]);
+      for (const path of ["/nope", "/d/", "/a.txt/", "/gone.html"]) {
+        const g = await curl(server, path);
+        assert.equal(g.status, 404, path);
+        assert.equal(g.body, "<h1>Nothing here</h1>", path);
+        assert.equal(one(g, "content-type"), "text/html; charset=utf-8", path);
+        assert.equal(one(g, "content-length"), "21", path);
+        assert.equal(one(g, "x-content-type-options"), "nosniff", path);
+      }
+      const head = await curl(server, "/nope", "-I");
+      assert.equal(head.status, 404);
+      assert.equal(one(head, "content-length"), "21");
+      assert.equal(head.body, "");
+      assert.equal((await curl(server, "/a.txt")).body, "hello");
+      if (Deno.uid() !== 0) {
+        const locked = await curl(server, "/locked.txt");
+        assert.equal(locked.status, 403);
+        assert.doesNotMatch(locked.body, /Nothing here/);
+      }
+      const post = await curl(server, "/nope", "-X", "DELETE");
+      assert.equal(post.status, 405);
+      assert.doesNotMatch(post.body, /Nothing here/);
+    } finally {
+      await Deno.chmod(`${root}/locked.txt`, 0o644);
+      await Deno.remove(pages, { recursive: true });
+    }
+  });
+});
+
+Deno.test("site: --404 with a missing file or a directory exits 1 naming it; with no value exits 2", async () => {
+  await withRoot({}, async (root) => {
+    const missing = await runCli([root, "--404", `${root}/none.html`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /notFoundPage ".*none\.html": no such file/);
+    const dir = await runCli([root, "--404", root]);
+    assert.equal(dir.code, 1);
+    assert.match(dir.stderr, /is not a file/);
+    const none = await runCli([root, "--404"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--404 needs a value/);
+  });
+});
+
+Deno.test("site: --spa answers page navigations that find nothing with index.html (200, 304), assets keep 404", async () => {
+  const files = { "index.html": "<h1>app</h1>", "app.js": "js", "docs/page.html": "doc" };
+  await withRoot(files, async (root) => {
+    await Deno.writeTextFile(`${root}/404.html`, "custom");
+    await using server = await startCli([
+      root,
+      "--workers",
+      "1",
+      "--spa",
+      "--404",
+      `${root}/404.html`,
+    ]);
+    const html = ["-H", "Accept: text/html,application/xhtml+xml,*/*;q=0.8"];
+    for (const path of ["/settings", "/users/42/", "/old.html", "/deep/a/b?x=1"]) {
+      const g = await curl(server, path, ...html);
+      assert.equal(g.status, 200, path);
+      assert.equal(g.body, "<h1>app</h1>", path);
+      assert.equal(one(g, "content-type"), "text/html; charset=utf-8");
+    }
+    const first = await curl(server, "/settings", ...html);
+    const etag = one(first, "etag")!;
+    const nm = await curl(server, "/elsewhere", ...html, "-H", `If-None-Match: ${etag}`);
+    assert.equal(nm.status, 304);
+    const head = await curl(server, "/settings", ...html, "-I");
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    // Assets, non-navigations and real files.
+    const asset = await curl(server, "/missing.js", ...html);
+    assert.equal(asset.status, 404);
+    assert.equal(asset.body, "custom");
+    const api = await curl(server, "/api/users", "-H", "Accept: application/json");
+    assert.equal(api.status, 404);
+    assert.equal(api.body, "custom");
+    assert.equal((await curl(server, "/app.js", ...html)).body, "js");
+    assert.equal((await curl(server, "/docs/page.html", ...html)).body, "doc");
+    assert.equal((await curl(server, "/nope", "-X", "DELETE", ...html)).status, 405);
+  });
+});
+
+Deno.test("site: --spa=FILE serves that file; a missing one exits 1; a path out of the root is refused", async () => {
+  await withRoot({ "shell.html": "<p>shell</p>", "index.html": "index" }, async (root) => {
+    {
+      await using server = await startCli([root, "--workers", "1", "--spa=shell.html"]);
+      const g = await curl(server, "/route", "-H", "Accept: text/html");
+      assert.equal(g.status, 200);
+      assert.equal(g.body, "<p>shell</p>");
+    }
+    const missing = await runCli([root, "--spa=app.html"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /spa "app\.html": no such file under the root/);
+    const out = await runCli([root, "--spa=../etc/passwd"]);
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /must be a file name under the root/);
+    const empty = await runCli([root, "--spa="]);
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /--spa must be true, false or a file name under the root, got ""/);
+  });
+});
