@@ -33,6 +33,8 @@ export interface Site {
   archives: boolean;
   maxArchiveBytes: number;
   page: PageConfig;
+  /** Site rules: the Cache-Control of a file by its real path and type; undefined: none. */
+  cacheControl: ((real: string, type: string) => string | undefined) | undefined;
   /**
    * The full (uncached) path of a request: the file stage falls back to it.
    * `plainOnly`: never compress.

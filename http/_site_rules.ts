@@ -8,6 +8,8 @@
  *   unless turned off), cross-origin isolation (`coopCoep`);
  * - the answers to "not found": a custom 404 page, a single-page-app
  *   fallback ({@linkcode notFoundStage});
+ * - Cache-Control per kind of file ({@linkcode cachePolicy}), set once in a
+ *   file's metadata, so cached replies carry it pre-serialised;
  *
  * @module
  */
@@ -44,6 +46,77 @@ export interface SiteOptions {
    * matching `If-None-Match`). `true` is `index.html`. @default false
    */
   spa?: boolean | string;
+  /**
+   * Cache-Control on file replies (200, 206, 304, 416), by kind: `html`
+   * (text/html), `hashed` (a fingerprinted name like `app.3f9a1c2b.js`),
+   * `other`. `true` is {@linkcode CACHE_DEFAULTS}; an object overrides
+   * those kinds it names (`"none"`: no header for that kind). A
+   * `Cache-Control` in `headers` wins over all of it. @default false
+   */
+  cacheControl?: boolean | CacheControlKinds;
+}
+
+/** Cache-Control values per kind of file. */
+export interface CacheControlKinds {
+  /** Files served as text/html. */
+  html?: string;
+  /** Other files whose name carries a content hash. */
+  hashed?: string;
+  /** Everything else. */
+  other?: string;
+}
+
+/**
+ * What `cacheControl: true` sends: HTML revalidates every time (a deploy
+ * shows at once, and the ETag makes that a 304); a fingerprinted name never
+ * changes content, so it is cached for a year without revalidation; other
+ * files (images, fonts, unhashed scripts) for five minutes, which bounds how
+ * stale they get after a deploy, where a missing header would leave it to the
+ * browser's heuristic (10% of the file's age: days for an old file).
+ */
+export const CACHE_DEFAULTS: Readonly<Required<CacheControlKinds>> = {
+  html: "no-cache",
+  hashed: "public, max-age=31536000, immutable",
+  other: "public, max-age=300",
+};
+
+/**
+ * A fingerprinted file name: a `.` or `-`, then a content hash (8+ hex
+ * digits, or 8 base64url characters, holding both a digit and a letter),
+ * then the extension(s): `main.7f3e9a1c.chunk.js`, `index-B4x9Qa1z.css`.
+ * A name that merely has a date or a word there (`photo-20240101.jpg`,
+ * `my-document.pdf`) is not one: calling a mutable file immutable is the
+ * mistake to avoid, missing a hash only costs a revalidation.
+ */
+const HASHED =
+  /[.-](?:(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{8,}|(?=[\w-]{0,7}\d)(?=[\w-]{0,7}[A-Za-z])[\w-]{8})(?:\.[A-Za-z0-9]+)+$/;
+
+/**
+ * The Cache-Control policy of `cacheControl`, or undefined when off.
+ *
+ * @param o the option
+ * @returns `(name, type) => value or undefined`
+ * @example
+ * ```ts
+ * import { cachePolicy } from "./_site_rules.ts";
+ * import assert from "node:assert/strict";
+ * const p = cachePolicy(true)!;
+ * assert.equal(p("/srv/index.html", "text/html; charset=utf-8"), "no-cache");
+ * assert.equal(p("/srv/app.3f9a1c2b.js", "text/javascript"), "public, max-age=31536000, immutable");
+ * assert.equal(p("/srv/logo.png", "image/png"), "public, max-age=300");
+ * ```
+ */
+export function cachePolicy(
+  o: boolean | CacheControlKinds | undefined,
+): ((name: string, type: string) => string | undefined) | undefined {
+  if (o === undefined || o === false) return undefined;
+  const k = o === true ? CACHE_DEFAULTS : { ...CACHE_DEFAULTS, ...o };
+  const v = (s: string) => s === "none" ? undefined : s;
+  const html = v(k.html), hashed = v(k.hashed), other = v(k.other);
+  return (name, type) => {
+    if (type.startsWith("text/html")) return html;
+    return HASHED.test(name.slice(name.lastIndexOf("/") + 1)) ? hashed : other;
+  };
 }
 
 /** The site options' field names (what `serve()` passes on to every worker's handler). */
@@ -52,6 +125,7 @@ export const SITE_KEYS = [
   "coopCoep",
   "notFoundPage",
   "spa",
+  "cacheControl",
 ] as const satisfies ReadonlyArray<
   keyof SiteOptions
 >;

@@ -33,6 +33,7 @@ import { ListingStage, routeKey } from "./_listing_stage.ts";
 import { archiveReply } from "./_archive_stage.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
 import {
+  cachePolicy,
   checkSiteFiles,
   notFoundStage,
   siteHeaders,
@@ -331,6 +332,10 @@ function siteOf(root: string, options: HandlerOptions): Site {
     archives,
     maxArchiveBytes,
     page: { listingCap, dotfiles, archives },
+    // A Cache-Control of the user's (`headers`) goes on every reply: it wins.
+    cacheControl: common.some(([k]) => k.toLowerCase() === "cache-control")
+      ? undefined
+      : cachePolicy(options.cacheControl),
     slow: () => Promise.reject(new Error("no pipeline yet")), // set by the Pipeline
   };
 }

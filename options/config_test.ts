@@ -42,6 +42,7 @@ const SAME: Record<string, [string[], unknown]> = {
   coopCoep: [["--coop-coep"], true],
   notFoundPage: [["--404", "/srv/404.html"], "/srv/404.html"],
   spa: [["--spa=app.html"], "app.html"],
+  cacheControl: [["--cache-control=html:no-store"], { html: "no-store" }],
 };
 
 function cliSettings(args: string[]): Settings {

@@ -11,6 +11,8 @@
  */
 import type { ServeOptions } from "./types.ts";
 import {
+  CACHE_CONTROL,
+  CACHE_KINDS,
   headerProblem,
   HOSTNAME,
   METRICS_PATH,
@@ -93,6 +95,8 @@ export interface Settings {
   notFoundPage?: string;
   /** `--spa` is `true`, `--spa=FILE` the file's name under the root. */
   spa?: boolean | string;
+  /** `--cache-control` is `true`; `--cache-control=KIND:VALUE` sets one kind. */
+  cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
 }
 
 /** One flag of the table. */
@@ -394,6 +398,18 @@ export const FLAGS: readonly Flag[] = [
       "index.html); missing assets still get 404",
   },
   {
+    name: "cache-control",
+    arg: "[=<kind>:<v>]",
+    optional: true,
+    key: "cacheControl",
+    sets: true,
+    rule: CACHE_CONTROL,
+    fallback: () => false,
+    help:
+      "Cache-Control by kind: html no-cache, hashed names\n(app.3f9a1c2b.js) a year immutable, other 5 min;\n" +
+      "=html:VALUE (or hashed:, other:; VALUE none: no\nheader) overrides one kind, repeatable",
+  },
+  {
     name: "config",
     arg: "<file>",
     help:
@@ -507,6 +523,21 @@ export function parseCommandLine(args: string[]): CommandLine {
       setHeader(settings.headers ??= {}, name, value);
       return;
     }
+    if (flag.key === "cacheControl") {
+      // site rules (#13): KIND:VALUE, repeatable; kinds not named keep their default.
+      const colon = raw.indexOf(":");
+      const kind = raw.slice(0, colon);
+      const value = raw.slice(colon + 1).trim();
+      if (colon < 0 || !CACHE_KINDS.includes(kind) || !CACHE_CONTROL.ok({ [kind]: value })) {
+        throw new UsageError(
+          `--cache-control must be html:VALUE, hashed:VALUE or other:VALUE (VALUE visible ` +
+            `ASCII, or none), got ${q(raw)}`,
+        );
+      }
+      const was = settings.cacheControl;
+      settings.cacheControl = { ...(typeof was === "object" ? was : {}), [kind]: value };
+      return;
+    }
     const value = flag.text ? flag.text(raw) : raw;
     if (flag.rule && !flag.rule.ok(value)) {
       throw new UsageError(
@@ -517,6 +548,8 @@ export function parseCommandLine(args: string[]): CommandLine {
   };
   const toggle = (flag: Flag): void => {
     if (flag.name === "print-config") out.printConfig = true;
+    // `--cache-control` after `--cache-control=KIND:VALUE`: already on.
+    else if (flag.key === "cacheControl" && typeof settings.cacheControl === "object") return;
     else (settings as Record<string, unknown>)[flag.key!] = flag.sets;
   };
   // A value may itself start with "-" only when attached (`--host=-x`); a
@@ -673,6 +706,7 @@ export function toServeOptions(
   if (s.coopCoep !== undefined) o.coopCoep = s.coopCoep;
   if (s.notFoundPage !== undefined) o.notFoundPage = s.notFoundPage;
   if (s.spa !== undefined) o.spa = s.spa;
+  if (s.cacheControl !== undefined) o.cacheControl = s.cacheControl;
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

@@ -98,6 +98,21 @@ export const SPA: Rule = {
   ok: (v) => typeof v === "boolean" || (typeof v === "string" && v !== ""),
 };
 
+/** Kinds `cacheControl` may name. */
+export const CACHE_KINDS: readonly string[] = ["html", "hashed", "other"];
+
+/** `--cache-control` / `cacheControl`: on, off, or values per kind (`"none"`: no header). */
+export const CACHE_CONTROL: Rule = {
+  what: 'true, false or an object of "html", "hashed", "other" to a Cache-Control value or "none"',
+  ok: (v) =>
+    typeof v === "boolean" ||
+    (typeof v === "object" && v !== null && !Array.isArray(v) &&
+      Object.entries(v).every(([k, x]) =>
+        CACHE_KINDS.includes(k) && typeof x === "string" && x.trim() !== "" &&
+        /^[\t\x20-\x7e]*$/.test(x)
+      )),
+};
+
 /**
  * Every `ServeOptions` field's rule (API units: milliseconds, bytes). Fields
  * checked by code of their own (root, headers, cert/key) are marked `null`.
@@ -146,6 +161,7 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   coopCoep: bool,
   notFoundPage: NOT_FOUND_PAGE,
   spa: SPA,
+  cacheControl: CACHE_CONTROL,
 };
 
 /**
@@ -366,6 +382,7 @@ export type HandlerOptionsLike = Pick<
   | "coopCoep"
   | "notFoundPage"
   | "spa"
+  | "cacheControl"
 >;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
@@ -386,6 +403,7 @@ const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null }
   coopCoep: bool,
   notFoundPage: NOT_FOUND_PAGE,
   spa: SPA,
+  cacheControl: CACHE_CONTROL,
 };
 
 /**

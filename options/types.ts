@@ -235,4 +235,13 @@ export interface ServeOptions {
    * @default {false}
    */
   spa?: boolean | string;
+  /**
+   * Cache-Control on file replies by kind: `true` sends `no-cache` for HTML,
+   * `public, max-age=31536000, immutable` for fingerprinted names
+   * (`app.3f9a1c2b.js`) and `public, max-age=300` for the rest; an object
+   * `{ html?, hashed?, other? }` overrides kinds (`"none"`: no header). A
+   * `Cache-Control` in `headers` wins over it. 304s carry it too.
+   * @default {false}
+   */
+  cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
 }

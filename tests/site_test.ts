@@ -223,3 +223,83 @@ Deno.test("site: --spa=FILE serves that file; a missing one exits 1; a path out 
     assert.match(empty.stderr, /--spa must be true, false or a file name under the root, got ""/);
   });
 });
+
+Deno.test("site: --cache-control by kind on 200, HEAD, 206 and 304 (cached and streamed files); overrides; -H wins", async () => {
+  const files = {
+    "index.html": "<p>i</p>",
+    "assets/main.7f3e9a1c.chunk.js": "js",
+    "assets/index-B4x9Qa1z.css": "css",
+    "photo-20240101.jpg": "jpg",
+    "big.bin": "x".repeat(200_000), // past the cache's file limit: streamed
+  };
+  await withRoot(files, async (root) => {
+    {
+      await using server = await startCli([root, "--workers", "1", "--cache-control"]);
+      const cases: Array<[string, string]> = [
+        ["/", "no-cache"],
+        ["/index.html", "no-cache"],
+        ["/assets/main.7f3e9a1c.chunk.js", "public, max-age=31536000, immutable"],
+        ["/assets/index-B4x9Qa1z.css", "public, max-age=31536000, immutable"],
+        ["/photo-20240101.jpg", "public, max-age=300"],
+        ["/big.bin", "public, max-age=300"],
+      ];
+      for (const [path, want] of cases) {
+        for (let i = 0; i < 2; i++) { // a miss, then a hit (frozen reply)
+          const g = await curl(server, path);
+          assert.equal(g.status, 200, path);
+          assert.equal(one(g, "cache-control"), want, path);
+        }
+        const etag = one(await curl(server, path, "-I"), "etag")!;
+        const nm = await curl(server, path, "-H", `If-None-Match: ${etag}`);
+        assert.equal(nm.status, 304, path);
+        assert.equal(one(nm, "cache-control"), want, `304 of ${path}`);
+        const part = await curl(server, path, "-H", "Range: bytes=0-0");
+        assert.equal(part.status, 206, path);
+        assert.equal(one(part, "cache-control"), want, `206 of ${path}`);
+      }
+      assert.equal(one(await curl(server, "/nope"), "cache-control"), undefined);
+    }
+    {
+      await using server = await startCli([
+        root,
+        "--workers",
+        "1",
+        "--cache-control=html:no-store",
+        "--cache-control=other:none",
+      ]);
+      assert.equal(one(await curl(server, "/index.html"), "cache-control"), "no-store");
+      assert.equal(one(await curl(server, "/photo-20240101.jpg"), "cache-control"), undefined);
+      assert.equal(
+        one(await curl(server, "/assets/main.7f3e9a1c.chunk.js"), "cache-control"),
+        "public, max-age=31536000, immutable",
+      );
+    }
+    {
+      await using server = await startCli([
+        root,
+        "--workers",
+        "1",
+        "--cache-control",
+        "-H",
+        "Cache-Control: max-age=1",
+      ]);
+      assert.equal(one(await curl(server, "/index.html"), "cache-control"), "max-age=1");
+    }
+  });
+});
+
+Deno.test("site: bad --cache-control values and config entries exit 2 naming them", async () => {
+  await withRoot({}, async (root) => {
+    for (
+      const bad of ["--cache-control=css:no-cache", "--cache-control=html", "--cache-control=html:"]
+    ) {
+      const r = await runCli([root, bad]);
+      assert.equal(r.code, 2, bad);
+      assert.match(r.stderr, /--cache-control must be html:VALUE/, bad);
+    }
+    await Deno.writeTextFile(`${root}/c.jsonc`, '{ "cacheControl": { "htm": "no-cache" } }');
+    const c = await runCli([root, "--config", `${root}/c.jsonc`]);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /cacheControl must be true, false or an object of "html"/);
+  });
+});
