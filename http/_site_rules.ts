@@ -17,6 +17,7 @@ import { getHeader, type Handler, type Reply, type RequestHead } from "./types.t
 import { isThenable } from "./rules.ts";
 import type { Replies } from "./_reply.ts";
 import { contentType } from "./mime.ts";
+import type { Redirect } from "../options/redirects.ts";
 
 /** The site rules of `createHandler()` / `serve()`; every field optional. */
 export interface SiteOptions {
@@ -54,6 +55,13 @@ export interface SiteOptions {
    * `Cache-Control` in `headers` wins over all of it. @default false
    */
   cacheControl?: boolean | CacheControlKinds;
+  /**
+   * Redirects, checked at start (`options/redirects.ts`): an exact `from`
+   * path or a `/**` prefix whose tail `to` takes as `:splat`. They run after
+   * the caller's rules (the access rules), so a protected path is not
+   * redirected for someone who may not read it. @default []
+   */
+  redirects?: Redirect[];
 }
 
 /** Cache-Control values per kind of file. */
@@ -126,6 +134,7 @@ export const SITE_KEYS = [
   "notFoundPage",
   "spa",
   "cacheControl",
+  "redirects",
 ] as const satisfies ReadonlyArray<
   keyof SiteOptions
 >;

@@ -40,6 +40,8 @@ import {
   type SiteOptions,
   spaPath,
 } from "./_site_rules.ts";
+import { redirectRule } from "./_redirects.ts";
+import { checkRedirects } from "../options/redirects.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -374,6 +376,10 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   // The route rules, in order: CORS preflight first, then the caller's.
   const rules: Rule[] = options.cors ? [corsPreflight] : [];
   for (const r of options.rules ?? []) rules.push(r);
+  // Site rules (#13): redirects after the caller's (access) rules.
+  if (options.redirects !== undefined && options.redirects.length > 0) {
+    rules.push(redirectRule(checkRedirects(options.redirects)));
+  }
   const { handle, invalidate, invalidateAll } = new Pipeline(site, rules);
   // Site rules around the pipeline: only those switched on.
   let outer: Handler = handle;

@@ -117,7 +117,7 @@ async function refuses(text: string, message: string): Promise<void> {
 }
 
 Deno.test("each kind of config error names the key path and the value", async () => {
-  const known = `known keys: root, ${[...BY_KEY.keys()].join(", ")}, rules`;
+  const known = `known keys: root, ${[...BY_KEY.keys()].join(", ")}, rules, redirects`;
   const cases: Array<[string, string]> = [
     ['{ "prot": 8080 }', `unknown key "prot" (value 8080); ${known}`],
     ['{ "port": "8080" }', 'port must be 0-65535 (0 picks a free port), got "8080"'],

@@ -22,6 +22,7 @@ import {
   SPA,
 } from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import type { Redirect } from "./redirects.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -97,6 +98,8 @@ export interface Settings {
   spa?: boolean | string;
   /** `--cache-control` is `true`; `--cache-control=KIND:VALUE` sets one kind. */
   cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
+  /** Config file only: redirects. */
+  redirects?: Redirect[];
 }
 
 /** One flag of the table. */
@@ -658,6 +661,7 @@ export function effectiveSettings(settings: Settings): Settings {
     if (v !== undefined) out[f.key] = v;
   }
   out.rules = settings.rules ?? [];
+  if (settings.redirects !== undefined) out.redirects = settings.redirects;
   return out as Settings;
 }
 
@@ -707,6 +711,7 @@ export function toServeOptions(
   if (s.notFoundPage !== undefined) o.notFoundPage = s.notFoundPage;
   if (s.spa !== undefined) o.spa = s.spa;
   if (s.cacheControl !== undefined) o.cacheControl = s.cacheControl;
+  if (s.redirects !== undefined) o.redirects = s.redirects;
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

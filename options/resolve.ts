@@ -14,6 +14,7 @@
  */
 import type { ServeOptions } from "./types.ts";
 import type { HandlerOptions } from "../http/handler.ts";
+import { checkRedirects } from "./redirects.ts";
 
 /**
  * A bad option value: a `RangeError` whose message names the option and
@@ -162,6 +163,7 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   notFoundPage: NOT_FOUND_PAGE,
   spa: SPA,
   cacheControl: CACHE_CONTROL,
+  redirects: null,
 };
 
 /**
@@ -354,6 +356,7 @@ export function resolveServeOptions(options: ServeOptions): ResolvedServeOptions
     headers: checkHeaders(options.headers),
   };
   if (hostname !== undefined) resolved.hostname = hostname;
+  if (options.redirects !== undefined) resolved.redirects = checkRedirects(options.redirects);
   const tls = checkTls(options.cert, options.key);
   if (tls) resolved.tls = tls;
   return resolved;
@@ -383,6 +386,7 @@ export type HandlerOptionsLike = Pick<
   | "notFoundPage"
   | "spa"
   | "cacheControl"
+  | "redirects"
 >;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
@@ -404,6 +408,7 @@ const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null }
   notFoundPage: NOT_FOUND_PAGE,
   spa: SPA,
   cacheControl: CACHE_CONTROL,
+  redirects: null,
 };
 
 /**
@@ -428,9 +433,11 @@ export function resolveHandlerOptions<T extends HandlerOptionsLike>(options: T):
   for (const [name, rule] of Object.entries(HANDLER_RULES)) {
     if (rule) checkRule(name, rule, options[name as keyof HandlerOptionsLike]);
   }
-  return {
+  const out = {
     ...options,
     root: checkRoot(options.root),
     headers: checkHeaders(options.headers),
   };
+  if (options.redirects !== undefined) out.redirects = checkRedirects(options.redirects);
+  return out;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Redirect } from "./redirects.ts";
 
 /**
  * Options of {@linkcode serve}. Every field but `root` is optional.
@@ -244,4 +245,12 @@ export interface ServeOptions {
    * @default {false}
    */
   cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
+  /**
+   * Redirects: `{ from, to, status }` (301, 302, 307, 308; default 301),
+   * `from` an exact path or a `/**` prefix whose tail `to` takes as
+   * `:splat`; `to` a path of this site or an absolute http(s) URL. Checked
+   * at start: a bad one is a RangeError naming it (`redirects[1].to ...`).
+   * @default {[]}
+   */
+  redirects?: Redirect[];
 }

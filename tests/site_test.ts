@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { runCli, type ServerProcess, startCli } from "./_harness.ts";
+import { checkRedirects } from "../options/redirects.ts";
 
 const dec = new TextDecoder();
 
@@ -20,7 +21,11 @@ async function curl(server: ServerProcess, path: string, ...args: string[]): Pro
     args: ["-si", "--max-time", "30", ...args, `http://${server.hostname}:${server.port}${path}`],
   }).output();
   assert.equal(out.code, 0, dec.decode(out.stderr));
-  const text = dec.decode(out.stdout);
+  let text = dec.decode(out.stdout);
+  // -L: the responses one after the other; keep the last.
+  while (args.includes("-L") && /^HTTP\/1\.1 3\d\d /.test(text)) {
+    text = text.slice(text.indexOf("\r\n\r\n") + 4);
+  }
   const end = text.indexOf("\r\n\r\n");
   const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
   const headers = new Map<string, string[]>();
@@ -301,5 +306,88 @@ Deno.test("site: bad --cache-control values and config entries exit 2 naming the
     const c = await runCli([root, "--config", `${root}/c.jsonc`]);
     assert.equal(c.code, 2);
     assert.match(c.stderr, /cacheControl must be true, false or an object of "html"/);
+  });
+});
+
+Deno.test("site: config redirects: exact, /** with :splat and the query, absolute URLs; no open redirect", async () => {
+  await withRoot({ "new.html": "new" }, async (root) => {
+    await Deno.writeTextFile(
+      `${root}/site.jsonc`,
+      JSON.stringify({
+        redirects: [
+          { from: "/old.html", to: "/new.html" },
+          { from: "/blog/**", to: "/posts/:splat", status: 308 },
+          { from: "/blog/special", to: "/special", status: 302 },
+          { from: "/any/**", to: "/:splat", status: 307 },
+          { from: "/chat", to: "https://chat.example.org/room?x=1", status: 302 },
+          { from: "/ext/**", to: "https://docs.example.org/v2/:splat" },
+        ],
+      }),
+    );
+    await using server = await startCli([root, "--workers", "1", "--config", `${root}/site.jsonc`]);
+    const cases: Array<[string, number, string]> = [
+      ["/old.html", 301, "/new.html"],
+      ["/old.html?q=1", 301, "/new.html?q=1"],
+      ["/blog/", 308, "/posts/"],
+      ["/blog/2024/a%20b.html?p=2", 308, "/posts/2024/a%20b.html?p=2"],
+      ["/blog/special", 302, "/special"],
+      ["/chat?y=2", 302, "https://chat.example.org/room?x=1"],
+      ["/ext/a/b", 301, "https://docs.example.org/v2/a/b"],
+      ["/any//evil.example/x", 307, "/evil.example/x"],
+      ["/any/%2F%2Fevil.example", 307, "/%2F%2Fevil.example"],
+    ];
+    for (const [path, status, location] of cases) {
+      const g = await curl(server, path, "--path-as-is");
+      assert.equal(g.status, status, path);
+      assert.equal(one(g, "location"), location, path);
+      assert.equal(one(g, "x-content-type-options"), "nosniff", path);
+    }
+    const head = await curl(server, "/old.html", "-I");
+    assert.equal(head.status, 301);
+    assert.equal((await curl(server, "/blog")).status, 404); // the prefix is "/blog/"
+    assert.equal((await curl(server, "/new.html")).body, "new");
+    // curl follows a relative redirect to the file.
+    const followed = await curl(server, "/old.html", "-L");
+    assert.equal(followed.status, 200);
+    assert.equal(followed.body, "new");
+  });
+});
+
+Deno.test("site: a bad redirect is refused naming the rule; in the config file, exit 2", async () => {
+  await withRoot({}, async (root) => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ from: "/a", to: "//evil.example" }, /redirects\[1\]\.to must not start with "\/\/"/],
+      [{ from: "/a", to: "/\\evil.example" }, /redirects\[1\]\.to must not start with/],
+      [
+        { from: "/a", to: "javascript:alert(1)" },
+        /redirects\[1\]\.to must be a path .* http\(s\) URL/,
+      ],
+      [
+        { from: "/a/**", to: "https://x:splat" },
+        /redirects\[1\]\.to must put ":splat" after the host/,
+      ],
+      [{ from: "/a", to: "/b/:splat" }, /redirects\[1\]\.to uses ":splat" but "from" does not end/],
+      [{ from: "a", to: "/b" }, /redirects\[1\]\.from must be a URL path starting with "\/"/],
+      [{ from: "/a*b", to: "/b" }, /redirects\[1\]\.from may hold "\*" only as a final/],
+      [
+        { from: "/a", to: "/b", status: 303 },
+        /redirects\[1\]\.status must be 301, 302, 307 or 308, got 303/,
+      ],
+      [{ from: "/x", to: "/b" }, /redirects\[1\]\.from repeats an earlier rule's/],
+      [{ from: "/a", to: "/b", code: 301 }, /redirects\[1\]\.code is not a redirect key/],
+    ];
+    for (const [rule, want] of bad) {
+      assert.throws(() => checkRedirects([{ from: "/x", to: "/y" }, rule]), want);
+    }
+    // The CLI says the same, exit 2, for the config file (two of them: a process each).
+    for (const [rule, want] of [bad[0], bad[7]]) {
+      await Deno.writeTextFile(
+        `${root}/c.json`,
+        JSON.stringify({ redirects: [{ from: "/x", to: "/y" }, rule] }),
+      );
+      const r = await runCli([root, "--config", `${root}/c.json`]);
+      assert.equal(r.code, 2, JSON.stringify(rule));
+      assert.match(r.stderr, want);
+    }
   });
 });
