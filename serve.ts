@@ -34,6 +34,18 @@ function metricsPathOf(path: string | undefined, root: string, log: (l: string) 
   return path;
 }
 
+/** Site rules (#13): says once, through `log`, that the health page hides a file of its path. */
+function healthPathOf(path: string | undefined, root: string, log: (l: string) => void) {
+  if (path === undefined) return undefined;
+  try {
+    Deno.statSync(root + path);
+    log(`notice: the health page ${path} hides the file of the same path under the root`);
+  } catch {
+    // Nothing there: nothing hidden.
+  }
+  return path;
+}
+
 /**
  * Starts the server: checks the root, then starts the acceptor (ring mode)
  * and the HTTP workers, and resolves once every thread is ready to serve.
@@ -115,6 +127,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     logRingSize: o.logRingSize ?? 8192,
     logFlushMs: o.logFlushMs ?? 20,
     metricsPath: metricsPathOf(o.metricsPath, root, log),
+    healthPath: healthPathOf(o.healthPath, root, log),
+    healthLog: o.healthLog ?? false,
     pool,
     handler: {
       root,

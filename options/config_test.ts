@@ -43,6 +43,8 @@ const SAME: Record<string, [string[], unknown]> = {
   notFoundPage: [["--404", "/srv/404.html"], "/srv/404.html"],
   spa: [["--spa=app.html"], "app.html"],
   cacheControl: [["--cache-control=html:no-store"], { html: "no-store" }],
+  healthPath: [["--health-path", "/healthz"], "/healthz"],
+  healthLog: [["--health-log"], true],
 };
 
 function cliSettings(args: string[]): Settings {

@@ -100,6 +100,10 @@ export interface Settings {
   cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
   /** Config file only: redirects. */
   redirects?: Redirect[];
+  /** `--health-path`. */
+  healthPath?: string;
+  /** `--health-log`. */
+  healthLog?: boolean;
 }
 
 /** One flag of the table. */
@@ -413,6 +417,21 @@ export const FLAGS: readonly Flag[] = [
       "=html:VALUE (or hashed:, other:; VALUE none: no\nheader) overrides one kind, repeatable",
   },
   {
+    name: "health-path",
+    arg: "<path>",
+    key: "healthPath",
+    rule: METRICS_PATH,
+    help:
+      "Serve a JSON health status (live workers and pool)\nat <path>, e.g. /healthz; not logged (default: off)",
+  },
+  {
+    name: "health-log",
+    key: "healthLog",
+    sets: true,
+    fallback: () => false,
+    help: "Access-log the health path's requests too",
+  },
+  {
     name: "config",
     arg: "<file>",
     help:
@@ -712,6 +731,13 @@ export function toServeOptions(
   if (s.spa !== undefined) o.spa = s.spa;
   if (s.cacheControl !== undefined) o.cacheControl = s.cacheControl;
   if (s.redirects !== undefined) o.redirects = s.redirects;
+  if (s.healthPath !== undefined) o.healthPath = s.healthPath;
+  if (s.healthLog !== undefined) o.healthLog = s.healthLog;
+  if (s.healthPath !== undefined && s.healthPath === s.metricsPath) {
+    throw new UsageError(
+      `--health-path and --metrics-path must differ, got both ${q(s.healthPath)}`,
+    );
+  }
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

@@ -164,6 +164,8 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   spa: SPA,
   cacheControl: CACHE_CONTROL,
   redirects: null,
+  healthPath: METRICS_PATH,
+  healthLog: bool,
 };
 
 /**
@@ -357,6 +359,11 @@ export function resolveServeOptions(options: ServeOptions): ResolvedServeOptions
   };
   if (hostname !== undefined) resolved.hostname = hostname;
   if (options.redirects !== undefined) resolved.redirects = checkRedirects(options.redirects);
+  if (options.healthPath !== undefined && options.healthPath === options.metricsPath) {
+    throw new RangeError(
+      `healthPath and metricsPath must differ, got both ${show(options.healthPath)}`,
+    );
+  }
   const tls = checkTls(options.cert, options.key);
   if (tls) resolved.tls = tls;
   return resolved;

@@ -253,4 +253,18 @@ export interface ServeOptions {
    * @default {[]}
    */
   redirects?: Redirect[];
+  /**
+   * Serve a JSON health status at this exact path (e.g. `/healthz`): 200
+   * with the live workers and pool threads, 503 when no pool thread is
+   * alive. Answered in front of the files (it hides a file of the same path;
+   * `serve()` says so through `log`), without credentials, not access-logged
+   * unless `healthLog`. Must differ from `metricsPath`.
+   * @default {undefined (not served)}
+   */
+  healthPath?: string;
+  /**
+   * Access-log the health path's requests too.
+   * @default {false}
+   */
+  healthLog?: boolean;
 }

@@ -391,3 +391,43 @@ Deno.test("site: a bad redirect is refused naming the rule; in the config file, 
     }
   });
 });
+
+Deno.test("site: --health-path answers JSON (GET, HEAD; 405 otherwise), wins over a file, is not logged unless --health-log", async () => {
+  await withRoot({ "a.txt": "hello", "healthz": "a file" }, async (root) => {
+    for (const healthLog of [false, true]) {
+      // One worker: its log ring is FIFO, so the probes' lines come before a later request's.
+      const flags = [root, "--workers", "1", "--pool", "1", "-v", "--health-path", "/healthz"];
+      await using server = await startCli(healthLog ? [...flags, "--health-log"] : flags);
+      if (!healthLog) await server.stderr.waitFor(/the health page \/healthz hides the file/);
+      const g = await curl(server, "/healthz?probe=1");
+      assert.equal(g.status, 200);
+      assert.equal(one(g, "content-type"), "application/json");
+      assert.equal(one(g, "cache-control"), "no-store");
+      assert.deepEqual(JSON.parse(g.body), {
+        status: "ok",
+        workers: { alive: 1, total: 1 },
+        pool: { alive: 1, total: 1 },
+      });
+      const head = await curl(server, "/healthz", "-I");
+      assert.equal(head.status, 200);
+      assert.equal(head.body, "");
+      assert.equal((await curl(server, "/healthz", "-X", "DELETE")).status, 405);
+      // A request after the probes: once its line is out, the probes' would be too.
+      await curl(server, "/a.txt");
+      await server.stdout.waitFor(/"GET \/a\.txt HTTP\/1\.1" 200/);
+      const logged = server.stdout.lines.filter((l) => l.includes("/healthz"));
+      assert.equal(logged.length, healthLog ? 3 : 0, logged.join("\n"));
+    }
+  });
+});
+
+Deno.test("site: a bad --health-path, or the metrics path, exits 2", async () => {
+  await withRoot({}, async (root) => {
+    const bad = await runCli([root, "--health-path", "healthz"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--health-path must start with "\/"/);
+    const same = await runCli([root, "--health-path", "/m", "--metrics-path", "/m"]);
+    assert.equal(same.code, 2);
+    assert.match(same.stderr, /--health-path and --metrics-path must differ, got both "\/m"/);
+  });
+});

@@ -14,6 +14,7 @@
  * word 5   DRAIN      supervisor: 1 once the acceptor stopped; workers drain
  *                    (also sent as a message; an epoll worker may see that late)
  * word 6   CRASH      supervisor's test hook: the acceptor throws when it sees 1
+ * word 7   POOL_LIVE  supervisor: job pool threads running (+1 when one is ready, -1 when it dies)
  * word 16 + 16*i     slot i (one per HTTP worker), 64 bytes apart so the
  *                    acceptor's and the workers' writes fall on different cache lines:
  *   +0 OPEN      acceptor adds 1 per fd it hands over; the worker subtracts 1
@@ -64,6 +65,8 @@ export const EMFILE = 4;
 export const DRAIN = 5;
 /** Index of the acceptor's test-only crash request. */
 export const CRASH = 6;
+/** Index of the count of live job pool threads (the health page reads it). */
+export const POOL_LIVE = 7;
 
 /** STATE value: accept and serve. */
 export const RUNNING = 0;
@@ -156,6 +159,10 @@ export interface WorkerConfig {
   rings?: SharedArrayBuffer[];
   /** Serve the Prometheus text page at this exact path; undefined: off. */
   metricsPath?: string;
+  /** Site rules (#13): serve the health JSON at this exact path; undefined: off. */
+  healthPath?: string;
+  /** Site rules (#13): log health requests too. */
+  healthLog?: boolean;
   /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
   pool?: PoolBuffers;
   /** This slot's cache invalidation ring (`_invalidate.ts`); undefined: no watcher, no cache. */

@@ -41,6 +41,7 @@ import {
   type FromWorker,
   MAX_CONNS,
   OPEN,
+  POOL_LIVE,
   REQUESTS,
   RESTARTS,
   type RingIo,
@@ -84,6 +85,10 @@ export interface ClusterConfig {
   logFlushMs: number;
   /** Path of the Prometheus page; undefined: not served. */
   metricsPath?: string;
+  /** Site rules (#13): the health JSON's path; undefined: off. */
+  healthPath?: string;
+  /** Site rules (#13): log health requests too. */
+  healthLog?: boolean;
   /** Job pool threads (listings, compression); 0: HTTP workers do that work inline. */
   pool: number;
   handler: WorkerConfig["handler"];
@@ -300,6 +305,8 @@ export class Supervisor implements Cluster {
     if (c.pool > 0) {
       // Before the workers: they attach to its rings when they start.
       this.#pool = new PoolHost(c.pool, c.workers, c.handler, c.log);
+      const ctl = this.#ctl;
+      this.#pool.onLive = (d) => Atomics.add(ctl, POOL_LIVE, d); // the health page reads it
       await this.#pool.start();
     }
     if (c.mode === "ring") {
@@ -432,6 +439,8 @@ export class Supervisor implements Cluster {
         logRings: c.accessLog === undefined ? undefined : this.#logRings,
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
+        healthPath: c.healthPath,
+        healthLog: c.healthLog,
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
         handler: c.handler,
