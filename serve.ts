@@ -14,6 +14,7 @@ export type { PoolSample } from "./workers/_jobs.ts";
 import type { ServeOptions } from "./options/types.ts";
 import { resolveServeOptions } from "./options/resolve.ts";
 import { checkSiteFiles, siteOptionsOf } from "./http/_site_rules.ts";
+import { allocateRateTable } from "./http/_rate_limit.ts";
 export type { ServeOptions } from "./options/types.ts";
 
 /** Whether ring mode can run here: Linux, with FFI permission. */
@@ -141,6 +142,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
       ...siteOptionsOf(o),
+      // One table for every worker: the limit is per client, not per thread.
+      ...(o.rateLimit ? { rateLimitTable: allocateRateTable(o.rateLimit) } : {}),
     },
     log,
   };

@@ -18,6 +18,7 @@ import { isThenable } from "./rules.ts";
 import type { Replies } from "./_reply.ts";
 import { contentType } from "./mime.ts";
 import type { Redirect } from "../options/redirects.ts";
+import type { RateLimit } from "../options/rate_limit.ts";
 
 /** The site rules of `createHandler()` / `serve()`; every field optional. */
 export interface SiteOptions {
@@ -62,6 +63,19 @@ export interface SiteOptions {
    * redirected for someone who may not read it. @default []
    */
   redirects?: Redirect[];
+  /**
+   * Requests per second per client address, with bursts (GCRA,
+   * `http/_rate_limit.ts`): past it, 429 with Retry-After. The first rule,
+   * before CORS and the access rules, so floods of any kind are limited.
+   * Requests without an address (Unix sockets) are not limited.
+   * @default undefined (no limit)
+   */
+  rateLimit?: RateLimit;
+  /**
+   * The shared table the limit counts in (`allocateRateTable`): `serve()`
+   * makes one for every worker; without it the handler makes its own.
+   */
+  rateLimitTable?: SharedArrayBuffer;
 }
 
 /** Cache-Control values per kind of file. */
@@ -135,6 +149,8 @@ export const SITE_KEYS = [
   "spa",
   "cacheControl",
   "redirects",
+  "rateLimit",
+  "rateLimitTable",
 ] as const satisfies ReadonlyArray<
   keyof SiteOptions
 >;

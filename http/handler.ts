@@ -41,6 +41,7 @@ import {
   spaPath,
 } from "./_site_rules.ts";
 import { redirectRule } from "./_redirects.ts";
+import { allocateRateTable, rateLimitRule, RateTable } from "./_rate_limit.ts";
 import { checkRedirects } from "../options/redirects.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
@@ -374,7 +375,13 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const root = await realRoot(options.root);
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
-  const rules: Rule[] = options.cors ? [corsPreflight] : [];
+  const rules: Rule[] = [];
+  // Site rules (#13): the rate limit first, so every kind of flood is limited.
+  if (options.rateLimit !== undefined) {
+    const sab = options.rateLimitTable ?? allocateRateTable(options.rateLimit);
+    rules.push(rateLimitRule(new RateTable(sab)));
+  }
+  if (options.cors) rules.push(corsPreflight);
   for (const r of options.rules ?? []) rules.push(r);
   // Site rules (#13): redirects after the caller's (access) rules.
   if (options.redirects !== undefined && options.redirects.length > 0) {

@@ -45,6 +45,7 @@ const SAME: Record<string, [string[], unknown]> = {
   cacheControl: [["--cache-control=html:no-store"], { html: "no-store" }],
   healthPath: [["--health-path", "/healthz"], "/healthz"],
   healthLog: [["--health-log"], true],
+  rateLimit: [["--rate-limit", "100/s:200"], "100/s:200"],
 };
 
 function cliSettings(args: string[]): Settings {

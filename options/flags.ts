@@ -23,6 +23,7 @@ import {
 } from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import type { Redirect } from "./redirects.ts";
+import { parseRateLimit } from "./rate_limit.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -104,6 +105,8 @@ export interface Settings {
   healthPath?: string;
   /** `--health-log`. */
   healthLog?: boolean;
+  /** `--rate-limit`, `N/s` or `N/s:BURST`. */
+  rateLimit?: string;
 }
 
 /** One flag of the table. */
@@ -432,6 +435,19 @@ export const FLAGS: readonly Flag[] = [
     help: "Access-log the health path's requests too",
   },
   {
+    name: "rate-limit",
+    arg: "<N/s[:B]>",
+    key: "rateLimit",
+    rule: {
+      what: 'N/s or N/s:BURST (e.g. "100/s:200"; rate at most 1000000/s, burst 1-1000000, ' +
+        "burst / rate at most 1000 s)",
+      ok: (v) => typeof v === "string" && parseRateLimit(v) !== undefined,
+    },
+    help:
+      "Requests per second per client address, across\nall workers, with bursts up to B (default: N);\n" +
+      "past it 429 + Retry-After (default: no limit)",
+  },
+  {
     name: "config",
     arg: "<file>",
     help:
@@ -733,6 +749,7 @@ export function toServeOptions(
   if (s.redirects !== undefined) o.redirects = s.redirects;
   if (s.healthPath !== undefined) o.healthPath = s.healthPath;
   if (s.healthLog !== undefined) o.healthLog = s.healthLog;
+  if (s.rateLimit !== undefined) o.rateLimit = parseRateLimit(s.rateLimit);
   if (s.healthPath !== undefined && s.healthPath === s.metricsPath) {
     throw new UsageError(
       `--health-path and --metrics-path must differ, got both ${q(s.healthPath)}`,

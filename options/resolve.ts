@@ -15,6 +15,7 @@
 import type { ServeOptions } from "./types.ts";
 import type { HandlerOptions } from "../http/handler.ts";
 import { checkRedirects } from "./redirects.ts";
+import { rateLimitProblem } from "./rate_limit.ts";
 
 /**
  * A bad option value: a `RangeError` whose message names the option and
@@ -114,6 +115,15 @@ export const CACHE_CONTROL: Rule = {
       )),
 };
 
+/** `rateLimit`: `{ rate, burst }` within bounds (`options/rate_limit.ts`). */
+export const RATE_LIMIT: Rule = {
+  what: "{ rate, burst } with rate 0-1000000/s, burst 1-1000000, burst / rate at most 1000 s",
+  ok: (v) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) &&
+    Object.keys(v).every((k) => k === "rate" || k === "burst") &&
+    rateLimitProblem(v as { rate: number; burst: number }) === undefined,
+};
+
 /**
  * Every `ServeOptions` field's rule (API units: milliseconds, bytes). Fields
  * checked by code of their own (root, headers, cert/key) are marked `null`.
@@ -166,6 +176,7 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   redirects: null,
   healthPath: METRICS_PATH,
   healthLog: bool,
+  rateLimit: RATE_LIMIT,
 };
 
 /**
@@ -394,6 +405,8 @@ export type HandlerOptionsLike = Pick<
   | "spa"
   | "cacheControl"
   | "redirects"
+  | "rateLimit"
+  | "rateLimitTable"
 >;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
@@ -416,6 +429,11 @@ const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null }
   spa: SPA,
   cacheControl: CACHE_CONTROL,
   redirects: null,
+  rateLimit: RATE_LIMIT,
+  rateLimitTable: {
+    what: "a SharedArrayBuffer from allocateRateTable",
+    ok: (v) => v instanceof SharedArrayBuffer,
+  },
 };
 
 /**

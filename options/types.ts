@@ -267,4 +267,11 @@ export interface ServeOptions {
    * @default {false}
    */
   healthLog?: boolean;
+  /**
+   * Requests per second per client address (IPv6 per /64), counted across
+   * every worker in shared memory, with bursts up to `burst`: past it, 429
+   * with `Retry-After`. The CLI's `--rate-limit 100/s:200`.
+   * @default {undefined (no limit)}
+   */
+  rateLimit?: { rate: number; burst: number };
 }

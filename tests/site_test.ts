@@ -431,3 +431,17 @@ Deno.test("site: a bad --health-path, or the metrics path, exits 2", async () =>
     assert.match(same.stderr, /--health-path and --metrics-path must differ, got both "\/m"/);
   });
 });
+
+Deno.test("site: bad --rate-limit values and config entries exit 2 naming them", async () => {
+  await withRoot({}, async (root) => {
+    for (const bad of ["100", "0/s", "10/s:0", "1/m"]) {
+      const r = await runCli([root, "--rate-limit", bad]);
+      assert.equal(r.code, 2, bad);
+      assert.match(r.stderr, /--rate-limit must be N\/s or N\/s:BURST/, bad);
+    }
+    await Deno.writeTextFile(`${root}/c.jsonc`, '{ "rateLimit": 100 }');
+    const c = await runCli([root, "--config", `${root}/c.jsonc`]);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /rateLimit must be N\/s or N\/s:BURST .*, got 100/);
+  });
+});
