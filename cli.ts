@@ -280,9 +280,12 @@ export async function main(args: string[]): Promise<number> {
   const logFile = options.accessLog !== undefined && options.accessLog !== "-"
     ? options.accessLog
     : undefined;
-  if (logFile !== undefined && !writeGranted(logFile) && canReexec()) {
-    // The task grants no write: run again with write access to this file only.
-    return await reexecWithWrite(logFile, args);
+  // write (#14): uploads need write access to the root, and to nothing else.
+  const writable = [logFile, options.upload?.length ? root : undefined]
+    .filter((p): p is string => p !== undefined);
+  if (writable.some((p) => !writeGranted(p)) && canReexec()) {
+    // The task grants no write: run again with write access to these paths only.
+    return await reexecWithWrite(writable, args);
   }
   dropRun();
   if (parsed.tlsFiles) {

@@ -62,6 +62,9 @@ export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/ty
 export { getHeader } from "./http/types.ts";
 export { ConnectionSet, HttpConnection, serveDenoConn } from "./http/engine.ts";
 export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts";
+// write (#14): what HandlerOptions.write and FileHandler.bodies are made of.
+export type { WriteGrant, WriteOp, WriteOptions, WriteRequest } from "./write/stage.ts";
+export type { BodyAcceptance, RequestBody } from "./write/body.ts";
 export {
   ByteRing,
   MpmcRing,

@@ -109,6 +109,12 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       } with a job pool (pool: 0 lifts it), got ${workers}`,
     );
   }
+  // write (#14): temporary files a crash left under the upload folders go first.
+  if (o.upload !== undefined && o.upload.length > 0) {
+    const { sweepUploads } = await import("./write/sweep.ts");
+    const removed = sweepUploads(root, o.upload);
+    if (removed > 0) log(`removed ${removed} unfinished upload(s) left by an earlier run`);
+  }
   const config: ClusterConfig = {
     hostname: o.hostname ?? "0.0.0.0",
     port: o.port ?? 8000,
@@ -144,6 +150,11 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       ...siteOptionsOf(o),
       // One table for every worker: the limit is per client, not per thread.
       ...(o.rateLimit ? { rateLimitTable: allocateRateTable(o.rateLimit) } : {}),
+      // write (#14)
+      webdav: o.webdav ?? false,
+      upload: o.upload ?? [],
+      maxUploadBytes: o.maxUploadBytes ?? Infinity,
+      durable: o.durable ?? false,
     },
     log,
   };

@@ -27,6 +27,7 @@ import {
 } from "../http/listing.ts";
 import type { Reply, RequestHead } from "../http/types.ts";
 import { permitted } from "./_permissions.ts";
+import { tryLibc } from "../sys/libc.ts";
 
 if (permitted("bench/listing_bench.ts", [{ name: "read" }, { name: "write" }])) {
   const tmp = await Deno.makeTempDir({ prefix: "ringhttpd-listing-bench-" });
@@ -75,20 +76,9 @@ if (permitted("bench/listing_bench.ts", [{ name: "read" }, { name: "write" }])) 
   // The raw path of http/_rawfs.ts, at its cheapest: opendir + readdir64 +
   // fstatat on the directory's fd (no path walk per entry), names read with
   // getCString, sizes and times as 32-bit words (no BigInt).
-  const ffi = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
-      Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-    ? Deno.dlopen(
-      "libc.so.6",
-      {
-        opendir: { parameters: ["buffer"], result: "pointer" },
-        readdir64: { parameters: ["pointer"], result: "pointer" },
-        closedir: { parameters: ["pointer"], result: "i32" },
-        dirfd: { parameters: ["pointer"], result: "i32" },
-        fstatat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
-      } as const,
-    ).symbols
-    : null;
-  if (ffi !== null) {
+  const ffi = Deno.build.arch === "x86_64" ? tryLibc() : null;
+  const fstatat = ffi?.fstatat ?? null;
+  if (ffi !== null && fstatat !== null) {
     const enc = new TextEncoder();
     const dirC = enc.encode(dir + "\0");
     const st = new Uint8Array(144);
@@ -104,7 +94,7 @@ if (permitted("bench/listing_bench.ts", [{ name: "read" }, { name: "write" }])) 
         for (let e = ffi.readdir64(d); e !== null; e = ffi.readdir64(d)) {
           const name = Deno.UnsafePointerView.getCString(e, 19);
           if (name.charCodeAt(0) === 46) continue;
-          if (ffi.fstatat(fd, enc.encode(name + "\0"), st, AT_SYMLINK_NOFOLLOW) !== 0) continue;
+          if (fstatat(fd, enc.encode(name + "\0"), st, AT_SYMLINK_NOFOLLOW) !== 0) continue;
           sum += words[12] + words[22]; // st_size, st_mtim.tv_sec (low words)
         }
         ffi.closedir(d);

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { tryLibc } from "../sys/libc.ts";
 
 /** Signals closer together than this are one delivery (the wrappers' copies). */
 export const DUPLICATE_WINDOW_MS = 1000;
@@ -35,17 +36,9 @@ function errorMessage(e: unknown): string {
 
 /** `getpgrp()` and `getpgid(pid)` from libc, where FFI is allowed (Linux); else undefined. */
 function processGroups(): { own: number; of(pid: number): number } | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      getpgrp: { parameters: [], result: "i32" },
-      getpgid: { parameters: ["i32"], result: "i32" },
-    });
-    return { own: lib.symbols.getpgrp(), of: (pid) => lib.symbols.getpgid(pid) };
-  } catch {
-    return undefined;
-  }
+  const lib = tryLibc();
+  if (lib === null) return undefined;
+  return { own: lib.getpgrp(), of: (pid) => lib.getpgid(pid) };
 }
 
 /**

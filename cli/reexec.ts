@@ -53,17 +53,20 @@ export function serveTaskFlags(): string[] {
 /**
  * Runs the CLI again in a child with `--allow-write=FILE` added, and waits.
  *
- * @param logFile the absolute access-log path to grant
+ * @param logFile the absolute path(s) to grant: the access log, the root when uploads are on
  * @param args the original arguments
  * @returns the child's exit code (128 + signal number when killed)
  */
-export async function reexecWithWrite(logFile: string, args: string[]): Promise<number> {
+export async function reexecWithWrite(
+  logFile: string | string[],
+  args: string[],
+): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       `--config=${new URL("deno.json", REPO).pathname}`,
       ...serveTaskFlags(),
-      `--allow-write=${logFile}`,
+      `--allow-write=${[logFile].flat().join(",")}`,
       new URL("mod.ts", REPO).pathname,
       ...args,
     ],

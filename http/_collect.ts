@@ -24,6 +24,7 @@ import {
   rawStat,
 } from "./_rawfs.ts";
 import { servable, type ServePolicy } from "./resolve.ts";
+import { isTempName } from "../write/atomic.ts";
 
 /** One directory entry as listed. */
 export interface Entry {
@@ -102,7 +103,7 @@ export function* entryRule(
   known: EntryFacts | undefined,
   o: CollectOptions,
 ): Generator<FsCall, Entry | null, Deno.FileInfo | string> {
-  if (!policy.dotfiles && name.charCodeAt(0) === 46) return null;
+  if (name.charCodeAt(0) === 46 && (!policy.dotfiles || isTempName(name))) return null;
   let facts = known;
   if (facts === undefined) {
     try {

@@ -16,38 +16,7 @@
  * @module
  */
 
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  readdir64: { parameters: ["pointer"], result: "pointer" },
-  closedir: { parameters: ["pointer"], result: "i32" },
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
-  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  // Exported by glibc >= 2.30 / 2.33; without them rawEachEntry() reports "unavailable".
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize", optional: true },
-  fstatat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32", optional: true },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-let libc: Libc | null | undefined;
-
-function lib(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  try {
-    if (
-      Deno.build.os === "linux" && Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-    ) {
-      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-    }
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
+import { type Libc, tryLibc } from "../sys/libc.ts";
 
 /**
  * Whether raw-name access works here (Linux, `--allow-ffi`).
@@ -60,7 +29,7 @@ function lib(): Libc | null {
  * ```
  */
 export function rawAvailable(): boolean {
-  return lib() !== null;
+  return tryLibc() !== null;
 }
 
 const enc = new TextEncoder();
@@ -78,7 +47,7 @@ function cstr(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
  * @returns Raw names, or `[]` when unavailable or unreadable.
  */
 export function rawInvalidNames(dir: string): Uint8Array[] {
-  const c = lib();
+  const c = tryLibc();
   if (c === null) return [];
   const d = c.opendir(cstr(enc.encode(dir)));
   if (d === null) return [];
@@ -111,7 +80,7 @@ export function rawInvalidNames(dir: string): Uint8Array[] {
  * @returns The raw real path, or null if it does not resolve.
  */
 export function rawRealPath(path: Uint8Array): Uint8Array | null {
-  const c = lib();
+  const c = tryLibc();
   if (c === null) return null;
   const buf = new Uint8Array(4097);
   if (c.realpath(cstr(path), buf) === null) return null;
@@ -153,7 +122,7 @@ function fstatInfo(c: Libc, fd: number): RawInfo | null {
 }
 
 function withFd<T>(path: Uint8Array, flags: number, fn: (c: Libc, fd: number) => T): T | null {
-  const c = lib();
+  const c = tryLibc();
   if (c === null || Deno.build.arch !== "x86_64") return null;
   const fd = c.open(cstr(path), flags | O_CLOEXEC, 0);
   if (fd < 0) return null;
@@ -243,7 +212,7 @@ export function percentEncodeBytes(bytes: Uint8Array): string {
  * ```
  */
 export function rawOpenSame(path: string, dev: number, ino: number): number {
-  const c = lib();
+  const c = tryLibc();
   if (c === null || Deno.build.arch !== "x86_64") return -1;
   const fd = c.open(cstr(enc.encode(path)), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -271,7 +240,7 @@ export function rawOpenSame(path: string, dev: number, ino: number): number {
  * ```
  */
 export function rawClose(fd: number): void {
-  if (fd >= 0) lib()?.close(fd);
+  if (fd >= 0) tryLibc()?.close(fd);
 }
 
 /** One entry from {@linkcode rawEachEntry}: what `lstat` says about it. */
@@ -311,7 +280,7 @@ export function rawEachEntry(
   dotfiles: boolean,
   visit: (e: RawDirEntry) => boolean,
 ): boolean {
-  const c = lib();
+  const c = tryLibc();
   if (c === null || Deno.build.arch !== "x86_64" || !c.getdents64 || !c.fstatat) return false;
   const fd = c.open(cstr(enc.encode(dir)), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (fd < 0) return false;

@@ -43,6 +43,11 @@ import {
 import { redirectRule } from "./_redirects.ts";
 import { allocateRateTable, rateLimitRule, RateTable } from "./_rate_limit.ts";
 import { checkRedirects } from "../options/redirects.ts";
+// WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD,
+// loaded on demand (their XML, digest and glob packages stay out of a read-only worker).
+import type { DavStage } from "../write/dav.ts";
+import type { WriteOptions } from "../write/stage.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 
 export { errorStatus } from "./_fs_errors.ts";
 export { COLLECT_MAX } from "./_listing_page.ts";
@@ -116,6 +121,29 @@ export interface HandlerOptions extends SiteOptions {
    * @default []
    */
   rules?: Rule[];
+  /**
+   * Answer WebDAV's read side (OPTIONS with `DAV: 1`, PROPFIND Depth 0/1,
+   * PROPPATCH and LOCK refused): a share a file manager or rclone can mount
+   * and browse, with the same dotfile, symlink and access rules as listings.
+   * @default false (true when `write` is set)
+   */
+  webdav?: boolean;
+  /**
+   * Accept writes (PUT, DELETE, MKCOL, COPY, MOVE) where `write.grant`
+   * allows them; see write/stage.ts. Undefined: every write is 405.
+   * @default undefined
+   */
+  write?: WriteOptions;
+  /**
+   * `--upload` globs: a `write` whose grant lets every authenticated user
+   * and token write under matching URL paths (write/grant.ts). Ignored when
+   * `write` is given. @default []
+   */
+  upload?: string[];
+  /** Largest upload, bytes (with `upload`). @default Infinity */
+  maxUploadBytes?: number;
+  /** fsync the directory after each rename (with `upload`). @default false */
+  durable?: boolean;
 }
 
 /**
@@ -135,6 +163,11 @@ export interface HandlerOptions extends SiteOptions {
  * ```
  */
 export type FileHandler = Handler & {
+  /**
+   * The request bodies this handler reads (WebDAV, uploads), for the
+   * engine's `bodies` option; undefined: none.
+   */
+  bodies?: BodyAcceptance;
   /**
    * Forgets cached files whose real path is `realPath` or lies under it (a
    * removed or renamed directory), a cached file whose precompressed sibling
@@ -159,6 +192,8 @@ class Pipeline {
   readonly #file: FileStage;
   readonly #listing: ListingStage;
   readonly #files: FileCache;
+  /** WebDAV and writes; undefined: only GET, HEAD (and OPTIONS through the rules). */
+  #dav: DavStage | undefined;
 
   constructor(site: Site, rules: readonly Rule[]) {
     this.#site = site;
@@ -175,12 +210,17 @@ class Pipeline {
     this.#listing = new ListingStage(site);
   }
 
+  /** Turns WebDAV (and writes, when the stage has them) on; before the first request. */
+  set dav(stage: DavStage) {
+    this.#dav = stage;
+  }
+
   /** The whole pipeline. Never throws: errors become 4xx/5xx replies. */
   readonly handle = (req: RequestHead): Reply | Promise<Reply> => {
     try {
       const m = req.method;
       const read = m === "GET" || m === "HEAD";
-      if (!read && m !== "OPTIONS") return this.#notAllowed();
+      if (!read && m !== "OPTIONS" && this.#dav === undefined) return this.#notAllowed();
       if (this.#rules.length !== 0) {
         const r = runRules(this.#rules, req, this.#ctx);
         if (r !== undefined) {
@@ -189,14 +229,16 @@ class Pipeline {
         }
       }
       // OPTIONS that no rule answered (not a CORS preflight): as before, 405.
-      return read ? this.#serve(req) : this.#notAllowed();
+      return read ? this.#serve(req) : this.#afterRules(req);
     } catch (e) {
       return this.#site.replies.mapError(e);
     }
   };
 
   #afterRules(req: RequestHead): Reply | Promise<Reply> {
-    return req.method === "OPTIONS" ? this.#notAllowed() : this.#serve(req);
+    const m = req.method;
+    if (m === "GET" || m === "HEAD") return this.#serve(req);
+    return this.#dav?.handle(req) ?? this.#notAllowed();
   }
 
   /** After the rules: the caches' answers (hot path: no I/O, no allocation), else the slow path. */
@@ -387,13 +429,21 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   if (options.redirects !== undefined && options.redirects.length > 0) {
     rules.push(redirectRule(checkRedirects(options.redirects)));
   }
-  const { handle, invalidate, invalidateAll } = new Pipeline(site, rules);
+  const pipeline = new Pipeline(site, rules);
+  const { handle, invalidate, invalidateAll } = pipeline;
   // Site rules around the pipeline: only those switched on.
   let outer: Handler = handle;
   const page = checkSiteFiles(root, options);
   const spa = spaPath(options.spa);
   if (page !== undefined || spa !== undefined) {
     outer = notFoundStage(outer, site.replies, page, spa);
+  }
+  if (options.webdav || options.write || (options.upload ?? []).length > 0) {
+    const { createDavStage } = await import("../write/dav.ts");
+    const dav = await createDavStage(site, options, pipeline.invalidate);
+    pipeline.dav = dav;
+    // The engine streams these methods' bodies to the stage (write/body.ts).
+    return Object.assign(outer, { invalidate, invalidateAll, bodies: dav.bodies });
   }
   return Object.assign(outer, { invalidate, invalidateAll });
 }

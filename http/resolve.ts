@@ -11,6 +11,8 @@
  * @module
  */
 
+import { TEMP_PREFIX } from "../write/atomic.ts";
+
 /** A request path that passed every rule. */
 export interface DecodedPath {
   /** Discriminant: the path was accepted. */
@@ -118,6 +120,8 @@ export function decodePath(path: string, dotfiles: boolean): DecodedPath | Rejec
     if (s.charCodeAt(0) === 46) {
       if (s === "." || s === "..") return reject(400, "dot segment");
       if (!dotfiles) return reject(404, "dotfile");
+      // An upload in progress (write/atomic.ts): never served, even with dotfiles on.
+      if (s.startsWith(TEMP_PREFIX)) return reject(404, "temporary upload");
     }
   }
   return { ok: true, segments, trailingSlash };
@@ -192,9 +196,15 @@ export interface ServePolicy {
  * ```
  */
 export function servable(policy: ServePolicy, real: string): boolean {
-  if (isInside(policy.root, real)) return policy.dotfiles || !hasDotComponent(policy.root, real);
+  if (isInside(policy.root, real)) {
+    if (!policy.dotfiles) return !hasDotComponent(policy.root, real);
+    // Dotfiles shown: a temporary upload (write/atomic.ts) still is not.
+    return real.indexOf("/" + TEMP_PREFIX, policy.root.length) < 0;
+  }
   return policy.followSymlinks;
 }
+
+const TEMP_BYTES = new TextEncoder().encode(TEMP_PREFIX);
 
 /** A request path kept as raw bytes (for names that are not UTF-8). */
 export interface RawPath {
@@ -247,6 +257,9 @@ export function decodeRawPath(path: string, dotfiles: boolean): RawPath | Reject
     if (bytes[start] === 46) {
       if (len === 1 || (len === 2 && bytes[start + 1] === 46)) return reject(400, "dot segment");
       if (!dotfiles) return reject(404, "dotfile");
+      if (TEMP_BYTES.every((b, k) => bytes[start + k] === b)) {
+        return reject(404, "temporary upload");
+      }
     }
     start = i + 1;
   }

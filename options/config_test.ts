@@ -46,6 +46,11 @@ const SAME: Record<string, [string[], unknown]> = {
   healthPath: [["--health-path", "/healthz"], "/healthz"],
   healthLog: [["--health-log"], true],
   rateLimit: [["--rate-limit", "100/s:200"], "100/s:200"],
+  // write (#14)
+  webdav: [["--webdav"], true],
+  upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],
+  maxUploadMb: [["--max-upload-mb", "1.5"], 1.5],
+  durable: [["--durable"], true],
 };
 
 function cliSettings(args: string[]): Settings {

@@ -107,6 +107,15 @@ export interface Settings {
   healthLog?: boolean;
   /** `--rate-limit`, `N/s` or `N/s:BURST`. */
   rateLimit?: string;
+  // write (#14)
+  /** `--webdav`. */
+  webdav?: boolean;
+  /** `--upload`, repeatable: URL-path globs (one string or a list in the config file). */
+  upload?: string | string[];
+  /** `--max-upload-mb`, MiB. */
+  maxUploadMb?: number;
+  /** `--durable`. */
+  durable?: boolean;
 }
 
 /** One flag of the table. */
@@ -160,6 +169,11 @@ const fileName = (what: string): Rule => ({
 });
 /** Switches: the value they set in the file may be either. */
 export const BOOL: Rule = { what: "true or false", ok: (v) => typeof v === "boolean" };
+/** `--upload` / `"upload"`: one glob or (config file) a list, each an absolute URL path. */
+const UPLOAD_GLOBS: Rule = {
+  what: 'a URL-path glob starting with "/" (or a list of them)',
+  ok: (v) => (Array.isArray(v) ? v : [v]).every((g) => typeof g === "string" && g.startsWith("/")),
+};
 const cpus = () => navigator.hardwareConcurrency || 1;
 
 /** A `-H "Name: value"` argument, or throws naming it. */
@@ -447,6 +461,40 @@ export const FLAGS: readonly Flag[] = [
       "Requests per second per client address, across\nall workers, with bursts up to B (default: N);\n" +
       "past it 429 + Retry-After (default: no limit)",
   },
+  // write (#14): WebDAV and uploads.
+  {
+    name: "webdav",
+    key: "webdav",
+    sets: true,
+    fallback: () => false,
+    help: "WebDAV read side: PROPFIND, OPTIONS DAV: 1\n(on with --upload)",
+  },
+  {
+    name: "upload",
+    arg: "<glob>",
+    key: "upload",
+    rule: UPLOAD_GLOBS,
+    help:
+      "Authenticated users and tokens may write\n(PUT, DELETE, MKCOL, COPY, MOVE) under URL\npaths matching <glob>, e.g. '/cache/**' (repeatable)",
+  },
+  {
+    name: "max-upload-mb",
+    arg: "<n>",
+    key: "maxUploadMb",
+    text: decimal,
+    rule: {
+      what: "a number of MiB > 0",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v > 0,
+    },
+    help: "Largest upload, MiB (default: no limit)",
+  },
+  {
+    name: "durable",
+    key: "durable",
+    sets: true,
+    fallback: () => false,
+    help: "Also fsync the directory after each upload's rename",
+  },
   {
     name: "config",
     arg: "<file>",
@@ -574,6 +622,18 @@ export function parseCommandLine(args: string[]): CommandLine {
       }
       const was = settings.cacheControl;
       settings.cacheControl = { ...(typeof was === "object" ? was : {}), [kind]: value };
+      return;
+    }
+    if (flag.key === "upload") {
+      // Repeatable: each flag adds a glob.
+      if (!UPLOAD_GLOBS.ok(raw)) {
+        throw new UsageError(new OptionError("--upload", UPLOAD_GLOBS.what, raw, q(raw)).message);
+      }
+      const prior = settings.upload;
+      settings.upload = [
+        ...(prior === undefined ? [] : Array.isArray(prior) ? prior : [prior]),
+        raw,
+      ];
       return;
     }
     const value = flag.text ? flag.text(raw) : raw;
@@ -755,6 +815,11 @@ export function toServeOptions(
       `--health-path and --metrics-path must differ, got both ${q(s.healthPath)}`,
     );
   }
+  // write (#14)
+  if (s.webdav !== undefined) o.webdav = s.webdav;
+  if (s.upload !== undefined) o.upload = Array.isArray(s.upload) ? [...s.upload] : [s.upload];
+  if (s.maxUploadMb !== undefined) o.maxUploadBytes = Math.floor(s.maxUploadMb * MiB);
+  if (s.durable !== undefined) o.durable = s.durable;
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

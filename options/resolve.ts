@@ -177,6 +177,17 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   healthPath: METRICS_PATH,
   healthLog: bool,
   rateLimit: RATE_LIMIT,
+  // write (#14)
+  webdav: bool,
+  upload: {
+    what: 'a list of URL-path globs, each starting with "/"',
+    ok: (v) => Array.isArray(v) && v.every((g) => typeof g === "string" && g.startsWith("/")),
+  },
+  maxUploadBytes: {
+    what: "an integer >= 0, or Infinity",
+    ok: (v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 0),
+  },
+  durable: bool,
 };
 
 /**

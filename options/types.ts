@@ -203,6 +203,31 @@ export interface ServeOptions {
    * @default {undefined (not served)}
    */
   metricsPath?: string;
+  // write (#14): WebDAV and uploads.
+  /**
+   * Answer WebDAV's read side (OPTIONS `DAV: 1`, PROPFIND Depth 0/1): a
+   * share file managers and rclone can mount and browse.
+   * @default {false (true with `upload`)}
+   */
+  webdav?: boolean;
+  /**
+   * URL-path globs (picomatch, `**` any depth) under which every
+   * authenticated user and token may write (PUT, DELETE, MKCOL, COPY, MOVE;
+   * missing folders are made on PUT). Anonymous requests never write.
+   * @default {[] (no writes)}
+   */
+  upload?: string[];
+  /**
+   * Largest upload, bytes: 413 before reading when Content-Length says more,
+   * else at the limit.
+   * @default {Infinity}
+   */
+  maxUploadBytes?: number;
+  /**
+   * Also fsync the directory after each rename (the new name survives a power cut).
+   * @default {false}
+   */
+  durable?: boolean;
   /**
    * Where the cluster's own notices go: the ring -> reuseport fallback, worker
    * restarts, acceptor errors. `serve()` prints nothing else.

@@ -1,7 +1,8 @@
 /**
- * The few libc calls the acceptor needs, through `Deno.dlopen("libc.so.6")`:
- * a listening TCP socket (IPv4 or IPv6), `accept4`, `poll`, `close`,
- * `getrlimit`, and `errno`. Linux x86_64/aarch64 constants only; callers check
+ * The socket and epoll calls of the acceptor and the HTTP workers, over the
+ * one libc binding (`sys/libc.ts`): a listening TCP socket (IPv4 or IPv6),
+ * `accept4`, `poll`, `close`, `getrlimit`, `errno`, epoll, `read`/`send`/
+ * `sendfile`. Linux x86_64/aarch64 constants only; callers check
  * `Deno.build.os === "linux"` first.
  *
  * Every call is a synchronous FFI call, so it runs on the calling thread and
@@ -9,6 +10,9 @@
  *
  * @module
  */
+import { errno, libc, strerror } from "../sys/libc.ts";
+
+export { errno };
 
 /** errno values used by the acceptor (Linux). */
 export const E = {
@@ -38,54 +42,6 @@ const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const POLLIN = 1;
 const RLIMIT_NOFILE = 7;
-
-const symbols = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  listen: { parameters: ["i32", "i32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-  __errno_location: { parameters: [], result: "pointer" },
-  epoll_create1: { parameters: ["i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  epoll_wait_async: {
-    name: "epoll_wait",
-    parameters: ["i32", "buffer", "i32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize" },
-} as const;
-
-type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
-let lib: Lib | undefined;
-
-/** Opens libc once per thread. Throws when FFI is not permitted. */
-function libc(): Lib {
-  lib ??= Deno.dlopen("libc.so.6", symbols).symbols;
-  return lib;
-}
-
-/** The calling thread's errno. */
-export function errno(): number {
-  const p = libc().__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
-
-function strerror(code: number): string {
-  const p = libc().strerror(code);
-  return p === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(p);
-}
 
 /** An error from a libc call, carrying its errno. */
 export class LibcError extends Error {

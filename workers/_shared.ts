@@ -181,6 +181,15 @@ export interface WorkerConfig {
     cacheMaxBytes: number;
     /** How long a cache entry is trusted before a stat re-checks it, ms. */
     revalidateMs?: number;
+    // write (#14)
+    /** WebDAV read side on. */
+    webdav?: boolean;
+    /** `--upload` globs; empty: no writes. */
+    upload?: string[];
+    /** Largest upload, bytes. */
+    maxUploadBytes?: number;
+    /** fsync directories after renames. */
+    durable?: boolean;
   } & SiteOptions;
 }
 

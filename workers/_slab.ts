@@ -31,6 +31,7 @@
  * @module
  */
 import { MpmcRing } from "../queue/mpmc.ts";
+import { tryLibc } from "../sys/libc.ts";
 
 /** Bytes of the per-chunk header (next + used). */
 const CHUNK_HEADER = 8;
@@ -49,17 +50,11 @@ let madviseFn: Madvise | null | undefined;
 function madvise(): Madvise | null {
   if (madviseFn !== undefined) return madviseFn;
   madviseFn = null;
-  try {
-    if (Deno.build.os !== "linux") return madviseFn;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return madviseFn;
-    const lib = Deno.dlopen("libc.so.6", {
-      madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-    });
-    madviseFn = (addr, length) =>
-      void lib.symbols.madvise(Deno.UnsafePointer.create(addr), length, MADV_DONTNEED);
-  } catch {
-    // No FFI here: pages stay resident (bounded by the slab size).
-  }
+  // No FFI here: pages stay resident (bounded by the slab size).
+  const lib = tryLibc();
+  if (lib === null) return madviseFn;
+  madviseFn = (addr, length) =>
+    void lib.madvise(Deno.UnsafePointer.create(addr), length, MADV_DONTNEED);
   return madviseFn;
 }
 

@@ -29,33 +29,12 @@
  * @module
  */
 import { encodeSockaddr, openFileLimit, parseIp } from "./_libc.ts";
+import { tryLibc } from "../sys/libc.ts";
 
-const symbols = {
-  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  shutdown: { parameters: ["i32", "i32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
-} as const;
 const POLLNVAL = 0x20;
 const SHUT_RDWR = 2;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
-
-let lib: Deno.DynamicLibrary<typeof symbols>["symbols"] | null | undefined;
-
-function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  if (Deno.build.os !== "linux") return lib;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return lib;
-  try {
-    lib = Deno.dlopen("libc.so.6", symbols).symbols;
-  } catch {
-    // No libc.so.6 (e.g. musl): reaping is off.
-  }
-  return lib;
-}
 
 /** Whether `got` (from getpeername/getsockname) is the address `want` (from encodeSockaddr). */
 function sameAddress(got: Uint8Array, want: Uint8Array): boolean {
@@ -77,7 +56,7 @@ function sameAddress(got: Uint8Array, want: Uint8Array): boolean {
  * @returns how many sockets were changed (0 without FFI)
  */
 export function noDelayListener(local: Deno.NetAddr): number {
-  const c = libc();
+  const c = tryLibc();
   const ip = parseIp(local.hostname);
   if (c === null || !ip) return 0;
   const want = encodeSockaddr(ip, local.port);
@@ -105,7 +84,7 @@ export function noDelayListener(local: Deno.NetAddr): number {
  * @returns whether a socket was shut down
  */
 export function reapSocket(local: Deno.NetAddr, remote: Deno.NetAddr): boolean {
-  const c = libc();
+  const c = tryLibc();
   if (c === null) return false;
   const localIp = parseIp(local.hostname);
   const remoteIp = parseIp(remote.hostname);
@@ -140,7 +119,7 @@ export interface SocketPair {
  * @returns how many sockets were shut down (0 without FFI)
  */
 export function reapSockets(pairs: SocketPair[]): number {
-  const c = libc();
+  const c = tryLibc();
   if (c === null || pairs.length === 0) return 0;
   /** Wanted pairs by peer port (network byte order, as in the sockaddr). */
   const byPort = new Map<number, Array<{ peer: Uint8Array; local: Uint8Array }>>();

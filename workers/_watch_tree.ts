@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { isTempName } from "../write/atomic.ts";
 
 /** Watchers added later for new or newly readable folders (each is an inotify instance). */
 export const EXTRA_WATCHERS_MAX = 32;
@@ -101,6 +102,9 @@ export function watchTree(
   const pump = async (w: Deno.FsWatcher) => {
     try {
       for await (const ev of w) {
+        // An upload being written (write/atomic.ts) changes nothing a cache holds until
+        // its rename, whose event names the target too: skip the per-write events.
+        if (ev.paths.every((p) => isTempName(p.slice(p.lastIndexOf("/") + 1)))) continue;
         if (!closed) hook.grow?.(ev);
         onEvent(ev);
       }
