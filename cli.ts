@@ -92,7 +92,18 @@ function userDir(): string {
 /** Makes the file names among `settings` absolute, from `base`. */
 function absolutePaths(settings: Settings, base: string): Settings {
   const out = { ...settings };
-  for (const key of ["root", "cert", "key", "accessLog", "config", "notFoundPage"] as const) {
+  for (
+    const key of [
+      "root",
+      "cert",
+      "key",
+      "accessLog",
+      "config",
+      "authFile",
+      "tokenFile",
+      "notFoundPage",
+    ] as const
+  ) {
     const v = (out as Record<string, unknown>)[key];
     if (typeof v === "string" && !(key === "accessLog" && v === "-") && !isAbsolute(v)) {
       (out as Record<string, unknown>)[key] = resolve(base, v);
@@ -253,12 +264,6 @@ export async function main(args: string[]): Promise<number> {
     console.log(JSON.stringify(effectiveSettings(settings), null, 2));
     return 0;
   }
-  if (settings.rules !== undefined && settings.rules.length > 0) {
-    console.error(
-      `ringhttpd: notice: ${settings.rules.length} path rule(s) checked; this version does not ` +
-        `apply "rules" yet (the top-level "headers" apply everywhere)`,
-    );
-  }
 
   const options = parsed.options;
   let root: string;
@@ -280,12 +285,28 @@ export async function main(args: string[]): Promise<number> {
   const logFile = options.accessLog !== undefined && options.accessLog !== "-"
     ? options.accessLog
     : undefined;
+  // write (#14): only authenticated users write, so uploads without authentication are a mistake.
+  if (options.upload?.length && options.auth === undefined) {
+    console.error(
+      "ringhttpd: --upload needs authentication (--auth, --auth-file or --token-file): " +
+        "anonymous requests never write",
+    );
+    console.error(USAGE);
+    return 2;
+  }
   // write (#14): uploads need write access to the root, and to nothing else.
   const writable = [logFile, options.upload?.length ? root : undefined]
     .filter((p): p is string => p !== undefined);
   if (writable.some((p) => !writeGranted(p)) && canReexec()) {
     // The task grants no write: run again with write access to these paths only.
     return await reexecWithWrite(writable, args);
+  }
+  if (options.upload?.length && !writeGranted(root)) {
+    // A compiled binary or a plain `deno run` without --allow-write: say so, do not 403 later.
+    console.error(
+      `ringhttpd: --upload needs write access to the root: run with --allow-write=${root}`,
+    );
+    return 1;
   }
   dropRun();
   if (parsed.tlsFiles) {
@@ -319,11 +340,17 @@ export async function main(args: string[]): Promise<number> {
     // The cluster's own notices (ring -> reuseport fallback, worker restarts).
     cluster = await serve({ ...options, log: (line) => console.error(`ringhttpd: ${line}`) });
   } catch (e) {
+    if (e instanceof Error && e.name === "AccessConfigError") {
+      // A bad auth file, token file, --auth value or path rule: a usage mistake.
+      console.error(`ringhttpd: ${e.message}`);
+      return 2;
+    }
     console.error(`ringhttpd: ${listenProblem(e, hostname, port)}`);
     return 1;
   }
   const { addr, workers, mode } = cluster;
   const scheme = options.cert ? "https" : "http";
   for (const line of startupLines({ scheme, ...addr, workers, mode, root })) console.log(line);
-  return await runUntilStopped(cluster, options.graceMs ?? 10_000);
+  const reload = options.auth === undefined ? undefined : () => cluster.reloadAuth();
+  return await runUntilStopped(cluster, options.graceMs ?? 10_000, reload);
 }

@@ -36,6 +36,12 @@
  * @module
  */
 export { serve, type ServeOptions } from "./serve.ts";
+// access (#13): authentication and path rules.
+export type { AuthOptions, PathRuleSpec } from "./options/types.ts";
+export type { PathRulesConfig } from "./http/path_rules.ts";
+export type { Credentials } from "./http/_access_stage.ts";
+export type { ReloadResult } from "./auth/config.ts";
+export type { Peer } from "./http/types.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
 export {
   createHandler,
@@ -47,6 +53,8 @@ export {
 export type {
   CompressArgs,
   CompressHead,
+  CrcArgs,
+  CrcHead,
   JobKind,
   JobTypes,
   ListingArgs,
@@ -65,6 +73,7 @@ export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts
 // write (#14): what HandlerOptions.write and FileHandler.bodies are made of.
 export type { WriteGrant, WriteOp, WriteOptions, WriteRequest } from "./write/stage.ts";
 export type { BodyAcceptance, RequestBody } from "./write/body.ts";
+export type { IndexBuffers } from "./http/_name_index.ts";
 export {
   ByteRing,
   MpmcRing,

@@ -11,7 +11,10 @@ export type { Cluster, ClusterStats, WorkerStats } from "./workers/supervisor.ts
 export type { PoolStats } from "./workers/_pool_host.ts";
 import { MAX_WORKER } from "./workers/_jobs.ts";
 export type { PoolSample } from "./workers/_jobs.ts";
-import type { ServeOptions } from "./options/types.ts";
+import type { AuthOptions, PathRuleSpec, ServeOptions } from "./options/types.ts";
+import type { WorkerAuth } from "./workers/_shared.ts";
+import type { AuthSources } from "./auth/config.ts";
+import type { PathRulesConfig } from "./http/path_rules.ts";
 import { resolveServeOptions } from "./options/resolve.ts";
 import { checkSiteFiles, siteOptionsOf } from "./http/_site_rules.ts";
 import { allocateRateTable } from "./http/_rate_limit.ts";
@@ -45,6 +48,71 @@ function healthPathOf(path: string | undefined, root: string, log: (l: string) =
     // Nothing there: nothing hidden.
   }
   return path;
+}
+
+/**
+ * Authentication or path rules that cannot be used: a file that cannot be
+ * read or has a bad line (the message names the file and line), a bad
+ * `USER:PASSWORD`, a glob that does not compile (naming the rule). The CLI
+ * exits 2 with it.
+ */
+export class AccessConfigError extends Error {
+  /** @param message what is wrong, naming the file and line or the rule */
+  constructor(message: string) {
+    super(message);
+    this.name = "AccessConfigError";
+  }
+}
+
+/** Loads the credentials and checks the path rules, before any thread starts. */
+async function accessOf(
+  auth: AuthOptions | undefined,
+  pathRules: PathRuleSpec[] | undefined,
+): Promise<{
+  auth?: WorkerAuth;
+  sources?: AuthSources;
+  pathRules?: PathRulesConfig;
+}> {
+  if (auth === undefined && (pathRules === undefined || pathRules.length === 0)) return {};
+  try {
+    let worker: WorkerAuth | undefined, sources: AuthSources | undefined;
+    if (auth !== undefined) {
+      // deno-lint-ignore no-control-regex
+      if (/[\x00-\x1f\x7f]/.test(auth.realm ?? "")) {
+        throw new RangeError("the realm cannot hold control characters");
+      }
+      const a = await import("./auth/mod.ts");
+      sources = {
+        authFile: auth.authFile,
+        tokenFile: auth.tokenFile,
+        flags: (auth.users ?? []).map((u) => a.credentialFromFlag(u)),
+      };
+      const data = await a.loadAuth(sources);
+      if (data.users.size === 0 && data.tokens === undefined) {
+        throw new RangeError("authentication needs at least one user or a token file");
+      }
+      worker = {
+        users: [...data.users.values()],
+        tokens: data.tokens?.entries(),
+        realm: auth.realm ?? "ringhttpd",
+        attempts: a.allocateAttempts({
+          threshold: auth.maxFailures,
+          windowSeconds: auth.failureWindowSeconds,
+        }),
+      };
+    }
+    const config: PathRulesConfig = {
+      rules: pathRules,
+      public: auth?.public,
+      auth: worker !== undefined,
+    };
+    const { PathRules } = await import("./http/path_rules.ts");
+    new PathRules(config); // throws naming a bad rule
+    return { auth: worker, sources, pathRules: config };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    throw new AccessConfigError((e as Error).message);
+  }
 }
 
 /**
@@ -115,12 +183,13 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     const removed = sweepUploads(root, o.upload);
     if (removed > 0) log(`removed ${removed} unfinished upload(s) left by an earlier run`);
   }
+  const access = await accessOf(o.auth, o.pathRules);
   const config: ClusterConfig = {
     hostname: o.hostname ?? "0.0.0.0",
     port: o.port ?? 8000,
     workers,
     mode,
-    io: o.ringIo ?? "epoll",
+    io: "epoll",
     fdLimit: limit ?? 1024,
     maxConns: o.maxConns ?? derivedCap,
     backlog: o.backlog ?? 4096,
@@ -143,7 +212,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       dotfiles: o.dotfiles ?? false,
       followSymlinks: o.followSymlinks ?? false,
       maxArchiveBytes: o.maxArchiveBytes ?? Infinity,
-      cors: o.cors ?? false,
+      cors: (o.cors || o.dev) ?? false,
+      dev: o.dev ?? false, // browse (#17)
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
@@ -155,8 +225,11 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       upload: o.upload ?? [],
       maxUploadBytes: o.maxUploadBytes ?? Infinity,
       durable: o.durable ?? false,
+      pathRules: access.pathRules,
     },
     log,
+    auth: access.auth,
+    authSources: access.sources,
   };
   return await Supervisor.start(config);
 }

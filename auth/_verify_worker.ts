@@ -7,8 +7,8 @@
  *
  * @module
  */
-import bcrypt from "npm:bcryptjs@^3.0.3";
-import apacheMd5 from "npm:apache-md5@^1.1.8";
+import bcrypt from "bcryptjs";
+import apacheMd5 from "apache-md5";
 import { timingSafeEqual } from "node:crypto";
 
 /** A verification job. */

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import bcrypt from "npm:bcryptjs@^3.0.3";
+import bcrypt from "bcryptjs";
 
 /** A user and the hash a password is verified against. */
 export interface Credential {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import bcrypt from "npm:bcryptjs@^3.0.3";
+import bcrypt from "bcryptjs";
 import { credentialFromFlag, parseHtpasswd } from "./htpasswd.ts";
 import { authRule, type RuleContext } from "./rule.ts";
 import { Verifier } from "./verify.ts";

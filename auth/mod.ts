@@ -36,6 +36,8 @@ export {
 export { addressKey, allocateAttempts, Attempts, type AttemptsOptions } from "./attempts.ts";
 export {
   type AuthenticatedRequest,
+  Authenticator,
+  type AuthenticatorOptions,
   authRule,
   type AuthRuleOptions,
   publicMatcher,

@@ -24,8 +24,7 @@
  *
  * @module
  */
-// @ts-types="npm:@types/picomatch@^4.0.3"
-import picomatch from "npm:picomatch@^4.0.7";
+import picomatch from "picomatch";
 import type { Reply, RequestHead } from "../http/types.ts";
 import { getHeader } from "../http/types.ts";
 import type { Rule, RuleContext } from "../http/rules.ts";
@@ -35,32 +34,12 @@ import type { Attempts } from "./attempts.ts";
 import type { Verifier } from "./verify.ts";
 
 /** A request that passed the stage: `user` names who (for the access log). */
-export interface AuthenticatedRequest extends RequestHead {
-  /** The user (Basic) or token name (Bearer). */
-  user?: string;
-  /** The client's address, when the engine sets it (for attempt counting). */
-  remote?: string;
-}
+export type AuthenticatedRequest = RequestHead;
 
 /** {@linkcode authRule} settings. */
-export interface AuthRuleOptions {
-  /** Checks credentials. */
-  verifier: Verifier;
-  /** Failed-attempt counter shared by every thread; undefined: no blocking. */
-  attempts?: Attempts;
-  /**
-   * The realm shown by browsers' login prompts.
-   * @default "ringhttpd"
-   */
-  realm?: string;
+export interface AuthRuleOptions extends AuthenticatorOptions {
   /** `--public` globs over the URL path. @default [] */
   public?: readonly string[];
-  /**
-   * The client's address of a request; undefined: unknown, and then not
-   * counted (one shared counter would let one guesser block everyone).
-   * @default the request's `remote` field
-   */
-  addressOf?: (req: RequestHead) => string | undefined;
 }
 
 /**
@@ -85,7 +64,10 @@ export function publicMatcher(globs: readonly string[]): (path: string) => boole
       throw new RangeError(`--public must start with "/", got ${JSON.stringify(g)}`);
     }
     try {
-      return picomatch(g, { dot: true, strictBrackets: true });
+      return (picomatch as unknown as (g: string, o: object) => (p: string) => boolean)(g, {
+        dot: true,
+        strictBrackets: true,
+      });
     } catch (e) {
       throw new RangeError(`--public ${JSON.stringify(g)}: ${(e as Error).message}`);
     }
@@ -116,8 +98,113 @@ function quoted(realm: string): string {
   return `"${realm.replace(/["\\]/g, "\\$&")}"`;
 }
 
+/** {@linkcode Authenticator} settings. */
+export interface AuthenticatorOptions {
+  /** Checks credentials. */
+  verifier: Verifier;
+  /** Failed-attempt counter shared by every thread; undefined: no blocking. */
+  attempts?: Attempts;
+  /**
+   * The realm shown by browsers' login prompts.
+   * @default "ringhttpd"
+   */
+  realm?: string;
+  /**
+   * The client's address of a request; undefined: unknown, and then not
+   * counted (one shared counter would let one guesser block everyone).
+   * @default the request's `remote?.address`
+   */
+  addressOf?: (req: RequestHead) => string | undefined;
+}
+
 /**
- * The authentication rule.
+ * Checks a request's credentials: sets `req.user` and passes, or answers
+ * 401 / 429 / 503 (see the module doc). Used by the access stage
+ * (`http/_access_stage.ts`) for the paths that need credentials.
+ */
+export class Authenticator {
+  readonly #verifier: Verifier;
+  readonly #attempts: Attempts | undefined;
+  readonly #realm: string;
+  readonly #addressOf: (req: RequestHead) => string | undefined;
+
+  /**
+   * @param options the verifier, attempts, realm
+   * @throws {RangeError} for a realm with control characters
+   */
+  constructor(options: AuthenticatorOptions) {
+    this.#verifier = options.verifier;
+    this.#attempts = options.attempts;
+    this.#realm = quoted(options.realm ?? "ringhttpd");
+    this.#addressOf = options.addressOf ?? ((req: RequestHead) => req.remote?.address);
+  }
+
+  /**
+   * Sets `req.user` from a value verified before (no verification, no
+   * answer): for paths anyone may read, so the access log still names a
+   * known user.
+   *
+   * @param req the request
+   */
+  identify(req: RequestHead): void {
+    const header = getHeader(req, "authorization");
+    if (header !== undefined) {
+      const name = this.#verifier.cached(header);
+      if (name !== undefined) req.user = name;
+    }
+  }
+
+  /**
+   * Checks the request's credentials.
+   *
+   * @param req the request (gets `user` when it passes)
+   * @param ctx what to answer with
+   * @returns undefined when it passes (synchronously for a value verified
+   *   before), else the 401 / 429 / 503, or a promise of either
+   */
+  check(req: RequestHead, ctx: RuleContext): Reply | undefined | Promise<Reply | undefined> {
+    const verifier = this.#verifier;
+    const header = getHeader(req, "authorization");
+    if (header === undefined) return this.#challenge(ctx);
+    // The hot path: a value verified before passes with one Map lookup.
+    const name = verifier.cached(header);
+    if (name !== undefined) {
+      req.user = name;
+      return undefined;
+    }
+    const addr = this.#addressOf(req);
+    const counted = addr === undefined ? undefined : this.#attempts;
+    const wait = counted?.retryAfter(addr!) ?? 0;
+    if (wait > 0) return this.#blocked(ctx, wait);
+    return verifier.verify(header).then((out) => {
+      if (out.ok) {
+        req.user = out.name;
+        return undefined;
+      }
+      if (out.reason === "busy") return ctx.error(503, [["Retry-After", "1"]]);
+      const now = counted?.fail(addr!) ?? 0;
+      return now > 0 ? this.#blocked(ctx, now) : this.#challenge(ctx);
+    });
+  }
+
+  #challenge(ctx: RuleContext): Reply {
+    const h: Array<[string, string]> = [
+      ["WWW-Authenticate", `Basic realm=${this.#realm}, charset="UTF-8"`],
+    ];
+    if (this.#verifier.bearer) h.push(["WWW-Authenticate", `Bearer realm=${this.#realm}`]);
+    h.push(["Cache-Control", "no-store"]);
+    return ctx.error(401, h);
+  }
+
+  #blocked(ctx: RuleContext, seconds: number): Reply {
+    return ctx.error(429, [["Retry-After", String(seconds)], ["Cache-Control", "no-store"]]);
+  }
+}
+
+/**
+ * The authentication rule on its own: every path needs credentials but the
+ * `public` ones. (The server builds the access stage from path rules
+ * instead; this is the simple form for `createHandler()` users.)
  *
  * @param options the verifier, attempts, realm, public globs
  * @returns a rule for the pipeline's route-rule stage
@@ -146,50 +233,17 @@ function quoted(realm: string): string {
  * ```
  */
 export function authRule(options: AuthRuleOptions): Rule {
-  const { verifier, attempts } = options;
-  const realm = quoted(options.realm ?? "ringhttpd");
+  const auth = new Authenticator(options);
   const isPublic = publicMatcher(options.public ?? []);
   const anyPublic = (options.public ?? []).length > 0;
-  const addressOf = options.addressOf ??
-    ((req: RequestHead) => (req as AuthenticatedRequest).remote);
-  const challenge = (ctx: RuleContext): Reply => {
-    const h: Array<[string, string]> = [
-      ["WWW-Authenticate", `Basic realm=${realm}, charset="UTF-8"`],
-    ];
-    if (verifier.bearer) h.push(["WWW-Authenticate", `Bearer realm=${realm}`]);
-    h.push(["Cache-Control", "no-store"]);
-    return ctx.error(401, h);
-  };
-  const blocked = (ctx: RuleContext, seconds: number): Reply =>
-    ctx.error(429, [["Retry-After", String(seconds)], ["Cache-Control", "no-store"]]);
-
   return (req, ctx) => {
-    const header = getHeader(req, "authorization");
-    if (header !== undefined) {
-      // The hot path: a value verified before passes with one Map lookup.
-      const name = verifier.cached(header);
-      if (name !== undefined) {
-        (req as AuthenticatedRequest).user = name;
-        return undefined;
-      }
-    }
     if (anyPublic) {
       const p = decodedPath(req.path);
-      if (p !== undefined && isPublic(p)) return undefined;
-    }
-    if (header === undefined) return challenge(ctx);
-    const addr = addressOf(req);
-    const counted = addr === undefined ? undefined : attempts;
-    const wait = counted?.retryAfter(addr!) ?? 0;
-    if (wait > 0) return blocked(ctx, wait);
-    return verifier.verify(header).then((out) => {
-      if (out.ok) {
-        (req as AuthenticatedRequest).user = out.name;
+      if (p !== undefined && isPublic(p)) {
+        auth.identify(req);
         return undefined;
       }
-      if (out.reason === "busy") return ctx.error(503, [["Retry-After", "1"]]);
-      const now = counted?.fail(addr!) ?? 0;
-      return now > 0 ? blocked(ctx, now) : challenge(ctx);
-    });
+    }
+    return auth.check(req, ctx);
   };
 }

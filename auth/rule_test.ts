@@ -31,7 +31,7 @@ const req = (path: string, auth?: string, remote = "192.0.2.1"): AuthenticatedRe
   query: "",
   minor: 1,
   headers: auth === undefined ? ["host", "x"] : ["host", "x", "authorization", auth],
-  remote,
+  remote: { address: remote },
 });
 const basic = (u: string, p: string) =>
   "Basic " + btoa(String.fromCharCode(...enc.encode(`${u}:${p}`)));
@@ -230,7 +230,7 @@ Deno.test("auth rule: real clients (curl -u, wget --user, curl Bearer) against a
         const remote = (conn.remoteAddr as Deno.NetAddr).hostname;
         const handler: Handler = async (head: RequestHead) => {
           const r = head as AuthenticatedRequest;
-          r.remote = remote;
+          r.remote = { address: remote };
           const answer = await rule(r, ctx);
           return answer ??
             text(200, [["Content-Type", "text/plain"]], `hello ${r.user ?? "anyone"}\n`);

@@ -23,10 +23,11 @@
  * (`/dev/null` measures the logging path without disk I/O).
  *
  * `--only` takes scenario ids (keepalive-1k, 64k, 10m, listing, close,
- * balance, mixed), server ids (ring, reuseport, nginx) and/or mixed-load
+ * balance, auth, mixed, h2), server ids (ring, reuseport, nginx) and/or mixed-load
  * variant ids (pool-0, pool-default, and any `--variant`). Needs `wrk` (Debian
  * package `wrk`); nginx is optional (Debian `nginx-light`). Every process it
- * starts is stopped in `finally` and on SIGINT/SIGTERM.
+ * starts is stopped in `finally` and on SIGINT/SIGTERM. `h2` (HTTPS and HTTP/2
+ * against h2o with h2load, Debian `nghttp2-client` and `h2o`) is `bench/_h2load.ts`.
  *
  * The mixed-load scenario (`mixed`, issue #5) runs last, after the servers of
  * the other scenarios have stopped, once per server variant: a fresh ringhttpd
@@ -47,6 +48,7 @@
  */
 
 import { type ListingClientOptions, type ListingStats } from "./_listing_client.ts";
+import { h2Table, runH2Scenarios } from "./_h2load.ts";
 
 const HERE = new URL("..", import.meta.url);
 const MOD_TS = new URL("mod.ts", HERE).pathname;
@@ -104,7 +106,10 @@ const SCENARIO_IDS = [
   "listing",
   "close",
   "balance",
+  "auth",
   "mixed",
+  // HTTPS and HTTP/2 against h2o with h2load (#18): bench/_h2load.ts.
+  "h2",
 ] as const;
 const SERVER_IDS = ["ring", "reuseport", "nginx"] as const;
 
@@ -1124,6 +1129,13 @@ interface Row {
   error?: string;
 }
 
+/** The Basic-auth scenario: the same 1 KiB keep-alive load with and without `--auth`. */
+interface AuthRow {
+  plain?: { reqPerSec: number; p99Ms: number; errors: number };
+  basic?: { reqPerSec: number; p99Ms: number; errors: number };
+  note?: string;
+}
+
 interface Balance {
   server: string;
   mode: string;
@@ -1304,6 +1316,35 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     }
   }
 
+  // Basic auth (#13): 1 KiB keep-alive through the access stage, verified
+  // once per connection value then from the cache, against the same without
+  // auth, back to back on fresh ring-mode servers (issue goal: >= 0.9x).
+  let auth: AuthRow | undefined;
+  if (wanted("auth", SCENARIO_IDS)) {
+    const url = (s: Server) => new URL(FILE_1K.slice(1), s.base).href;
+    const opts = { connections: cfg.connections, threads: cfg.threads, durationS: cfg.durationS };
+    const header = `Authorization: Basic ${btoa("bench:bench-password")}`;
+    auth = {};
+    for (
+      const [key, extra] of [["plain", []], ["basic", ["--auth", "bench:bench-password"]]] as const
+    ) {
+      const s = await startRinghttpd("ring", root, cfg.workers, undefined, [...extra]);
+      try {
+        log(
+          `1 KiB keep-alive on ringhttpd ring ${key === "basic" ? "with" : "without"} Basic auth`,
+        );
+        const o = { ...opts, headers: [header] };
+        if (cfg.warmupS > 0) await wrk(wrkBin, url(s), { ...o, durationS: cfg.warmupS });
+        const r = await wrk(wrkBin, url(s), o);
+        auth[key] = { reqPerSec: r.reqPerSec, p99Ms: r.p99Ms, errors: r.socketErrors + r.non2xx };
+      } catch (e) {
+        auth.note = (e as Error).message;
+      } finally {
+        await stop(s.child);
+      }
+    }
+  }
+
   // Peak RSS of each server process (ringhttpd: one process, all threads).
   const rss: Record<string, number | undefined> = {};
   for (const s of servers) rss[s.id] = await peakRssMiB(s.pid, s.id === "nginx");
@@ -1311,6 +1352,22 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
   // Mixed load last, alone: idle servers would still see its renames and touches.
   await Promise.all(servers.map((s) => stop(s.child)));
   const mixedRows = mixed ? await runMixed(cfg, wrkBin, nginxBin, root, tmp) : [];
+  // HTTPS / HTTP/2 (#18), alone too: ringhttpd with --cert next to h2o, loaded by h2load.
+  const h2Rows = wanted("h2", SCENARIO_IDS)
+    ? await runH2Scenarios({
+      root,
+      tmp,
+      workers: cfg.workers,
+      threads: cfg.threads,
+      durationS: cfg.durationS,
+      warmupS: cfg.warmupS,
+      log,
+      track: (c) => {
+        children.add(c);
+        c.status.finally(() => children.delete(c));
+      },
+    })
+    : [];
 
   const ratio = (sc: string, id: string) => {
     const a = rows.find((r) => r.scenario === sc && r.server === id)?.value;
@@ -1342,6 +1399,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
           ratioToNginx: r.server === "nginx" ? undefined : ratio(r.scenario, r.server),
         })),
         balance,
+        auth,
         mixed: mixed
           ? {
             durationS: cfg.mixedDurationS,
@@ -1352,6 +1410,7 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
             rows: mixedRows,
           }
           : undefined,
+        h2: h2Rows.length > 0 ? h2Rows : undefined,
       },
       null,
       2,
@@ -1426,6 +1485,20 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
       );
     }
   }
+  if (auth !== undefined) {
+    console.log("");
+    const { plain, basic } = auth;
+    console.log(
+      "auth: 1 KiB keep-alive, ring mode, same Authorization header on both: " +
+        (plain && basic
+          ? `${basic.reqPerSec.toFixed(0)} req/s with Basic auth, ${
+            plain.reqPerSec.toFixed(0)
+          } without (${(basic.reqPerSec / plain.reqPerSec).toFixed(2)}x); p99 ${
+            basic.p99Ms.toFixed(2)
+          } / ${plain.p99Ms.toFixed(2)} ms; non-2xx ${basic.errors} / ${plain.errors}`
+          : `n/a: ${auth.note}`),
+    );
+  }
   if (mixed) {
     console.log("");
     console.log(
@@ -1436,6 +1509,15 @@ async function runBench(cfg: Config, tmp: string): Promise<void> {
     );
     console.log("");
     console.log(mixedReport(mixedRows, cfg));
+  }
+  if (h2Rows.length > 0) {
+    console.log("");
+    console.log(
+      `HTTPS and HTTP/2 (#18), ${cfg.workers} workers / h2o threads, same P-256 certificate: ` +
+        `h2load -t ${cfg.threads} -D ${cfg.durationS} (after a ${cfg.warmupS} s warm-up)`,
+    );
+    console.log("");
+    console.log(h2Table(h2Rows));
   }
 }
 

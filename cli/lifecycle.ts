@@ -75,13 +75,22 @@ export function watchWrappers(onGone: (pid: number) => void): () => void {
  * Runs until the server has stopped: the first SIGINT/SIGTERM (or a wrapper
  * gone) starts a graceful shutdown; duplicates within the window are ignored;
  * a later signal exits at once (130 for SIGINT, 143 for SIGTERM). SIGUSR2
- * prints `ringhttpd stats {json}` to stderr.
+ * prints `ringhttpd stats {json}` to stderr. With `reloadAuth` (credentials
+ * configured), SIGHUP re-reads the auth and token files and says what it
+ * loaded, or why it kept the old ones; without, SIGHUP keeps its default.
  *
  * @param server the running server
  * @param graceMs how long in-flight requests may take
+ * @param reloadAuth re-reads the credentials (the cluster's `reloadAuth`)
  * @returns the exit code: 0 after a clean shutdown, 1 when it failed
  */
-export function runUntilStopped(server: Stoppable, graceMs: number): Promise<number> {
+export function runUntilStopped(
+  server: Stoppable,
+  graceMs: number,
+  reloadAuth?: () => Promise<
+    { ok: true; users: number; tokens: number } | { ok: false; reason: string }
+  >,
+): Promise<number> {
   const { promise, resolve } = Promise.withResolvers<number>();
   const listeners: Array<[Deno.Signal, () => void]> = [];
   let stoppingSince = -1;
@@ -118,6 +127,19 @@ export function runUntilStopped(server: Stoppable, graceMs: number): Promise<num
     }
     console.error(`ringhttpd stats ${json}`);
   }]);
+  if (reloadAuth !== undefined) {
+    listeners.push(["SIGHUP", () => {
+      reloadAuth().then(
+        (r) =>
+          console.error(
+            r.ok
+              ? `ringhttpd: SIGHUP: credentials reloaded (${r.users} users, ${r.tokens} tokens)`
+              : `ringhttpd: SIGHUP: credentials not reloaded: ${r.reason}`,
+          ),
+        (e) => console.error(`ringhttpd: SIGHUP: credentials not reloaded: ${errorMessage(e)}`),
+      );
+    }]);
+  }
   for (const [signal, fn] of listeners) Deno.addSignalListener(signal, fn);
   const unwatch = watchWrappers((pid) => {
     if (stoppingSince < 0) stop(`the process that started this server (pid ${pid}) is gone`);

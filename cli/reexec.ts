@@ -78,12 +78,13 @@ export async function reexecWithWrite(
   // Forwarded: a signal sent to this process alone (kill PID) must reach the
   // server; a terminal's copy to the whole group arrives twice, which the
   // server counts once.
-  const forwards: Array<[Deno.Signal, () => void]> = (["SIGINT", "SIGTERM", "SIGUSR2"] as const)
-    .map((s) => [s, () => {
-      try {
-        child.kill(s);
-      } catch { /* already gone */ }
-    }]);
+  const forwards: Array<[Deno.Signal, () => void]> =
+    (["SIGINT", "SIGTERM", "SIGUSR2", "SIGHUP"] as const)
+      .map((s) => [s, () => {
+        try {
+          child.kill(s);
+        } catch { /* already gone */ }
+      }]);
   for (const [s, fn] of forwards) Deno.addSignalListener(s, fn);
   try {
     const status = await child.status;

@@ -104,6 +104,7 @@ export function* entryRule(
   o: CollectOptions,
 ): Generator<FsCall, Entry | null, Deno.FileInfo | string> {
   if (name.charCodeAt(0) === 46 && (!policy.dotfiles || isTempName(name))) return null;
+  if (o.filter !== undefined && !o.filter(name)) return null;
   let facts = known;
   if (facts === undefined) {
     try {
@@ -129,6 +130,7 @@ export function* entryRule(
     const real = (yield { op: "realPath", path: base + name }) as string;
     // Outside the root, or hidden: GET answers 404, so it is not here either.
     if (!servable(policy, real)) return null;
+    if (o.linkOk !== undefined && !o.linkOk(base + name, real)) return null;
     const t = factsOf((yield { op: "stat", path: real }) as Deno.FileInfo);
     e.isDir = t.kind === "dir";
     e.size = t.size;
@@ -214,6 +216,19 @@ export interface CollectOptions {
   onUnreadable?: OnUnreadable;
   /** Also record `target`, `special` and `mode` (what an archive needs). @default false */
   detail?: boolean;
+  /**
+   * Which names this requester may see (the path rules: hidden, access;
+   * `PathRules.entryFilter`). A name it refuses is left out before any
+   * `lstat`, as if it did not exist: no name, size or date of it reaches a
+   * listing, a JSON listing, a folder download or a search. @default all
+   */
+  filter?: (name: string) => boolean;
+  /**
+   * Whether a symlink at `link` (a path under the directory) may lead to
+   * `real` (its real path): false leaves it out, as a GET of it answers 404
+   * (`PathRules.sameProtection`). @default all
+   */
+  linkOk?: (link: string, real: string) => boolean;
 }
 
 /**
@@ -262,6 +277,7 @@ export function collectEntries(
       } catch (e) {
         if (e instanceof Deno.errors.NotFound) {
           if (!policy.dotfiles && name.charCodeAt(0) === 46) continue;
+          if (o.filter !== undefined && !o.filter(name)) continue;
           raws ??= rawAvailable() ? rawInvalidNames(dir) : [];
           const lossy = lossyEntry(base.slice(0, -1), d, raws, policy);
           if (lossy !== null) out.push(lossy);
@@ -304,8 +320,10 @@ function collectRaw(
   const raws = invalid.map((r) => r.raw);
   for (const r of invalid) {
     if (out.length >= max) break;
+    const lossyName = lossyDecoder.decode(r.raw);
+    if (o.filter !== undefined && !o.filter(lossyName)) continue;
     const d = {
-      name: lossyDecoder.decode(r.raw),
+      name: lossyName,
       isDirectory: r.kind === "dir",
       isSymlink: r.kind === "symlink",
     };

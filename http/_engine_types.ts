@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { RequestHead } from "./types.ts";
+import type { Peer, RequestHead } from "./types.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 
 /**
  * Where the engine's output goes.
@@ -55,6 +56,12 @@ export interface Transport {
     end: number,
     progress?: () => void,
   ): Promise<number> | number;
+  /**
+   * Optional: the client of this connection, given to every request as
+   * `RequestHead.remote` (read once, when the connection is made; the
+   * address itself is computed when first asked for).
+   */
+  readonly peer?: Peer;
 }
 
 /**
@@ -86,6 +93,12 @@ export interface EngineOptions {
    * @default {30000}
    */
   writeTimeoutMs?: number;
+  /**
+   * Request bodies the handler reads (write/body.ts): these methods' bodies
+   * are streamed to it as `req.body` instead of skipped.
+   * @default {undefined (every body skipped, up to 64 KiB)}
+   */
+  bodies?: BodyAcceptance;
 }
 
 /**

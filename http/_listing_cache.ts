@@ -12,6 +12,7 @@
 import type { Reply } from "./types.ts";
 import { type Entry, sortEntries, type SortKey, type SortOrder } from "./listing.ts";
 import { newestMtime } from "./_listing_page.ts";
+import type { Readme } from "./_readme.ts";
 
 /** Largest rendered listing page kept, bytes. */
 export const LISTING_CACHE_MAX_BYTES = 4 * 1024 * 1024;
@@ -55,6 +56,8 @@ export interface DirSnap {
   /** Route keys that point here, dropped with it. */
   routes: Set<string>;
   bytes: number;
+  /** The folder's README, rendered once per snapshot (browse, `_readme.ts`). */
+  readme?: Readme;
 }
 
 /** A request (path, query, format) known to answer with a cached listing page. */

@@ -15,6 +15,9 @@ import {
 } from "./listing.ts";
 import type { Entry } from "./_collect.ts";
 import { lastModifiedDate } from "./conditional.ts";
+import { countEntries } from "./_listing_html.ts";
+import type { SearchResult } from "./_search.ts";
+import type { Hit } from "./_name_index.ts";
 
 export { collectEntriesAsync, newestMtime } from "./_collect.ts";
 
@@ -76,12 +79,105 @@ export function pageSize(q: ListingQuery, cfg: PageConfig): number {
  * ```
  */
 export function variantKey(q: ListingQuery, json: boolean, path: string): string {
-  return `${json ? "j" : "h" + path}|${q.sort}|${q.order}|${q.page}|${q.perPage ?? ""}|${
-    q.filter ?? ""
+  const form = q.txt ? "t" : json ? "j" : "h" + path;
+  return `${form}|${q.sort}|${q.order}|${q.page}|${q.perPage ?? ""}|${q.filter ?? ""}${
+    q.txt || json ? "" : `|${q.view ?? ""}|${q.pick ? 1 : ""}`
   }`;
 }
 
 const encoder = new TextEncoder();
+
+/** What a page shows besides the entries (HTML only). */
+export interface PageExtras {
+  /** The folder's README as safe HTML. */
+  readme?: string;
+  /** Its file name. */
+  readmeName?: string;
+  /** A validator of the README's bytes (part of the ETag). */
+  readmeTag?: string;
+}
+
+/**
+ * The plain-text form (`?format=txt`): one name per line, folders with a
+ * trailing `/`, for scripts (`curl ... | while read`). A name holding a line
+ * break would read as two: it is left out here (the JSON form carries it).
+ *
+ * @param entries The entries of this page.
+ * @returns The encoded text.
+ * @example
+ * ```ts
+ * import { renderTxt } from "./_listing_page.ts";
+ * renderTxt([]); // empty bytes
+ * ```
+ */
+export function renderTxt(entries: readonly Entry[]): Uint8Array {
+  let s = "";
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.name.includes("\n") || e.name.includes("\r")) continue;
+    s += e.name + (e.isDir ? "/\n" : "\n");
+  }
+  return encoder.encode(s);
+}
+
+/**
+ * Renders one page of a search (`?q=` under a folder): the hits are paged
+ * here and only the page's are turned into entries (`toEntries` stats them).
+ * Not cached and without validators: a search answers from the index as it
+ * is now.
+ *
+ * @param r The search result (hits sorted).
+ * @param toEntries The page's hits as entries.
+ * @param q The parsed query.
+ * @param json JSON instead of HTML.
+ * @param path The folder's URL path.
+ * @param cfg Server-wide page settings.
+ * @returns The page (404 past the last page).
+ */
+export function renderSearch(
+  r: SearchResult,
+  toEntries: (hits: readonly Hit[]) => Entry[],
+  q: ListingQuery,
+  json: boolean,
+  path: string,
+  cfg: PageConfig,
+): Page {
+  const per = pageSize(q, cfg);
+  const total = r.hits.length;
+  const pages = Math.max(1, Math.ceil(total / per));
+  const empty = new Uint8Array(0);
+  if (q.page > pages) {
+    return { status: 404, headers: [], notModifiedHeaders: [], etag: "", mtimeMs: 0, body: empty };
+  }
+  const slice = toEntries(r.hits.slice((q.page - 1) * per, q.page * per));
+  const h: Array<[string, string]> = [["Vary", "Accept"], ["Cache-Control", "no-cache"]];
+  if (r.partial) h.push(["X-Search-Partial", "1"]);
+  let body: Uint8Array;
+  if (q.txt) {
+    body = renderTxt(slice);
+    h.unshift(["Content-Type", "text/plain; charset=utf-8"]);
+  } else if (json) {
+    body = renderJson(slice);
+    h.unshift(["Content-Type", "application/json; charset=utf-8"]);
+    const link = (n: number, rel: string) =>
+      `<?format=json&q=${encodeURIComponent(q.filter ?? "")}&page=${n}${
+        q.perPage === undefined ? "" : `&per_page=${q.perPage}`
+      }>; rel="${rel}"`;
+    if (q.page > 1) h.push(["Link", link(q.page - 1, "prev")]);
+    if (q.page < pages) h.push(["Link", link(q.page + 1, "next")]);
+  } else {
+    body = renderHtml(slice, {
+      path,
+      query: q,
+      pages,
+      total,
+      download: cfg.archives,
+      search: { partial: r.partial, more: r.more },
+    }, per);
+    h.unshift(["Content-Type", "text/html; charset=utf-8"]);
+  }
+  return { status: 200, headers: h, notModifiedHeaders: [], etag: "", mtimeMs: 0, body };
+}
 
 /**
  * Renders page `q.page` of `sorted`, after the `?q=` filter (over the whole
@@ -95,6 +191,7 @@ const encoder = new TextEncoder();
  * @param json JSON (by query or Accept) instead of HTML.
  * @param path The directory's URL path, ending in `/` (HTML title, breadcrumbs).
  * @param cfg Server-wide page settings.
+ * @param extras The README (HTML only).
  * @returns The page; a 404 page (empty body) past the last page; a 400 page
  *   (body: the reason) for a query `parseListingQuery` refused or a
  *   `per_page` over the cap.
@@ -107,6 +204,7 @@ export function renderPage(
   json: boolean,
   path: string,
   cfg: PageConfig,
+  extras: PageExtras = {},
 ): Page {
   const empty = new Uint8Array(0);
   const per = pageSize(q, cfg);
@@ -124,10 +222,12 @@ export function renderPage(
   }
   const etag = listingETag(
     shown,
-    // `archives` changes the page (the tar form); `3`: the page template.
-    `${json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${per}|${
-      q.filter ?? ""
-    }|${sorted.length}|${cfg.dotfiles}|${cfg.archives}|3`,
+    // `archives` changes the page (the download forms); `4`: the page template.
+    `${q.txt ? "t" : json ? "j" : "h"}|${q.sort}|${q.order}|${q.page}|${per}|${q.filter ?? ""}|${
+      q.view ?? ""
+    }|${q.pick ? 1 : ""}|${sorted.length}|${cfg.dotfiles}|${cfg.archives}|${
+      extras.readmeTag ?? ""
+    }|4`,
   );
   const h: Array<[string, string]> = [
     ["Vary", "Accept"],
@@ -138,7 +238,10 @@ export function renderPage(
   const notModifiedHeaders = h.slice();
   const slice = shown.slice((q.page - 1) * per, q.page * per);
   let body: Uint8Array;
-  if (json) {
+  if (q.txt) {
+    body = renderTxt(slice);
+    h.unshift(["Content-Type", "text/plain; charset=utf-8"]);
+  } else if (json) {
     body = renderJson(slice);
     h.unshift(["Content-Type", "application/json; charset=utf-8"]);
     const extra = (q.perPage === undefined ? "" : `&per_page=${q.perPage}`) +
@@ -156,6 +259,9 @@ export function renderPage(
       all: sorted.length,
       truncated,
       download: cfg.archives,
+      counts: countEntries(sorted),
+      readme: extras.readme,
+      readmeName: extras.readmeName,
     }, per);
     h.unshift(["Content-Type", "text/html; charset=utf-8"]);
   }

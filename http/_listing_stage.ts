@@ -9,20 +9,25 @@
  * @module
  */
 import { getHeader, type Reply, type RequestHead } from "./types.ts";
-import { parseListingQuery } from "./listing.ts";
+import { type ListingQuery, parseListingQuery } from "./listing.ts";
+import { hitEntries, search } from "./_search.ts";
 import {
   COLLECT_MAX,
   collectEntriesAsync,
   type Page,
   renderPage,
+  renderSearch,
   variantKey,
 } from "./_listing_page.ts";
 import { evaluatePreconditions } from "./conditional.ts";
 import { hasConditional, pick } from "./_file_reply.ts";
 import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from "./_listing_cache.ts";
 import { resultHead } from "./job_protocol.ts";
+import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
-import type { Site } from "./_site.ts";
+import { collectGuards, type Site } from "./_site.ts";
+import type { PathRules, PathRulesConfig } from "./path_rules.ts";
+import { newestMtime } from "./_collect.ts";
 
 /** Whether the client asked for JSON by header (`?format=json` is in the query). */
 function wantsJson(req: RequestHead): boolean {
@@ -36,8 +41,10 @@ function wantsJson(req: RequestHead): boolean {
  * @param req the request
  * @returns the route key
  */
-export function routeKey(req: RequestHead): string {
-  return req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+export function routeKey(req: RequestHead, paths?: PathRules): string {
+  const key = req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
+  // Path rules that show each requester their own entries: one page each.
+  return paths === undefined ? key : key + paths.viewerKey(req.user);
 }
 
 /** The listing view of one handler. */
@@ -107,20 +114,62 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
+    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
-    const vkey = variantKey(q, json, path);
+    const paths = this.#site.paths;
+    const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
+    const rkey = routeKey(req, paths);
     if (this.#site.jobs !== undefined) return this.#pooled(req, real, path, json, vkey);
     const snap = await this.#snapshot(real, dirInfo);
     let page = snap.variants.get(vkey);
     if (page === undefined) {
-      const sorted = listings.sorted(snap, q.sort, q.order);
+      let sorted = listings.sorted(snap, q.sort, q.order);
+      let mtimeMs = snap.mtimeMs;
+      const filter = collectGuards(this.#site, path, real, req.user)?.filter;
+      if (filter !== undefined) {
+        // What this requester may not read leaves no name, size or date.
+        sorted = sorted.filter((e) => filter(e.name));
+        mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
+      }
       const cfg = this.#site.page;
-      const p = renderPage(sorted, snap.truncated, snap.mtimeMs, q, json, path, cfg);
+      const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg, {
+        readme: snap.readme?.html,
+        readmeName: snap.readme?.name,
+        readmeTag: snap.readme?.tag,
+      });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
-      listings.remember(routeKey(req), snap, vkey, page);
-    } else listings.setRoute(routeKey(req), snap, page);
+      listings.remember(rkey, snap, vkey, page);
+    } else listings.setRoute(rkey, snap, page);
     return this.listed(req, page);
+  }
+
+  /**
+   * A search below the folder `real` (`?q=` without `scope=folder`): the
+   * shared index, or a walk; the page's hits are stat'ed here.
+   */
+  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+    const { policy, replies } = this.#site;
+    const root = policy.root;
+    // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
+    const rel = real === root
+      ? ""
+      : real.startsWith(root === "/" ? "/" : root + "/")
+      ? real.slice(root === "/" ? 1 : root.length + 1)
+      : undefined;
+    const r = rel === undefined
+      ? { hits: [], partial: true, more: false, source: "walk" as const }
+      : await search(policy, this.#site.search, rel, q.filter!);
+    const p = renderSearch(
+      r,
+      (hits) => hitEntries(policy, rel ?? "", hits),
+      q,
+      json,
+      path,
+      this.#site.page,
+    );
+    if (p.status === 404) return replies.error(404);
+    return replies.reply(200, p.headers, [p.body], p.body.length);
   }
 
   /**
@@ -148,7 +197,7 @@ export class ListingStage {
     const submitted = Date.now();
     const a = await running.shared(
       `${real}\0${vkey}\0${started}`,
-      () => jobs!("listing", { real, path, query: req.query, json }),
+      () => jobs!("listing", { real, path, query: req.query, json, ...this.#access(req) }),
     );
     const r = resultHead("listing", a);
     if (r === undefined) return replies.jobError(a.status);
@@ -164,12 +213,21 @@ export class ListingStage {
     return this.listed(req, page);
   }
 
+  /** The path rules and the requester, for a pool thread to filter with (or nothing). */
+  #access(req: RequestHead): { access?: { rules: PathRulesConfig; user?: string } } {
+    const paths = this.#site.paths;
+    if (paths === undefined || !paths.filters) return {};
+    return { access: { rules: paths.config, user: paths.personal ? req.user : undefined } };
+  }
+
   /**
    * The collected entries of `real`: from the cache while younger than
    * revalidateMs, else collected again (one collect per directory at a time;
    * one begun before this directory changed may miss the change: not joined).
    */
   #snapshot(real: string, dirInfo: Deno.FileInfo): DirSnap | Promise<DirSnap> {
+    // (The snapshot is everyone's: only the symlink check, which is the same
+    // for every requester, applies while collecting.)
     const { listings, running } = this.#site;
     const old = listings.dir(real);
     if (old !== undefined && listings.fresh(old, Date.now())) return old;
@@ -185,7 +243,8 @@ export class ListingStage {
     const started = listings.epoch(real);
     // Bounded: a huge directory costs at most COLLECT_MAX entries of time and memory.
     const collectMax = Math.max(COLLECT_MAX, page.listingCap);
-    const entries = await collectEntriesAsync(real, policy, collectMax + 1);
+    const linkOk = collectGuards(this.#site, "/", real, undefined)?.linkOk;
+    const entries = await collectEntriesAsync(real, policy, { max: collectMax + 1, linkOk });
     const now = Date.now();
     const truncated = entries.length > collectMax;
     if (truncated) entries.length = collectMax;
@@ -198,11 +257,13 @@ export class ListingStage {
       listings.drop(old);
     }
     const s = newSnap(real, entries, truncated, dirMtimeMs, now);
+    s.readme = await loadReadme(real, entries);
     // Paginated directories too (within the listing budget, which the
     // listing cache enforces); not a collect that raced with an invalidation.
     if (started === listings.epoch(real)) {
       let n = 256;
       for (const e of entries) n += 64 + 2 * e.name.length;
+      n += 2 * (s.readme?.html.length ?? 0);
       listings.keep(s, n);
     }
     return s;

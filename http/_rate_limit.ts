@@ -195,8 +195,7 @@ export class RateTable {
  */
 export function rateLimitRule(table: RateTable): Rule {
   return (req: RequestHead, ctx) => {
-    const addr = (req as RequestHead & { remote?: { readonly address: string | undefined } })
-      .remote?.address;
+    const addr = req.remote?.address;
     if (addr === undefined) return undefined;
     const wait = table.take(addr);
     return wait === 0 ? undefined : ctx.error(429, [["Retry-After", String(wait)]]);

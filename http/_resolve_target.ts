@@ -9,7 +9,7 @@
 import type { RequestHead } from "./types.ts";
 import { decodePath, INVALID_UTF8 } from "./resolve.ts";
 import { rawAvailable } from "./_rawfs.ts";
-import { realInRoot, type Site } from "./_site.ts";
+import { realInRoot, type Site, underRoot } from "./_site.ts";
 
 /** What a request path names. */
 export type Target =
@@ -38,6 +38,15 @@ export async function resolveTarget(site: Site, req: RequestHead): Promise<Targe
   const fsPath = d.segments.length === 0 ? root : root + "/" + d.segments.join("/");
   const real = await realInRoot(site, fsPath);
   if (real === null) return { kind: "error", status: 404 };
+  if (real !== fsPath && site.paths?.filters) {
+    // Through a symlink: only to a place protected alike, or it would be a
+    // way around a path rule (and the caches, keyed by URL, would spread it).
+    const there = underRoot(site, real);
+    const here = "/" + d.segments.join("/");
+    if (there !== undefined && !site.paths.sameProtection(here, there)) {
+      return { kind: "error", status: 404 };
+    }
+  }
   const info = await Deno.stat(real);
   if (info.isDirectory) {
     if (!d.trailingSlash) {

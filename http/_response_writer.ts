@@ -3,7 +3,8 @@
  * {@linkcode Reply} into bytes on a {@linkcode Transport}, whatever the body:
  * bytes in memory, file slices (`sendfile(2)` when the transport has it, else
  * read and write in chunks), or a stream of unknown length (chunked on
- * HTTP/1.1, close-delimited on HTTP/1.0).
+ * HTTP/1.1, close-delimited on HTTP/1.0) or of known length (Content-Length,
+ * cut when it yields more or fewer bytes).
  *
  * Contract:
  * - {@linkcode ResponseWriter.write} answers one reply: it releases the reply
@@ -126,14 +127,16 @@ export class ResponseWriter {
       } else total += p.length;
     }
     // A stream of unknown length is framed by chunks on HTTP/1.1; HTTP/1.0
-    // has no chunked coding, so there the body ends when we close.
-    const chunked = stream && req.minor === 1 && !bodiless;
-    const keep = keepAlive && (!stream || chunked || noBody);
+    // has no chunked coding, so there the body ends when we close. A stream
+    // of known length (zip/tar downloads) goes out with Content-Length.
+    const known = stream && reply.length >= 0;
+    const chunked = stream && !known && req.minor === 1 && !bodiless;
+    const keep = keepAlive && (!stream || known || chunked || noBody);
     const valid = Number.isInteger(status) && status >= 100 && status <= 999 &&
       (stream
-        ? reply.length === -1 && reply.rawHead === undefined && simple
+        ? reply.length >= -1 && reply.rawHead === undefined && simple
         : (noBody || total === reply.length) && reply.length >= 0);
-    const head = valid ? this.#head(reply, keep, !bodiless && !stream, chunked) : null;
+    const head = valid ? this.#head(reply, keep, !bodiless && (!stream || known), chunked) : null;
     if (head === null) {
       releaseReply(reply);
       console.error(
@@ -372,10 +375,22 @@ export class ResponseWriter {
    */
   async #sendStream(reply: Reply, head: Uint8Array, chunked: boolean): Promise<boolean> {
     await this.send(head);
-    for (const part of reply.body) await this.#sendChunk(part as Uint8Array, chunked);
+    // A known length (zip/tar): a stream that overshoots or ends short is
+    // cut there, so the client sees a short body, never a wrong one.
+    const length = reply.length;
+    let sent = 0;
+    for (const part of reply.body as Uint8Array[]) {
+      sent += part.length;
+      await this.#sendChunk(part, chunked);
+    }
     for await (const chunk of reply.stream!) {
       if (this.dead) break;
+      sent += chunk.length;
+      if (length >= 0 && sent > length) throw new Error(`stream passed its length ${length}`);
       await this.#sendChunk(chunk, chunked);
+    }
+    if (length >= 0 && !this.dead && sent !== length) {
+      throw new Error(`stream ended at ${sent} of ${length} bytes`);
     }
     if (chunked && !this.dead) await this.send(LAST_CHUNK);
     return !this.dead;

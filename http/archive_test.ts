@@ -1,13 +1,24 @@
 import assert from "node:assert/strict";
 import {
+  archiveBytes,
+  ArchiveChanged,
   type ArchivePolicy,
-  archiveSize,
+  collectMembers,
   contentDisposition,
   leftOutNote,
-  tarHeaderBytes,
-  tarStream,
   walkTree,
 } from "./archive.ts";
+import { tarHead, tarLayout } from "./_archive_layout.ts";
+
+/** The tar of `dir` as the server lays it out, streamed whole. */
+async function* tarStream(
+  dir: string,
+  base: string,
+  policy: ArchivePolicy,
+): AsyncGenerator<Uint8Array> {
+  const l = tarLayout((await collectMembers(dir, base, policy)).members);
+  yield* archiveBytes(l, 0, l.size, new Map());
+}
 
 const enc = new TextEncoder();
 
@@ -175,23 +186,18 @@ Deno.test("tarStream() with dotfiles and followSymlinks adds hidden names and ou
   });
 });
 
-Deno.test("archiveSize() is the exact archive length and stops early past a limit", async () => {
+Deno.test("tarLayout() size is the exact archive length; collectMembers() stops early past a limit", async () => {
   await withTree(async ({ root, top }) => {
     const policy: ArchivePolicy = { root, dotfiles: false, followSymlinks: false };
+    const { members } = await collectMembers(top, "top", policy);
     const tar = await collect(tarStream(top, "top", policy));
-    assert.equal(await archiveSize(top, "top", policy), tar.length);
-    const capped = await archiveSize(top, "top", policy, 4096);
-    assert.ok(capped > 4096 && capped < tar.length);
+    assert.equal(tarLayout(members).size, tar.length);
+    const capped = await collectMembers(top, "top", policy, 4096);
+    assert.ok(capped.tooLarge && capped.members.length < members.length);
     // Non-ASCII top-level name: every member gets a pax header.
     const tar2 = await collect(tarStream(top, "t\u00f6p", policy));
-    assert.equal(await archiveSize(top, "t\u00f6p", policy), tar2.length);
-  });
-});
-
-Deno.test("tarStream() throws once the archive passes maxBytes", async () => {
-  await withTree(async ({ root, top }) => {
-    const policy: ArchivePolicy = { root, dotfiles: false, followSymlinks: false };
-    await assert.rejects(collect(tarStream(top, "top", policy, 100_000)), RangeError);
+    const l2 = tarLayout((await collectMembers(top, "t\u00f6p", policy)).members);
+    assert.equal(l2.size, tar2.length);
   });
 });
 
@@ -203,12 +209,12 @@ Deno.test("tarStream() stopped after the first block closes its open file (no le
   });
 });
 
-Deno.test("tarStream() yields blocks of at most 64 KiB and holds one file's chunks at a time", async () => {
+Deno.test("archiveBytes() yields blocks of at most 256 KiB, streamed, not one buffer", async () => {
   await withTree(async ({ root, top }) => {
     const policy: ArchivePolicy = { root, dotfiles: false, followSymlinks: false };
     let blocks = 0;
     for await (const b of tarStream(top, "top", policy)) {
-      assert.ok(b.length > 0 && b.length <= 65536, `block of ${b.length}`);
+      assert.ok(b.length > 0 && b.length <= 262144, `block of ${b.length}`);
       blocks++;
     }
     assert.ok(blocks >= 5, "streamed, not one buffer");
@@ -226,12 +232,20 @@ Deno.test("walkTree() lists in name order, directories before their contents", a
   });
 });
 
-Deno.test("tarHeaderBytes() matches tar-stream's ustar and pax layouts", () => {
-  assert.equal(tarHeaderBytes("a.txt"), 512);
-  assert.equal(tarHeaderBytes("d/".repeat(70) + "f"), 512, "split into prefix and name");
-  assert.equal(tarHeaderBytes("x".repeat(101)), 1536);
-  assert.equal(tarHeaderBytes("caf\u00e9"), 1536);
-  assert.equal(tarHeaderBytes("y".repeat(600)), 2048, "pax records longer than one block");
+Deno.test("tarHead() is one ustar block, or a pax header before it for long and non-ASCII names", () => {
+  const m = (name: string) => ({
+    kind: "file" as const,
+    name,
+    path: "",
+    size: 1,
+    mtimeMs: 0,
+    mode: 0o644,
+  });
+  assert.equal(tarHead(m("a.txt")).length, 512);
+  assert.equal(tarHead(m("d/".repeat(70) + "f")).length, 512, "split into prefix and name");
+  assert.equal(tarHead(m("x".repeat(101))).length, 1536);
+  assert.equal(tarHead(m("caf\u00e9")).length, 1536);
+  assert.equal(tarHead(m("y".repeat(600))).length, 2048, "pax records longer than one block");
 });
 
 Deno.test("contentDisposition() quotes ASCII names and adds filename* for others (RFC 6266)", () => {
@@ -248,7 +262,7 @@ Deno.test("contentDisposition() quotes ASCII names and adds filename* for others
   assert.ok(!/[\r\n]/.test(contentDisposition("a\r\nSet-Cookie: x.tar")));
 });
 
-Deno.test("tarStream() fails, rather than pad with zeros, when a large file shrinks while read", async () => {
+Deno.test("archiveBytes() fails, rather than pad with zeros, when a large file shrinks while read", async () => {
   const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd-tar-" }));
   try {
     await Deno.mkdir(`${tmp}/d`);
@@ -256,13 +270,13 @@ Deno.test("tarStream() fails, rather than pad with zeros, when a large file shri
     const policy: ArchivePolicy = { root: tmp, dotfiles: false, followSymlinks: false };
     const it = tarStream(`${tmp}/d`, "d", policy)[Symbol.asyncIterator]();
     assert.equal((await it.next()).done, false);
-    // At most a few 64 KiB chunks are read ahead of the consumer.
+    // Files are read as the consumer pulls, a block at a time.
     await Deno.truncate(`${tmp}/d/big.bin`, 512 * 1024);
     await assert.rejects(
       (async () => {
         while (!(await it.next()).done) { /* drain */ }
       })(),
-      /shrank while being archived/,
+      ArchiveChanged,
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -279,4 +293,27 @@ Deno.test("leftOutNote(): one path per line under a heading; never replaces a re
   );
   const taken = new Set(["_unreadable.txt", "__unreadable.txt"]);
   assert.equal(leftOutNote("docs", [""], taken).name, "docs/___unreadable.txt");
+});
+
+Deno.test("walkTree() asks policy.guards for each folder's collector options, by its path below the top", async () => {
+  await withTree(async ({ root, top }) => {
+    const asked: string[] = [];
+    const policy: ArchivePolicy = {
+      root,
+      dotfiles: false,
+      followSymlinks: false,
+      guards: (rel, dir) => {
+        asked.push(`${rel}|${dir.slice(top.length)}`);
+        return {};
+      },
+    };
+    const dirs: string[] = [];
+    for await (const item of walkTree(top, "top", policy)) {
+      if (item.kind === "dir") dirs.push(item.name.slice(4));
+    }
+    assert.ok(asked.includes("|"), asked.join(" "));
+    assert.ok(asked.includes("sub/|/sub"));
+    assert.ok(asked.includes("sub/deeper/|/sub/deeper"));
+    assert.equal(asked.length, dirs.length, "once per folder archived");
+  });
 });

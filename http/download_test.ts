@@ -62,16 +62,17 @@ async function untar(tmp: string, tar: Uint8Array): Promise<string> {
   return dir;
 }
 
-Deno.test("handler: ?download=tar streams the folder as a chunked tar that extracts to the same bytes", async () => {
+Deno.test("handler: ?download=tar streams the folder as a tar with a Content-Length that extracts to the same bytes", async () => {
   await withTree(async (tmp, root) => {
     await withServer({ root }, async (base) => {
       const res = await fetch(`${base}/photos/?download=tar`);
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("content-type"), "application/x-tar");
       assert.equal(res.headers.get("content-disposition"), 'attachment; filename="photos.tar"');
-      assert.equal(res.headers.get("transfer-encoding"), "chunked");
-      assert.equal(res.headers.get("content-length"), null);
-      const dir = await untar(tmp, new Uint8Array(await res.arrayBuffer()));
+      assert.equal(res.headers.get("transfer-encoding"), null);
+      const tar = new Uint8Array(await res.arrayBuffer());
+      assert.equal(res.headers.get("content-length"), String(tar.length));
+      const dir = await untar(tmp, tar);
       assert.deepEqual(
         await Deno.readFile(`${dir}/photos/a.jpg`),
         await Deno.readFile(`${root}/photos/a.jpg`),
@@ -97,7 +98,7 @@ Deno.test("handler: a non-ASCII folder name gets an RFC 6266 filename*; HEAD sen
   });
 });
 
-Deno.test("handler: HTTP/1.0 gets the tar close-delimited", async () => {
+Deno.test("handler: HTTP/1.0 gets the tar with its Content-Length, then the close", async () => {
   await withTree(async (tmp, root) => {
     await withServer({ root }, async (_base, port) => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -116,7 +117,8 @@ Deno.test("handler: HTTP/1.0 gets the tar close-delimited", async () => {
       const head = dec.decode(all.subarray(0, headEnd));
       assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
       assert.match(head, /Connection: close/);
-      assert.doesNotMatch(head, /Transfer-Encoding|Content-Length/i);
+      assert.doesNotMatch(head, /Transfer-Encoding/i);
+      assert.equal(Number(/Content-Length: (\d+)/.exec(head)?.[1]), all.length - headEnd);
       const dir = await untar(tmp, all.subarray(headEnd));
       assert.equal(dec.decode(await Deno.readFile(`${dir}/2024/b <&>.txt`)), "b\n");
     });
@@ -129,6 +131,9 @@ Deno.test("handler: maxArchiveBytes refuses a larger folder with 403 before send
       const big = await fetch(`${base}/photos/?download=tar`);
       assert.equal(big.status, 403);
       assert.match(await big.text(), /more than 100000 bytes as a tar archive/);
+      const bigZip = await fetch(`${base}/photos/?download=zip`);
+      assert.equal(bigZip.status, 403, "the bound applies to every format");
+      await bigZip.body?.cancel();
       const small = await fetch(`${base}/photos/2024/?download=tar`);
       assert.equal(small.status, 200);
       assert.ok((await small.arrayBuffer()).byteLength <= 100_000);

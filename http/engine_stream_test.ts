@@ -211,11 +211,11 @@ Deno.test("engine: when the client goes away mid-stream the producer is closed (
   assert.equal(count.released, 1);
 });
 
-Deno.test("engine: a stream reply with rawHead, a FileSlice part or a length other than -1 is a 500", async () => {
+Deno.test("engine: a stream reply with rawHead, a FileSlice part or a length below -1 is a 500", async () => {
   const { iterable } = source(["x"]);
   const bad: Reply[] = [
     { status: 200, headers: [], body: [], length: -1, stream: iterable, rawHead: bytes("x") },
-    { status: 200, headers: [], body: [], length: 1, stream: iterable },
+    { status: 200, headers: [], body: [], length: -2, stream: iterable },
     {
       status: 200,
       headers: [],
@@ -276,5 +276,44 @@ Deno.test("serveDenoConn: fetch reads a chunked stream reply and the connection 
     listener.close();
     await accepting;
     await Promise.all(served);
+  }
+});
+
+// zip: a stream whose length is known ahead (a folder archive).
+function knownLength(stream: AsyncIterable<Uint8Array>, length: number): Handler {
+  return (): Reply => ({ status: 200, headers: [], body: [], length, stream });
+}
+
+Deno.test("engine: a stream reply with a known length goes out with Content-Length, unchunked, kept alive", async () => {
+  const t = new MemTransport();
+  const { iterable, state } = source(["ab", "cde"]);
+  const c = new HttpConnection(t, knownLength(iterable, 5));
+  await c.feed(bytes(GET()));
+  const out = t.text;
+  const head = out.slice(0, out.indexOf("\r\n\r\n"));
+  assert.match(head, /\r\nContent-Length: 5\r\n/);
+  assert.doesNotMatch(head, /Transfer-Encoding/i);
+  assert.match(head, /\r\nConnection: keep-alive$/);
+  assert.equal(out.slice(head.length + 4), "abcde");
+  assert.equal(state.finished, true);
+  assert.equal(t.closed, 0);
+});
+
+Deno.test("engine: a known-length stream that ends short or runs over is cut at that point", async () => {
+  for (const [parts, length, sent] of [[["ab"], 5, "ab"], [["ab", "cdefg"], 5, "ab"]] as const) {
+    const t = new MemTransport();
+    const { iterable } = source([...parts]);
+    const c = new HttpConnection(t, knownLength(iterable, length));
+    const orig = console.error;
+    console.error = () => {};
+    try {
+      await c.feed(bytes(GET()));
+    } finally {
+      console.error = orig;
+    }
+    const out = t.text;
+    assert.match(out, /Content-Length: 5\r\n/);
+    assert.equal(out.slice(out.indexOf("\r\n\r\n") + 4), sent);
+    assert.equal(t.closed, 1, "closed, so the client sees a short body");
   }
 });

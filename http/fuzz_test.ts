@@ -126,7 +126,7 @@ Deno.test("fuzz: a valid request serialised and parsed back is the same head", (
     fc.property(validRequest, ({ head, bytes }) => {
       const r = parseRequest(bytes);
       assert.ok(r !== null && "head" in r, JSON.stringify(r));
-      assert.deepEqual(r.head, head);
+      assert.deepEqual(r.head, { ...head, remote: undefined, user: undefined });
       assert.equal(r.used, bytes.length);
     }),
     { seed: SEED, numRuns: 500 },

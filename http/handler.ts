@@ -18,19 +18,22 @@
  */
 import type { Handler, Reply, RequestHead } from "./types.ts";
 import type { ServePolicy } from "./resolve.ts";
-import { parseListingQuery } from "./listing.ts";
 import type { SubmitJob } from "./job_protocol.ts";
 import { commonHeaders, Replies, TEXT } from "./_reply.ts";
 import { baseHeaders } from "./_file_reply.ts";
 import { FileCache } from "./_file_cache.ts";
 import { ListingCache } from "./_listing_cache.ts";
+import { type IndexBuffers, NameIndex } from "./_name_index.ts";
+import { devHandler } from "./_dev.ts";
 import { Coalescer } from "./_coalesce.ts";
 import { corsPreflight, isThenable, type Rule, type RuleContext, runRules } from "./rules.ts";
 import { resolveTarget, type Target } from "./_resolve_target.ts";
 import { existingFile, type Site } from "./_site.ts";
 import { FileStage } from "./_file_stage.ts";
 import { ListingStage, routeKey } from "./_listing_stage.ts";
-import { archiveReply } from "./_archive_stage.ts";
+import { parseArchiveQuery } from "./_archive_query.ts";
+import { accessRule, type Credentials, decorating } from "./_access_stage.ts";
+import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
 import {
   cachePolicy,
@@ -54,6 +57,8 @@ export { COLLECT_MAX } from "./_listing_page.ts";
 export { RAW_MAX_BYTES } from "./_file_stage.ts";
 export type { JobAnswer, SubmitJob } from "./job_protocol.ts";
 export type { Rule, RuleContext } from "./rules.ts";
+export type { Credentials } from "./_access_stage.ts";
+export type { PathRulesConfig, PathRuleSpec } from "./path_rules.ts";
 
 /**
  * Options of {@link createHandler}. Every field but `root` is optional.
@@ -144,6 +149,32 @@ export interface HandlerOptions extends SiteOptions {
   maxUploadBytes?: number;
   /** fsync the directory after each rename (with `upload`). @default false */
   durable?: boolean;
+  /**
+   * Path rules (the config file's `rules`, `--public` globs): who may read
+   * what, hidden paths, listings on/off, headers per path. Applied by the
+   * access stage, first after CORS preflight (before the caches and
+   * `rules`), and by every view that shows a directory's contents.
+   * `auth` is taken from `credentials`. @default {}
+   */
+  pathRules?: PathRulesConfig;
+  /**
+   * Authentication (e.g. `auth/rule.ts` `Authenticator`): with it, every
+   * path needs credentials unless a path rule makes it public.
+   * @default undefined
+   */
+  credentials?: Credentials;
+  // browse (#17): search
+  /**
+   * The shared name index search reads (`?q=` below a folder), built and
+   * kept current by the supervisor; undefined: search walks the tree within
+   * a time budget and says when the answer may be partial. @default undefined
+   */
+  searchIndex?: IndexBuffers;
+  /**
+   * Development mode: `Cache-Control: no-cache` on every reply, CORS on,
+   * and HTML replies get the live-reload script (`_dev.ts`). @default false
+   */
+  dev?: boolean;
 }
 
 /**
@@ -251,7 +282,7 @@ class Pipeline {
     }
     const { listings, replies } = this.#site;
     if (listings.routeCount !== 0 && req.path.charCodeAt(req.path.length - 1) === 47 /* / */) {
-      const key = routeKey(req);
+      const key = routeKey(req, this.#site.paths);
       const r = listings.route(key);
       if (r !== undefined) {
         // The key is the only allocation unless the request is conditional.
@@ -293,14 +324,24 @@ class Pipeline {
     plainOnly: boolean,
   ): Promise<Reply> {
     const site = this.#site;
-    if (site.archives && req.query.includes("download=tar")) {
-      if (parseListingQuery(req.query).download === "tar") {
-        return archiveReply(site, t.real, t.segments);
+    const paths = site.paths;
+    const dir = "/" + t.segments.join("/");
+    const listed = paths?.rulesFor(dir).list ?? site.dirListing;
+    if (site.archives && req.query.includes("download=")) {
+      const q = parseArchiveQuery(req.query);
+      // Loaded on the first download: workers that never serve one never load the tar encoder.
+      if (q !== undefined) {
+        if (!listed) return site.replies.error(404);
+        const { archiveReply } = await import("./_archive_stage.ts");
+        return archiveReply(site, req, t.real, t.segments, q);
       }
     }
-    const index = await existingFile(site, t.real + "/index.html");
+    // An index.html the requester may not read is as good as missing.
+    const index = paths?.filters && !paths.mayRead(dir + "/index.html", req.user)
+      ? null
+      : await existingFile(site, t.real + "/index.html");
     if (index !== null) return this.#file.serve(req, index, req.path, gen, plainOnly);
-    if (!site.dirListing) return site.replies.error(404);
+    if (!listed) return site.replies.error(404);
     return this.#listing.serve(req, t.real, t.segments, t.info);
   }
 
@@ -372,6 +413,7 @@ function siteOf(root: string, options: HandlerOptions): Site {
     listings,
     running: new Coalescer(),
     jobs: options.jobs,
+    search: options.searchIndex === undefined ? undefined : new NameIndex(options.searchIndex),
     compress: options.compress ?? true,
     dirListing,
     archives,
@@ -382,6 +424,7 @@ function siteOf(root: string, options: HandlerOptions): Site {
       ? undefined
       : cachePolicy(options.cacheControl),
     slow: () => Promise.reject(new Error("no pipeline yet")), // set by the Pipeline
+    paths: undefined,
   };
 }
 
@@ -414,6 +457,9 @@ function siteOf(root: string, options: HandlerOptions): Site {
  */
 export async function createHandler(options: HandlerOptions): Promise<FileHandler> {
   options = resolveHandlerOptions(options);
+  // browse (#17): --dev turns CORS on, and trusts no cached entry without a
+  // stat: a page reloading on a change must not get the bytes from before it.
+  if (options.dev) options = { ...options, cors: true, revalidateMs: 0 };
   const root = await realRoot(options.root);
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
@@ -424,6 +470,15 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     rules.push(rateLimitRule(new RateTable(sab)));
   }
   if (options.cors) rules.push(corsPreflight);
+  // Access first after preflight: before the caches and any other rule.
+  const credentials = options.credentials;
+  if (options.pathRules !== undefined || credentials !== undefined) {
+    const paths = new PathRules({ ...options.pathRules, auth: credentials !== undefined });
+    if (!paths.empty) {
+      site.paths = paths;
+      rules.push(accessRule(paths, credentials));
+    }
+  }
   for (const r of options.rules ?? []) rules.push(r);
   // Site rules (#13): redirects after the caller's (access) rules.
   if (options.redirects !== undefined && options.redirects.length > 0) {
@@ -438,12 +493,16 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   if (page !== undefined || spa !== undefined) {
     outer = notFoundStage(outer, site.replies, page, spa);
   }
+  const paths = site.paths;
+  const decorated = paths?.decorates ? decorating(paths, outer) : outer;
+  // browse (#17): --dev wraps the whole pipeline; without it nothing changes.
+  const h = options.dev ? devHandler(decorated, root, site.policy) : decorated;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {
     const { createDavStage } = await import("../write/dav.ts");
     const dav = await createDavStage(site, options, pipeline.invalidate);
     pipeline.dav = dav;
     // The engine streams these methods' bodies to the stage (write/body.ts).
-    return Object.assign(outer, { invalidate, invalidateAll, bodies: dav.bodies });
+    return Object.assign(h, { invalidate, invalidateAll, bodies: dav.bodies });
   }
-  return Object.assign(outer, { invalidate, invalidateAll });
+  return Object.assign(h, { invalidate, invalidateAll });
 }

@@ -263,7 +263,7 @@ Deno.test("handler lists a directory in HTML whose every link answers 200", asyn
     assert.ok(a.headers.get("etag")!.startsWith('W/"'));
     assert.ok(a.text.includes("<title>Index of /</title>"));
     assert.ok(!a.text.includes(".env") && !a.text.includes(".git"));
-    const hrefs = [...a.text.matchAll(/<td><a href="([^"]*)">/g)].map((m) =>
+    const hrefs = [...a.text.matchAll(/<\/svg><a href="([^"]*)">/g)].map((m) =>
       m[1].replaceAll("&#39;", "'").replaceAll("&quot;", '"').replaceAll("&lt;", "<")
         .replaceAll("&gt;", ">").replaceAll("&amp;", "&")
     );
@@ -378,10 +378,10 @@ Deno.test("handler sorts a 1,000-entry listing by ?sort and ?order", async () =>
       const html = (await get(h, req("/many/?sort=mtime&order=desc"))).text;
       // Sorting is a form button (issue 12: crawlers must not follow it).
       assert.ok(html.includes(
-        '<button name="sort" value="mtime">Last modified &darr;</button>' +
+        '<button name="sort" value="mtime">Modified (UTC) &darr;</button>' +
           '<input type="hidden" name="order" value="asc">',
       ));
-      assert.equal(html.match(/<tr><td><a /g)!.length, 1001); // ../ + 1,000
+      assert.equal(html.match(/<tr><td><svg><use href=#.><\/svg><a /g)!.length, 1001); // ../ + 1,000
     },
     {},
     true,
@@ -399,7 +399,7 @@ Deno.test("handler paginates listings over listingCap and 404s pages past the en
       assert.equal((await get(h, req("/many/?page=11"))).status, 404);
       const html = (await get(h, req("/many/?page=2"))).text;
       assert.ok(html.includes("page 2 of 10 (1000 entries)"));
-      assert.equal(html.match(/<tr><td><a /g)!.length, 101);
+      assert.equal(html.match(/<tr><td><svg><use href=#.><\/svg><a /g)!.length, 101);
     },
     { listingCap: 100 },
     true,

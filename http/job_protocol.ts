@@ -16,8 +16,12 @@ import {
   type PageConfig,
   renderPage,
 } from "./_listing_page.ts";
-import type { ServePolicy } from "./resolve.ts";
-import { type Coding, compressFileSync, type FileVersion } from "./_compress.ts";
+import { isInside, type ServePolicy } from "./resolve.ts";
+import { PathRules, type PathRulesConfig } from "./path_rules.ts";
+import type { CollectOptions } from "./_collect.ts";
+import { loadReadmeSync } from "./_readme.ts";
+import { type Coding, compressFileSync, FileChanged, type FileVersion } from "./_compress.ts";
+import { crc32 } from "node:zlib";
 
 /** Arguments of a listing job. */
 export interface ListingArgs {
@@ -29,6 +33,11 @@ export interface ListingArgs {
   query: string;
   /** JSON instead of HTML (by query or Accept). */
   json: boolean;
+  /**
+   * Path rules in force and who asks: the pool thread lists only what this
+   * requester may read (`PathRules.entryFilter`). Absent: no rules.
+   */
+  access?: { rules: PathRulesConfig; user?: string };
 }
 
 /** Arguments of a compress job: the file as the worker stat'ed it. */
@@ -45,12 +54,30 @@ export type ListingHead = Omit<Page, "body">;
 /** Result head of a compress job: the version that was compressed. */
 export type CompressHead = FileVersion;
 
+/** zip (#15): the arguments of a CRC job, the file version the archive's layout describes. */
+export interface CrcArgs {
+  /** The file's real path. */
+  real: string;
+  /** Its size in the layout. */
+  size: number;
+  /** Its mtime in the layout. */
+  mtimeMs: number;
+}
+
+/** zip (#15): the result of a CRC job (the body is empty). */
+export interface CrcHead {
+  /** The CRC-32 of the file's bytes. */
+  crc: number;
+}
+
 /** Each job kind's arguments and result head. */
 export interface JobTypes {
   /** Render one listing page. */
   listing: { args: ListingArgs; head: ListingHead };
   /** Compress one file. */
   compress: { args: CompressArgs; head: CompressHead };
+  /** zip (#15): the CRC-32 of one file version (a zip range needs it). */
+  crc: { args: CrcArgs; head: CrcHead };
 }
 
 /** A job kind. */
@@ -105,7 +132,11 @@ const isVersion = (v: Obj) => isNum(v.size) && isNum(v.mtimeMs) && isNum(v.ino);
 /** The checks of each kind's arguments and heads, as they arrive as JSON. */
 const SHAPES: { [K in JobKind]: { args(v: Obj): boolean; head(v: Obj): boolean } } = {
   listing: {
-    args: (v) => isStr(v.real) && isStr(v.path) && isStr(v.query) && typeof v.json === "boolean",
+    args: (v) =>
+      isStr(v.real) && isStr(v.path) && isStr(v.query) && typeof v.json === "boolean" &&
+      (v.access === undefined ||
+        (isObj(v.access) && isObj(v.access.rules) &&
+          (v.access.user === undefined || isStr(v.access.user)))),
     head: (v) =>
       (v.status === 200 || v.status === 404) && isPairs(v.headers) &&
       isPairs(v.notModifiedHeaders) && isStr(v.etag) && isNum(v.mtimeMs),
@@ -113,6 +144,10 @@ const SHAPES: { [K in JobKind]: { args(v: Obj): boolean; head(v: Obj): boolean }
   compress: {
     args: (v) => isStr(v.real) && (v.encoding === "br" || v.encoding === "gzip") && isVersion(v),
     head: isVersion,
+  },
+  crc: {
+    args: (v) => isStr(v.real) && isNum(v.size) && isNum(v.mtimeMs),
+    head: (v) => isNum(v.crc),
   },
 };
 
@@ -179,12 +214,21 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
   const q = parseListingQuery(a.query);
   const collectMax = Math.max(COLLECT_MAX, ctx.page.listingCap);
   const dirInfo = Deno.statSync(a.real);
-  const entries = collectEntries(a.real, ctx.policy, collectMax + 1);
+  const entries = collectEntries(a.real, ctx.policy, {
+    max: collectMax + 1,
+    ...(a.access === undefined ? {} : guardsOf(a, ctx.policy.root)),
+  });
   const truncated = entries.length > collectMax;
   if (truncated) entries.length = collectMax;
   const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
   sortEntries(entries, q.sort, q.order);
-  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page);
+  // The README is read and rendered here too: off the HTTP worker's loop.
+  const readme = a.json || q.json || q.txt ? undefined : loadReadmeSync(a.real, entries);
+  const { body, ...head } = renderPage(entries, truncated, mtimeMs, q, a.json, a.path, ctx.page, {
+    readme: readme?.html,
+    readmeName: readme?.name,
+    readmeTag: readme?.tag,
+  });
   return { head, body };
 }
 
@@ -198,4 +242,52 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
 export function runCompressJob(a: CompressArgs): JobOutput<"compress"> {
   const { version, body } = compressFileSync(a.real, a.encoding, a);
   return { head: version, body };
+}
+
+/** Compiled path rules by their JSON (a pool thread serves one set, or a few across reloads). */
+const compiled = new Map<string, PathRules>();
+
+/** The collector's filter and symlink check of a listing job under path rules. */
+function guardsOf(a: ListingArgs, root: string): Pick<CollectOptions, "filter" | "linkOk"> {
+  const key = JSON.stringify(a.access!.rules);
+  let rules = compiled.get(key);
+  if (rules === undefined) {
+    if (compiled.size >= 4) compiled.clear();
+    rules = new PathRules(a.access!.rules);
+    compiled.set(key, rules);
+  }
+  const rel = (real: string) =>
+    isInside(root, real) ? (root === "/" ? real : real.slice(root.length) || "/") : undefined;
+  const filter = rules.entryFilter(a.path, a.access!.user, rel(a.real) ?? a.path);
+  const r = rules;
+  const linkOk = (link: string, real: string): boolean => {
+    const x = rel(link), y = rel(real);
+    return x === undefined || y === undefined || r.sameProtection(x, y);
+  };
+  return { filter, linkOk };
+}
+
+/**
+ * zip (#15): runs a CRC job (synchronous reads: a pool thread): the CRC-32
+ * of the file, checked against the version asked for before and after.
+ *
+ * @param a the file and the version the archive's layout holds
+ * @returns the CRC, with an empty body
+ * @throws {FileChanged} when the file is another version (the pool answers 409)
+ */
+export function runCrcJob(a: CrcArgs): JobOutput<"crc"> {
+  using file = Deno.openSync(a.real, { read: true });
+  const same = (i: Deno.FileInfo) =>
+    i.isFile && i.size === a.size && (i.mtime?.getTime() ?? 0) === a.mtimeMs;
+  if (!same(file.statSync())) throw new FileChanged();
+  const buf = new Uint8Array(Math.min(1 << 20, Math.max(a.size, 1)));
+  let crc = 0;
+  for (let left = a.size; left > 0;) {
+    const n = file.readSync(buf.subarray(0, Math.min(buf.length, left)));
+    if (n === null || n === 0) throw new FileChanged();
+    crc = crc32(buf.subarray(0, n), crc);
+    left -= n;
+  }
+  if (!same(file.statSync())) throw new FileChanged();
+  return { head: { crc }, body: new Uint8Array(0) };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { jobArgs, resultHead, runCompressJob, runListingJob } from "./job_protocol.ts";
+import { jobArgs, resultHead, runCompressJob, runCrcJob, runListingJob } from "./job_protocol.ts";
 
 Deno.test("jobArgs() accepts each kind's shape and refuses anything else", () => {
   const listing = { real: "/srv/d", path: "/d/", query: "sort=size", json: false };
@@ -56,5 +56,27 @@ Deno.test("runListingJob() and runCompressJob() results survive the JSON crossin
     assert.ok(z.body.length < 100);
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("runCrcJob() is the file's CRC-32 for the version asked, and FileChanged for another", async () => {
+  const { crc32 } = await import("node:zlib");
+  const { FileChanged } = await import("./_compress.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => i * 7);
+    await Deno.writeFile(`${dir}/f`, bytes);
+    const info = await Deno.stat(`${dir}/f`);
+    const args = jobArgs("crc", {
+      real: `${dir}/f`,
+      size: info.size,
+      mtimeMs: info.mtime!.getTime(),
+    });
+    assert.equal(runCrcJob(args).head.crc, crc32(bytes));
+    assert.throws(() => runCrcJob({ ...args, size: args.size + 1 }), FileChanged);
+    assert.throws(() => runCrcJob({ ...args, mtimeMs: 1 }), FileChanged);
+    assert.throws(() => jobArgs("crc", { real: "/x", size: "1", mtimeMs: 0 }), TypeError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -36,12 +36,23 @@ export interface ListingQuery {
   page: number;
   /** `?format=json` was given. */
   json: boolean;
+  /** `?format=txt`: one name per line, folders with a trailing `/`. */
+  txt?: boolean;
+  /** `?pick=1`: the selection view (a checkbox per row, rendered by the server). */
+  pick?: boolean;
+  /** `?view=gallery`: the page's images as tiles (HTML only). */
+  view?: "gallery";
   /** `?download=tar` was given: the folder as a tar archive instead of a listing. */
   download?: "tar";
   /** `?per_page=`: entries per page, when given. */
   perPage?: number;
-  /** `?q=`: only names containing this (any case), over the whole folder; never empty. */
+  /**
+   * `?q=`: a search of the names under the folder, recursively (any case;
+   * `*`/`?` globs); with `scope=folder`, only the folder's own names; never empty.
+   */
   filter?: string;
+  /** `?scope=folder`: `q` filters this folder only (cached like a listing) instead of searching below. */
+  here?: boolean;
   /** Why the query is refused (answer 400 with this), when it is. */
   error?: string;
 }
@@ -82,6 +93,10 @@ export function parseListingQuery(query: string, maxPerPage = PER_PAGE_MAX): Lis
     else if (k === "order" && (v === "asc" || v === "desc")) q.order = v;
     else if (k === "page" && /^[1-9][0-9]{0,8}$/.test(v)) q.page = Number(v);
     else if (k === "format" && v === "json") q.json = true;
+    else if (k === "format" && v === "txt") q.txt = true;
+    else if (k === "view" && v === "gallery") q.view = "gallery";
+    else if (k === "pick" && v === "1") q.pick = true;
+    else if (k === "scope" && v === "folder") q.here = true;
     else if (k === "download" && v === "tar") q.download = "tar";
     else if (k === "per_page") {
       const n = /^[0-9]{1,9}$/.test(v) ? Number(v) : NaN;

@@ -17,6 +17,7 @@ import {
   sortEntries,
 } from "./listing.ts";
 import { renderPage, variantKey } from "./_listing_page.ts";
+import { countEntries, iconOf, wrappableName } from "./_listing_html.ts";
 
 const dec = new TextDecoder();
 const Q = parseListingQuery("");
@@ -136,7 +137,8 @@ Deno.test("renderHtml() escapes names in text and href and links the column head
   assert.ok(html.includes('<a href="sub%3Cdir%3E/">sub&lt;dir&gt;/</a>'));
   assert.ok(html.includes('<a href="x%22y&#39;z%26.txt">x&quot;y&#39;z&amp;.txt</a>'));
   assert.ok(html.includes('title="2048 bytes">2.0 KiB<'));
-  assert.ok(html.includes("2024-01-02 03:04:05 UTC"), "dates carry their zone");
+  assert.ok(html.includes("<td>2024-01-02 03:04:05\n"));
+  assert.ok(html.includes("Modified (UTC)"), "dates carry their zone, in the header");
   assert.ok(html.includes('<a href="../">../</a>'));
   // Sorting is a GET form per column (crawlers do not submit forms).
   assert.ok(html.includes(
@@ -169,6 +171,18 @@ Deno.test("renderHtml() has a server-side filter form, and the tar download (a f
   // The only hrefs are the entries, breadcrumbs and ../: nothing a crawler should not fetch.
   const hrefs = [...html.matchAll(/href="([^"]*)"/g)].map((m) => m[1]);
   assert.deepEqual(hrefs, ["data:,", "/", "/d/", "../", "a.txt"]);
+  // The selection downloads: a GET form whose checkboxes come with ?pick=1 (or the script).
+  assert.ok(html.includes('<form method="get" id="sel"><button name="download" value="zip">'));
+  assert.ok(html.includes('<button name="download" value="tar">Download selected as .tar'));
+  assert.ok(html.includes('<button name="pick" value="1">Select files</button>'));
+  assert.ok(!html.includes("type=checkbox"));
+  const picked = dec.decode(renderHtml([e("a.txt"), e('b "c"')], {
+    ...ctx,
+    query: parseListingQuery("pick=1"),
+  }));
+  assert.ok(picked.includes("<input type=checkbox name=select value=a.txt form=sel>"));
+  assert.ok(picked.includes('<input type=checkbox name=select value="b &quot;c&quot;" form=sel>'));
+  assert.ok(!picked.includes('name="pick"'));
 });
 
 Deno.test("parseListingQuery() reads download=tar and ignores other download values", () => {
@@ -187,7 +201,7 @@ Deno.test("renderHtml() omits ../ at the root and adds page links when paginated
   assert.ok(html.includes("page 2 of 3 (25 entries)"));
   // The pager above the table and below it.
   assert.equal(html.match(/page 2 of 3 \(25 entries\)/g)?.length, 2);
-  assert.ok(html.indexOf("page 2 of 3") < html.indexOf("<table>"));
+  assert.ok(html.indexOf("page 2 of 3") < html.indexOf("<table"));
   assert.ok(html.lastIndexOf("page 2 of 3") > html.indexOf("</table>"));
   // In name order, page links are canonical: `?page=N` alone, `./` for the first.
   const plain = dec.decode(
@@ -470,4 +484,99 @@ Deno.test("variantKey() and the ETag tell apart every query field that changes t
     renderPage(all, false, 0, parseListingQuery(s), false, "/", cfg).etag
   );
   assert.equal(new Set(tags).size, 3);
+});
+
+Deno.test("renderHtml() marks kinds with sprite icons, symlinks, and counts the whole folder", () => {
+  const entries: Entry[] = [
+    e("pics", true),
+    e("photo.JPG", false, 2048),
+    e("song.mp3", false, 1024),
+    e("x.tar.gz"),
+    e("notes"),
+    { ...e("ln.txt", false, 1), type: "symlink" },
+  ];
+  const ctx = {
+    path: "/d/",
+    query: Q,
+    pages: 1,
+    total: entries.length,
+    counts: countEntries(entries),
+  };
+  const html = dec.decode(renderHtml(entries, ctx));
+  // One sprite, used by reference from every row; no external resource.
+  assert.equal(html.match(/<symbol id="/g)?.length, 11);
+  for (const id of ["d", "i", "a", "z", "f", "t"]) {
+    assert.ok(html.includes(`<symbol id="${id}"`), id);
+    assert.ok(html.includes(`<use href=#${id}>`), id);
+  }
+  assert.ok(!/(src|href)="?(https?:)?\/\//.test(html), "nothing from another origin");
+  assert.ok(html.includes('<span class="l" title="symbolic link" role="img"'));
+  assert.equal(html.match(/title="symbolic link"/g)?.length, 1);
+  assert.ok(html.includes("1 folder, 5 files, 3.0 KiB in total"));
+  // The home target is labelled.
+  assert.match(html, /<a class="h" href="\/" title="Home[^"]*">.*Home<\/a>/);
+});
+
+Deno.test("iconOf() and wrappableName()", () => {
+  assert.equal(iconOf("a", true), "d");
+  assert.equal(iconOf("a.PNG", false), "i");
+  assert.equal(iconOf(".bashrc", false), "f");
+  assert.equal(iconOf("x.rs", false), "c");
+  // Short names are left alone; long ones get a break point after each separator.
+  assert.equal(wrappableName("big-50MB.bin"), "big-50MB.bin");
+  assert.equal(
+    wrappableName("release-notes_2026-12.final<b>.txt"),
+    "release-<wbr>notes_<wbr>2026-<wbr>12.<wbr>final&lt;b&gt;.<wbr>txt",
+  );
+  assert.equal(wrappableName("a".repeat(30)), "a".repeat(30));
+});
+
+Deno.test("renderHtml(): a 1,000-entry page stays under 150 KB", () => {
+  const entries = Array.from(
+    { length: 1000 },
+    (_, i) => e(`file-${i}.txt`, false, i * 37, Date.UTC(2025, 0, 1) + i * 1000),
+  );
+  const ctx = {
+    path: "/big/",
+    query: Q,
+    pages: 1,
+    total: 1000,
+    download: true,
+    counts: countEntries(entries),
+  };
+  const n = renderHtml(entries, ctx).length;
+  assert.ok(n < 150_000, `${n} bytes`);
+});
+
+Deno.test("?format=txt: one name per line, folders with /, line breaks left out", () => {
+  const entries = [e("sub", true), e("a b.txt"), e("bad\nname")];
+  const p = renderPage(entries, false, 0, parseListingQuery("format=txt"), false, "/", {
+    listingCap: 1000,
+    dotfiles: false,
+    archives: false,
+  });
+  assert.equal(dec.decode(p.body), "sub/\na b.txt\n");
+  assert.ok(p.headers.some(([k, v]) => k === "Content-Type" && v.startsWith("text/plain")));
+  assert.equal(variantKey(parseListingQuery("format=txt"), false, "/x/"), "t|name|asc|1||");
+});
+
+Deno.test("?view=gallery shows the page's images as lazy tiles of the originals", () => {
+  const entries = [e("sub", true), e("a b.png"), e("c.txt")];
+  const list = dec.decode(renderHtml(entries, { path: "/", query: Q, pages: 1, total: 3 }));
+  assert.ok(list.includes('<button name="view" value="gallery">Gallery view</button>'));
+  assert.ok(!list.includes("<img"));
+  const q = parseListingQuery("view=gallery");
+  const gal = dec.decode(renderHtml(entries, { path: "/", query: q, pages: 1, total: 3 }));
+  assert.ok(gal.includes('<img loading="lazy" src="a%20b.png" alt="">'));
+  assert.ok(gal.includes('<button name="view" value="list">List view</button>'));
+  assert.ok(gal.includes('<a href="c.txt">'), "the other entries stay in the table");
+  const none = dec.decode(renderHtml([e("c.txt")], { path: "/", query: Q, pages: 1, total: 1 }));
+  assert.ok(!none.includes('name="view"'), "no toggle without images");
+});
+
+Deno.test("renderHtml(): the folder-only filter (scope=folder) is kept by the pager and the sort forms", () => {
+  const q = parseListingQuery("q=a&scope=folder&page=2");
+  const html = dec.decode(renderHtml([], { path: "/", query: q, pages: 3, total: 25 }));
+  assert.ok(html.includes('href="?page=3&amp;q=a&amp;scope=folder" rel="next"'));
+  assert.ok(html.includes('<input type="hidden" name="scope" value="folder">'));
 });

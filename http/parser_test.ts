@@ -30,6 +30,8 @@ Deno.test("parser: a simple GET gives method, target, path, query, minor, lower-
     query: "x=1&y=%20",
     minor: 1,
     headers: ["host", "example.com", "accept", "*/*"],
+    remote: undefined,
+    user: undefined,
   });
   assert.equal(r.used, GET.length);
   assert.equal(r.keepAlive, true);

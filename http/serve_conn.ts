@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Handler } from "./types.ts";
+import { type Handler, peerOfAddr } from "./types.ts";
 import {
   type ConnectionHooks,
   type EngineOptions,
@@ -69,6 +69,7 @@ export async function serveDenoConn(
   let onClosed!: () => void;
   const closedPromise = new Promise<void>((resolve) => onClosed = resolve);
   const transport: Transport = {
+    peer: peerOfAddr(conn.remoteAddr),
     async write(bytes) {
       let off = 0;
       while (off < bytes.length) off += await conn.write(bytes.subarray(off));

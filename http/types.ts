@@ -37,7 +37,69 @@ export interface RequestHead {
   minor: 0 | 1;
   /** Flat list: `[name0, value0, name1, value1, ...]`, names lower-cased. */
   headers: string[];
+  /**
+   * The client end of the connection, one object per connection; undefined
+   * when the transport cannot tell (an in-memory transport). Read
+   * `remote?.address` only when a decision needs it: the first read may make
+   * a system call (`getpeername`), later ones return the same string.
+   */
+  remote?: Peer;
+  /**
+   * Who the request authenticated as (a user or token name), set by the
+   * authentication rule; undefined: anonymous. Read by the access log and by
+   * rules that grant per user.
+   */
+  user?: string;
 }
+
+/**
+ * The client of a connection, as the request pipeline sees it.
+ *
+ * @example A peer whose address is known
+ * ```ts
+ * import type { Peer } from "./types.ts";
+ *
+ * const peer: Peer = { address: "192.0.2.7" };
+ * console.assert(peer.address === "192.0.2.7");
+ * ```
+ */
+export interface Peer {
+  /**
+   * The client's IP address without the port: IPv4 dotted (also for an
+   * IPv4-mapped IPv6 peer), IPv6 as RFC 5952 text without brackets or zone;
+   * undefined when it has none (a Unix socket) or it cannot be had (the
+   * connection is gone). Computed at most once per connection.
+   */
+  readonly address: string | undefined;
+}
+
+/**
+ * The {@linkcode Peer} of a `Deno.Conn` (its `remoteAddr`, known already).
+ *
+ * @param addr the connection's remote address
+ * @returns the peer: the IP of a TCP address, undefined for a Unix socket
+ * @example
+ * ```ts
+ * import { peerOfAddr } from "./types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(peerOfAddr({ transport: "tcp", hostname: "::ffff:192.0.2.1", port: 9 }).address, "192.0.2.1");
+ * assert.equal(peerOfAddr({ transport: "unix", path: "/run/s" }).address, undefined);
+ * ```
+ */
+export function peerOfAddr(addr: Deno.Addr): Peer {
+  if (!("hostname" in addr)) return NO_PEER;
+  let h = addr.hostname;
+  const zone = h.indexOf("%");
+  if (zone >= 0) h = h.slice(0, zone);
+  if (h.length > 7 && h.charCodeAt(0) === 58 /* : */ && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(h)) {
+    h = h.slice(7);
+  }
+  return { address: h };
+}
+
+/** The peer of a connection without an address. */
+const NO_PEER: Peer = { address: undefined };
 
 /**
  * A slice `[start, end)` of an open file, streamed by the engine.
@@ -110,6 +172,9 @@ export interface Reply {
   /**
    * Content-Length, or -1 when the length is not known ahead: then `stream`
    * must be given, and `body` may only hold `Uint8Array`s (sent first).
+   * With `stream` and a length >= 0 (an archive whose size is computed ahead),
+   * the body goes out with Content-Length and must be exactly that long: a
+   * stream that throws, overshoots or ends short gets the connection closed.
    */
   length: number;
   /**

@@ -61,6 +61,23 @@ function checkHeaders(value: unknown, at: string): Record<string, string> {
   return out;
 }
 
+/** The keys a path rule may have. */
+const RULE_KEYS = ["path", "access", "list", "headers", "cacheControl", "hidden"];
+
+/** A rule's headers: `"Name": "value"` adds, `"Name": null` removes (not one the server owns). */
+function checkRuleHeaders(value: unknown, at: string): Record<string, string | null> {
+  if (!isObject(value)) throw new OptionError(at, 'an object of "Name": "value" or null', value);
+  const out: Record<string, string | null> = {};
+  for (const [name, v] of Object.entries(value)) {
+    const problem = headerProblem(name, v === null ? "" : v);
+    if (problem !== undefined) {
+      throw new RangeError(`${keyPath(at, name)} ${problem}, got ${show(v)}`);
+    }
+    out[name] = v as string | null;
+  }
+  return out;
+}
+
 /** A URL path pattern: absolute; "**" only as a whole segment; no ".", "..", query or fragment. */
 function isPattern(path: unknown): boolean {
   return typeof path === "string" && path.startsWith("/") && !/[\s?#\\]/.test(path) &&
@@ -75,9 +92,11 @@ function checkRules(value: unknown): PathRule[] {
     const at = keyPath("rules", i);
     if (!isObject(rule)) throw new OptionError(at, 'an object like { "path": "/docs/**" }', rule);
     for (const k of Object.keys(rule)) {
-      if (k !== "path" && k !== "headers") {
+      if (!RULE_KEYS.includes(k)) {
         throw new RangeError(
-          `${keyPath(at, k)} is not a rule key (known: path, headers), got ${show(rule[k])}`,
+          `${keyPath(at, k)} is not a rule key (known: ${RULE_KEYS.join(", ")}), got ${
+            show(rule[k])
+          }`,
         );
       }
     }
@@ -91,7 +110,38 @@ function checkRules(value: unknown): PathRule[] {
     }
     const out: PathRule = { path: path as string };
     if (rule.headers !== undefined) {
-      out.headers = checkHeaders(rule.headers, keyPath(at, "headers"));
+      out.headers = checkRuleHeaders(rule.headers, keyPath(at, "headers"));
+    }
+    // access (#13): who may read, listings, Cache-Control, hidden.
+    if (rule.access !== undefined) {
+      const a = rule.access;
+      const names = Array.isArray(a) && a.length > 0 &&
+        a.every((n) => typeof n === "string" && n !== "" && !n.includes(":"));
+      if (a !== "public" && a !== "deny" && !names) {
+        throw new OptionError(
+          keyPath(at, "access"),
+          '"public", "deny" or a non-empty list of user and token names',
+          a,
+        );
+      }
+      out.access = a as PathRule["access"];
+    }
+    for (const k of ["list", "hidden"] as const) {
+      if (rule[k] !== undefined) {
+        if (typeof rule[k] !== "boolean") {
+          throw new OptionError(keyPath(at, k), "true or false", rule[k]);
+        }
+        out[k] = rule[k] as boolean;
+      }
+    }
+    if (rule.cacheControl !== undefined) {
+      const problem = headerProblem("Cache-Control", rule.cacheControl);
+      if (problem !== undefined) {
+        throw new RangeError(
+          `${keyPath(at, "cacheControl")} ${problem}, got ${show(rule.cacheControl)}`,
+        );
+      }
+      out.cacheControl = rule.cacheControl as string;
     }
     return out;
   });

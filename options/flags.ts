@@ -28,12 +28,23 @@ import { parseRateLimit } from "./rate_limit.ts";
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
 
-/** A path rule of the config file: settings that apply under `path` only. */
+/**
+ * A path rule of the config file: settings that apply under `path` only
+ * (first match per setting; `http/path_rules.ts` says how they combine).
+ */
 export interface PathRule {
   /** A URL path pattern: `/docs/**` (everything under /docs/), `/a/*.html`, `/exact`. */
   path: string;
-  /** Extra response headers for replies under `path`. */
-  headers?: Record<string, string>;
+  /** Extra response headers for replies under `path`; `null` removes one. */
+  headers?: Record<string, string | null>;
+  /** `"public"`, `"deny"`, or the users and token names that may read. */
+  access?: "public" | "deny" | string[];
+  /** Listings (and folder downloads) on or off. */
+  list?: boolean;
+  /** `Cache-Control` of replies. */
+  cacheControl?: string;
+  /** Answered exactly like a missing path; never listed. */
+  hidden?: boolean;
 }
 
 /** Every setting, keyed as in the config file; values in the flags' units. */
@@ -76,6 +87,8 @@ export interface Settings {
   key?: string;
   /** `--cors`. */
   cors?: boolean;
+  /** `--dev` (browse, #17). */
+  dev?: boolean;
   /** `-H`, one value per name. */
   headers?: Record<string, string>;
   /** `-v`. */
@@ -116,6 +129,17 @@ export interface Settings {
   maxUploadMb?: number;
   /** `--durable`. */
   durable?: boolean;
+  // --- access (#13) ---
+  /** `--auth`, `USER:PASSWORD` values. */
+  auth?: string[];
+  /** `--auth-file`, an htpasswd file. */
+  authFile?: string;
+  /** `--token-file`. */
+  tokenFile?: string;
+  /** `--public` globs. */
+  public?: string[];
+  /** `--realm`. */
+  realm?: string;
 }
 
 /** One flag of the table. */
@@ -167,6 +191,13 @@ const fileName = (what: string): Rule => ({
   what,
   ok: (v) => typeof v === "string" && v !== "",
 });
+/** Repeatable flags' settings: a list of non-empty strings. */
+const STRINGS: Rule = {
+  what: "a list of non-empty strings",
+  ok: (v) => Array.isArray(v) && v.every((x) => typeof x === "string" && x !== ""),
+};
+/** The settings that repeatable flags add to, one value per use. */
+const REPEATABLE = new Set<keyof Settings>(["auth", "public", "upload"]);
 /** Switches: the value they set in the file may be either. */
 export const BOOL: Rule = { what: "true or false", ok: (v) => typeof v === "boolean" };
 /** `--upload` / `"upload"`: one glob or (config file) a list, each an absolute URL path. */
@@ -310,7 +341,7 @@ export const FLAGS: readonly Flag[] = [
     rule: int(0, 16_777_216, "an integer >= 0 (MiB)"),
     text: integer,
     help:
-      "Largest folder download (?download=tar) in MiB;\nlarger folders get 403, 0 turns downloads off\n" +
+      "Largest folder download (?download=zip|tar|tar.gz)\nin MiB; larger folders get 403, 0 turns downloads off\n" +
       "(default: unlimited)",
   },
   {
@@ -345,6 +376,15 @@ export const FLAGS: readonly Flag[] = [
     sets: true,
     fallback: () => false,
     help: "Add Access-Control-Allow-Origin: *",
+  },
+  // browse (#17): development mode
+  {
+    name: "dev",
+    key: "dev",
+    sets: true,
+    fallback: () => false,
+    help: "Development mode: Cache-Control: no-cache, CORS on, and HTML pages reload " +
+      "(or swap a changed stylesheet) when a file under the root changes",
   },
   {
     name: "header",
@@ -495,6 +535,50 @@ export const FLAGS: readonly Flag[] = [
     fallback: () => false,
     help: "Also fsync the directory after each upload's rename",
   },
+  // --- access (#13): authentication ---
+  {
+    name: "auth",
+    arg: "<user:pw>",
+    key: "auth",
+    rule: STRINGS,
+    help:
+      "Require HTTP Basic credentials; this user may log in\n(repeatable; hashed at start: prefer --auth-file)",
+  },
+  {
+    name: "auth-file",
+    arg: "<file>",
+    key: "authFile",
+    rule: fileName("a file name"),
+    isPath: true,
+    help: "Users from an htpasswd file (htpasswd -B or -m);\nre-read on SIGHUP",
+  },
+  {
+    name: "token-file",
+    arg: "<file>",
+    key: "tokenFile",
+    rule: fileName("a file name"),
+    isPath: true,
+    help:
+      "Bearer tokens, NAME:SHA256HEX lines (deno run\nauth/tokens.ts NAME makes one); re-read on SIGHUP",
+  },
+  {
+    name: "public",
+    arg: "<glob>",
+    key: "public",
+    rule: STRINGS,
+    help: "With credentials on, this URL path glob needs none,\ne.g. '/assets/**' (repeatable)",
+  },
+  {
+    name: "realm",
+    arg: "<text>",
+    key: "realm",
+    rule: {
+      what: "text without control characters",
+      // deno-lint-ignore no-control-regex
+      ok: (v) => typeof v === "string" && !/[\x00-\x1f\x7f]/.test(v),
+    },
+    help: 'The login prompt\'s realm (default: "ringhttpd")',
+  },
   {
     name: "config",
     arg: "<file>",
@@ -624,16 +708,10 @@ export function parseCommandLine(args: string[]): CommandLine {
       settings.cacheControl = { ...(typeof was === "object" ? was : {}), [kind]: value };
       return;
     }
-    if (flag.key === "upload") {
-      // Repeatable: each flag adds a glob.
-      if (!UPLOAD_GLOBS.ok(raw)) {
-        throw new UsageError(new OptionError("--upload", UPLOAD_GLOBS.what, raw, q(raw)).message);
-      }
-      const prior = settings.upload;
-      settings.upload = [
-        ...(prior === undefined ? [] : Array.isArray(prior) ? prior : [prior]),
-        raw,
-      ];
+    if (flag.key !== undefined && REPEATABLE.has(flag.key)) {
+      if (raw === "") throw new UsageError(`--${flag.name} needs a value, got ""`);
+      const list = (settings as Record<string, unknown>)[flag.key] as string[] | undefined;
+      (settings as Record<string, unknown>)[flag.key] = [...(list ?? []), raw];
       return;
     }
     const value = flag.text ? flag.text(raw) : raw;
@@ -757,6 +835,12 @@ export function effectiveSettings(settings: Settings): Settings {
   }
   out.rules = settings.rules ?? [];
   if (settings.redirects !== undefined) out.redirects = settings.redirects;
+  // Passwords are not printed: the output may land in a shared terminal or file.
+  if (Array.isArray(out.auth)) {
+    out.auth = (out.auth as string[]).map((v) =>
+      v.slice(0, Math.max(0, v.indexOf(":"))) + ":<hidden>"
+    );
+  }
   return out as Settings;
 }
 
@@ -795,6 +879,7 @@ export function toServeOptions(
   if (s.maxArchiveMb !== undefined) o.maxArchiveBytes = s.maxArchiveMb * MiB;
   if (s.cacheMb !== undefined) o.cacheMaxBytes = s.cacheMb * MiB;
   if (s.cors !== undefined) o.cors = s.cors;
+  if (s.dev !== undefined) o.dev = s.dev; // browse (#17)
   if (s.headers !== undefined) o.headers = Object.entries(s.headers);
   if (s.verbose !== undefined) o.verbose = s.verbose;
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;
@@ -820,6 +905,18 @@ export function toServeOptions(
   if (s.upload !== undefined) o.upload = Array.isArray(s.upload) ? [...s.upload] : [s.upload];
   if (s.maxUploadMb !== undefined) o.maxUploadBytes = Math.floor(s.maxUploadMb * MiB);
   if (s.durable !== undefined) o.durable = s.durable;
+  // access (#13)
+  if (s.rules !== undefined && s.rules.length > 0) o.pathRules = s.rules;
+  if (s.auth !== undefined || s.authFile !== undefined || s.tokenFile !== undefined) {
+    o.auth = {};
+    if (s.auth !== undefined) o.auth.users = s.auth;
+    if (s.authFile !== undefined) o.auth.authFile = s.authFile;
+    if (s.tokenFile !== undefined) o.auth.tokenFile = s.tokenFile;
+    if (s.realm !== undefined) o.auth.realm = s.realm;
+    if (s.public !== undefined) o.auth.public = s.public;
+  } else if (s.public !== undefined) {
+    throw new UsageError("--public needs --auth, --auth-file or --token-file");
+  }
   if ((s.cert === undefined) !== (s.key === undefined)) {
     throw new UsageError(
       s.cert === undefined ? "--key needs --cert too" : "--cert needs --key too",

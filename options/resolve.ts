@@ -135,7 +135,6 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   workers: int(1, 1024),
   pool: int(0, 64),
   accept: oneOf("ring", "reuseport"),
-  ringIo: oneOf("epoll", "socket"),
   maxConns: int(1, 10_000_000, "an integer >= 1"),
   backlog: int(1, 2 ** 31 - 1, "an integer >= 1"),
   headerTimeoutMs: int(1, DAY_MS),
@@ -152,6 +151,7 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   cacheMaxBytes: int(0, 2 ** 50, "an integer >= 0"),
   revalidateMs: int(0, DAY_MS),
   cors: bool,
+  dev: bool, // browse (#17)
   headers: null,
   cert: null,
   key: null,
@@ -188,6 +188,9 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
     ok: (v) => v === Infinity || (Number.isInteger(v) && (v as number) >= 0),
   },
   durable: bool,
+  // access (#13): checked by serve() when it loads them (files, globs).
+  auth: { what: "an object", ok: (v) => typeof v === "object" && v !== null },
+  pathRules: { what: "an array of path rules", ok: (v) => Array.isArray(v) },
 };
 
 /**

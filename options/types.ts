@@ -61,15 +61,6 @@ export interface ServeOptions {
    */
   accept?: "ring" | "reuseport";
   /**
-   * Ring mode only: how HTTP workers drive their sockets. `"epoll"`: each
-   * worker waits on its own epoll fd, where the acceptor registers the
-   * connections it hands over, and reads/writes through FFI (one thread
-   * wake-up per connection). `"socket"`: each worker adopts fds as
-   * `node:net` Sockets (two wake-ups per connection; kept for comparison).
-   * @default {"epoll"}
-   */
-  ringIo?: "epoll" | "socket";
-  /**
    * Cap on connections open at once (ring mode: plus those queued to a
    * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
    * At the cap, new connections wait in the kernel's backlog.
@@ -117,7 +108,8 @@ export interface ServeOptions {
    */
   followSymlinks?: boolean;
   /**
-   * Largest folder download (`?download=tar`) in bytes of tar; a larger
+   * Largest folder download (`?download=zip|tar|tar.gz`) in bytes (of the
+   * uncompressed archive); a larger
    * folder is refused with 403 before anything is sent. 0 turns folder
    * downloads off.
    * @default {Infinity}
@@ -145,6 +137,14 @@ export interface ServeOptions {
    * @default {false}
    */
   cors?: boolean;
+  /**
+   * browse (#17): development mode: `Cache-Control: no-cache` on every
+   * response, CORS on, and live reload (HTML pages get a small script that
+   * listens to a server-sent-events endpoint fed by a watcher). Nothing is
+   * injected without it.
+   * @default {false}
+   */
+  dev?: boolean;
   /**
    * Extra headers added to every response, e.g. `[["cache-control", "no-cache"]]`.
    * @default {[]}
@@ -299,4 +299,68 @@ export interface ServeOptions {
    * @default {undefined (no limit)}
    */
   rateLimit?: { rate: number; burst: number };
+  // --- access (#13: authentication and path rules) ---
+  /**
+   * Authentication: with it, every path needs credentials (HTTP Basic, or
+   * Bearer with a token file) unless a path rule or `auth.public` makes it
+   * public. Files are read, and `users` hashed, before any thread starts;
+   * {@linkcode Cluster.reloadAuth} (the CLI: SIGHUP) reads the files again.
+   * @default {undefined (no authentication)}
+   */
+  auth?: AuthOptions;
+  /**
+   * Path rules, in order (first match per setting wins; see
+   * `http/path_rules.ts`): who may read (`access`), `hidden`, `list`,
+   * `headers`, `cacheControl` per URL path glob.
+   * @default {[]}
+   */
+  pathRules?: PathRuleSpec[];
+}
+
+/** A path rule (the config file's `rules[i]`); see {@linkcode ServeOptions.pathRules}. */
+export interface PathRuleSpec {
+  /** A glob over the decoded URL path (`/docs/**`, `/a/*.html`). */
+  path: string;
+  /** `"public"`, `"deny"` (403 for all), or the users and token names that may read. */
+  access?: "public" | "deny" | string[];
+  /** Directory listings and folder downloads on or off. */
+  list?: boolean;
+  /** Headers to add; `null` removes one the server sends. */
+  headers?: Record<string, string | null>;
+  /** `Cache-Control` for replies under `path`. */
+  cacheControl?: string;
+  /** Answer exactly like a missing path; never listed or archived. */
+  hidden?: boolean;
+}
+
+/**
+ * Authentication settings of {@linkcode ServeOptions.auth}.
+ *
+ * @example One user, public assets
+ * ```ts
+ * import type { AuthOptions } from "./types.ts";
+ *
+ * const auth: AuthOptions = { users: ["alice:s3cret"], public: ["/assets/**"] };
+ * console.assert(auth.users!.length === 1);
+ * ```
+ */
+export interface AuthOptions {
+  /** `USER:PASSWORD` values (`--auth`), bcrypt-hashed at start; the plain text goes no further. */
+  users?: string[];
+  /** An Apache htpasswd file (bcrypt `htpasswd -B`, apr1 `htpasswd -m`). */
+  authFile?: string;
+  /** A token file: `NAME:SHA256HEX` lines (see `auth/tokens.ts`). */
+  tokenFile?: string;
+  /** The realm browsers show. @default {"ringhttpd"} */
+  realm?: string;
+  /** Globs over the URL path anyone may read (`--public`). @default {[]} */
+  public?: string[];
+  /**
+   * Failed attempts per client address (IPv6: per /64), across all workers,
+   * within `failureWindowSeconds`, before it gets 429 + Retry-After.
+   * @default {10}
+   */
+  maxFailures?: number;
+  /** The window of `maxFailures`, seconds (a sliding window). @default {60} */
+  failureWindowSeconds?: number;
 }

@@ -29,6 +29,9 @@ export const COMPILE_FLAGS: readonly string[] = [
   "workers/acceptor.ts",
   "--include",
   "workers/pool.ts",
+  "--include",
+  "auth/_verify_worker.ts",
+  "workers/_index_thread.ts",
 ];
 /** The program compiled. */
 export const ENTRY = "mod.ts";

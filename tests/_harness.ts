@@ -52,8 +52,7 @@ export const ACCEPT_MODES = ["ring", "reuseport"] as const;
  * the workers and the bytes leave them.
  */
 export const CLUSTER_MODES: ReadonlyArray<readonly [string, Record<string, unknown>]> = [
-  ["ring (epoll)", { accept: "ring", ringIo: "epoll" }],
-  ["ring (socket)", { accept: "ring", ringIo: "socket" }],
+  ["ring", { accept: "ring" }],
   ["reuseport", { accept: "reuseport" }],
 ];
 

@@ -302,3 +302,364 @@ Deno.test({
     }
   },
 });
+
+/** Serves `root` in-process on a free port until the returned closer runs. */
+async function serveRoot(
+  root: string,
+  options: Record<string, unknown> = {},
+): Promise<{ base: string; close: () => Promise<void> }> {
+  const handler = await createHandler({ root, ...options });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const set = new ConnectionSet();
+  const served: Promise<void>[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) served.push(serveDenoConn(conn, handler, set));
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    base: `http://127.0.0.1:${listener.addr.port}`,
+    close: async () => {
+      listener.close();
+      await accepting;
+      await set.drain();
+      await Promise.all(served);
+    },
+  };
+}
+
+/** Names a phone must wrap: long, with separators; and the usual hostile ones. */
+const MIXED = [
+  "big-50MB.bin",
+  "release-notes_2026-12-03.final-version.markdown",
+  "an extremely long file name with spaces that must wrap on a phone.txt",
+  "photo_of_the_mountain_at_sunrise-2025-08-14-IMG_4411.jpeg",
+  `<b>&"quoted"'.txt`,
+  "\u65e5\u672c\u8a9e\u306e\u30d5\u30a1\u30a4\u30eb\u540d\u306f\u3068\u3066\u3082\u9577\u3044.txt",
+  "archive.tar.gz",
+  "song.mp3",
+  "main.rs",
+];
+
+async function makeBrowseFixture(): Promise<string> {
+  const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ringhttpd-browse-" }));
+  await Deno.mkdir(`${root}/mixed/a folder with a long name-and-hyphens`, { recursive: true });
+  for (const [i, n] of MIXED.entries()) {
+    await Deno.writeFile(`${root}/mixed/${n}`, new Uint8Array(i * 1777 + 3));
+  }
+  await Deno.symlink("main.rs", `${root}/mixed/link-to-main.rs`);
+  await Deno.writeTextFile(
+    `${root}/mixed/README.md`,
+    "# Mixed names\n\nSee [the notes](release-notes_2026-12-03.final-version.markdown) " +
+      "and <script>alert(1)</script>.\n",
+  );
+  await Deno.mkdir(`${root}/big`);
+  for (let i = 0; i < 1000; i++) {
+    await Deno.writeFile(`${root}/big/file-${i}.txt`, enc.encode(`${i}\n`.repeat(i % 50)));
+  }
+  await Deno.mkdir(`${root}/images`);
+  for (let i = 0; i < 12; i++) {
+    const hue = i * 30;
+    await Deno.writeTextFile(
+      `${root}/images/picture-${String(i).padStart(2, "0")}.svg`,
+      `<svg xmlns="http://www.w3.org/2000/svg" width="160" height="120">` +
+        `<rect width="160" height="120" fill="hsl(${hue},70%,55%)"/>` +
+        `<circle cx="80" cy="60" r="30" fill="hsl(${hue + 180},70%,75%)"/></svg>`,
+    );
+  }
+  await Deno.writeTextFile(`${root}/images/notes.txt`, "not an image\n");
+  return root;
+}
+
+/**
+ * Line breaks inside a word of any entry name: for each link's text, the
+ * characters whose box starts a new line, where the character before and
+ * this one are both ASCII letters or digits. Also how many breaks there
+ * were at all (a test of wrapping needs some).
+ */
+function brokenWords(page: Page): Promise<{ inside: string[]; breaks: number }> {
+  return page.eval(`(() => {
+    const inside = []; let breaks = 0; const word = /[A-Za-z0-9]/;
+    for (const a of document.querySelectorAll("tbody td:first-child a")) {
+      const chars = [];
+      const w = document.createTreeWalker(a, NodeFilter.SHOW_TEXT);
+      for (let n = w.nextNode(); n; n = w.nextNode()) {
+        for (let i = 0; i < n.length; i++) {
+          const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+          const box = r.getClientRects()[0];
+          if (box) chars.push({ c: n.data[i], top: box.top });
+        }
+      }
+      for (let i = 1; i < chars.length; i++) {
+        if (chars[i].top > chars[i - 1].top + 2) {
+          breaks++;
+          if (word.test(chars[i - 1].c) && word.test(chars[i].c)) {
+            inside.push(a.textContent + " @" + i);
+          }
+        }
+      }
+    }
+    return { inside, breaks };
+  })()`);
+}
+
+/** An expression: the query string the `#sel` form submits with its `value` button. */
+function submitted(value: string): string {
+  return `(() => { const f = document.getElementById("sel");
+    const b = f.querySelector("button[value=${value}]");
+    return new URLSearchParams(new FormData(f, b)).toString(); })()`;
+}
+
+/** Left x of the Size and Date columns (header and first entry row), right x of the sizes. */
+function columnXs(page: Page): Promise<number[]> {
+  return page.eval(`(() => {
+    const th = document.querySelectorAll("thead th");
+    const row = document.querySelectorAll("tbody tr")[1];
+    return [th[1].getBoundingClientRect().left, th[2].getBoundingClientRect().left,
+      row.cells[1].getBoundingClientRect().right, row.cells[2].getBoundingClientRect().left]
+      .map(Math.round);
+  })()`);
+}
+
+Deno.test({
+  name:
+    "browser: the listing page at 1280 and 390 px, light and dark: words kept whole, columns fixed, icons, keys, README, gallery, no-JS selection",
+  ignore: chromium === null,
+  async fn(t) {
+    const root = await makeBrowseFixture();
+    const server = await serveRoot(root);
+    const base = server.base;
+    const out = Deno.env.get("RINGHTTPD_TEST_OUT") ??
+      new URL("../test-artifacts/browser/", import.meta.url).pathname;
+    await Deno.mkdir(out, { recursive: true });
+    let browser: Browser | null = null;
+    try {
+      browser = await Browser.launch(chromium!);
+      const page = await browser.newPage();
+      const viewport = (width: number, height: number) =>
+        page.send("Emulation.setDeviceMetricsOverride", {
+          width,
+          height,
+          deviceScaleFactor: 1,
+          mobile: width < 500,
+        });
+      const scheme = (value: "light" | "dark") =>
+        page.send("Emulation.setEmulatedMedia", {
+          features: [{ name: "prefers-color-scheme", value }],
+        });
+
+      await t.step("screenshots: 3 folders x 1280x900, 390x844 x light, dark", async () => {
+        const shots: string[] = [];
+        for (const [w, h] of [[1280, 900], [390, 844]]) {
+          await viewport(w, h);
+          for (const s of ["light", "dark"] as const) {
+            await scheme(s);
+            for (const [folder, q] of [["mixed", ""], ["big", ""], ["images", "?view=gallery"]]) {
+              await page.goto(`${base}/${folder}/${q}`);
+              const file = `${out}/${folder}-${w}x${h}-${s}.png`;
+              await Deno.writeFile(file, await page.screenshot());
+              shots.push(file);
+            }
+          }
+        }
+        await scheme("light");
+        assert.equal(shots.length, 12);
+        for (const f of shots) assert.ok((await Deno.stat(f)).size > 1000, f);
+        assert.deepEqual(page.errors, []);
+      });
+
+      await t.step("390 px: names wrap between words, never inside one; size stays", async () => {
+        await viewport(390, 844);
+        await page.goto(`${base}/mixed/`);
+        const { inside, breaks } = await brokenWords(page);
+        assert.deepEqual(inside, []);
+        assert.ok(breaks >= 3, `only ${breaks} line breaks: the test would prove nothing`);
+        // The size column is on screen; the date column gives way.
+        const sizeRight = await page.eval<number>(
+          "document.querySelectorAll('tbody tr')[1].cells[1].getBoundingClientRect().right",
+        );
+        assert.ok(sizeRight <= 390, `size column ends at ${sizeRight}`);
+        assert.equal(
+          await page.eval(
+            "getComputedStyle(document.querySelector('thead th:nth-child(3)')).display",
+          ),
+          "none",
+        );
+        assert.equal(
+          await page.eval("document.documentElement.scrollWidth <= innerWidth"),
+          true,
+          "no horizontal scrolling",
+        );
+      });
+
+      await t.step("columns stand at the same x in two folders (1280 and 390 px)", async () => {
+        for (const [w, h] of [[1280, 900], [390, 844]]) {
+          await viewport(w, h);
+          await page.goto(`${base}/mixed/`);
+          const a = await columnXs(page);
+          await page.goto(`${base}/big/`);
+          const b = await columnXs(page);
+          assert.deepEqual(a, b, `at ${w} px`);
+          if (w === 1280) {
+            // Not a wide gap: the size column ends within ~800 px of the left edge.
+            assert.ok(a[2] < 800, `sizes end at x=${a[2]}`);
+          }
+        }
+      });
+
+      await t.step(
+        "every row has a drawn sprite icon of its kind; the symlink is marked",
+        async () => {
+          await viewport(1280, 900);
+          await page.goto(`${base}/mixed/`);
+          const icons = await page.eval<string[]>(`[...document.querySelectorAll("tbody tr")]
+          .map((r) => { const u = r.querySelector("td:first-child svg use");
+            const id = u && u.getAttribute("href").slice(1); const box = u && u.closest("svg").getBoundingClientRect();
+            return id && document.getElementById(id) && box.width >= 14 ? id : "missing"; })`);
+          assert.equal(icons.length, MIXED.length + 4); // ../, folder, link, README
+          assert.ok(!icons.includes("missing"), icons.join(","));
+          for (const id of ["d", "i", "z", "a", "c", "t", "f"]) assert.ok(icons.includes(id), id);
+          assert.equal(
+            await page.eval(`document.querySelector('a[href="link-to-main.rs"]')
+            .parentElement.querySelector('[title="symbolic link"]') !== null`),
+            true,
+          );
+          assert.match(
+            await page.eval<string>("document.getElementById('sum').textContent"),
+            /^1 folder, 11 files, [0-9.]+ KiB in total$/,
+          );
+          // Everything the page loads comes from this origin (nothing at all, here).
+          const foreign = await page.eval<string[]>(
+            `performance.getEntriesByType("resource").map((r) => r.name)
+            .filter((u) => !u.startsWith(location.origin))`,
+          );
+          assert.deepEqual(foreign, []);
+        },
+      );
+
+      await t.step("the README shows below the listing, its raw HTML as text", async () => {
+        const html = await page.eval<string>("document.getElementById('readme').innerHTML");
+        assert.match(html, /<h1>Mixed names<\/h1>/);
+        assert.match(html, /&lt;script&gt;/);
+        assert.equal(await page.eval("document.querySelectorAll('#readme script').length"), 0);
+        await page.navigatingBy(() => page.click("#readme a"));
+        assert.equal(
+          await page.eval("location.pathname"),
+          "/mixed/release-notes_2026-12-03.final-version.markdown",
+        );
+      });
+
+      await t.step("keys: j/k and arrows move, Enter opens, Backspace and h go up", async () => {
+        await page.goto(`${base}/mixed/`);
+        // The step before opened a markdown file: its favicon 404 is not the listing's.
+        page.errors.length = 0;
+        const key = (k: string, code = k) =>
+          page.send("Input.dispatchKeyEvent", { type: "keyDown", key: k, code });
+        const focused = () => page.eval<string>("document.activeElement.getAttribute('href')");
+        await key("j", "KeyJ");
+        assert.equal(await focused(), "../");
+        await key("j", "KeyJ");
+        await key("ArrowDown");
+        await key("k", "KeyK");
+        assert.equal(await focused(), "a%20folder%20with%20a%20long%20name-and-hyphens/");
+        await page.navigatingBy(() =>
+          page.send("Input.dispatchKeyEvent", {
+            type: "keyDown",
+            key: "Enter",
+            code: "Enter",
+            windowsVirtualKeyCode: 13,
+            text: "\r",
+          })
+        );
+        assert.equal(
+          await page.eval("location.pathname"),
+          "/mixed/a%20folder%20with%20a%20long%20name-and-hyphens/",
+        );
+        await page.navigatingBy(() => key("Backspace"));
+        assert.equal(await page.eval("location.pathname"), "/mixed/");
+        await page.navigatingBy(() => key("h", "KeyH"));
+        assert.equal(await page.eval("location.pathname"), "/");
+        assert.deepEqual(page.errors, []);
+      });
+
+      await t.step("gallery: a toggle, lazy <img> of the originals, which load", async () => {
+        await page.goto(`${base}/images/`);
+        await page.navigatingBy(() => page.click("button[name=view]"));
+        assert.equal(await page.eval("location.search"), "?view=gallery");
+        const imgs = await page.eval<Array<[string, string]>>(
+          `[...document.querySelectorAll("#gal img")].map((i) => [i.getAttribute("src"), i.loading])`,
+        );
+        assert.equal(imgs.length, 12);
+        assert.deepEqual(imgs[0], ["picture-00.svg", "lazy"]);
+        await page.eval(`Promise.all([...document.querySelectorAll("#gal img")].slice(0, 4)
+          .map((i) => i.complete ? 0 : new Promise((r) => { i.onload = i.onerror = r; })))`);
+        assert.equal(await page.eval("document.querySelector('#gal img').naturalWidth"), 160);
+        assert.ok(
+          (await visibleNames(page)).includes("notes.txt"),
+          "other entries stay in the table",
+        );
+        await page.navigatingBy(() => page.click("button[name=view]"));
+        assert.equal(await page.eval("document.querySelectorAll('#gal img').length"), 0);
+      });
+
+      await t.step(
+        "with JavaScript the checkboxes are there at once; their form GETs ?download=zip&select=...",
+        async () => {
+          await page.goto(`${base}/mixed/`);
+          assert.equal(await page.eval("document.getElementById('pick').hidden"), true);
+          await page.click('input[value="song.mp3"]');
+          await page.click('input[value="big-50MB.bin"]');
+          await page.navigatingBy(() => page.click("#sel button[value=zip]"));
+          assert.equal(
+            await page.eval("location.search"),
+            "?download=zip&select=big-50MB.bin&select=song.mp3",
+          );
+        },
+      );
+
+      await t.step(
+        "without JavaScript: page, icons, selection view and its download form work",
+        async () => {
+          await page.send("Emulation.setScriptExecutionDisabled", { value: true });
+          try {
+            await page.goto(`${base}/mixed/`);
+            assert.equal((await visibleNames(page)).length, MIXED.length + 3);
+            assert.equal(
+              await page.eval("document.querySelectorAll('input[type=checkbox]').length"),
+              0,
+            );
+            await page.navigatingBy(() => page.click("#pick button"));
+            assert.equal(await page.eval("location.search"), "?pick=1");
+            await page.click(`input[value='<b>&"quoted"\\'.txt']`);
+            // What submitting would GET, serialised by the browser's own form code (a real
+            // submit of ?download=tar downloads the folder: no page load to wait for).
+            assert.equal(
+              await page.eval(submitted("tar")),
+              "download=tar&select=%3Cb%3E%26%22quoted%22%27.txt",
+            );
+          } finally {
+            await page.send("Emulation.setScriptExecutionDisabled", { value: false });
+          }
+        },
+      );
+
+      await t.step("?format=txt is one name per line", async () => {
+        const r = await fetch(`${base}/mixed/?format=txt`);
+        assert.equal(r.headers.get("content-type"), "text/plain; charset=utf-8");
+        const lines = (await r.text()).split("\n");
+        assert.equal(lines[0], "a folder with a long name-and-hyphens/");
+        assert.ok(lines.includes("song.mp3"));
+      });
+      console.log(`  screenshots: ${out}{mixed,big,images}-{1280x900,390x844}-{light,dark}.png`);
+    } catch (e) {
+      if (browser) console.error(browser.log.slice(-2000));
+      throw e;
+    } finally {
+      await browser?.close();
+      await server.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

@@ -1,8 +1,9 @@
 /**
- * `?download=tar` through the whole server (`serve()` in a subprocess, via
+ * Folder downloads through the whole server (`serve()` in a subprocess, via
  * workers/_cluster_entry.ts) in each way connections reach the workers: the
- * streamed, chunked reply must survive every transport (epoll FFI writes,
- * adopted sockets, reuseport), and `maxArchiveBytes` must reach the workers.
+ * streamed replies (tar and zip with a Content-Length, tar.gz chunked) must
+ * survive every transport (epoll FFI writes, adopted sockets, reuseport),
+ * and `maxArchiveBytes` must reach the workers.
  */
 import assert from "node:assert/strict";
 import { CLUSTER_MODES, HOST, startCluster } from "./_harness.ts";
@@ -29,7 +30,7 @@ async function untar(tar: Uint8Array): Promise<string> {
 }
 
 for (const [label, mode] of CLUSTER_MODES) {
-  Deno.test(`serve() ${label}: ?download=tar streams the folder; maxArchiveBytes refuses a larger one`, async () => {
+  Deno.test(`serve() ${label}: ?download=tar|zip|tar.gz stream the folder; maxArchiveBytes refuses a larger one`, async () => {
     await using server = await startCluster({ root, ...mode, maxArchiveBytes: 4 * 1024 * 1024 });
     const { port } = server;
     const client = Deno.createHttpClient({});
@@ -37,8 +38,10 @@ for (const [label, mode] of CLUSTER_MODES) {
       for (let i = 0; i < 2; i++) {
         const res = await fetch(`http://${HOST}:${port}/folder/?download=tar`, { client });
         assert.equal(res.status, 200);
-        assert.equal(res.headers.get("transfer-encoding"), "chunked");
-        const dir = await untar(new Uint8Array(await res.arrayBuffer()));
+        assert.equal(res.headers.get("transfer-encoding"), null);
+        const tar = new Uint8Array(await res.arrayBuffer());
+        assert.equal(res.headers.get("content-length"), String(tar.length));
+        const dir = await untar(tar);
         assert.deepEqual(await Deno.readFile(`${dir}/folder/big.bin`), big);
         assert.equal(
           await Deno.readTextFile(`${dir}/folder/nested/n7.txt`),
@@ -46,7 +49,26 @@ for (const [label, mode] of CLUSTER_MODES) {
         );
         await assert.rejects(Deno.stat(`${dir}/folder/.hidden`), Deno.errors.NotFound);
       }
-      // The kept-alive connection still answers after two chunked bodies.
+      // zip: a range first (no worker knows a CRC yet: the pool computes
+      // those it needs), then the whole, which the range must match.
+      const tail = await fetch(`http://${HOST}:${port}/folder/?download=zip`, {
+        client,
+        headers: { range: "bytes=1000000-" },
+      });
+      assert.equal(tail.status, 206);
+      const ranged = new Uint8Array(await tail.arrayBuffer());
+      const zipRes = await fetch(`http://${HOST}:${port}/folder/?download=zip`, { client });
+      const zip = new Uint8Array(await zipRes.arrayBuffer());
+      assert.equal(zipRes.headers.get("content-length"), String(zip.length));
+      assert.deepEqual(ranged, zip.subarray(1000000));
+      await Deno.writeFile(`${tmp}/f.zip`, zip);
+      const t = await new Deno.Command("unzip", { args: ["-tq", `${tmp}/f.zip`] }).output();
+      assert.ok(t.success, dec.decode(t.stdout) + dec.decode(t.stderr));
+      const gz = await fetch(`http://${HOST}:${port}/folder/?download=tar.gz`, { client });
+      assert.equal(gz.headers.get("transfer-encoding"), "chunked");
+      const unzipped = new Response(gz.body!.pipeThrough(new DecompressionStream("gzip")));
+      await untar(new Uint8Array(await unzipped.arrayBuffer()));
+      // The kept-alive connection still answers after those bodies.
       const after = await fetch(`http://${HOST}:${port}/folder/nested/n1.txt`, { client });
       assert.equal(await after.text(), "file 1\n");
       await Deno.writeFile(`${root}/folder/more.bin`, big);

@@ -996,42 +996,51 @@ Deno.test("hostile inputs: every href in the root listing answers (escaping roun
   assert.deepEqual(failures, [], server.diagnosis());
 });
 
-Deno.test("folder downloads (?download=tar) hold nothing a GET would refuse", async () => {
+Deno.test("folder downloads (?download=tar|zip) hold nothing a GET would refuse", async () => {
   await using fx = await makeFixture();
   await using server = await startCli([fx.root]);
   const forbidden = forbiddenContent(fx);
   const failures: string[] = [];
   const get = (target: string, extra = "") =>
     exchange(server.port, req(target, `Connection: close\r\n${extra}`), { maxBytes: 64 << 20 });
-  const tar = await get("/arch/?download=tar");
-  const r = tar.responses[0];
-  if (r?.status !== 200) failures.push(`/arch/?download=tar -> ${r?.status}`);
-  else {
-    const body = r.body;
-    if (!r.complete) failures.push("archive cut short");
-    for (const [label, needle] of forbidden) {
-      if (indexOfBytes(body, needle) >= 0) failures.push(`LEAK in archive: ${label}`);
+  // zip (#15) too: every archive format holds the same members.
+  let r: Awaited<ReturnType<typeof get>>["responses"][number] | undefined;
+  for (const format of ["tar", "zip"]) {
+    const tar = await get(`/arch/?download=${format}`);
+    r = tar.responses[0];
+    if (r?.status !== 200) failures.push(`/arch/?download=${format} -> ${r?.status}`);
+    else {
+      const body = r.body;
+      if (!r.complete) failures.push("archive cut short");
+      for (const [label, needle] of forbidden) {
+        if (indexOfBytes(body, needle) >= 0) failures.push(`LEAK in ${format}: ${label}`);
+      }
+      // Member names live in the 512-byte headers; none may come from outside or be hidden.
+      const text = new TextDecoder("latin1").decode(body);
+      for (
+        const bad of [
+          "secret.txt",
+          "passwd",
+          "hostname",
+          ".env",
+          ".hidden",
+          ".git",
+          "fifo",
+          "devzero",
+          "loopa",
+        ]
+      ) {
+        if (text.includes(bad)) failures.push(`archive names ${bad}`);
+      }
+      for (const good of ["ok.txt", "nested/fine.txt"]) {
+        if (!text.includes(good)) failures.push(`archive lacks ${good}`);
+      }
     }
-    // Member names live in the 512-byte headers; none may come from outside or be hidden.
-    const text = new TextDecoder("latin1").decode(body);
-    for (
-      const bad of [
-        "secret.txt",
-        "passwd",
-        "hostname",
-        ".env",
-        ".hidden",
-        ".git",
-        "fifo",
-        "devzero",
-        "loopa",
-      ]
-    ) {
-      if (text.includes(bad)) failures.push(`archive names ${bad}`);
-    }
-    for (const good of ["ok.txt", "nested/fine.txt"]) {
-      if (!text.includes(good)) failures.push(`archive lacks ${good}`);
-    }
+  }
+  // A selection of a hidden or outside name answers like an absent one.
+  for (const name of [".env", ".git", "secret.txt", "nope"]) {
+    const st = (await get(`/arch/?download=zip&select=${name}`)).responses[0]?.status;
+    if (st !== 400) failures.push(`select=${name} -> ${st}`);
   }
   for (
     const t of [

@@ -703,11 +703,11 @@ const ROWS: Row[] = [
     clause: "RFC 9112 6.1, 7",
     rule: "no Transfer-Encoding in a response to HTTP/1.0 (a body of unknown length ends at close)",
     run: async (c) => {
-      const old = await untilClose(c, req("/dir/?download=tar", "", "GET", "HTTP/1.0"));
+      const old = await untilClose(c, req("/dir/?download=tar.gz", "", "GET", "HTTP/1.0"));
       assert.equal(old.responses[0]?.status, 200);
       assert.equal(header(old.responses[0], "transfer-encoding"), undefined);
       assert.equal(header(old.responses[0], "content-length"), undefined);
-      const now = await only(c, req("/dir/?download=tar"));
+      const now = await only(c, req("/dir/?download=tar.gz"));
       assert.equal(header(now, "transfer-encoding"), "chunked");
       assert.equal(header(now, "content-length"), undefined, "RFC 9112 6.2: never both");
     },

@@ -1,7 +1,7 @@
 /**
  * File bodies through the whole server (`serve()` in a subprocess): in ring
- * mode with epoll I/O they go out by `sendfile(2)`; with `ringIo: "socket"`
- * and in reuseport mode by the engine's read/write loop. Both must send the
+ * mode they go out by `sendfile(2)`; in reuseport mode by the engine's
+ * read/write loop. Both must send the
  * same bytes, end a file truncated mid-transfer early (never padded), cut a
  * reader that stopped by the write timeout, and leak no descriptor.
  */
@@ -69,8 +69,7 @@ async function readAll(conn: Deno.Conn, first: Uint8Array): Promise<Uint8Array> 
 
 /** What each mode sends file bodies with. */
 const HOW: Record<string, string> = {
-  "ring (epoll)": "sendfile",
-  "ring (socket)": "read/write",
+  "ring": "sendfile",
   "reuseport": "read/write",
 };
 
@@ -171,7 +170,7 @@ for (const [name, mode] of CLUSTER_MODES) {
         // What the file still holds arrives as it was.
         const kept = Math.min(body.length, 1024 * 1024);
         assert.deepEqual(body.subarray(0, kept), data.subarray(0, kept));
-        if (mode.ringIo !== "epoll") {
+        if (mode.accept !== "ring") {
           // read/write copies at read time: every byte sent is the file's.
           assert.deepEqual(body, data.subarray(0, body.length));
         }

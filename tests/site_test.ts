@@ -445,3 +445,103 @@ Deno.test("site: bad --rate-limit values and config entries exit 2 naming them",
     assert.match(c.stderr, /rateLimit must be N\/s or N\/s:BURST .*, got 100/);
   });
 });
+
+Deno.test("site: --rate-limit is one count per client across workers: the burst, then 429 + Retry-After; others go on", async () => {
+  await withRoot({ "a.txt": "hello" }, async (root) => {
+    // 0.01/s: no refill during the test however slow the machine. Two workers, a new
+    // connection per curl: the acceptor alternates them, so a per-worker count would allow 6.
+    await using server = await startCli([
+      root,
+      "--workers",
+      "2",
+      "--rate-limit",
+      "0.01/s:3",
+      "--health-path",
+      "/healthz",
+    ]);
+    const statuses: number[] = [];
+    let limited: Got | undefined;
+    for (let i = 0; i < 6; i++) {
+      const g = await curl(server, "/a.txt");
+      statuses.push(g.status);
+      if (g.status === 429) limited ??= g;
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429]);
+    const wait = Number(one(limited!, "retry-after"));
+    assert.ok(wait >= 90 && wait <= 100, `Retry-After ${wait}`);
+    // Another client address (127.0.0.2 reaches a 127.0.0.1 listener over loopback).
+    const other = await curl(server, "/a.txt", "--interface", "127.0.0.2");
+    assert.equal(other.status, 200);
+    // Probes answer in front of the limit.
+    assert.equal((await curl(server, "/healthz")).status, 200);
+  });
+});
+
+Deno.test("site: a hidden path answers exactly like a missing one under --404 and --spa", async () => {
+  await withRoot(
+    { "index.html": "<p>app</p>", "secret/plan.txt": "s", "secret/page": "p" },
+    async (root) => {
+      await Deno.writeTextFile(`${root}/404.html`, "custom 404");
+      await Deno.writeTextFile(
+        `${root}/c.json`,
+        JSON.stringify({ rules: [{ path: "/secret/**", hidden: true }] }),
+      );
+      await using server = await startCli([
+        root,
+        "--workers",
+        "1",
+        "--config",
+        `${root}/c.json`,
+        "--404",
+        `${root}/404.html`,
+        "--spa",
+      ]);
+      const strip = (g: Got) => {
+        const h = new Map(g.headers);
+        h.delete("date");
+        return { status: g.status, headers: [...h].sort(), body: g.body };
+      };
+      // An asset: the 404 page, the same for hidden and missing.
+      const hidden = await curl(server, "/secret/plan.txt");
+      const missing = await curl(server, "/secret/none.txt");
+      assert.equal(hidden.status, 404);
+      assert.equal(hidden.body, "custom 404");
+      assert.deepEqual(strip(hidden), strip(missing));
+      // A navigation: the app page, the same for hidden and missing; nothing of the hidden file.
+      const html = ["-H", "Accept: text/html"];
+      const hiddenNav = await curl(server, "/secret/page", ...html);
+      const missingNav = await curl(server, "/secret/other", ...html);
+      assert.equal(hiddenNav.status, 200);
+      assert.equal(hiddenNav.body, "<p>app</p>");
+      assert.deepEqual(strip(hiddenNav), strip(missingNav));
+    },
+  );
+});
+
+Deno.test("site: a path rule's cacheControl wins over --cache-control's kind default, on 200 and 304", async () => {
+  await withRoot({ "assets/app.3f9a1c2b.js": "js", "page.html": "p" }, async (root) => {
+    await Deno.writeTextFile(
+      `${root}/c.json`,
+      JSON.stringify({ rules: [{ path: "/assets/**", cacheControl: "max-age=5" }] }),
+    );
+    await using server = await startCli([
+      root,
+      "--workers",
+      "1",
+      "--config",
+      `${root}/c.json`,
+      "--cache-control",
+    ]);
+    const ok = await curl(server, "/assets/app.3f9a1c2b.js");
+    assert.equal(one(ok, "cache-control"), "max-age=5");
+    const nm = await curl(
+      server,
+      "/assets/app.3f9a1c2b.js",
+      "-H",
+      `If-None-Match: ${one(ok, "etag")}`,
+    );
+    assert.equal(nm.status, 304);
+    assert.equal(one(nm, "cache-control"), "max-age=5");
+    assert.equal(one(await curl(server, "/page.html"), "cache-control"), "no-cache");
+  });
+});

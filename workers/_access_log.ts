@@ -15,13 +15,15 @@
  * 16   f64  bytes written (head included; Apache %O, nginx $bytes_sent)
  * 24   u16  status
  * 26   u8   HTTP version: 0 1.0, 1 1.1, 2 HTTP/2; 255: no request line (engine error)
- * 27   u8   flags: 1 target cut, 2 referer cut, 4 user-agent cut
+ * 27   u8   flags: 1 target cut, 2 referer cut, 4 user-agent cut, 8 user cut
  * 28   u8   method length     29 u8 remote length
  * 30   u16  target length     32 u8 referer length   33 u8 user-agent length
+ * 34   u8   user length (0: anonymous)
  * 40   [48]  remote address (text)
  * 88   [16]  method
  * 104  [216] request target
- * 320  [96]  Referer
+ * 320  [64]  Referer
+ * 384  [32]  authenticated user or token name (UTF-8; `req.user`, never the Authorization value)
  * 416  [96]  User-Agent
  * ```
  *
@@ -30,6 +32,7 @@
  *
  * ```text
  * 127.0.0.1 - - [26/Nov/2026:11:57:29 +0000] "GET /a.txt HTTP/1.1" 200 1187 "-" "curl/8.5.0"
+ * 127.0.0.1 - alice [26/Nov/2026:11:57:30 +0000] "GET /private/ HTTP/1.1" 200 913 "-" "curl/8.5.0"
  * ```
  *
  * @module
@@ -39,14 +42,17 @@ import type { Handler, RequestHead } from "../http/types.ts";
 import { CounterWriter, LOG_DROPPED, LOGGED } from "./_metrics.ts";
 import { peerAddress } from "./_libc.ts";
 
+const userBytes = new TextEncoder();
+
 /** Bytes per record. */
 export const RECORD_BYTES = 512;
 const O_STATUS = 24, O_MINOR = 26, O_FLAGS = 27, O_METHOD_LEN = 28, O_REMOTE_LEN = 29;
-const O_TARGET_LEN = 30, O_REFERER_LEN = 32, O_UA_LEN = 33;
+const O_TARGET_LEN = 30, O_REFERER_LEN = 32, O_UA_LEN = 33, O_USER_LEN = 34;
 const F_REMOTE = 40, N_REMOTE = 48;
 const F_METHOD = 88, N_METHOD = 16;
 const F_TARGET = 104, N_TARGET = 216;
-const F_REFERER = 320, N_REFERER = 96;
+const F_REFERER = 320, N_REFERER = 64;
+const F_USER = 384, N_USER = 32;
 const F_UA = 416, N_UA = 96;
 
 /** Line layouts. */
@@ -180,6 +186,7 @@ export class AccessLogProducer {
       b[at + O_TARGET_LEN + 1] = 0;
       b[at + O_REFERER_LEN] = 0;
       b[at + O_UA_LEN] = 0;
+      b[at + O_USER_LEN] = 0;
     } else {
       b[at + O_MINOR] = h2 ? 2 : req.minor;
       b[at + O_METHOD_LEN] = put(b, at + F_METHOD, req.method, N_METHOD);
@@ -201,6 +208,13 @@ export class AccessLogProducer {
         if (n < ua.length) flags |= 4;
         b[at + O_UA_LEN] = n;
       }
+    }
+    if (req === null || req.user === undefined) {
+      if (req !== null) b[at + O_USER_LEN] = 0;
+    } else {
+      const r = userBytes.encodeInto(req.user, b.subarray(at + F_USER, at + F_USER + N_USER));
+      if (r.read < req.user.length) flags |= 8;
+      b[at + O_USER_LEN] = r.written;
     }
     b[at + O_FLAGS] = flags;
     ring.commit();
@@ -312,7 +326,14 @@ export class LineWriter {
     const remoteLen = src[at + O_REMOTE_LEN];
     if (remoteLen === 0) this.#byte(DASH);
     else this.#escaped(src, at + F_REMOTE, remoteLen);
-    this.#ascii(" - - ");
+    const userLen = src[at + O_USER_LEN];
+    if (userLen === 0) this.#ascii(" - - ");
+    else {
+      this.#ascii(" - ");
+      this.#escaped(src, at + F_USER, userLen);
+      if ((src[at + O_FLAGS] & 8) !== 0) this.#ascii("...");
+      this.#byte(SPACE);
+    }
     this.buf.set(this.#time, this.length);
     this.length += this.#time.length;
     this.#byte(SPACE);

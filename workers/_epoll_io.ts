@@ -19,7 +19,7 @@
  */
 import type { SpscRing } from "../queue/spsc.ts";
 import { type ConnectionSet, HttpConnection, type Transport } from "../http/engine.ts";
-import type { Handler } from "../http/types.ts";
+import type { Handler, Peer } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import {
   close,
@@ -35,6 +35,7 @@ import {
   EPOLLOUT,
   epollPoll,
   epollWait,
+  peerAddress,
   pollIn,
   readFd,
   sendFileFd,
@@ -72,10 +73,15 @@ export interface EngineOptions {
   writeTimeoutMs: number;
 }
 
-/** One socket fd driven through epoll; the engine's {@linkcode Transport}. */
-class FdConnection implements Transport {
+/**
+ * One socket fd driven through epoll; the engine's {@linkcode Transport}, and
+ * its own {@linkcode Peer} (no object more per connection).
+ */
+class FdConnection implements Transport, Peer {
   readonly fd: number;
   conn!: HttpConnection;
+  /** The peer's address once asked for (null: not yet). */
+  #address: string | undefined | null = null;
   #loop: EpollLoop;
   #pending: Uint8Array[] = [];
   #waiters: (() => void)[] = [];
@@ -90,6 +96,25 @@ class FdConnection implements Transport {
   constructor(fd: number, loop: EpollLoop) {
     this.fd = fd;
     this.#loop = loop;
+  }
+
+  /** This connection as the request's `remote`. */
+  get peer(): Peer {
+    return this;
+  }
+
+  /**
+   * The client's address, from `getpeername` on first use. Undefined once
+   * closed and not asked before: the fd number may belong to another
+   * connection by then.
+   */
+  get address(): string | undefined {
+    if (this.#address === null) {
+      if (this.#closed) return undefined;
+      const a = peerAddress(this.fd);
+      this.#address = a === "-" ? undefined : a;
+    }
+    return this.#address;
   }
 
   write(bytes: Uint8Array): Promise<void> | void {
@@ -388,19 +413,18 @@ export class EpollLoop {
    *
    * @param ring this slot's ring of fds
    * @param onAdopted told how many connections were taken
-   * @param drainRequested polled each iteration (shared memory, no message
-   *   latency); when it returns true, `onDrain` is called once
-   * @param onDrain starts the graceful stop
+   * @param turn the worker's control-plane turn hook, called once per loop
+   *   turn (at least every 10 ms): drain, crash, shedding, pool completions,
+   *   invalidations; a drain it starts calls {@linkcode beginDrain}
    */
   async run(
     ring: SpscRing,
     onAdopted: (n: number) => void,
-    drainRequested: () => boolean,
-    onDrain: () => void,
+    turn: () => void,
   ): Promise<void> {
     const view = this.#view;
     while (!this.#draining || this.#conns.size > 0) {
-      if (!this.#draining && drainRequested()) onDrain();
+      turn();
       const adopted = this.#draining ? 0 : ring.drain(this.#adoptRecord);
       if (adopted > 0) onAdopted(adopted);
       // On the blocking pool, so this thread's event loop runs meanwhile.
@@ -421,7 +445,7 @@ export class EpollLoop {
           // otherwise blocked in epoll_wait); a timer turn does, at the cost
           // of the ~1 ms timer clamp. So take one every TIMER_TURN_MS while no
           // socket is ready (free then); under load the worker's own checks
-          // (`drainRequested`, before each request) cover what timers would.
+          // (the turn hook, before each request) cover what timers would.
           this.#lastTimerTurn = before;
           await new Promise((r) => setTimeout(r, 0));
         } else await this.#yield();

@@ -121,6 +121,8 @@ export class InvalidationHub {
   readonly #last: (string | undefined)[] = [];
   readonly #signal: Int32Array;
   #watch?: TreeWatch;
+  /** Also told each change the watcher reports (null: events lost) (browse: search, --dev). */
+  onChange?: (paths: string[] | null) => void;
 
   /**
    * @param workers number of worker slots
@@ -214,6 +216,8 @@ export class InvalidationHub {
           // cannot tell what changed, so everything goes.
           if (ev.flag === "rescan" || ev.paths.length === 0) this.push(null);
           else this.push(...ev.paths.flatMap((p) => this.#spellings(p)));
+          // browse (#17): the search index and --dev live reload follow the same events.
+          this.onChange?.(ev.flag === "rescan" || ev.paths.length === 0 ? null : ev.paths);
         },
         (e) => {
           log(`stopped watching ${where} (${why(e)}); changes on disk show within 1 s`);
@@ -344,10 +348,18 @@ export class InvalidationConsumer {
    *
    * @param handler the file handler, also the cache to drop entries from
    * @param onApplied told how many records each batch applied
+   * @param options.idleWaits `false`: no {@linkcode run} loop; the owner's
+   *   loop calls {@linkcode check} itself between requests (an epoll
+   *   worker's turn hook).
+   * @default {true}
    * @returns the guarded handler
    */
-  guard(handler: Handler & Invalidatable, onApplied?: (n: number) => void): Handler {
-    this.run(handler, onApplied);
+  guard(
+    handler: Handler & Invalidatable,
+    onApplied?: (n: number) => void,
+    options: { idleWaits?: boolean } = {},
+  ): Handler {
+    if (options.idleWaits ?? true) this.run(handler, onApplied);
     return (req: RequestHead) => {
       const n = this.check(handler);
       if (n > 0) onApplied?.(n);

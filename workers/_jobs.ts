@@ -59,11 +59,12 @@ import { Slab, type SlabBuffers } from "./_slab.ts";
 import type { JobKind, JobTypes, SubmitJob } from "../http/job_protocol.ts";
 
 /** Job kinds (SLEEP: a test hook, submitted only by tests). */
-export const LISTING = 1, COMPRESS = 2, SLEEP = 3;
+export const LISTING = 1, COMPRESS = 2, SLEEP = 3, CRC = 4;
 /** The job record's kind code of each typed job kind (`http/job_protocol.ts`). */
 export const JOB_CODE: { readonly [K in JobKind]: number } = {
   listing: LISTING,
   compress: COMPRESS,
+  crc: CRC,
 };
 
 /** Words per pool slot. */
@@ -226,7 +227,10 @@ interface Pending {
 /**
  * The HTTP worker's side: submits jobs and turns completion records into
  * settled promises. Completions are drained by a loop that runs only while
- * jobs are outstanding (bounded `waitAsync`: wake-ups can be lost on Deno 2.9).
+ * jobs are outstanding (bounded `waitAsync`: wake-ups can be lost on Deno 2.9),
+ * or, with `ownWaits: false`, by the owner's loop calling
+ * {@linkcode JobClient.turn} (an epoll worker, whose event loop runs
+ * `waitAsync` callbacks and timers late).
  */
 export class JobClient {
   readonly #jobs: MpmcRing;
@@ -237,14 +241,18 @@ export class JobClient {
   readonly #rec = new Int32Array(4);
   readonly #tokens: Int32Array;
   #draining = false;
+  readonly #ownWaits: boolean;
   /** Jobs refused because the ring or the slab was full (stat). */
   rejected = 0;
 
   /**
    * @param buffers The pool's shared memory.
    * @param worker This HTTP worker's slot (0 ... 255: the job record has 8 bits for it).
+   * @param options.ownWaits `false`: no wait loop or timer of its own; the
+   *   caller calls {@linkcode JobClient.turn} often (every few ms).
+   * @default {true}
    */
-  constructor(buffers: PoolBuffers, worker: number) {
+  constructor(buffers: PoolBuffers, worker: number, options: { ownWaits?: boolean } = {}) {
     if (!(worker >= 0 && worker <= MAX_WORKER)) {
       throw new RangeError(`a pool serves worker slots 0-${MAX_WORKER}, got ${worker}`);
     }
@@ -253,11 +261,34 @@ export class JobClient {
     this.#slab = new Slab(buffers.slab);
     this.#worker = worker;
     this.#tokens = new Int32Array(buffers.tokens);
+    this.#ownWaits = options.ownWaits ?? true;
     // Completions nobody waits for any more (timed out, or a dead
     // predecessor's) still hold slab chunks: collect them now and then.
-    Deno.unrefTimer(setInterval(() => {
-      if (!this.#draining && this.#done.size() > 0) this.poll();
-    }, 1000));
+    if (this.#ownWaits) {
+      Deno.unrefTimer(setInterval(() => {
+        if (!this.#draining && this.#done.size() > 0) this.poll();
+      }, 1000));
+    }
+  }
+
+  /**
+   * One turn of the owner's loop (with `ownWaits: false`): takes the
+   * completions now in the ring, then answers 503 to jobs past their
+   * deadline. One ring-size load when nothing is outstanding or done.
+   */
+  turn(): void {
+    if (this.#done.size() > 0) this.poll();
+    if (this.#pending.size > 0) this.#expire(performance.now());
+  }
+
+  /** Jobs past their deadline are answered 503 (a pool thread may be stuck). */
+  #expire(now: number): void {
+    for (const [token, p] of this.#pending) {
+      if (now >= p.deadline) {
+        this.#pending.delete(token);
+        p.resolve({ status: 503 });
+      }
+    }
   }
 
   /** Jobs submitted and not yet completed. */
@@ -296,7 +327,7 @@ export class JobClient {
     const p = new Promise<JobResult>((resolve) => {
       this.#pending.set(token, { resolve, deadline: performance.now() + JOB_TIMEOUT_MS });
     });
-    if (!this.#draining) this.#drainLoop();
+    if (this.#ownWaits && !this.#draining) this.#drainLoop();
     return p;
   }
 
@@ -338,13 +369,7 @@ export class JobClient {
       while (this.#pending.size > 0) {
         this.poll();
         if (this.#pending.size === 0) break;
-        const now = performance.now();
-        for (const [token, p] of this.#pending) {
-          if (now >= p.deadline) {
-            this.#pending.delete(token);
-            p.resolve({ status: 503 });
-          }
-        }
+        this.#expire(performance.now());
         await this.#done.waitAsync(50);
       }
     } finally {

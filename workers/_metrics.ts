@@ -3,7 +3,7 @@
  * exposition.
  *
  * Layout (an `Int32Array`): slot `i` (one per HTTP worker) starts at word
- * `32 * i` (128 bytes apart: each worker writes only its own cache lines).
+ * `64 * i` (256 bytes apart: each worker writes only its own cache lines).
  *
  * ```text
  * +0        SEQ    even; odd while a counter's high word changes (see below)
@@ -43,8 +43,25 @@ export const REQ_1XX = 0,
   CLOSE_IDLE = 11,
   CLOSE_WRITE = 12,
   CLOSE_HANDSHAKE = 13;
-const COUNTERS = 14;
-const SLOT_WORDS = 32;
+// HTTP/2 protections (#18): one counter per `EV_*` of http2/connection.ts, in its order.
+/** Rapid reset, SETTINGS/PING/empty-frame floods, oversized header blocks, lists over the limit (431), refused streams, protocol errors. */
+export const H2_RAPID_RESET = 14,
+  H2_FLOOD = 15,
+  H2_BLOCK_TOO_BIG = 16,
+  H2_LIST_TOO_BIG = 17,
+  H2_REFUSED = 18,
+  H2_PROTOCOL_ERROR = 19;
+const H2_KINDS = [
+  "rapid_reset",
+  "flood",
+  "block_too_big",
+  "list_too_big",
+  "refused_stream",
+  "protocol_error",
+];
+const COUNTERS = 20;
+/** Words per slot: 2 + 2 * COUNTERS, rounded up to 256 bytes. */
+const SLOT_WORDS = 64;
 const SEQ = 0;
 const TWO32 = 4294967296;
 
@@ -140,6 +157,8 @@ export interface WorkerCounters {
   shed?: number;
   /** Connections closed by each deadline. */
   deadlineCloses?: { head: number; idle: number; write: number; handshake: number };
+  /** HTTP/2 protection events, by kind (rapid_reset, flood, ...). */
+  h2?: Record<string, number>;
 }
 
 /** Reads slot `i`'s counters. */
@@ -157,6 +176,7 @@ export function readWorker(i32: Int32Array, i: number): WorkerCounters {
       write: readCounter(i32, i, CLOSE_WRITE),
       handshake: readCounter(i32, i, CLOSE_HANDSHAKE),
     },
+    h2: Object.fromEntries(H2_KINDS.map((k, j) => [k, readCounter(i32, i, H2_RAPID_RESET + j)])),
   };
 }
 
@@ -241,6 +261,11 @@ export function renderPrometheus(s: Sample): string {
     "counter",
     "Connections closed by a deadline, by kind (head, idle, write, handshake).",
   );
+  const h2 = fam(
+    "ringhttpd_h2_protections_total",
+    "counter",
+    "HTTP/2 attacks and errors answered, by kind (rapid_reset, flood, block_too_big, list_too_big, refused_stream, protocol_error).",
+  );
   const transport = `transport="${s.transport ?? "tcp"}"`;
   const classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
   s.workers.forEach((w, i) => {
@@ -260,6 +285,7 @@ export function renderPrometheus(s: Sample): string {
     for (const [kind, n] of Object.entries(w.deadlineCloses ?? {})) {
       deadlines[3].push(`{${l},${transport},kind="${kind}"} ${n}`);
     }
+    for (const [kind, n] of Object.entries(w.h2 ?? {})) h2[3].push(`{${l},kind="${kind}"} ${n}`);
   });
   const accepted = fam(
     "ringhttpd_accepted_total",
@@ -313,6 +339,7 @@ export function renderPrometheus(s: Sample): string {
       invalidations,
       shed,
       deadlines,
+      h2,
       accepted,
       fdDropped,
       emfile,

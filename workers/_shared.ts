@@ -46,6 +46,9 @@
  *
  * @module
  */
+import type { Credential } from "../auth/htpasswd.ts";
+import type { PathRulesConfig } from "../http/path_rules.ts";
+import type { IndexBuffers } from "../http/_name_index.ts";
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
@@ -115,8 +118,13 @@ export function atCap(shed: () => number, onFreed: (wake: () => void) => void): 
   });
 }
 
-/** How ring-mode workers do socket I/O: FFI epoll + read/write, or adopted node:net sockets. */
-export type RingIo = "epoll" | "socket";
+/**
+ * How ring-mode workers do socket I/O: FFI epoll + read/write, the only way
+ * since `ringIo: "socket"` (adopted node:net sockets) was removed (#11). The
+ * field stays in the configs until supervisor.ts and acceptor.ts, edited by
+ * others this session, drop it.
+ */
+export type RingIo = "epoll";
 
 /** Index of `field` of slot `i`. */
 export function slot(i: number, field: number): number {
@@ -190,7 +198,27 @@ export interface WorkerConfig {
     maxUploadBytes?: number;
     /** fsync directories after renames. */
     durable?: boolean;
+    /** Path rules (`http/path_rules.ts`); `auth` there comes from `WorkerConfig.auth`. */
+    pathRules?: PathRulesConfig;
+    /** browse (#17): development mode (no-cache, live reload). */
+    dev?: boolean;
+    /** browse (#17): the shared search index, when the supervisor runs one. */
+    searchIndex?: IndexBuffers;
   } & SiteOptions;
+  /** Authentication; undefined: none. */
+  auth?: WorkerAuth;
+}
+
+/** What a worker needs to check credentials (plain data: hashes, never passwords). */
+export interface WorkerAuth {
+  /** Users and their hashes. */
+  users: Credential[];
+  /** Token names and SHA-256 digests; undefined: no token file. */
+  tokens?: Array<[string, Uint8Array]>;
+  /** The realm of the challenge. */
+  realm: string;
+  /** The failed-attempts table every thread shares (`auth/attempts.ts`). */
+  attempts: SharedArrayBuffer;
 }
 
 /** Options the acceptor gets. */
@@ -210,6 +238,8 @@ export interface AcceptorConfig {
 /** Supervisor -> worker. */
 export type ToWorker =
   | { type: "start"; config: WorkerConfig }
+  /** New credentials (a reload): the verifier takes them, its cache is forgotten. */
+  | { type: "auth"; users: Credential[]; tokens?: Array<[string, Uint8Array]> }
   | { type: "drain" }
   | { type: "crash" };
 
@@ -217,6 +247,8 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready"; port: number }
   | { type: "drained" }
+  /** The credentials of an `auth` message are in use. */
+  | { type: "authed" }
   | { type: "error"; message: string };
 
 /** Acceptor -> supervisor. */

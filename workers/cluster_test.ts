@@ -195,12 +195,11 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 
 const MODES = [
   { accept: "ring" },
-  { accept: "ring", ringIo: "socket" },
   { accept: "reuseport" },
 ];
 
 for (const mode of MODES) {
-  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  const name = mode.accept;
   Deno.test(`${name} mode serves a file, a listing and a 404`, async () => {
     await using server = await start(mode);
     assert.equal(server.mode, mode.accept);
@@ -285,9 +284,8 @@ function contentLength(text: string): number {
   return Number(text.match(/content-length: (\d+)/i)?.[1] ?? 0);
 }
 
-for (const mode of MODES.slice(0, 2)) {
-  const name = mode.ringIo ? ` (${mode.ringIo} I/O)` : "";
-  Deno.test(`a crashed worker is replaced, its connections are closed, others keep being served${name}`, async () => {
+for (const mode of MODES.slice(0, 1)) {
+  Deno.test(`a crashed worker is replaced, its connections are closed, others keep being served`, async () => {
     await using server = await start({ ...mode, idleTimeoutMs: 60_000 });
     // One kept-alive connection per worker (least-loaded dispatch).
     const conns = [
@@ -329,7 +327,7 @@ for (const mode of MODES.slice(0, 2)) {
 }
 
 for (const mode of MODES) {
-  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  const name = mode.accept;
   Deno.test(`${name}: SIGTERM during a large download lets it finish, then the process exits 0`, async () => {
     await using server = await start(mode);
     const conn = await Deno.connect({ hostname: HOST, port: server.port });
@@ -371,7 +369,7 @@ for (const mode of MODES) {
 }
 
 for (const mode of MODES) {
-  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  const name = mode.accept;
   Deno.test(`${name}: a client that stops reading is cut off after the write timeout`, async () => {
     await using server = await start({ ...mode, writeTimeoutMs: 300 });
     const conn = await Deno.connect({ hostname: HOST, port: server.port });
@@ -469,7 +467,7 @@ Deno.test("ring mode spreads 4 kept-alive connections over 2 workers 2 and 2", a
 });
 
 for (const mode of MODES) {
-  const name = mode.accept + (mode.ringIo ? ` (${mode.ringIo} I/O)` : "");
+  const name = mode.accept;
   Deno.test(`${name}: running out of file descriptors never stops the server`, async () => {
     // 64 fds in all, and a cap that does not protect them: accept() fails
     // with EMFILE while the clients below hold their connections.

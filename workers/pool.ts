@@ -21,10 +21,18 @@
 import { MpmcRing } from "../queue/mpmc.ts";
 import { errorStatus } from "../http/_fs_errors.ts";
 import { FileChanged } from "../http/_compress.ts";
-import { jobArgs, type JobContext, runCompressJob, runListingJob } from "../http/job_protocol.ts";
+import {
+  jobArgs,
+  type JobContext,
+  runCompressJob,
+  runCrcJob,
+  runListingJob,
+} from "../http/job_protocol.ts";
+import { loadMarkdown } from "../http/_readme.ts";
 import { Slab } from "./_slab.ts";
 import {
   COMPRESS,
+  CRC,
   DONE,
   encodeResult,
   IDLE,
@@ -52,7 +60,8 @@ self.onmessage = (e: MessageEvent<{ type: "start"; config: PoolThreadConfig }>) 
   if (e.data.type !== "start") return;
   self.postMessage({ type: "ready" });
   // Blocks this thread for good (until the ring closes): reply first.
-  setTimeout(() => run(e.data.config), 0);
+  // browse (#17): the README renderer is loaded here, before the synchronous job loop.
+  setTimeout(() => loadMarkdown().finally(() => run(e.data.config)), 0);
 };
 
 function run(config: PoolThreadConfig): void {
@@ -124,6 +133,10 @@ function runJob(kind: number, args: unknown, config: PoolThreadConfig): Uint8Arr
   }
   if (kind === COMPRESS) {
     const { head, body } = runCompressJob(jobArgs("compress", args));
+    return encodeResult(head, body);
+  }
+  if (kind === CRC) {
+    const { head, body } = runCrcJob(jobArgs("crc", args));
     return encodeResult(head, body);
   }
   if (kind === SLEEP) {

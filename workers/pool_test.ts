@@ -44,6 +44,22 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
   }
 }
 
+/** One pool thread serving one HTTP worker slot, outside any cluster. */
+async function startPoolHost(): Promise<PoolHost> {
+  const host = new PoolHost(1, 1, {
+    root,
+    dirListing: true,
+    dotfiles: false,
+    followSymlinks: false,
+    maxArchiveBytes: 0,
+    cors: false,
+    headers: [],
+    cacheMaxBytes: 0,
+  }, () => {});
+  await host.start();
+  return host;
+}
+
 Deno.test("slab: values span chunks, come back whole, and every chunk is freed exactly once", () => {
   const slab = new Slab(Slab.allocate(8, 64));
   assert.equal(slab.payloadBytes, 56);
@@ -163,17 +179,7 @@ Deno.test("pool: a flood of listing jobs with clients hanging up: answered once 
 });
 
 Deno.test("pool: a pool thread killed mid-job is replaced; its job runs once more, a second loss answers 503", async () => {
-  const host = new PoolHost(1, 1, {
-    root,
-    dirListing: true,
-    dotfiles: false,
-    followSymlinks: false,
-    maxArchiveBytes: 0,
-    cors: false,
-    headers: [],
-    cacheMaxBytes: 0,
-  }, () => {});
-  await host.start();
+  const host = await startPoolHost();
   const client = new JobClient(host.buffers, 0);
   try {
     /** Kills the pool thread once it runs a job. */
@@ -266,5 +272,29 @@ Deno.test("pool: a replaced HTTP worker never receives its predecessor's job res
   } finally {
     await cluster.shutdown();
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: with ownWaits false a job's result arrives only through turn() (an epoll worker's turn hook)", async () => {
+  const host = await startPoolHost();
+  const client = new JobClient(host.buffers, 0, { ownWaits: false });
+  try {
+    let settled = false;
+    const job = Promise.resolve(client.submit(SLEEP, { ms: 1 })).then((r) => {
+      settled = true;
+      return r;
+    });
+    // The pool finishes the job; without a turn nothing takes its completion.
+    await until(() => host.stats().done >= 1, 30_000, "the pool to finish the job");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled, false, "settled without a turn: the client waited on its own");
+    assert.equal(client.outstanding, 1);
+    client.turn();
+    const r = await job;
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.head, { slept: true });
+    assert.equal(client.outstanding, 0);
+  } finally {
+    host.terminate();
   }
 });

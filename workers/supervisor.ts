@@ -56,7 +56,10 @@ import { allocateMetrics, Collector } from "./_metrics.ts";
 import { AccessLogDrain, type LogFormat, openSink, RECORD_BYTES } from "./_access_log.ts";
 import { ByteRing } from "../queue/byte_ring.ts";
 import { PoolHost, type PoolStats } from "./_pool_host.ts";
+import type { IndexBuffers } from "../http/_name_index.ts";
+import type { FromIndex, ToIndex } from "./_index_thread.ts";
 import { InvalidationHub } from "./_invalidate.ts";
+import type { AuthSources, ReloadResult } from "../auth/config.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
 export interface ClusterConfig {
@@ -93,6 +96,10 @@ export interface ClusterConfig {
   pool: number;
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
+  /** Authentication (already loaded); undefined: none. */
+  auth?: WorkerConfig["auth"];
+  /** Where `auth` was loaded from, for {@linkcode Cluster.reloadAuth}. */
+  authSources?: AuthSources;
 }
 
 /**
@@ -212,6 +219,14 @@ export interface Cluster {
    */
   shutdown(graceMs?: number): Promise<void>;
   /**
+   * Reads the `authFile` and `tokenFile` again (the CLI: on SIGHUP) and hands
+   * the new credentials to every worker (each forgets its verified cache).
+   * A file that cannot be read or has a bad line changes nothing.
+   *
+   * @returns the users and tokens now loaded, or why nothing changed
+   */
+  reloadAuth(): Promise<ReloadResult>;
+  /**
    * `await using cluster = await serve(...)` shuts it down at scope exit.
    *
    * @returns the promise of {@linkcode Cluster.shutdown}
@@ -220,6 +235,8 @@ export interface Cluster {
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
+/** browse (#17): the search index's writer thread. */
+const INDEX_URL = new URL("./_index_thread.ts", import.meta.url);
 const ACCEPTOR_URL = new URL("./acceptor.ts", import.meta.url);
 
 function sleep(ms: number): Promise<void> {
@@ -237,6 +254,9 @@ export class Supervisor implements Cluster {
   #logRings: SharedArrayBuffer[] = [];
   #log?: AccessLogDrain;
   #inval?: InvalidationHub;
+  /** browse (#17): the search index thread and its shared buffers (with a watcher only). */
+  #indexThread?: Worker;
+  #searchIndex?: IndexBuffers;
   #collector?: Collector;
   #rings: SharedArrayBuffer[] = [];
   #owners?: SharedArrayBuffer;
@@ -246,10 +266,51 @@ export class Supervisor implements Cluster {
   #listenFd?: number;
   #acceptorStopped?: () => void;
   #drained: ((() => void) | undefined)[] = [];
+  /** Acknowledgements of a credentials reload, by slot. */
+  #authed: ((() => void) | undefined)[] = [];
   #crashes: number[][] = [];
   #closing = false;
   #shutdown?: Promise<void>;
   #force?: () => void;
+
+  async reloadAuth(): Promise<ReloadResult> {
+    const c = this.#config;
+    if (c.auth === undefined || c.authSources === undefined) {
+      return { ok: false, reason: "no authentication configured" };
+    }
+    const { loadAuth } = await import("../auth/config.ts");
+    let data;
+    try {
+      data = await loadAuth(c.authSources);
+    } catch (e) {
+      return {
+        ok: false,
+        reason: `${(e as Error).message} (keeping the credentials loaded before)`,
+      };
+    }
+    const users = [...data.users.values()];
+    const tokens = data.tokens?.entries();
+    // Workers started later (restarts) get these too.
+    c.auth = { ...c.auth, users, tokens };
+    // Done when every live worker uses them (bounded: a worker that dies
+    // meanwhile is replaced with the new ones anyway).
+    const acks: Promise<void>[] = [];
+    this.#threads.forEach((w, i) => {
+      if (w === undefined) return;
+      acks.push(
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 5000);
+          this.#authed[i] = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        }),
+      );
+      w.postMessage({ type: "auth", users, tokens } satisfies ToWorker);
+    });
+    await Promise.all(acks);
+    return { ok: true, users: users.length, tokens: tokens?.length ?? 0 };
+  }
 
   private constructor(config: ClusterConfig) {
     this.#config = config;
@@ -292,7 +353,9 @@ export class Supervisor implements Cluster {
     if (c.handler.cacheMaxBytes > 0) {
       // Before any worker: no change can slip between its first cache fill and the watch.
       this.#inval = new InvalidationHub(c.workers, c.handler.root);
-      this.#inval.watch(c.log);
+      const watching = this.#inval.watch(c.log);
+      // browse (#17): an index kept current by the watcher, else search walks.
+      if (watching && c.handler.dirListing) this.#searchIndex = await this.#startIndex();
     }
     if (c.accessLog !== undefined) {
       // Opened first: a log file that cannot be written stops the start.
@@ -390,6 +453,49 @@ export class Supervisor implements Cluster {
     });
   }
 
+  /**
+   * browse (#17): starts the search index thread; resolves with its shared
+   * buffers at once (the walk goes on in that thread, progress in the log).
+   * The watcher's changes go to it from then on. A failing index thread is
+   * logged and leaves search walking.
+   */
+  #startIndex(): Promise<IndexBuffers> {
+    const c = this.#config;
+    const w = new Worker(INDEX_URL, { type: "module", name: "search-index" });
+    this.#indexThread = w;
+    return new Promise((resolve, reject) => {
+      w.onmessage = (e: MessageEvent<FromIndex>) => {
+        const m = e.data;
+        if (m.type === "buffers") {
+          this.#inval!.onChange = (paths) =>
+            w.postMessage({ type: "changed", paths } satisfies ToIndex);
+          resolve(m.buffers);
+        } else if (m.done) {
+          c.log(
+            `search index ready: ${m.names} names in ${(m.ms / 1000).toFixed(1)} s, ${
+              (m.bytes / 1048576).toFixed(1)
+            } MiB shared`,
+          );
+        } else c.log(`search index: ${m.names} names so far (${(m.ms / 1000).toFixed(1)} s)`);
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        c.log(`search index thread failed (${e.message}); search walks the tree`);
+        reject(new Error(e.message));
+      };
+      w.postMessage(
+        {
+          type: "start",
+          policy: {
+            root: c.handler.root,
+            dotfiles: c.handler.dotfiles,
+            followSymlinks: c.handler.followSymlinks,
+          },
+        } satisfies ToIndex,
+      );
+    });
+  }
+
   /** Starts the worker of slot `i`; resolves with its port when it is ready. */
   #startWorker(i: number): Promise<number> {
     const c = this.#config;
@@ -412,6 +518,8 @@ export class Supervisor implements Cluster {
           resolve(m.port);
         } else if (m.type === "drained") {
           this.#drained[i]?.();
+        } else if (m.type === "authed") {
+          this.#authed[i]?.();
         } else {
           fail(m.message);
         }
@@ -443,7 +551,10 @@ export class Supervisor implements Cluster {
         healthLog: c.healthLog,
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
-        handler: c.handler,
+        handler: this.#searchIndex === undefined
+          ? c.handler
+          : { ...c.handler, searchIndex: this.#searchIndex },
+        auth: c.auth,
       };
       w.postMessage({ type: "start", config } satisfies ToWorker);
     });
@@ -597,6 +708,7 @@ export class Supervisor implements Cluster {
 
   #terminateAll(): void {
     this.#inval?.close();
+    this.#indexThread?.terminate();
     for (const w of this.#threads) w?.terminate();
     this.#threads = [];
     this.#acceptor?.terminate();

@@ -1,6 +1,6 @@
 /**
- * HTTPS for an HTTP worker: HTTP/1.1 over TLS through our own engine, and
- * HTTP/2 through `Deno.serve`, on one port, chosen per connection by ALPN.
+ * HTTPS for an HTTP worker: HTTP/1.1 and HTTP/2 over TLS through our own
+ * engines, on one port, chosen per connection by ALPN.
  *
  * Each worker listens with `Deno.listenTls({ reusePort: true, alpnProtocols:
  * ["h2", "http/1.1"] })` (the kernel spreads connections over the workers by
@@ -8,40 +8,35 @@
  *
  * - ALPN `http/1.1`, or none: the `Deno.TlsConn` goes to `serveDenoConn`, the
  *   same engine and deadlines as plain HTTP (header, idle, write timeouts).
- * - ALPN `h2`: Deno has no public API to run its HTTP/2 server over an
- *   accepted connection, only over a listener it owns. So each worker runs a
- *   private `Deno.serve` on 127.0.0.1, port 0 (it speaks h2c with prior
- *   knowledge), and pipes the decrypted bytes of each h2 connection to it and
- *   back. That server calls the same file handler through
- *   {@linkcode toRequestHead} and {@linkcode toResponse}. Loopback TCP, not a
- *   Unix socket, because the pipe's local port is what ties a request there
- *   to its TLS client (`ServeHandlerInfo.remoteAddr` of a Unix connection is
- *   the server's own path): the access log needs the client's address, and
- *   a connection that is not one of the worker's pipes (another local
- *   process) is answered 403.
+ * - ALPN `h2`: the connection runs `http2/connection.ts` over the
+ *   `Deno.TlsConn` (one read loop, one write at a time), calling the same
+ *   handler with the same deadlines: the header timeout for the preface and
+ *   for each header block or partial frame (a trickled head), the idle
+ *   timeout when no stream is open, the write timeout when output made no
+ *   progress (a pending write, or a window the peer never opens).
  *
- * Access log and counters: `tap` gives each connection (h1) or request (h2)
- * its observers, as in plain HTTP. In h2 the byte count is the body handed to
- * Deno's server (its HPACK-compressed head is not visible here), the duration
- * ends when `Deno.serve` reports the response sent (`info.completed`), and
- * the log line says `HTTP/2.0`.
+ * Both kinds count towards the worker's connection cap; at the cap, idle
+ * HTTP/2 connections (no stream open) are shed with the idle HTTP/1.1 ones
+ * (a GOAWAY first). Drain: HTTP/1.1 via the set; each HTTP/2 connection gets
+ * GOAWAY with its last stream id and closes once its streams are done.
  *
- * Limits in h2 mode: `Deno.serve` has no header or idle timeouts of its own,
- * so the pipe enforces what it can see. The TLS handshake must finish within
- * the header timeout (both protocols; closing such a socket needs
- * `_tls_fd.ts`, so `--allow-ffi` on Linux); an h2 connection is closed when no
- * byte moved either way for the idle timeout, or when a write to the client
- * stayed pending for the write timeout. Not enforced: a per-request header
- * deadline (a client trickling bytes keeps a connection open), and any limit
- * on concurrent streams beyond hyper's defaults.
+ * Access log and counters: `tap` gives each connection (h1) or stream (h2)
+ * its observers, as in plain HTTP; in h2 the byte count is what the stream
+ * put on the wire (frame headers, HPACK block and DATA), and the log line
+ * says `HTTP/2.0`.
+ *
+ * The TLS handshake must finish within the header timeout (both protocols;
+ * closing such a socket needs `_tls_fd.ts`, so `--allow-ffi` on Linux).
  *
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
-import type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "../http/types.ts";
+import type { EngineOptions } from "../http/engine.ts";
+import { type Handler, peerOfAddr } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
-import { atCap, shedMark } from "./_shared.ts";
+import { AcceptLoop } from "./_accept_loop.ts";
+import { Http2Connection } from "../http2/connection.ts";
 
 /** PEM certificate chain and private key. */
 export interface TlsKeyPair {
@@ -59,6 +54,8 @@ export interface TlsServerOptions {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   writeTimeoutMs: number;
+  /** Request bodies the handler streams over HTTP/1.1 (write #14); undefined: none. */
+  bodies?: EngineOptions["bodies"];
   /** Called with +1 when a connection is taken and -1 when it closes. */
   onConn(delta: 1 | -1): void;
   /**
@@ -78,199 +75,34 @@ export interface TlsServerOptions {
    * Default: `handler`, nothing observed.
    */
   tap?(remote: Deno.Addr): ConnectionTap;
+  /** Told which deadline (1 head, 2 idle, 3 write) closed an HTTP/2 connection. */
+  onH2Deadline?(kind: number): void;
+  /** Told each HTTP/2 protection event (`EV_*` of `http2/connection.ts`). */
+  onH2Event?(kind: number): void;
+  /** Advertised SETTINGS_MAX_CONCURRENT_STREAMS. @default {100} */
+  maxStreams?: number;
 }
 
 /** A running TLS listener of one worker. */
 export interface TlsServer {
   /** The bound port (the real one when 0 was asked for). */
   port: number;
-  /** The private HTTP/2 server's port on 127.0.0.1 (answers only this worker's pipes). */
-  h2Port: number;
   /** Resolves when the accept loop has ended (after `stop`). */
   done: Promise<void>;
   /** Stops accepting. */
   stop(): void;
-  /** Graceful: h1 connections via the set; h2 connections finish their streams. */
+  /** Graceful: h1 connections via the set; h2 connections get GOAWAY and finish their streams. */
   drain(): Promise<void>;
 }
 
-const FILE_CHUNK = 65536;
 /** Handshakes cut per event-loop turn at most (one fd-table scan each). */
 const CUT_BATCH = 256;
-const PIPE_CHUNK = 65536;
+/** Read buffer of an h2 connection (a TLS record; a pending read pins it, idle connections too). */
+const H2_READ = 16384;
 const ALPN = ["h2", "http/1.1"];
-const LOOPBACK = "127.0.0.1";
-
-/** Hop-by-hop headers that HTTP/2 forbids and Deno.serve sets itself. */
-const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "date"]);
 
 /**
- * Converts a `Request` from `Deno.serve` to the engine's {@linkcode RequestHead}.
- * The target is taken from `req.url` as sent (no dot-segment or
- * percent-encoding normalisation), so the handler's own checks see the raw path.
- *
- * @param req the request
- * @returns the head; `minor` is 1 (HTTP/2 keeps HTTP/1.1 semantics)
- *
- * @example Convert a request
- * ```ts
- * import { toRequestHead } from "./tls.ts";
- * const head = toRequestHead(new Request("https://x/a%20b/?sort=size"));
- * console.log(head.path, head.query); // "/a%20b/" "sort=size"
- * ```
- */
-export function toRequestHead(req: Request): RequestHead {
-  const url = req.url;
-  const authority = url.indexOf("://");
-  const slash = authority < 0 ? -1 : url.indexOf("/", authority + 3);
-  const target = slash < 0 ? "/" : url.slice(slash);
-  const q = target.indexOf("?");
-  const headers: string[] = [];
-  for (const [k, v] of req.headers) headers.push(k, v);
-  return {
-    method: req.method,
-    target,
-    path: q < 0 ? target : target.slice(0, q),
-    query: q < 0 ? "" : target.slice(q + 1),
-    minor: 1,
-    headers,
-  };
-}
-
-const decoder = new TextDecoder();
-const parsedHeads = new WeakMap<Uint8Array, Array<[string, string]>>();
-
-/** Headers of a pre-serialised head (status line skipped), parsed once per head. */
-function rawHeaders(raw: Uint8Array): Array<[string, string]> {
-  let out = parsedHeads.get(raw);
-  if (out) return out;
-  out = [];
-  const lines = decoder.decode(raw).split("\r\n");
-  for (let i = 1; i < lines.length; i++) {
-    const colon = lines[i].indexOf(":");
-    if (colon > 0) out.push([lines[i].slice(0, colon), lines[i].slice(colon + 1).trim()]);
-  }
-  parsedHeads.set(raw, out);
-  return out;
-}
-
-function isSlice(p: BodyPart): p is FileSlice {
-  return !(p instanceof Uint8Array);
-}
-
-/**
- * A stream of the reply's body parts; file slices are read in 64 KiB chunks
- * as the client pulls. `release` is called once: at the end, on an error, or
- * when the client goes away (cancel).
- */
-function bodyStream(
-  parts: BodyPart[],
-  release: () => void,
-  sent?: { bytes: number },
-): ReadableStream<Uint8Array> {
-  let i = 0;
-  let pos = -1;
-  return new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      try {
-        while (i < parts.length) {
-          const p = parts[i];
-          if (!isSlice(p)) {
-            i++;
-            if (p.length === 0) continue;
-            if (sent) sent.bytes += p.length;
-            return ctrl.enqueue(p);
-          }
-          if (pos < 0) {
-            pos = p.start;
-            if (pos < p.end) await p.file.seek(pos, Deno.SeekMode.Start);
-          }
-          if (pos >= p.end) {
-            i++;
-            pos = -1;
-            continue;
-          }
-          const buf = new Uint8Array(Math.min(FILE_CHUNK, p.end - pos));
-          const n = await p.file.read(buf);
-          // The file shrank under us: fail the stream rather than pad it.
-          if (n === null || n === 0) throw new Error("file shorter than its Content-Length");
-          pos += n;
-          if (sent) sent.bytes += n;
-          return ctrl.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-        }
-        release();
-        ctrl.close();
-      } catch (e) {
-        release();
-        ctrl.error(e);
-      }
-    },
-    cancel() {
-      release();
-    },
-  }, { highWaterMark: 0 });
-}
-
-/**
- * Converts the handler's {@linkcode Reply} to a `Response` for `Deno.serve`:
- * hop-by-hop headers dropped, `Content-Length` from `reply.length`, no body
- * for HEAD, 1xx, 204 and 304. `reply.release` runs exactly once, when the
- * body is done (or at once when there is no streamed body).
- *
- * @param reply the handler's answer
- * @param method the request method (HEAD gets no body)
- * @param sent if given, `bytes` grows by each body byte handed to the
- *   `Response` (all at once for an in-memory body, chunk by chunk for files)
- * @returns the response
- *
- * @example Convert a small reply
- * ```ts
- * import { toResponse } from "./tls.ts";
- * const body = new TextEncoder().encode("hi");
- * const res = toResponse({ status: 200, headers: [["content-type", "text/plain"]], body: [body], length: 2 }, "GET");
- * console.log(res.status, await res.text()); // 200 "hi"
- * ```
- */
-export function toResponse(reply: Reply, method: string, sent?: { bytes: number }): Response {
-  const status = reply.status;
-  const source = reply.headers.length === 0 && reply.rawHead
-    ? rawHeaders(reply.rawHead)
-    : reply.headers;
-  const headers = new Headers();
-  for (const [k, v] of source) {
-    const lower = k.toLowerCase();
-    if (!HOP.has(lower) && lower !== "content-length") headers.append(k, v);
-  }
-  const bodiless = status === 204 || status === 304 || status < 200;
-  if (!bodiless) headers.set("content-length", String(reply.length));
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    reply.release?.();
-  };
-  const parts = reply.body;
-  if (bodiless || method === "HEAD" || reply.length === 0) {
-    release();
-    return new Response(null, { status, headers });
-  }
-  if (parts.length === 1 && !isSlice(parts[0])) {
-    release();
-    if (sent) sent.bytes += parts[0].length;
-    return new Response(parts[0] as Uint8Array<ArrayBuffer>, { status, headers });
-  }
-  return new Response(bodyStream(parts, release, sent), { status, headers });
-}
-
-/** One proxied h2 connection: its deadline state, checked by the worker's ticker. */
-interface Pipe {
-  last: number;
-  writing: boolean;
-  close(): void;
-}
-
-/**
- * Starts the TLS listener of one worker (and its private h2 server).
+ * Starts the TLS listener of one worker.
  *
  * @param handler the file handler (already counting requests)
  * @param set the worker's connection set (HTTP/1.1 connections)
@@ -290,40 +122,14 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   // Responses go out in pieces (head, file chunks): no Nagle delay between them.
   noDelayListener(listener.addr as Deno.NetAddr);
   const tap = o.tap ?? (() => ({ handler, onResponse() {} }));
-  /** The TLS client of each live pipe, by the pipe's local port on loopback. */
-  const peers = new Map<number, Deno.Addr>();
-  const h2 = Deno.serve({ hostname: LOOPBACK, port: 0, onListen() {} }, async (req, info) => {
-    const via = info.remoteAddr as Deno.NetAddr;
-    const remote = via.hostname === LOOPBACK ? peers.get(via.port) : undefined;
-    // Not one of this worker's pipes: another local process found the port.
-    if (remote === undefined) return new Response(null, { status: 403 });
-    const head = toRequestHead(req);
-    const t = tap(remote);
-    const sent = { bytes: 0 };
-    let res: Response;
-    let status: number;
-    try {
-      const reply = await t.handler(head);
-      status = reply.status;
-      res = toResponse(reply, head.method, sent);
-    } catch {
-      // As the h1 engine does: the bug is answered 500, not left to Deno.serve.
-      status = 500;
-      res = new Response(null, { status });
-    }
-    const done = () => t.onResponse(head, status, sent.bytes, true);
-    info.completed.then(done, done);
-    return res;
-  });
-  const h2port = h2.addr.port;
-  const engine = {
+  const engine: EngineOptions = {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     writeTimeoutMs: o.writeTimeoutMs,
+    bodies: o.bodies,
   };
-  const pipes = new Set<Pipe>();
-  /** Resolved when the last pipe closes during a drain. */
-  let pipesGone: (() => void) | undefined;
+  const h2conns = new Set<Http2Connection>();
+  let draining = false;
   /**
    * Connections in their TLS handshake, oldest first (a Map keeps insertion
    * order), with when they were accepted.
@@ -362,6 +168,12 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   const shed = (n: number): number => {
     if (n <= 0) return 0;
     let done = shedH1(n, SHED_IDLE);
+    if (done < n) {
+      for (const c of h2conns) {
+        if (done >= n) break;
+        if (c.idle && c.shedIdle()) done++;
+      }
+    }
     if (done < n && handshaking.size > 0) {
       const victims: Deno.TlsConn[] = [];
       for (const conn of handshaking.keys()) {
@@ -376,7 +188,7 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     return done;
   };
   // Handshake deadlines every 250 ms (so one fires at most that late, plus
-  // timer lag); h2 pipe deadlines each second.
+  // timer lag); h2 deadlines every 500 ms.
   let turn = 0;
   /**
    * Cuts the handshakes past their deadline, oldest first, at most CUT_BATCH
@@ -398,16 +210,12 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   const ticker = setInterval(() => {
     const now = Date.now();
     if (handshaking.size > 0) cutLate();
-    if (++turn % 4 !== 0) return;
-    for (const p of pipes) {
-      if (now - p.last > (p.writing ? o.writeTimeoutMs : o.idleTimeoutMs)) p.close();
-    }
+    if (++turn % 2 !== 0) return;
+    for (const c of h2conns) c.tick(now);
   }, 250);
   Deno.unrefTimer(ticker);
 
   let stopped = false;
-  let local = 0;
-  let freed: (() => void) | undefined;
 
   async function serveConn(conn: Deno.TlsConn): Promise<void> {
     let alpn: string | null;
@@ -429,107 +237,69 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
       handshaking.delete(conn);
     }
     if (cut.has(conn)) return;
-    if (alpn === "h2") return await pipeH2(conn);
+    if (alpn === "h2") return await serveH2(conn);
     const t = tap(conn.remoteAddr);
     await serveDenoConn(conn, t.handler, set, engine, t.onResponse);
   }
 
-  async function pipeH2(conn: Deno.TlsConn): Promise<void> {
-    let up: Deno.TcpConn;
-    try {
-      up = await Deno.connect({ hostname: LOOPBACK, port: h2port });
-      up.setNoDelay(true);
-    } catch {
-      conn.close();
-      return;
-    }
-    // Known before the first byte reaches Deno.serve, gone when the pipe closes.
-    const port = (up.localAddr as Deno.NetAddr).port;
-    peers.set(port, conn.remoteAddr);
+  const h2options = { ...engine, maxConcurrentStreams: o.maxStreams ?? 100 };
+
+  async function serveH2(conn: Deno.TlsConn): Promise<void> {
+    const remote = conn.remoteAddr;
     let closed = false;
-    const pipe: Pipe = {
-      last: Date.now(),
-      writing: false,
+    const c: Http2Connection = new Http2Connection({
+      peer: peerOfAddr(remote),
+      async write(bytes) {
+        let off = 0;
+        while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+      },
       close() {
         if (closed) return;
         closed = true;
-        pipes.delete(pipe);
-        peers.delete(port);
-        if (pipes.size === 0) pipesGone?.();
-        for (const c of [conn, up]) {
-          try {
-            c.close();
-          } catch {
-            // Already closed by the peer.
-          }
+        try {
+          conn.close();
+        } catch {
+          // Reset by the peer first.
         }
       },
-    };
-    pipes.add(pipe);
-    const copy = async (from: Deno.Conn, to: Deno.Conn, toClient: boolean) => {
-      const buf = new Uint8Array(PIPE_CHUNK);
-      try {
-        while (!closed) {
-          const n = await from.read(buf);
-          if (n === null) break;
-          pipe.last = Date.now();
-          if (toClient) pipe.writing = true;
-          let off = 0;
-          while (off < n) off += await to.write(buf.subarray(off, n));
-          if (toClient) pipe.writing = false;
-          pipe.last = Date.now();
-        }
-      } catch {
-        // Reset or closed by the other direction.
+    }, {
+      tap: () => tap(remote),
+      onDeadline: o.onH2Deadline,
+      onEvent: o.onH2Event,
+      onClose: () => h2conns.delete(c),
+    }, h2options);
+    h2conns.add(c);
+    if (draining) c.drain();
+    const buf = new Uint8Array(H2_READ);
+    try {
+      while (!c.closed) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        const wait = c.feed(buf.subarray(0, n));
+        if (wait !== undefined) await wait;
       }
-      pipe.close();
-    };
-    await Promise.all([copy(conn, up, false), copy(up, conn, true)]);
+    } catch {
+      // Reset by the peer, or closed by the engine while reading.
+    }
+    c.end();
   }
 
-  const mark = shedMark(o.maxConns);
-  const done = (async () => {
-    let backoffMs = 10;
-    while (!stopped) {
-      if (local >= o.maxConns) {
-        // At this worker's share of the cap: make room; while nothing can be
-        // shed, connections wait in the backlog.
-        await atCap(() => shed(local - mark), (r) => freed = r);
-        freed = undefined;
-        continue;
-      }
-      let conn: Deno.TlsConn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (stopped || err instanceof Deno.errors.BadResource) break;
-        if (err instanceof Deno.errors.Interrupted || err instanceof Deno.errors.ConnectionReset) {
-          continue;
-        }
-        // EMFILE and friends: temporary, the connection waits in the
-        // backlog; shedding frees fds at once when something can go.
-        o.onEmfile();
-        shed(Math.max(1, Math.ceil(local / 16)));
-        await new Promise((r) => setTimeout(r, backoffMs));
-        backoffMs = Math.min(backoffMs * 2, 500);
-        continue;
-      }
-      backoffMs = 10;
-      local++;
-      o.onConn(1);
-      serveConn(conn).catch(() => {}).finally(() => {
-        local--;
-        o.onConn(-1);
-        freed?.();
-      });
-      // Past the mark, each new connection sheds one.
-      if (local > mark) shed(1);
-    }
-  })();
+  const accepting = new AcceptLoop<Deno.TlsConn>(listener, {
+    maxConns: o.maxConns,
+    stopped: () => stopped,
+    shed,
+    // Shedding frees fds at once when something can go.
+    onEmfile(open) {
+      o.onEmfile();
+      shed(Math.max(1, Math.ceil(open / 16)));
+    },
+    onConn: o.onConn,
+    serve: serveConn,
+  });
+  const done = accepting.done;
 
   return {
     port: (listener.addr as Deno.NetAddr).port,
-    h2Port: h2port,
     done,
     stop() {
       if (stopped) return;
@@ -539,14 +309,13 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
       } catch {
         // Already closed.
       }
-      freed?.();
+      accepting.wake();
     },
     async drain() {
       this.stop();
-      // h2: GOAWAY, in-flight streams finish; then the pipes see EOF and close.
-      const gone = new Promise<void>((r) => pipesGone = r);
-      if (pipes.size === 0) pipesGone!();
-      await Promise.all([set.drain(), h2.shutdown(), gone]);
+      // h2: GOAWAY with the last stream id; streams in flight finish, then each closes.
+      draining = true;
+      await Promise.all([set.drain(), ...[...h2conns].map((c) => c.drain())]);
       clearInterval(ticker);
     },
   };

@@ -8,9 +8,7 @@ import assert from "node:assert/strict";
 import { makeCerts } from "../tests/_certs.ts";
 import { serve } from "../serve.ts";
 import { parseArgs } from "../cli.ts";
-import { startTls, toRequestHead, toResponse } from "./tls.ts";
-import { ConnectionSet } from "../http/engine.ts";
-import type { Reply } from "../http/types.ts";
+
 import { runCli, type ServerProcess, startCli, startCluster } from "../tests/_harness.ts";
 
 const BIG = 3 * 1024 * 1024 + 17;
@@ -77,81 +75,6 @@ async function closedByPeer(conn: Deno.Conn): Promise<void> {
 }
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
-
-Deno.test("toRequestHead() keeps the raw target and flattens headers", () => {
-  const head = toRequestHead(
-    new Request("https://h:1/a%20b/c%2Fd?sort=size&x", { headers: { "If-None-Match": '"x"' } }),
-  );
-  assert.equal(head.target, "/a%20b/c%2Fd?sort=size&x");
-  assert.equal(head.path, "/a%20b/c%2Fd");
-  assert.equal(head.query, "sort=size&x");
-  assert.equal(head.minor, 1);
-  assert.deepEqual(head.headers, ["if-none-match", '"x"']);
-  assert.equal(toRequestHead(new Request("https://h/")).query, "");
-});
-
-Deno.test("toResponse() drops hop-by-hop headers, sends no body for HEAD and 304", async () => {
-  let released = 0;
-  const reply: Reply = {
-    status: 200,
-    headers: [["Connection", "keep-alive"], ["content-type", "text/plain"], ["ETag", '"e"']],
-    body: [new TextEncoder().encode("abc")],
-    length: 3,
-    release: () => released++,
-  };
-  const get = toResponse(reply, "GET");
-  assert.equal(get.headers.get("connection"), null);
-  assert.equal(get.headers.get("content-length"), "3");
-  assert.equal(get.headers.get("etag"), '"e"');
-  assert.equal(await get.text(), "abc");
-  const head = toResponse(reply, "HEAD");
-  assert.equal(head.headers.get("content-length"), "3");
-  assert.equal(head.body, null);
-  const notModified = toResponse({ ...reply, status: 304 }, "GET");
-  assert.equal(notModified.body, null);
-  assert.equal(notModified.headers.get("content-length"), null);
-  assert.equal(released, 3);
-});
-
-Deno.test("toResponse() reads headers from a raw head when only that is given", async () => {
-  const raw = new TextEncoder().encode(
-    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n",
-  );
-  const res = toResponse({
-    status: 200,
-    headers: [],
-    rawHead: raw,
-    body: [raw.subarray(0, 2)],
-    length: 2,
-  }, "GET");
-  assert.equal(res.headers.get("content-type"), "text/html");
-  assert.equal(res.headers.get("content-length"), "2");
-  assert.equal(await res.text(), "HT");
-});
-
-Deno.test("toResponse() streams file slices in order and releases once", async () => {
-  const path = `${dir}/slices.bin`;
-  await Deno.writeTextFile(path, "0123456789");
-  const file = await Deno.open(path);
-  let released = 0;
-  const res = toResponse({
-    status: 206,
-    headers: [],
-    body: [
-      new TextEncoder().encode("["),
-      { file, start: 7, end: 10 },
-      { file, start: 0, end: 2 },
-      new TextEncoder().encode("]"),
-    ],
-    length: 7,
-    release: () => {
-      released++;
-      file.close();
-    },
-  }, "GET");
-  assert.equal(await res.text(), "[78901]");
-  assert.equal(released, 1);
-});
 
 Deno.test("serve() rejects cert without key and a path given as cert, before starting", async () => {
   await assert.rejects(serve({ root, cert: "x" }), /cert and key go together, got only cert/);
@@ -244,9 +167,14 @@ Deno.test(
     assert.ok(bytes("GET /a.txt HTTP/1.1") > 14, String(bytes("GET /a.txt HTTP/1.1")));
     assert.ok(bytes("GET /big.bin HTTP/1.1") > 100_000);
     assert.ok(bytes("HEAD /a.txt HTTP/1.1") < bytes("GET /a.txt HTTP/1.1"));
-    assert.equal(bytes("GET /a.txt HTTP/2.0"), 14);
-    assert.equal(bytes("GET /big.bin HTTP/2.0"), 100_000);
-    assert.equal(bytes("HEAD /a.txt HTTP/2.0"), 0);
+    // HTTP/2: the stream's bytes on the wire (frame headers, HPACK block, DATA).
+    const h2Get = bytes("GET /a.txt HTTP/2.0");
+    assert.ok(h2Get > 14 + 2 * 9 && h2Get < 400, String(h2Get));
+    // 100,000 bytes in DATA frames of at most 16,384: 7 frame headers.
+    const h2Big = bytes("GET /big.bin HTTP/2.0");
+    assert.ok(h2Big >= 100_000 + 8 * 9 && h2Big < 100_500, String(h2Big));
+    const h2Head = bytes("HEAD /a.txt HTTP/2.0");
+    assert.ok(h2Head > 9 && h2Head < h2Get - 14, String(h2Head));
 
     // Counted like plain HTTP: by status class in stats() and the metrics page.
     const stats = await server.stats() as {
@@ -265,37 +193,6 @@ Deno.test(
       )]
         .reduce((a, m) => a + Number(m[1]), 0);
     assert.deepEqual([sum("2xx"), sum("4xx")], [6, 2]);
-  },
-);
-
-Deno.test(
-  "the private HTTP/2 server answers 403 to a connection that is not a TLS pipe",
-  opts,
-  async () => {
-    const set = new ConnectionSet();
-    const tls = startTls(() => ({ status: 204, headers: [], body: [], length: 0 }), set, {
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert, key },
-      maxConns: 16,
-      headerTimeoutMs: 1000,
-      idleTimeoutMs: 1000,
-      writeTimeoutMs: 1000,
-      onConn() {},
-      onEmfile() {},
-    });
-    try {
-      const stranger = await fetch(`http://127.0.0.1:${tls.h2Port}/a.txt`);
-      await stranger.body?.cancel();
-      assert.equal(stranger.status, 403);
-      using client = Deno.createHttpClient({ caCerts: [ca], http1: false, http2: true });
-      const piped = await fetch(`https://localhost:${tls.port}/a.txt`, { client });
-      await piped.body?.cancel();
-      assert.equal(piped.status, 204);
-    } finally {
-      await tls.drain();
-      await tls.done;
-    }
   },
 );
 
@@ -331,12 +228,19 @@ Deno.test(
   "a client that never completes the TLS handshake is closed after the header timeout",
   opts,
   async () => {
-    await using server = await start({ headerTimeoutMs: 300 });
+    await using server = await start({ headerTimeoutMs: 1000 });
     using raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const t0 = Date.now();
     await closedByPeer(raw);
-    // The server still serves others.
-    using client = Deno.createHttpClient({ caCerts: [ca] });
-    assert.equal((await get(client, url(server, "/a.txt"))).text, "hello over tls");
+    assert.ok(Date.now() - t0 < 10_000, "closed by the handshake deadline");
+    // The server still serves others. On a loaded machine this client's own handshake may
+    // take longer than the short deadline and be cut too: a few fresh tries, one must pass.
+    let text = "";
+    for (let i = 0; i < 5 && text === ""; i++) {
+      using client = Deno.createHttpClient({ caCerts: [ca] });
+      text = await get(client, url(server, "/a.txt")).then((r) => r.text, () => "");
+    }
+    assert.equal(text, "hello over tls");
   },
 );
 

@@ -3,31 +3,40 @@
  * An HTTP worker thread: runs the HTTP engine (`http/engine.ts`) with the
  * file handler (`http/handler.ts`) over connections from one of two sources.
  *
- * - **ring**, epoll I/O (the default; `_epoll_io.ts`): waits on its own epoll
- *   fd, where the acceptor registers each connection before queueing the fd
- *   in this slot's ring; reads and writes through FFI.
- * - **ring**, socket I/O: drains this slot's SPSC ring of accepted fds in
- *   batches (bounded `waitAsync` when empty), adopts each fd as a `node:net`
- *   Socket and drives an `HttpConnection` over it.
- *
- *   Either way the slot's OPEN count drops when a connection closes.
+ * - **ring** (`_epoll_io.ts`): waits on its own epoll fd, where the acceptor
+ *   registers each connection before queueing the fd in this slot's ring;
+ *   reads and writes through FFI. The slot's OPEN count drops when a
+ *   connection closes.
  * - **reuseport**: listens itself with `Deno.listen({ reusePort: true })` and
  *   hands each `Deno.Conn` to `serveDenoConn`, stopping `accept` at its share
- *   of the connection cap.
+ *   of the connection cap. (**TLS**: `tls.ts`, the same shape.)
  *
  * Messages: `start` (an {@linkcode WorkerConfig}) -> `ready`; `drain` -> stop
  * taking connections, finish in-flight requests, -> `drained`; `crash` is the
  * supervisor's test hook (an uncaught error, like a bug would raise).
  *
+ * Control plane: one turn hook ({@linkcode onTurn}, {@linkcode turn}). The
+ * epoll loop calls `turn()` once per loop turn (at least every 10 ms), and
+ * everything the supervisor, the acceptor and the other threads ask of this
+ * one registers there: drain and crash (also raised in shared memory, since
+ * messages reach a thread blocked in `epoll_wait` late), shedding at the
+ * connection cap, pool completions and cache invalidations. So in ring mode
+ * none of them needs a timer or a `waitAsync` of its own, which this
+ * thread's event loop runs late. Listening modes (reuseport, TLS) block in no
+ * FFI call: there messages arrive at once, the accept loop sheds itself, and
+ * the pool client and invalidation consumer wait on their own rings.
+ *
  * @module
  */
-import net from "node:net";
 import { SpscRing } from "../queue/spsc.ts";
-import { ConnectionSet, HttpConnection, serveDenoConn, type Transport } from "../http/engine.ts";
-import { createHandler, type SubmitJob } from "../http/handler.ts";
-import { COMPRESS, JobClient, LISTING } from "./_jobs.ts";
+import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
+import { createHandler, type Credentials, type SubmitJob } from "../http/handler.ts";
+import type { BodyAcceptance } from "../write/body.ts";
+import type { Credential } from "../auth/htpasswd.ts";
+import { JOB_CODE, JobClient } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
+import { AcceptLoop } from "./_accept_loop.ts";
 import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
 import {
@@ -35,6 +44,7 @@ import {
   CLOSE_HEAD,
   Collector,
   CounterWriter,
+  H2_RAPID_RESET,
   INVALIDATIONS,
   metricsHandler,
   SHED as SHED_COUNT,
@@ -42,7 +52,6 @@ import {
 import { InvalidationConsumer } from "./_invalidate.ts";
 import { healthHandler } from "./_health.ts";
 import {
-  atCap,
   CONNS,
   DRAIN,
   EMFILE,
@@ -51,14 +60,29 @@ import {
   OPEN,
   REQUESTS,
   SHED,
-  shedMark,
   slot,
   type ToWorker,
   WORKER_CRASH,
+  type WorkerAuth,
   type WorkerConfig,
 } from "./_shared.ts";
 
-const BATCH = 128;
+/** Control-plane tasks, run once per loop turn (see the module doc). */
+const turnTasks: Array<() => void> = [];
+
+/**
+ * Registers control-plane work on the turn hook.
+ *
+ * @param task Runs once per turn; costs an `Atomics.load` or two when nothing is due.
+ */
+function onTurn(task: () => void): void {
+  turnTasks.push(task);
+}
+
+/** One control-plane turn: every registered task, in registration order. */
+function turn(): void {
+  for (let i = 0; i < turnTasks.length; i++) turnTasks[i]();
+}
 
 function send(msg: FromWorker): void {
   self.postMessage(msg);
@@ -70,6 +94,24 @@ let set: ConnectionSet | undefined;
 /** TLS mode: also waits for HTTP/2 connections. */
 let drainAll: (() => Promise<void>) | undefined;
 let log!: AccessLogProducer;
+/** Takes reloaded credentials (set when authentication is on). */
+let onAuth: ((users: Credential[], tokens?: Array<[string, Uint8Array]>) => void) | undefined;
+
+/**
+ * The authentication of this worker: loaded only when configured (bcrypt
+ * and the verify Worker cost nothing otherwise). The verify Worker starts on
+ * the first password to check.
+ */
+async function credentialsOf(auth: WorkerAuth | undefined): Promise<Credentials | undefined> {
+  if (auth === undefined) return undefined;
+  const { Attempts, Authenticator, TokenSet, Verifier } = await import("../auth/mod.ts");
+  const usersOf = (list: Credential[]) => new Map(list.map((c) => [c.user, c]));
+  const tokensOf = (t?: Array<[string, Uint8Array]>) =>
+    t === undefined ? undefined : new TokenSet(t);
+  const verifier = new Verifier({ users: usersOf(auth.users), tokens: tokensOf(auth.tokens) });
+  onAuth = (users, tokens) => verifier.update(usersOf(users), tokensOf(tokens));
+  return new Authenticator({ verifier, attempts: new Attempts(auth.attempts), realm: auth.realm });
+}
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
@@ -77,6 +119,9 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     start(msg.config).catch((err) => {
       send({ type: "error", message: err instanceof Error ? err.message : String(err) });
     });
+  } else if (msg.type === "auth") {
+    onAuth?.(msg.users, msg.tokens);
+    send({ type: "authed" });
   } else if (msg.type === "drain") {
     drain();
   } else if (msg.type === "crash") {
@@ -101,17 +146,29 @@ async function drain(): Promise<void> {
 async function start(config: WorkerConfig): Promise<void> {
   const ctl = new Int32Array(config.control);
   const requests = slot(config.index, REQUESTS);
-  const client = config.pool === undefined ? undefined : new JobClient(config.pool, config.index);
+  // Ring mode runs its loop on epoll_wait: its control plane is the turn
+  // hook. (TLS always runs in reuseport mode.)
+  const epoll = config.mode === "ring";
+  const client = config.pool === undefined
+    ? undefined
+    : new JobClient(config.pool, config.index, { ownWaits: !epoll });
   const jobs: SubmitJob | undefined = client &&
-    ((kind, args) => client.submit(kind === "listing" ? LISTING : COMPRESS, args));
+    ((kind, args) => client.submit(JOB_CODE[kind], args));
   const counters = new CounterWriter(config.metrics, config.index);
-  const fileHandler = await createHandler({ ...config.handler, jobs });
-  let inner: Handler = config.invalidation
-    ? new InvalidationConsumer(config.invalidation).guard(
-      fileHandler,
-      (n) => counters.add(INVALIDATIONS, n),
-    )
-    : fileHandler;
+  const credentials = await credentialsOf(config.auth);
+  const fileHandler = await createHandler({ ...config.handler, jobs, credentials });
+  let inner: Handler = fileHandler;
+  if (config.invalidation) {
+    const invalidations = new InvalidationConsumer(config.invalidation);
+    const applied = (n: number) => counters.add(INVALIDATIONS, n);
+    inner = invalidations.guard(fileHandler, applied, { idleWaits: !epoll });
+    if (epoll) {
+      onTurn(() => {
+        const n = invalidations.check(fileHandler);
+        if (n > 0) applied(n);
+      });
+    }
+  }
   if (config.metricsPath !== undefined) {
     const collector = new Collector(
       config.mode,
@@ -148,7 +205,6 @@ async function start(config: WorkerConfig): Promise<void> {
     config.logRings?.[config.index],
     config.healthLog ? undefined : config.healthPath, // health probes are not logged
   );
-  const epoll = config.mode === "ring" && config.io === "epoll";
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
   // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
@@ -164,8 +220,9 @@ async function start(config: WorkerConfig): Promise<void> {
     if (done > 0) counters.add(SHED_COUNT, done);
     return done;
   };
-  const shedWord = slot(config.index, SHED);
-  const options = {
+  const options: EngineOptions = {
+    // write (#14): the bodies the file handler reads (WebDAV, uploads).
+    bodies: fileHandler.bodies,
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
@@ -188,53 +245,16 @@ async function start(config: WorkerConfig): Promise<void> {
       },
       onEmfile: () => Atomics.add(ctl, EMFILE, 1),
       tap: (remote) => log.tap(remote),
+      // HTTP/2 (#18): deadline kinds 1-3 as the h1 ones; protection events in EV_* order.
+      onH2Deadline: (kind: number) => counters.add(CLOSE_HEAD + kind - 1, 1),
+      onH2Event: (kind: number) => counters.add(H2_RAPID_RESET + kind, 1),
     });
     stopSource = () => tls.stop();
     drainAll = () => tls.drain();
     send({ type: "ready", port: tls.port });
     await tls.done;
   } else if (epoll) {
-    const ring = new SpscRing(config.ring!);
-    const conns = slot(config.index, CONNS);
-    const crashWord = slot(config.index, WORKER_CRASH);
-    const loop = new EpollLoop(
-      ctl,
-      slot(config.index, OPEN),
-      new Int32Array(config.owners!),
-      handler,
-      set,
-      options,
-      (fd) => log.tap(fd),
-    );
-    // The acceptor registers connections with this epoll fd: publish it
-    // before saying ready (the supervisor then marks the slot alive).
-    Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
-    // Served too: the supervisor stops the acceptor before the workers.
-    stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
-    send({ type: "ready", port: config.port });
-    await loop.run(
-      ring,
-      (n) => Atomics.add(ctl, conns, n),
-      // While it sits in epoll_wait this thread sees messages late (up to
-      // ~1 s under load): the supervisor also raises DRAIN, and the crash
-      // test hook, in shared memory.
-      () => {
-        if (Atomics.load(ctl, crashWord) !== 0) crash();
-        // The acceptor asks for room at the connection cap (or out of fds).
-        if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
-        // Pool results, each loop turn: this thread may not run its
-        // waitAsync callbacks for a while under load.
-        if (client !== undefined && client.outstanding > 0) client.poll();
-        return Atomics.load(ctl, DRAIN) === 1;
-      },
-      drain,
-    );
-  } else if (config.mode === "ring") {
-    const ring = new SpscRing(config.ring!);
-    send({ type: "ready", port: config.port });
-    await runRing(ring, ctl, config.index, set, options, () => {
-      if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
-    });
+    await runEpoll(config, ctl, handler, set, options, shed, client);
   } else {
     const listener = Deno.listen({
       hostname: config.hostname,
@@ -246,101 +266,61 @@ async function start(config: WorkerConfig): Promise<void> {
   }
 }
 
-type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
+type EngineOptions = {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  /** Request bodies the file handler streams (write #14); undefined: none. */
+  bodies?: BodyAcceptance;
+};
 
-async function runRing(
-  ring: SpscRing,
+/**
+ * Ring mode: the epoll loop over the connections the acceptor hands this
+ * slot, with every control-plane task registered on the turn hook.
+ */
+async function runEpoll(
+  config: WorkerConfig,
   ctl: Int32Array,
-  index: number,
+  handler: Handler,
   set: ConnectionSet,
   options: EngineOptions,
-  checkShed: () => void,
+  shed: (n: number) => number,
+  client: JobClient | undefined,
 ): Promise<void> {
-  const open = slot(index, OPEN);
-  const conns = slot(index, CONNS);
-  const adoptRecord = (rec: Int32Array) => adopt(rec[0], ctl, open, set, options);
-  let stop = false;
-  stopSource = () => {
-    stop = true;
-    // Connections accepted before the stop are served: the supervisor stops
-    // the acceptor first, so nothing arrives after this.
-    Atomics.add(ctl, conns, ring.drain(adoptRecord));
-  };
-  while (!stop) {
-    checkShed();
-    const n = ring.drain(adoptRecord, BATCH);
-    if (n > 0) Atomics.add(ctl, conns, n);
-    if (ring.size() > 0) {
-      // More is queued: let the adopted sockets' I/O run before the next batch.
-      await new Promise((r) => setTimeout(r, 0));
-      continue;
-    }
-    // Bounded: Atomics wake-ups are sometimes lost on Deno 2.9. Short, so a
-    // shed request at the cap is seen soon.
-    await ring.waitAsync(10);
-  }
-}
-
-/** Drives one `HttpConnection` over an adopted socket fd. */
-function adopt(
-  fd: number,
-  ctl: Int32Array,
-  open: number,
-  set: ConnectionSet,
-  options: EngineOptions,
-): void {
-  let sock: net.Socket;
-  try {
-    sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-  } catch {
-    Atomics.sub(ctl, open, 1);
-    return;
-  }
-  let gone = false;
-  let counted = false;
-  const release = () => {
-    if (counted) return;
-    counted = true;
-    Atomics.sub(ctl, open, 1);
-  };
-  const transport: Transport = {
-    write(bytes: Uint8Array): Promise<void> | void {
-      if (gone) return;
-      // Resolve when the bytes are handed to the kernel: the engine may reuse
-      // its buffer after this, and node:net keeps a reference until then.
-      return new Promise<void>((resolve) => sock.write(bytes, () => resolve()));
-    },
-    close(): void {
-      sock.destroy();
-    },
-  };
-  const tap = log.tap(fd);
-  const conn = new HttpConnection(transport, tap.handler, options, {
-    onClose() {
-      set.remove(conn);
-      sock.destroy();
-    },
-    onResponse: tap.onResponse,
+  const shedWord = slot(config.index, SHED);
+  const ring = new SpscRing(config.ring!);
+  const conns = slot(config.index, CONNS);
+  const crashWord = slot(config.index, WORKER_CRASH);
+  const loop = new EpollLoop(
+    ctl,
+    slot(config.index, OPEN),
+    new Int32Array(config.owners!),
+    handler,
+    set,
+    options,
+    (fd) => log.tap(fd),
+  );
+  // The acceptor registers connections with this epoll fd: publish it
+  // before saying ready (the supervisor then marks the slot alive).
+  Atomics.store(ctl, slot(config.index, EPFD), loop.epfd);
+  // Served too: the supervisor stops the acceptor before the workers.
+  stopSource = () => Atomics.add(ctl, conns, loop.beginDrain(ring));
+  // While it sits in epoll_wait this thread sees messages late (up to
+  // ~1 s under load): the supervisor also raises DRAIN, and the crash test
+  // hook, in shared memory.
+  onTurn(() => {
+    if (Atomics.load(ctl, crashWord) !== 0) crash();
   });
-  set.add(conn);
-  const resume = () => {
-    if (!gone) sock.resume();
-  };
-  sock.on("data", (chunk: Uint8Array) => {
-    const p = conn.feed(chunk);
-    if (p) {
-      sock.pause();
-      p.then(resume, resume);
-    }
+  onTurn(() => {
+    if (!draining && Atomics.load(ctl, DRAIN) === 1) drain();
   });
-  sock.on("end", () => conn.end());
-  sock.on("error", () => {/* "close" follows */});
-  sock.on("close", () => {
-    gone = true;
-    if (!conn.closed) conn.end();
-    set.remove(conn);
-    release();
+  // The acceptor asks for room at the connection cap (or out of fds).
+  onTurn(() => {
+    if (Atomics.load(ctl, shedWord) !== 0) shed(Atomics.exchange(ctl, shedWord, 0));
   });
+  if (client !== undefined) onTurn(() => client.turn());
+  send({ type: "ready", port: config.port });
+  await loop.run(ring, (n) => Atomics.add(ctl, conns, n), turn);
 }
 
 async function runListener(
@@ -353,49 +333,26 @@ async function runListener(
 ): Promise<void> {
   const open = slot(config.index, OPEN);
   const conns = slot(config.index, CONNS);
-  const max = config.maxConns;
-  const mark = shedMark(max);
-  let local = 0;
-  let freed: (() => void) | undefined;
+  const loop = new AcceptLoop<Deno.Conn>(listener, {
+    maxConns: config.maxConns,
+    stopped: () => draining,
+    shed,
+    onEmfile: () => Atomics.add(ctl, EMFILE, 1),
+    onConn(delta) {
+      Atomics.add(ctl, open, delta);
+      if (delta > 0) Atomics.add(ctl, conns, 1);
+    },
+    serve(conn) {
+      // Head and body may go out in separate writes: without this, Nagle and
+      // delayed ACKs add 40 ms to each keep-alive response.
+      (conn as Deno.TcpConn).setNoDelay(true);
+      const tap = log.tap(conn.remoteAddr);
+      return serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+    },
+  });
   stopSource = () => {
     listener.close();
-    freed?.();
+    loop.wake();
   };
-  let backoffMs = 10;
-  while (!draining) {
-    if (local >= max) {
-      // At this worker's share of the cap: make room (idle, then slow
-      // connections); while nothing can be shed, connections wait in the
-      // backlog and a retry comes with the next close or after 100 ms.
-      await atCap(() => shed(local - mark), (r) => freed = r);
-      freed = undefined;
-      continue;
-    }
-    let conn: Deno.Conn;
-    try {
-      conn = await listener.accept();
-    } catch (err) {
-      if (draining || err instanceof Deno.errors.BadResource) break;
-      // EMFILE and friends: temporary, the connection waits in the backlog.
-      Atomics.add(ctl, EMFILE, 1);
-      await new Promise((r) => setTimeout(r, backoffMs));
-      backoffMs = Math.min(backoffMs * 2, 500);
-      continue;
-    }
-    backoffMs = 10;
-    // Head and body may go out in separate writes: without this, Nagle and
-    // delayed ACKs add 40 ms to each keep-alive response.
-    (conn as Deno.TcpConn).setNoDelay(true);
-    local++;
-    Atomics.add(ctl, open, 1);
-    Atomics.add(ctl, conns, 1);
-    const tap = log.tap(conn.remoteAddr);
-    serveDenoConn(conn, tap.handler, set, options, tap.onResponse).catch(() => {}).finally(() => {
-      local--;
-      Atomics.sub(ctl, open, 1);
-      freed?.();
-    });
-    // Past the mark, each new connection sheds one.
-    if (local > mark) shed(1);
-  }
+  await loop.done;
 }
