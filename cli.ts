@@ -94,7 +94,16 @@ function userDir(): string {
 function absolutePaths(settings: Settings, base: string): Settings {
   const out = { ...settings };
   for (
-    const key of ["root", "cert", "key", "accessLog", "config", "authFile", "tokenFile"] as const
+    const key of [
+      "root",
+      "cert",
+      "key",
+      "accessLog",
+      "config",
+      "authFile",
+      "tokenFile",
+      "notFoundPage",
+    ] as const
   ) {
     const v = (out as Record<string, unknown>)[key];
     if (typeof v === "string" && !(key === "accessLog" && v === "-") && !isAbsolute(v)) {
@@ -307,6 +316,14 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   options.root = root;
+  try {
+    // Site rules' files (--404, --spa), read before any worker starts.
+    const { checkSiteFiles } = await import("./http/_site_rules.ts");
+    checkSiteFiles(root, options);
+  } catch (e) {
+    console.error(`ringhttpd: ${errorMessage(e)}`);
+    return 1;
+  }
   const logFile = options.accessLog !== undefined && options.accessLog !== "-"
     ? options.accessLog
     : undefined;

@@ -63,6 +63,9 @@ export type {
 } from "./http/job_protocol.ts";
 export type { Coding, FileVersion } from "./http/_compress.ts";
 export type { Page } from "./http/_listing_page.ts";
+export type { CacheControlKinds, SiteOptions } from "./http/_site_rules.ts";
+export type { Redirect } from "./options/redirects.ts";
+export type { RateLimit } from "./options/rate_limit.ts";
 export { corsPreflight, type Rule, type RuleContext } from "./http/rules.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";

@@ -16,6 +16,8 @@ import type { WorkerAuth } from "./workers/_shared.ts";
 import type { AuthSources } from "./auth/config.ts";
 import type { PathRulesConfig } from "./http/path_rules.ts";
 import { resolveServeOptions } from "./options/resolve.ts";
+import { checkSiteFiles, siteOptionsOf } from "./http/_site_rules.ts";
+import { allocateRateTable } from "./http/_rate_limit.ts";
 export type { ServeOptions } from "./options/types.ts";
 
 /** Whether ring mode can run here: Linux, with FFI permission. */
@@ -30,6 +32,18 @@ function metricsPathOf(path: string | undefined, root: string, log: (l: string) 
   try {
     Deno.statSync(root + path);
     log(`notice: the metrics page ${path} hides the file of the same path under the root`);
+  } catch {
+    // Nothing there: nothing hidden.
+  }
+  return path;
+}
+
+/** Site rules (#13): says once, through `log`, that the health page hides a file of its path. */
+function healthPathOf(path: string | undefined, root: string, log: (l: string) => void) {
+  if (path === undefined) return undefined;
+  try {
+    Deno.statSync(root + path);
+    log(`notice: the health page ${path} hides the file of the same path under the root`);
   } catch {
     // Nothing there: nothing hidden.
   }
@@ -133,6 +147,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   // Every option checked once, by the resolver the CLI and createHandler() share.
   const o = resolveServeOptions(options);
   const root = o.root;
+  checkSiteFiles(root, o); // before any thread starts
   const log = o.log ?? ((line: string) => console.error(line));
   let mode = o.accept ?? "ring";
   const ffi = ringSupported();
@@ -188,6 +203,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     logRingSize: o.logRingSize ?? 8192,
     logFlushMs: o.logFlushMs ?? 20,
     metricsPath: metricsPathOf(o.metricsPath, root, log),
+    healthPath: healthPathOf(o.healthPath, root, log),
+    healthLog: o.healthLog ?? false,
     pool,
     handler: {
       root,
@@ -200,6 +217,9 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
+      ...siteOptionsOf(o),
+      // One table for every worker: the limit is per client, not per thread.
+      ...(o.rateLimit ? { rateLimitTable: allocateRateTable(o.rateLimit) } : {}),
       // write (#14)
       webdav: o.webdav ?? false,
       upload: o.upload ?? [],

@@ -41,6 +41,7 @@ import {
   type FromWorker,
   MAX_CONNS,
   OPEN,
+  POOL_LIVE,
   REQUESTS,
   RESTARTS,
   type RingIo,
@@ -90,6 +91,10 @@ export interface ClusterConfig {
   logFlushMs: number;
   /** Path of the Prometheus page; undefined: not served. */
   metricsPath?: string;
+  /** Site rules (#13): the health JSON's path; undefined: off. */
+  healthPath?: string;
+  /** Site rules (#13): log health requests too. */
+  healthLog?: boolean;
   /** Job pool threads (listings, compression); 0: HTTP workers do that work inline. */
   pool: number;
   handler: WorkerConfig["handler"];
@@ -392,6 +397,8 @@ export class Supervisor implements Cluster {
     if (c.pool > 0) {
       // Before the workers: they attach to its rings when they start.
       this.#pool = new PoolHost(c.pool, c.workers, c.handler, c.log);
+      const ctl = this.#ctl;
+      this.#pool.onLive = (d) => Atomics.add(ctl, POOL_LIVE, d); // the health page reads it
       await this.#pool.start();
     }
     if (c.mode === "ring") {
@@ -583,6 +590,8 @@ export class Supervisor implements Cluster {
         perIp: this.#perIp && { buffer: this.#perIp, limit: c.maxConnsPerIp },
         limitRate: c.limitRate,
         limitRateAfter: c.limitRateAfter,
+        healthPath: c.healthPath,
+        healthLog: c.healthLog,
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
         handler: this.#searchIndex === undefined

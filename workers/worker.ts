@@ -51,6 +51,7 @@ import {
 } from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
 import { SharedPerIp } from "./_per_ip.ts";
+import { healthHandler } from "./_health.ts";
 import {
   CONNS,
   DRAIN,
@@ -183,13 +184,29 @@ async function start(config: WorkerConfig): Promise<void> {
     );
     inner = metricsHandler(config.metricsPath, collector, inner);
   }
+  if (config.healthPath !== undefined) {
+    // Site rules (#13): the health JSON, in front of the files like the metrics page.
+    inner = healthHandler(
+      config.healthPath,
+      config.control,
+      config.workers,
+      config.pool?.threads ?? 0,
+      inner,
+      config.handler.nosniff ?? true,
+    );
+  }
   const files = inner;
   const handler: Handler = (req: RequestHead) => {
     Atomics.add(ctl, requests, 1);
     return files(req);
   };
   // Counts every response; with the access log on, also queues one record each.
-  log = new AccessLogProducer(handler, counters, config.logRings?.[config.index]);
+  log = new AccessLogProducer(
+    handler,
+    counters,
+    config.logRings?.[config.index],
+    config.healthLog ? undefined : config.healthPath, // health probes are not logged
+  );
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
   // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
