@@ -331,6 +331,8 @@ export class Http2Connection {
   readonly #peer: PeerSettings = defaultSettings();
   readonly #streams = new Map<number, Stream>();
   readonly #recent: number[] = [];
+  /** Streams we reset (sent RST_STREAM) lately: their late frames are ignored (sec. 5.1). */
+  readonly #resetByUs: number[] = [];
   #sending: Stream[] = [];
 
   // Input.
@@ -768,6 +770,8 @@ export class Http2Connection {
       if (f.stream > this.#lastStream) {
         throw connError(PROTOCOL_ERROR, "DATA on an idle stream (sec. 5.1)");
       }
+      // We reset it: what the peer sent before it saw that is ignored (sec. 5.1).
+      if (this.#resetByUs.includes(f.stream)) return;
       throw new H2Error(STREAM_CLOSED, f.stream, "DATA on a closed stream (sec. 5.1)");
     }
     if (st.remoteEnded) {
@@ -866,9 +870,17 @@ export class Http2Connection {
         throw new H2Error(PROTOCOL_ERROR, id, "trailers without END_STREAM (sec. 8.1)");
       }
       existing.remoteEnded = true;
+      if (!validTrailers(fields)) {
+        throw new H2Error(PROTOCOL_ERROR, id, "malformed trailers (sec. 8.1, 8.2.1)");
+      }
+      if (existing.contentLength >= 0 && existing.received !== existing.contentLength) {
+        throw new H2Error(PROTOCOL_ERROR, id, "DATA short of content-length (sec. 8.1.1)");
+      }
       return;
     }
     if (id <= this.#lastStream) {
+      // A stream we reset: its trailers in flight are ignored (sec. 5.1); decoded above.
+      if (this.#resetByUs.includes(id)) return;
       if (this.#recent.includes(id)) {
         throw connError(STREAM_CLOSED, "HEADERS on a closed stream (sec. 5.1)");
       }
@@ -883,7 +895,7 @@ export class Http2Connection {
     if (this.#streams.size >= this.#maxStreams || this.#inflight >= 2 * this.#maxStreams) {
       this.#hooks.onEvent?.(EV_REFUSED);
       this.#remember(id);
-      writeRst(this.#out, id, REFUSED_STREAM);
+      this.#rst(id, REFUSED_STREAM);
       return;
     }
     const st = new Stream(id, this.#peer.initialWindowSize);
@@ -999,6 +1011,7 @@ export class Http2Connection {
       headers.push(name, value);
     }
     if (method === "" || scheme === "" || path === "") return null;
+    if (!validMethod(method) || !validPath(path)) return null;
     if (path.charCodeAt(0) !== 47 && !(path === "*" && method === "OPTIONS")) return null;
     if (st.remoteEnded && st.contentLength > 0) return null;
     if (cookie !== null) headers.push("cookie", cookie);
@@ -1014,6 +1027,13 @@ export class Http2Connection {
       remote: this.#t.peer,
       user: undefined,
     };
+  }
+
+  /** Sends RST_STREAM and remembers we did: the peer's frames in flight are then ignored. */
+  #rst(id: number, code: number): void {
+    writeRst(this.#out, id, code);
+    this.#resetByUs.push(id);
+    if (this.#resetByUs.length > RECENT) this.#resetByUs.shift();
   }
 
   #remember(id: number): void {
@@ -1197,7 +1217,7 @@ export class Http2Connection {
 
   #failStream(st: Stream, why: string): void {
     console.error(`ringhttpd: h2 stream ${st.id}: ${why}`);
-    writeRst(this.#out, st.id, INTERNAL_ERROR);
+    this.#rst(st.id, INTERNAL_ERROR);
     this.#endStream(st, -1);
     this.#kick();
   }
@@ -1255,7 +1275,7 @@ export class Http2Connection {
       st.localEnded = true;
       // The response is complete while the peer still sends a body (which we drop):
       // ask it to stop without error (sec. 8.1).
-      if (!st.remoteEnded) writeRst(this.#out, st.id, NO_ERROR);
+      if (!st.remoteEnded) this.#rst(st.id, NO_ERROR);
     }
     this.#finish(st);
   }
@@ -1341,7 +1361,7 @@ export class Http2Connection {
     }
     const err = e as H2Error;
     if (err.stream !== 0) {
-      writeRst(this.#out, err.stream, err.code);
+      this.#rst(err.stream, err.code);
       const st = this.#streams.get(err.stream);
       if (st !== undefined) this.#endStream(st, -1);
       else this.#remember(err.stream);
@@ -1380,9 +1400,38 @@ export class Http2Connection {
 function validName(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a)) return false;
+    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) return false;
   }
   return s.length > 0;
+}
+
+/** Trailers: regular fields only, valid as in a head, no connection-specific one (sec. 8.1). */
+function validTrailers(f: string[]): boolean {
+  for (let i = 0; i < f.length; i += 2) {
+    const name = f[i];
+    if (!validName(name) || !validValue(f[i + 1])) return false;
+    if (HOP.has(name) && name !== "date") return false;
+    if (name === "te" && f[i + 1] !== "trailers") return false;
+  }
+  return true;
+}
+
+/** `:method` is a token (RFC 9110 sec. 9.1), as the HTTP/1.1 parser requires. */
+function validMethod(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || '"(),/:;<=>?@[\\]{}'.includes(s[i])) return false;
+  }
+  return true;
+}
+
+/** `:path`: no space, control character or DEL (RFC 3986; the HTTP/1.1 target rule). */
+function validPath(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
 }
 
 /** Field values: no NUL, CR or LF, no leading or trailing whitespace (sec. 8.2.1). */

@@ -1,0 +1,135 @@
+/**
+ * Findings of an adversarial review of the HTTP/2 engine, each mounted over
+ * raw TLS against the real server (`_test_client.ts`), the RFC 9113 clause
+ * beside it: trailers, streams we reset, field names, request pseudo-headers.
+ */
+import assert from "node:assert/strict";
+import { makeCerts } from "../tests/_certs.ts";
+import { type ServerProcess, startCluster } from "../tests/_harness.ts";
+import { get, RawH2 } from "./_test_client.ts";
+import { DATA, GOAWAY, NO_ERROR, PROTOCOL_ERROR, RST_STREAM, u32 } from "./frames.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "ringhttpd_h2rev_" });
+const root = `${dir}/root`;
+await Deno.mkdir(root);
+await Deno.writeTextFile(`${root}/a.txt`, "hello h2");
+// Larger than the initial window: its stream stays open until the client opens the window.
+await Deno.writeFile(`${root}/big.bin`, new Uint8Array(300_000).fill(7));
+const { cert, key, ca } = await makeCerts(dir);
+const server: ServerProcess = await startCluster({ root, cert, key, workers: 1 }, {
+  perms: ["--allow-net", "--allow-read", "--allow-ffi", "--allow-sys"],
+});
+globalThis.addEventListener("unload", () => {
+  server.kill("SIGKILL");
+  Deno.removeSync(dir, { recursive: true });
+});
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+/** Runs `body` on a fresh connection, then checks the connection still serves a GET. */
+async function withConn(body: (c: RawH2) => Promise<void>): Promise<void> {
+  const c = await RawH2.open(server.port, ca);
+  try {
+    await body(c);
+    await c.headers(101, get("/a.txt"));
+    assert.equal((await c.response(101))?.get(":status"), "200", "the connection still serves");
+    assert.ok(!c.frames.some((x) => x.type === GOAWAY), "no GOAWAY");
+  } finally {
+    c.close();
+  }
+}
+
+/** Asserts the next RST_STREAM on `stream` carries `code`. */
+async function expectRst(c: RawH2, stream: number, code: number): Promise<void> {
+  assert.equal(await c.rst(stream), code);
+}
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 5.1: DATA and trailers on a stream we answered and reset are ignored, not a connection error",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      // A POST with a declared body is answered at once (405) and the stream reset
+      // with NO_ERROR while the body is still coming (sec. 8.1).
+      await c.headers(1, [[":method", "POST"], ...get("/a.txt").slice(1), [
+        "content-length",
+        "4",
+      ]], { endStream: false });
+      assert.ok(await c.response(1), "a response");
+      assert.equal(await c.rst(1), NO_ERROR);
+      // What the client had in flight: the body, then trailers ending the stream.
+      await c.frame(DATA, 0, 1, new Uint8Array(4));
+      await c.headers(1, [["x-checksum", "1"]]);
+      // The stream error or GOAWAY would come before the answer on stream 101.
+      await c.headers(3, get("/a.txt"));
+      assert.equal((await c.response(3))?.get(":status"), "200");
+      const rsts = c.frames.filter((x) => x.type === RST_STREAM && x.stream === 1);
+      assert.deepEqual(rsts.map((x) => u32(x.payload, 0)), [NO_ERROR], "frames ignored");
+    });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.1: trailers with a pseudo-header are malformed (RST_STREAM PROTOCOL_ERROR)",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      await c.headers(1, get("/big.bin"), { endStream: false });
+      await c.headers(1, [[":path", "/other"]]);
+      await expectRst(c, 1, PROTOCOL_ERROR);
+    });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.2.1: trailers with an upper-case or connection-specific name are malformed",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      await c.headers(1, get("/big.bin"), { endStream: false });
+      await c.headers(1, [["X-Up", "1"]]);
+      await expectRst(c, 1, PROTOCOL_ERROR);
+      await c.headers(3, get("/big.bin"), { endStream: false });
+      await c.headers(3, [["connection", "close"]]);
+      await expectRst(c, 3, PROTOCOL_ERROR);
+    });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.1.1: a stream ended by trailers short of its content-length is malformed",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      await c.headers(1, get("/big.bin", [["content-length", "5"]]), { endStream: false });
+      await c.frame(DATA, 0, 1, new Uint8Array(2));
+      await c.headers(1, [["x-checksum", "1"]]);
+      await expectRst(c, 1, PROTOCOL_ERROR);
+    });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.2.1: a field name with a colon inside is malformed",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      await c.headers(1, get("/a.txt", [["x:y", "1"]]));
+      await expectRst(c, 1, PROTOCOL_ERROR);
+    });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.3.1: a :method that is not a token, or a :path with a space or control character, is malformed",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      await c.headers(1, [[":method", "GET /x"], ...get("/a.txt").slice(1)]);
+      await expectRst(c, 1, PROTOCOL_ERROR);
+      await c.headers(3, get("/a.txt x"));
+      await expectRst(c, 3, PROTOCOL_ERROR);
+      await c.headers(5, get("/a.txt\x01"));
+      await expectRst(c, 5, PROTOCOL_ERROR);
+    });
+  },
+);
