@@ -42,6 +42,7 @@
  */
 import type { BodyPart, FileSlice, Handler, Peer, Reply, RequestHead } from "../http/types.ts";
 import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
+import { validAuthority } from "../http/parser.ts";
 import {
   ACK,
   applySettings,
@@ -955,6 +956,7 @@ export class Http2Connection {
     let method = "", scheme = "", path = "", authority: string | null = null;
     let regular = false;
     let hasHost = false;
+    let host: string | null = null;
     const headers: string[] = [];
     let cookie: string | null = null;
     for (let i = 0; i < f.length; i += 2) {
@@ -999,6 +1001,7 @@ export class Http2Connection {
           continue;
         case "host":
           hasHost = true;
+          host = value;
           break;
         case "content-length": {
           if (!/^[0-9]{1,15}$/.test(value)) return null;
@@ -1012,6 +1015,7 @@ export class Http2Connection {
     }
     if (method === "" || scheme === "" || path === "") return null;
     if (!validMethod(method) || !validPath(path)) return null;
+    if (!validHosts(authority, host)) return null;
     if (path.charCodeAt(0) !== 47 && !(path === "*" && method === "OPTIONS")) return null;
     if (st.remoteEnded && st.contentLength > 0) return null;
     if (cookie !== null) headers.push("cookie", cookie);
@@ -1416,6 +1420,17 @@ function validTrailers(f: string[]): boolean {
   return true;
 }
 
+/**
+ * `:authority` and Host as the HTTP/1.1 parser takes Host: a host[:port] without
+ * userinfo (sec. 8.3.1), and the same one when both are sent (sec. 8.3.1: a
+ * server SHOULD refuse a Host naming another entity).
+ */
+function validHosts(authority: string | null, host: string | null): boolean {
+  if (authority !== null && (authority.includes("@") || !validAuthority(authority))) return false;
+  if (host !== null && !validAuthority(host)) return false;
+  return authority === null || host === null || authority.toLowerCase() === host.toLowerCase();
+}
+
 /** `:method` is a token (RFC 9110 sec. 9.1), as the HTTP/1.1 parser requires. */
 function validMethod(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -1425,11 +1440,11 @@ function validMethod(s: string): boolean {
   return true;
 }
 
-/** `:path`: no space, control character or DEL (RFC 3986; the HTTP/1.1 target rule). */
+/** `:path`: visible ASCII only (RFC 3986; the HTTP/1.1 parser's target rule). */
 function validPath(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f) return false;
+    if (c <= 0x20 || c >= 0x7f) return false;
   }
   return true;
 }

@@ -133,3 +133,34 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 8.3.1: :authority with userinfo or not a host, a bad Host, or a Host unlike :authority is malformed (as HTTP/1.1's 400)",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      const at = (authority: string, extra: [string, string][] = []) =>
+        get("/a.txt", extra).map((
+          [n, v],
+        ): [string, string] => [n, n === ":authority" ? authority : v]);
+      await c.headers(1, at("user@localhost"));
+      await expectRst(c, 1, PROTOCOL_ERROR);
+      await c.headers(3, at("local host"));
+      await expectRst(c, 3, PROTOCOL_ERROR);
+      await c.headers(5, at("localhost", [["host", "a/b"]]));
+      await expectRst(c, 5, PROTOCOL_ERROR);
+      await c.headers(7, at("localhost", [["host", "other.example"]]));
+      await expectRst(c, 7, PROTOCOL_ERROR);
+      await c.headers(9, get("/caf\xe9"));
+      await expectRst(c, 9, PROTOCOL_ERROR);
+      // The same Host as :authority, and a Host without :authority, are fine.
+      await c.headers(11, at("localhost", [["host", "localhost"]]));
+      assert.equal((await c.response(11))?.get(":status"), "200");
+      await c.headers(13, [[":method", "GET"], [":scheme", "https"], [":path", "/a.txt"], [
+        "host",
+        "localhost:8443",
+      ]]);
+      assert.equal((await c.response(13))?.get(":status"), "200");
+    });
+  },
+);
