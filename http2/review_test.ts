@@ -6,8 +6,19 @@
 import assert from "node:assert/strict";
 import { makeCerts } from "../tests/_certs.ts";
 import { type ServerProcess, startCluster } from "../tests/_harness.ts";
-import { get, RawH2 } from "./_test_client.ts";
-import { DATA, GOAWAY, NO_ERROR, PROTOCOL_ERROR, RST_STREAM, u32 } from "./frames.ts";
+import { get, RawH2, settingsPayload, u32Payload } from "./_test_client.ts";
+import {
+  DATA,
+  END_STREAM,
+  GOAWAY,
+  NO_ERROR,
+  PROTOCOL_ERROR,
+  RST_STREAM,
+  SETTINGS,
+  SETTINGS_INITIAL_WINDOW_SIZE,
+  u32,
+  WINDOW_UPDATE,
+} from "./frames.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "ringhttpd_h2rev_" });
 const root = `${dir}/root`;
@@ -15,6 +26,7 @@ await Deno.mkdir(root);
 await Deno.writeTextFile(`${root}/a.txt`, "hello h2");
 // Larger than the initial window: its stream stays open until the client opens the window.
 await Deno.writeFile(`${root}/big.bin`, new Uint8Array(300_000).fill(7));
+await Deno.writeFile(`${root}/k.bin`, new Uint8Array(1000).fill(1));
 const { cert, key, ca } = await makeCerts(dir);
 const server: ServerProcess = await startCluster({ root, cert, key, workers: 1 }, {
   perms: ["--allow-net", "--allow-read", "--allow-ffi", "--allow-sys"],
@@ -162,5 +174,39 @@ Deno.test(
       ]]);
       assert.equal((await c.response(13))?.get(":status"), "200");
     });
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 6.9.2: a smaller INITIAL_WINDOW_SIZE makes an open stream's window negative; it sends again only once above 0",
+  opts,
+  async () => {
+    const c = await RawH2.open(server.port, ca, {
+      settings: [[SETTINGS_INITIAL_WINDOW_SIZE, 100]],
+    });
+    try {
+      /** DATA octets on stream 1 until a pause of `quietMs`, and whether it ended. */
+      const read = async (quietMs: number): Promise<[number, boolean]> => {
+        let got = 0;
+        while (true) {
+          const d = await c.until((x) => x.type === DATA && x.stream === 1, quietMs);
+          if (d === null) return [got, false];
+          got += d.payload.length;
+          if (d.flags & END_STREAM) return [got, true];
+        }
+      };
+      await c.headers(1, get("/k.bin"));
+      assert.deepEqual(await read(500), [100, false]);
+      // 100 sent: the window 0 becomes -100.
+      await c.frame(SETTINGS, 0, 0, settingsPayload([[SETTINGS_INITIAL_WINDOW_SIZE, 0]]));
+      await c.frame(WINDOW_UPDATE, 0, 1, u32Payload(60));
+      assert.deepEqual(await read(500), [0, false], "-40: nothing sent");
+      await c.frame(WINDOW_UPDATE, 0, 1, u32Payload(90));
+      assert.deepEqual(await read(500), [50, false], "+50: exactly 50 sent");
+      await c.frame(WINDOW_UPDATE, 0, 1, u32Payload(10_000));
+      assert.deepEqual(await read(3000), [850, true]);
+    } finally {
+      c.close();
+    }
   },
 );
