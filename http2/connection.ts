@@ -760,7 +760,8 @@ export class Http2Connection {
       writeWindowUpdate(this.#out, 0, this.#recvUnacked);
       this.#recvUnacked = 0;
     }
-    if (f.length === 0 && (f.flags & END_STREAM) === 0 && ++this.#empties > EMPTY_LIMIT) {
+    // No content (padding alone counts as none): the frame carries nothing but cost.
+    if (end === start && (f.flags & END_STREAM) === 0 && ++this.#empties > EMPTY_LIMIT) {
       return this.#calm("empty DATA flood");
     }
     const st = this.#streams.get(f.stream);

@@ -6,12 +6,15 @@
 import assert from "node:assert/strict";
 import { makeCerts } from "../tests/_certs.ts";
 import { type ServerProcess, startCluster } from "../tests/_harness.ts";
+import { EMPTY_LIMIT } from "./connection.ts";
 import { get, RawH2, settingsPayload, u32Payload } from "./_test_client.ts";
 import {
   DATA,
   END_STREAM,
+  ENHANCE_YOUR_CALM,
   GOAWAY,
   NO_ERROR,
+  PADDED,
   PROTOCOL_ERROR,
   RST_STREAM,
   SETTINGS,
@@ -207,6 +210,28 @@ Deno.test(
       assert.deepEqual(await read(3000), [850, true]);
     } finally {
       c.close();
+    }
+  },
+);
+
+Deno.test(
+  "h2 review: a flood of DATA frames without content (empty, or padding only) is GOAWAY ENHANCE_YOUR_CALM",
+  opts,
+  async () => {
+    for (const payload of [new Uint8Array(0), Uint8Array.of(0), Uint8Array.of(3, 0, 0, 0)]) {
+      const c = await RawH2.open(server.port, ca);
+      try {
+        // An open stream: its reply waits for a window (big.bin), its request body never ends.
+        await c.headers(1, get("/big.bin"), { endStream: false });
+        const flags = payload.length > 0 ? PADDED : 0;
+        const one = RawH2.frameBytes(DATA, flags, 1, payload);
+        const all = new Uint8Array(one.length * (EMPTY_LIMIT + 10));
+        for (let i = 0; i < EMPTY_LIMIT + 10; i++) all.set(one, i * one.length);
+        await c.send(all);
+        assert.equal(await c.goaway(), ENHANCE_YOUR_CALM, `payload ${payload}`);
+      } finally {
+        c.close();
+      }
     }
   },
 );
