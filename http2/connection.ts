@@ -474,7 +474,7 @@ export class Http2Connection {
           throw connError(FRAME_SIZE_ERROR, `frame of ${f.length} octets over our MAX_FRAME_SIZE`);
         }
         if (len - f.offset < f.length) break;
-        this.#onFrame(view, f);
+        this.#frameIn(view, f);
         at = f.offset + f.length;
         frames++;
       }
@@ -670,6 +670,19 @@ export class Http2Connection {
       default:
         // Unknown frame types are ignored (sec. 4.1, 5.5).
         return;
+    }
+  }
+
+  /**
+   * One frame; a stream error is answered here, so the frames after it in the
+   * same read are still processed (sec. 5.4.2: the connection goes on).
+   */
+  #frameIn(buf: Uint8Array, f: Frame): void {
+    try {
+      this.#onFrame(buf, f);
+    } catch (e) {
+      if (!(e instanceof H2Error) || e.stream === 0) throw e;
+      this.#error(e);
     }
   }
 
@@ -1364,7 +1377,12 @@ export class Http2Connection {
       console.error(`ringhttpd: h2 engine error: ${e}`);
       e = connError(INTERNAL_ERROR, String(e));
     }
-    const err = e as H2Error;
+    let err = e as H2Error;
+    // Each stream error costs us a RST_STREAM: within the peer's reset budget (reset flood).
+    if (err.stream !== 0 && ++this.#resets > RESET_LIMIT) {
+      this.#hooks.onEvent?.(EV_FLOOD);
+      err = connError(ENHANCE_YOUR_CALM, "reset flood: too many stream errors");
+    }
     if (err.stream !== 0) {
       this.#rst(err.stream, err.code);
       const st = this.#streams.get(err.stream);

@@ -6,13 +6,15 @@
 import assert from "node:assert/strict";
 import { makeCerts } from "../tests/_certs.ts";
 import { type ServerProcess, startCluster } from "../tests/_harness.ts";
-import { EMPTY_LIMIT } from "./connection.ts";
+import { EMPTY_LIMIT, RESET_LIMIT } from "./connection.ts";
 import { get, RawH2, settingsPayload, u32Payload } from "./_test_client.ts";
 import {
   DATA,
+  END_HEADERS,
   END_STREAM,
   ENHANCE_YOUR_CALM,
   GOAWAY,
+  HEADERS,
   NO_ERROR,
   PADDED,
   PROTOCOL_ERROR,
@@ -233,5 +235,60 @@ Deno.test(
         c.close();
       }
     }
+  },
+);
+
+Deno.test(
+  "h2 review: a flood of malformed requests, each costing a RST_STREAM (reset flood, CVE-2019-9514), is GOAWAY ENHANCE_YOUR_CALM",
+  opts,
+  async () => {
+    const c = await RawH2.open(server.port, ca);
+    try {
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < RESET_LIMIT + 10; i++) {
+        frames.push(
+          RawH2.frameBytes(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            2 * i + 1,
+            c.block(get("/a.txt", [["X-Up", "1"]])),
+          ),
+        );
+      }
+      const all = new Uint8Array(frames.reduce((n, x) => n + x.length, 0));
+      frames.reduce((at, x) => (all.set(x, at), at + x.length), 0);
+      await c.send(all);
+      assert.equal(await c.goaway(), ENHANCE_YOUR_CALM);
+    } finally {
+      c.close();
+    }
+  },
+);
+
+Deno.test(
+  "h2 review, RFC 9113 sec. 5.4.2: frames after a stream error in the same read are still processed (no lost request, no HPACK desync)",
+  opts,
+  async () => {
+    await withConn(async (c) => {
+      // One write: a malformed request, then a good one whose block uses the dynamic table.
+      const bad = RawH2.frameBytes(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        c.block(get("/a.txt", [["X-Up", "1"], ["x-same", "v"]])),
+      );
+      const good = RawH2.frameBytes(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        3,
+        c.block(get("/a.txt", [["x-same", "v"]])),
+      );
+      const both = new Uint8Array(bad.length + good.length);
+      both.set(bad);
+      both.set(good, bad.length);
+      await c.send(both);
+      assert.equal(await c.rst(1), PROTOCOL_ERROR);
+      assert.equal((await c.response(3))?.get(":status"), "200");
+    });
   },
 );
