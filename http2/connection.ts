@@ -910,6 +910,11 @@ export class Http2Connection {
     if (this.#streams.size >= this.#maxStreams || this.#inflight >= 2 * this.#maxStreams) {
       this.#hooks.onEvent?.(EV_REFUSED);
       this.#remember(id);
+      // Each refusal costs a RST_STREAM: within the reset budget too (reset flood).
+      if (++this.#resets > RESET_LIMIT) {
+        this.#hooks.onEvent?.(EV_RAPID_RESET);
+        throw connError(ENHANCE_YOUR_CALM, "rapid reset: streams refused again and again");
+      }
       this.#rst(id, REFUSED_STREAM);
       return;
     }
@@ -1380,8 +1385,8 @@ export class Http2Connection {
     let err = e as H2Error;
     // Each stream error costs us a RST_STREAM: within the peer's reset budget (reset flood).
     if (err.stream !== 0 && ++this.#resets > RESET_LIMIT) {
-      this.#hooks.onEvent?.(EV_FLOOD);
-      err = connError(ENHANCE_YOUR_CALM, "reset flood: too many stream errors");
+      this.#hooks.onEvent?.(EV_RAPID_RESET);
+      err = connError(ENHANCE_YOUR_CALM, "rapid reset: too many stream errors");
     }
     if (err.stream !== 0) {
       this.#rst(err.stream, err.code);

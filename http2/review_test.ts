@@ -292,3 +292,26 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "h2 review: streams opened past the advertised limit, again and again (each a REFUSED_STREAM), are GOAWAY ENHANCE_YOUR_CALM",
+  opts,
+  async () => {
+    // A zero window: the 100 streams the server allows stay open, waiting to send.
+    const c = await RawH2.open(server.port, ca, { settings: [[SETTINGS_INITIAL_WINDOW_SIZE, 0]] });
+    try {
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < 100 + RESET_LIMIT + 10; i++) {
+        frames.push(
+          RawH2.frameBytes(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, c.block(get("/big.bin"))),
+        );
+      }
+      const all = new Uint8Array(frames.reduce((n, x) => n + x.length, 0));
+      frames.reduce((at, x) => (all.set(x, at), at + x.length), 0);
+      await c.send(all);
+      assert.equal(await c.goaway(), ENHANCE_YOUR_CALM);
+    } finally {
+      c.close();
+    }
+  },
+);
