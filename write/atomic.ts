@@ -74,6 +74,12 @@ export interface CommitOptions {
    * @default false
    */
   noReplace?: boolean;
+  /**
+   * Called after the flush, right before the rename or link, with no await in
+   * between: a throw aborts the commit (the temporary file is removed). Used to
+   * check a precondition again at the last moment.
+   */
+  beforeRename?: () => void;
 }
 
 /**
@@ -183,6 +189,7 @@ export class AtomicFile {
       await f.syncData();
       f.close();
       this.#file = null;
+      options.beforeRename?.();
       if (options.noReplace) {
         Deno.linkSync(this.tempPath, target);
         Deno.removeSync(this.tempPath);

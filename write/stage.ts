@@ -178,6 +178,22 @@ export class WriteStage {
   }
 
   /**
+   * The grant (and read access) at the real path a write lands on, when a
+   * followed link makes it differ from the URL path: a link in a granted
+   * folder must not carry writes into one that is not. Outside the root: 403.
+   */
+  #checkReal(req: WriteRequest, segments: string[], real: string, op: WriteOp, dir = false): void {
+    const site = this.#site;
+    const want = site.root === "/"
+      ? "/" + segments.join("/")
+      : site.root + "/" + segments.join("/");
+    if (real === want) return;
+    const url = underRoot(site, real);
+    if (url === undefined) throw new Status(403, "outside the root");
+    this.#check(req, url.split("/").filter(Boolean), op, dir);
+  }
+
+  /**
    * The real directory that holds `segments`' last name, checked like GET
    * checks a path (inside the root, not hidden, symlinks per policy).
    * Missing directories are made when `mkdir` is granted, else 409.
@@ -195,6 +211,7 @@ export class WriteStage {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
         if (!mkdir) throw new Status(409, "parent missing");
         this.#check(req, segments.slice(0, i + 1), "mkdir", true);
+        this.#checkReal(req, segments.slice(0, i + 1), next, "mkdir", true);
         try {
           Deno.mkdirSync(next);
         } catch (e2) {
@@ -207,6 +224,8 @@ export class WriteStage {
       if (info.isSymlink) {
         const real = Deno.realPathSync(next);
         if (!servable(site.policy, real)) throw new Status(404, "outside the root");
+        // Like a link as the target (#target): written through only when followed.
+        if (!site.policy.followSymlinks) throw new Status(403, "symlinked folder");
         info = Deno.statSync(real);
         dir = real;
       } else {
@@ -262,6 +281,7 @@ export class WriteStage {
     const dir = await this.#parent(req, segments, true);
     const t = await this.#target(dir, segments[segments.length - 1]);
     if (t.info !== null && !t.info.isFile) throw new Status(405, "not a file");
+    this.#checkReal(req, segments, t.path, "put");
     const failed = writePrecondition(req, currentOf(t.info));
     if (failed !== 0) throw new Status(failed);
     const targetDir = t.path.slice(0, t.path.lastIndexOf("/"));
@@ -282,7 +302,18 @@ export class WriteStage {
       const bad = check.verify(body.trailers);
       if (bad !== null) throw new Status(400, bad);
       try {
-        await file.commit(t.path, { noReplace: createOnly(req) });
+        await file.commit(t.path, {
+          noReplace: createOnly(req),
+          // The body took a while: another writer may have replaced the target
+          // meanwhile. Checked again with no await before the rename, so no
+          // request of this worker can slip in between (across workers the
+          // window is this stat to the rename: microseconds, not the upload).
+          beforeRename: () => {
+            if (writePrecondition(req, currentOf(lstatOrNull(t.path))) !== 0) {
+              throw new Status(412, "changed during the upload");
+            }
+          },
+        });
       } catch (e) {
         if (e instanceof Deno.errors.AlreadyExists) throw new Status(412, "created meanwhile");
         throw e;
@@ -309,6 +340,7 @@ export class WriteStage {
     this.#check(req, segments, "delete", req.path.endsWith("/"));
     const dir = await this.#parent(req, segments, false);
     const path = dir + "/" + segments[segments.length - 1];
+    this.#checkReal(req, segments, path, "delete", req.path.endsWith("/"));
     const info = Deno.lstatSync(path);
     if (info.isSymlink) {
       // What GET cannot see, DELETE cannot touch; a visible link is removed, not its target.
@@ -343,6 +375,7 @@ export class WriteStage {
     this.#check(req, segments, "mkcol", true);
     const dir = await this.#parent(req, segments, false);
     const path = dir + "/" + segments[segments.length - 1];
+    this.#checkReal(req, segments, path, "mkcol", true);
     try {
       Deno.mkdirSync(path);
     } catch (e) {
@@ -381,6 +414,8 @@ export class WriteStage {
     if (failed !== 0 && src.info.isFile) throw new Status(failed);
     const dstDir = await this.#parent(req, to, false);
     const dst = await this.#target(dstDir, to[to.length - 1]);
+    if (move) this.#checkReal(req, from, src.path, "delete", isDir);
+    this.#checkReal(req, to, dst.path, "put", isDir);
     if (dst.path === src.path) throw new Status(403, "source and destination are the same");
     if (isDir && (dst.path + "/").startsWith(src.path + "/")) {
       throw new Status(409, "destination inside the source");
@@ -487,6 +522,15 @@ export class WriteStage {
         if (info.isFile) await this.#copyFile(from, dst + "/" + e.name, info.mode ?? 0o644, true);
       }
     }
+  }
+}
+
+function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
   }
 }
 

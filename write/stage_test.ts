@@ -364,3 +364,42 @@ Deno.test("a full disk is 507 with the temporary file removed and the old file i
     await Deno.remove(mnt, { recursive: true });
   }
 });
+
+Deno.test("review: a symlinked parent folder is not written through without --follow-symlinks, and a followed link needs the grant where it points", async () => {
+  await withSite(async (h, root) => {
+    await Deno.mkdir(`${root}/pub`);
+    await Deno.writeTextFile(`${root}/pub/index.html`, "site");
+    await Deno.symlink(`${root}/pub`, `${root}/up/sub`); // a link inside the root, out of the grant
+    await Deno.symlink(`${root}/pub/index.html`, `${root}/up/page`);
+    assert.equal(await status(h, put("/up/sub/index.html", "pwned")), 403);
+    assert.equal(await status(h, put("/up/sub/new.html", "pwned")), 403);
+    assert.equal(await status(h, req("DELETE", "/up/sub/index.html")), 403);
+    const follow = await createHandler({ root, followSymlinks: true, write: { grant } });
+    assert.equal(await status(follow, put("/up/sub/index.html", "pwned")), 403);
+    assert.equal(await status(follow, put("/up/page", "pwned")), 403);
+    assert.equal(await Deno.readTextFile(`${root}/pub/index.html`), "site");
+    assert.deepEqual([...Deno.readDirSync(`${root}/pub`)].map((e) => e.name), ["index.html"]);
+  });
+});
+
+Deno.test("review: If-Match is checked again just before the rename (a replace during the upload is 412, not a lost update)", async () => {
+  await withSite(async (h, root) => {
+    const get = await h(req("GET", "/up/old.txt"));
+    get.release?.();
+    const etag = get.headers.find(([k]) => k.toLowerCase() === "etag")![1];
+    const pipe = new BodyPipe(4);
+    const slow = h(req("PUT", "/up/old.txt", ["if-match", etag], pipe));
+    pipe.push(enc.encode("sl"));
+    while (![...Deno.readDirSync(`${root}/up`)].some((e) => isTempName(e.name))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(await status(h, put("/up/old.txt", "other writer", ["if-match", etag])), 204);
+    pipe.push(enc.encode("ow"));
+    pipe.end();
+    const r = await slow;
+    r.release?.();
+    assert.equal(r.status, 412);
+    assert.equal(await Deno.readTextFile(`${root}/up/old.txt`), "other writer");
+    assert.deepEqual([...Deno.readDirSync(`${root}/up`)].filter((e) => isTempName(e.name)), []);
+  });
+});
