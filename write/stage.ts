@@ -422,12 +422,13 @@ export class WriteStage {
     }
     if (dst.info !== null) {
       if (overwrite === "F") throw new Status(412, "destination exists");
-      if (dst.info.isDirectory) {
-        // Overwrite: T means DELETE first; we never delete recursively.
+      // A file over a file is replaced atomically (rename); otherwise
+      // Overwrite: T means DELETE first (RFC 4918 sec. 9.8.4); we never delete recursively.
+      if (dst.info.isDirectory || isDir) {
         try {
           Deno.removeSync(dst.path);
         } catch {
-          throw new Status(409, "destination is a non-empty directory");
+          throw new Status(409, "destination cannot be removed (a non-empty directory)");
         }
         this.#invalidate(dst.path);
       }

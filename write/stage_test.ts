@@ -403,3 +403,22 @@ Deno.test("review: If-Match is checked again just before the rename (a replace d
     assert.deepEqual([...Deno.readDirSync(`${root}/up`)].filter((e) => isTempName(e.name)), []);
   });
 });
+
+Deno.test("review: COPY or MOVE of a folder onto an existing file (Overwrite: T) replaces it, never 500; Overwrite: F is 412", async () => {
+  await withSite(async (h, root) => {
+    await Deno.mkdir(`${root}/up/d`);
+    await Deno.writeTextFile(`${root}/up/d/f`, "f");
+    await Deno.mkdir(`${root}/up/e`);
+    await Deno.writeTextFile(`${root}/up/file`, "file");
+    await Deno.writeTextFile(`${root}/up/file2`, "file2");
+    const to = (m: string, p: string, d: string, extra: string[] = []) =>
+      status(h, req(m, p, ["destination", d, ...extra]));
+    assert.equal(await to("COPY", "/up/d/", "/up/file", ["overwrite", "F"]), 412);
+    assert.equal(await Deno.readTextFile(`${root}/up/file`), "file");
+    assert.equal(await to("COPY", "/up/d/", "/up/file"), 204);
+    assert.equal(await Deno.readTextFile(`${root}/up/file/f`), "f");
+    assert.equal(await to("MOVE", "/up/e/", "/up/file2"), 204);
+    assert.ok((await Deno.stat(`${root}/up/file2`)).isDirectory);
+    await assert.rejects(Deno.stat(`${root}/up/e`), Deno.errors.NotFound);
+  });
+});
