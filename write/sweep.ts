@@ -22,18 +22,30 @@ import { isInside } from "../http/resolve.ts";
  * ```
  */
 export function sweepUploads(root: string, globs: readonly string[]): number {
-  const bases = [...new Set(globs.map(globBase))].sort();
+  // Each base folder with how deep below it its globs can write (a `**` anywhere: any depth;
+  // else the segments after the base), so a temp-like name where no upload can land stays.
+  const depths = new Map<string, number>();
+  for (const g of globs) {
+    const base = globBase(g);
+    const below = g.split("/").length - base.split("/").filter(Boolean).length - 2;
+    const depth = g.includes("**") ? 64 : Math.max(0, below);
+    depths.set(base, Math.max(depths.get(base) ?? 0, depth));
+  }
+  const bases = [...depths.keys()].sort();
   let removed = 0;
   for (const [i, base] of bases.entries()) {
-    // A base under another one is swept with it.
-    if (bases.slice(0, i).some((b) => b === "/" || base.startsWith(b + "/"))) continue;
+    // A base under another one that is swept at any depth is swept with it.
+    const covered = bases.slice(0, i).some((b) =>
+      depths.get(b) === 64 && (b === "/" || base.startsWith(b + "/"))
+    );
+    if (covered) continue;
     const dir = base === "/" ? root : root + base;
     try {
       if (!isInside(root, Deno.realPathSync(dir))) continue;
     } catch {
       continue; // not there yet
     }
-    removed += sweepTemps(dir);
+    removed += sweepTemps(dir, depths.get(base));
   }
   return removed;
 }
