@@ -377,6 +377,22 @@ Deno.test("review: a symlinked parent folder is not written through without --fo
     const follow = await createHandler({ root, followSymlinks: true, write: { grant } });
     assert.equal(await status(follow, put("/up/sub/index.html", "pwned")), 403);
     assert.equal(await status(follow, put("/up/page", "pwned")), 403);
+    // Followed out of the root: never written (it has no URL a grant could name).
+    const outside = await Deno.realPath(await Deno.makeTempDir());
+    try {
+      await Deno.writeTextFile(`${outside}/victim`, "safe");
+      await Deno.symlink(outside, `${root}/up/out`);
+      assert.equal(await status(follow, put("/up/out/victim", "pwned")), 403);
+      assert.equal(await status(follow, put("/up/out/new", "pwned")), 403);
+      assert.equal(
+        await status(follow, req("MOVE", "/up/out/victim", ["destination", "/up/v"])),
+        403,
+      );
+      assert.equal(await Deno.readTextFile(`${outside}/victim`), "safe");
+      assert.deepEqual([...Deno.readDirSync(outside)].map((e) => e.name), ["victim"]);
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
     assert.equal(await Deno.readTextFile(`${root}/pub/index.html`), "site");
     assert.deepEqual([...Deno.readDirSync(`${root}/pub`)].map((e) => e.name), ["index.html"]);
   });
