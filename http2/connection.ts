@@ -1075,7 +1075,9 @@ export class Http2Connection {
     }
     st.parts = reply.body;
     st.left = reply.length;
-    st.streamed = reply.length < 0;
+    // Any reply with a `stream` is pulled, also one whose length is known ahead
+    // (zip/tar): then it must be exactly that long (checked in #fill and #pull).
+    st.streamed = reply.stream !== undefined;
     this.#sending.push(st);
   }
 
@@ -1163,7 +1165,11 @@ export class Http2Connection {
         st.loading = false;
         if (st.done) return;
         if (r.done) {
-          // End of a stream of unknown length: an empty DATA with END_STREAM.
+          // A known length not reached: RST_STREAM, so the client sees the body
+          // as incomplete (HTTP/1.1 closes the connection there).
+          if (st.left > 0) return this.#failStream(st, `stream ended ${st.left} bytes short`);
+          // End of the stream (a known length was met, or none was announced): an
+          // empty DATA with END_STREAM, sent only now so an overshoot is still caught.
           const before = this.#out.length;
           writeData(this.#out, st.id, new Uint8Array(0), 0, 0, true);
           st.bytes += this.#out.length - before;
@@ -1217,11 +1223,18 @@ export class Http2Connection {
           this.#advance(st);
           if (st.pending === null) break;
         }
+        // Bytes past the announced length: only a stream can have them (a
+        // parts-only reply ends at `last`); cut it, never send a wrong body.
+        if (st.left === 0) {
+          this.#failStream(st, "stream passed its length");
+          break;
+        }
         let n = Math.min(st.pendingEnd - st.pendingOff, st.sendWindow, this.#sendWindow, maxFrame);
         // Never past the length we announced (parts longer than it are cut).
         if (st.left >= 0 && n > st.left) n = st.left;
         if (n <= 0) break;
-        const last = st.left === n;
+        // A stream's end is known only when it says so (#pull), even at its length.
+        const last = st.left === n && !st.streamed;
         const before = out.length;
         writeData(out, st.id, st.pending, st.pendingOff, st.pendingOff + n, last);
         st.bytes += out.length - before;
