@@ -47,6 +47,37 @@ export function routeKey(req: RequestHead, paths?: PathRules): string {
   return paths === undefined ? key : key + paths.viewerKey(req.user);
 }
 
+/**
+ * What search may show one requester, or undefined when no rule filters: a
+ * path (relative to the root) passes when the requester may read it (not
+ * hidden, access allows them: as each folder's listing filters it) and no
+ * folder above it has its listing off (`list: false`, or listings off and
+ * no rule turning them on): such a folder's own name is found, as its
+ * parent's listing shows it, but nothing below it, which no listing shows.
+ * (`search` asks about every folder on a hit's way, so each asks only about
+ * its parent; folders above the searched one are not asked about listing:
+ * the searched one is listed, or this view would not run.)
+ *
+ * @param site the handler
+ * @param folderRel the searched folder, relative to the root ("" for the root)
+ * @param user the requester (`req.user`)
+ * @returns the search's access filter
+ */
+export function searchFilter(
+  site: Site,
+  folderRel: string,
+  user: string | undefined,
+): ((relPath: string, isDir: boolean) => boolean) | undefined {
+  const paths = site.paths;
+  if (paths === undefined) return undefined;
+  const listed = (dir: string) => paths.rulesFor(dir).list ?? site.dirListing;
+  return (rel) => {
+    const slash = rel.lastIndexOf("/");
+    if (!paths.mayRead("/" + rel, user)) return false;
+    return slash < folderRel.length || listed("/" + rel.slice(0, slash));
+  };
+}
+
 /** The listing view of one handler. */
 export class ListingStage {
   readonly #site: Site;
@@ -114,7 +145,7 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
+    if (q.filter !== undefined && !q.here) return this.#search(req, real, q, json, path);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const paths = this.#site.paths;
     const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
@@ -146,9 +177,16 @@ export class ListingStage {
 
   /**
    * A search below the folder `real` (`?q=` without `scope=folder`): the
-   * shared index, or a walk; the page's hits are stat'ed here.
+   * shared index, or a walk; the page's hits are stat'ed here. The path
+   * rules apply as in a listing of each folder on the way ({@linkcode searchFilter}).
    */
-  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+  async #search(
+    req: RequestHead,
+    real: string,
+    q: ListingQuery,
+    json: boolean,
+    path: string,
+  ): Promise<Reply> {
     const { policy, replies } = this.#site;
     const root = policy.root;
     // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
@@ -159,10 +197,18 @@ export class ListingStage {
       : undefined;
     const r = rel === undefined
       ? { hits: [], partial: true, more: false, source: "walk" as const }
-      : await search(policy, this.#site.search, rel, q.filter!);
+      : await search(
+        policy,
+        this.#site.search,
+        rel,
+        q.filter!,
+        searchFilter(this.#site, rel, req.user),
+      );
+    // A symlinked hit must lead where the same rules protect it (as in a listing).
+    const linkOk = collectGuards(this.#site, "/", root, req.user)?.linkOk;
     const p = renderSearch(
       r,
-      (hits) => hitEntries(policy, rel ?? "", hits),
+      (hits) => hitEntries(policy, rel ?? "", hits, linkOk),
       q,
       json,
       path,
