@@ -31,6 +31,7 @@
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
+import type { EngineOptions } from "../http/engine.ts";
 import { type Handler, peerOfAddr } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
@@ -53,6 +54,8 @@ export interface TlsServerOptions {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   writeTimeoutMs: number;
+  /** Request bodies the handler streams over HTTP/1.1 (write #14); undefined: none. */
+  bodies?: EngineOptions["bodies"];
   /** Called with +1 when a connection is taken and -1 when it closes. */
   onConn(delta: 1 | -1): void;
   /**
@@ -119,10 +122,11 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   // Responses go out in pieces (head, file chunks): no Nagle delay between them.
   noDelayListener(listener.addr as Deno.NetAddr);
   const tap = o.tap ?? (() => ({ handler, onResponse() {} }));
-  const engine = {
+  const engine: EngineOptions = {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     writeTimeoutMs: o.writeTimeoutMs,
+    bodies: o.bodies,
   };
   const h2conns = new Set<Http2Connection>();
   let draining = false;

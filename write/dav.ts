@@ -21,7 +21,7 @@ import { decodePath } from "../http/resolve.ts";
 import { httpDate, makeETag } from "../http/conditional.ts";
 import { contentType } from "../http/mime.ts";
 import { collectEntriesAsync } from "../http/_collect.ts";
-import { realInRoot, type Site } from "../http/_site.ts";
+import { collectGuards, realInRoot, type Site } from "../http/_site.ts";
 import { isTempName } from "./atomic.ts";
 import {
   DAV,
@@ -244,9 +244,12 @@ export class DavStage {
     let xml = responseXml(resourceOf(hrefOf(d.segments, info.isDirectory), name, info), ask);
     if (depth === "1" && info.isDirectory) {
       if (!site.dirListing) return site.replies.error(403);
+      // The requester's path rules leave out what they may not read, as in a listing.
+      const dirPath = "/" + d.segments.map((s) => s + "/").join("");
       const entries = await collectEntriesAsync(real, site.policy, {
         max: site.page.listingCap,
         detail: true,
+        ...collectGuards(site, dirPath, real, req.user),
       });
       for (const e of entries) {
         if (e.lossy || isTempName(e.name)) continue;
