@@ -42,6 +42,7 @@
  */
 import type { BodyPart, FileSlice, Handler, Peer, Reply, RequestHead } from "../http/types.ts";
 import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
+import { type BodyAcceptance, BodyError, BodyPipe } from "../write/body.ts";
 import {
   ACK,
   applySettings,
@@ -144,12 +145,20 @@ export interface H2Options {
   maxConcurrentStreams?: number;
   /** Advertised SETTINGS_MAX_HEADER_LIST_SIZE. @default {32768} */
   maxHeaderListSize?: number;
+  /**
+   * Request bodies the handler streams (write/body.ts, as the HTTP/1.1
+   * engine's `bodies`): these methods' DATA go to `req.body`, the stream's
+   * window reopened as the stage drains them. Undefined: bodies are dropped.
+   */
+  bodies?: BodyAcceptance;
 }
 
 /** Our SETTINGS_MAX_FRAME_SIZE (the default: larger frames buy nothing for requests). */
 const OUR_MAX_FRAME = MIN_MAX_FRAME;
-/** Our initial stream window (request bodies are read and dropped). */
+/** Our initial stream window (also the most a body stream may send ahead of its reader). */
 const OUR_WINDOW = 65535;
+/** Body bytes queued for the write stage per stream before its window stays shut. */
+const BODY_HIGH_WATER = 65536;
 /** Output stops being filled with DATA past this (bytes). */
 const HIGH_WATER = 256 * 1024;
 /** Output (control frames from a peer that does not read) past this closes the connection. */
@@ -243,6 +252,7 @@ function errorReply(status: number): Reply {
         {
           400: "Bad Request",
           411: "Length Required",
+          413: "Content Too Large",
           431: "Request Header Fields Too Large",
           500: "Internal Server Error",
         }[
@@ -284,6 +294,10 @@ class Stream {
   /** Request Content-Length, or -1; DATA octets received. */
   contentLength = -1;
   received = 0;
+  /** The request body handed to the handler (`bodies` methods), or null: DATA dropped. */
+  body: BodyPipe | null = null;
+  /** The body's window is shut until its reader drains it. */
+  bodyWaiting = false;
   // Body sending.
   parts: BodyPart[] = [];
   part = 0;
@@ -326,6 +340,7 @@ export class Http2Connection {
   readonly #maxStreams: number;
   readonly #maxList: number;
   readonly #maxBlock: number;
+  readonly #bodies: BodyAcceptance | undefined;
   readonly #decoder = new Decoder(4096);
   readonly #encoder = new Encoder();
   readonly #peer: PeerSettings = defaultSettings();
@@ -398,6 +413,7 @@ export class Http2Connection {
     this.#maxList = options.maxHeaderListSize ?? 32768;
     // An HPACK block is at most a little larger than the list it encodes.
     this.#maxBlock = this.#maxList + 4096;
+    this.#bodies = options.bodies;
     this.#born = Date.now();
     writeSettings(this.#out, [
       [SETTINGS_MAX_CONCURRENT_STREAMS, this.#maxStreams],
@@ -781,16 +797,49 @@ export class Http2Connection {
     if (st.contentLength >= 0 && st.received > st.contentLength) {
       throw new H2Error(PROTOCOL_ERROR, f.stream, "DATA beyond content-length (sec. 8.1.1)");
     }
+    let room = true;
+    const body = st.body;
+    if (body !== null && this.#bodies !== undefined && st.received > this.#bodies.maxBytes) {
+      // Over the upload limit without a Content-Length: the stage answers 413; the rest is dropped.
+      body.fail(new BodyError(413, `request body over ${this.#bodies.maxBytes} bytes`));
+      st.body = null;
+    } else if (body !== null && end > start) room = body.push(buf.subarray(start, end));
     if (f.flags & END_STREAM) {
       st.remoteEnded = true;
       if (st.contentLength >= 0 && st.received !== st.contentLength) {
         throw new H2Error(PROTOCOL_ERROR, f.stream, "DATA short of content-length (sec. 8.1.1)");
       }
+      st.body?.end();
+    } else if (st.body !== null) {
+      // A body the stage reads: its window reopens only as fast as the stage drains the
+      // queue (backpressure on the peer, per stream), so a stream holds at most
+      // BODY_HIGH_WATER + OUR_WINDOW bytes. The connection window is returned above at
+      // once: one slow writer does not stall the other streams.
+      if (!room) this.#bodyWait(st);
+      else if (!st.bodyWaiting && st.recvWindow < OUR_WINDOW / 2) this.#reopen(st);
     } else if (st.recvWindow < OUR_WINDOW / 2) {
       // The body is dropped (we serve files): open the window again at once.
       writeWindowUpdate(this.#out, st.id, OUR_WINDOW - st.recvWindow);
       st.recvWindow = OUR_WINDOW;
     }
+  }
+
+  /** Reopens `st`'s receive window in full. */
+  #reopen(st: Stream): void {
+    writeWindowUpdate(this.#out, st.id, OUR_WINDOW - st.recvWindow);
+    st.recvWindow = OUR_WINDOW;
+  }
+
+  /** Keeps `st`'s window shut until its body's reader has drained the queue. */
+  #bodyWait(st: Stream): void {
+    if (st.bodyWaiting) return;
+    st.bodyWaiting = true;
+    st.body!.drained().then(() => {
+      st.bodyWaiting = false;
+      if (st.done || st.remoteEnded || this.#closed || st.recvWindow === OUR_WINDOW) return;
+      this.#reopen(st);
+      this.#kick();
+    });
   }
 
   #onHeaders(buf: Uint8Array, f: Frame): void {
@@ -902,11 +951,22 @@ export class Http2Connection {
     if (head.target === "*") {
       return this.#respond(st, head.method === "OPTIONS" ? SERVER_OPTIONS : errorReply(400));
     }
-    // Request bodies are not handed to the handler over HTTP/2 yet (they are read and
-    // dropped). A body without Content-Length would look like no body at all to a stage
-    // that writes what it receives (an empty PUT): refuse it (411) rather than guess.
-    // With a Content-Length the handler sees one was declared and can refuse it itself.
-    if (!endStream && st.contentLength < 0 && head.method !== "GET" && head.method !== "HEAD") {
+    // The handler's body methods (uploads, WebDAV) get the DATA as `req.body`, as
+    // over HTTP/1.1 (write/body.ts): without a Content-Length the body ends with
+    // END_STREAM, which HTTP/2 frames reliably (sec. 8.1).
+    const bodies = this.#bodies;
+    if (bodies !== undefined && bodies.methods.has(head.method)) {
+      if (st.contentLength > bodies.maxBytes) return this.#respond(st, errorReply(413));
+      const pipe = new BodyPipe(endStream ? 0 : st.contentLength, BODY_HIGH_WATER);
+      if (endStream) pipe.end();
+      st.body = pipe;
+      (head as RequestHead & { body?: unknown }).body = pipe;
+    } else if (
+      !endStream && st.contentLength < 0 && head.method !== "GET" && head.method !== "HEAD"
+    ) {
+      // Other bodies are dropped. One without Content-Length would look like no body
+      // at all to a stage that writes what it receives: refuse it (411) rather than guess.
+      // With a Content-Length the handler sees one was declared and can refuse it itself.
       return this.#respond(st, errorReply(411));
     }
     this.#inflight++;
@@ -1275,6 +1335,9 @@ export class Http2Connection {
 
   #finish(st: Stream): void {
     st.done = true;
+    // A body cut by a reset or a closed connection: the stage's read throws and it
+    // removes its temporary file (a no-op once the body ended).
+    st.body?.fail(new BodyError(400, "the HTTP/2 stream ended before its request body"));
     this.#streams.delete(st.id);
     this.#remember(st.id);
     if (st.pending !== null && st.pooled) this.#putChunk(st.pending);
