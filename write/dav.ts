@@ -243,9 +243,10 @@ export class DavStage {
     const name = d.segments.length === 0 ? "" : d.segments[d.segments.length - 1];
     let xml = responseXml(resourceOf(hrefOf(d.segments, info.isDirectory), name, info), ask);
     if (depth === "1" && info.isDirectory) {
-      if (!site.dirListing) return site.replies.error(403);
-      // The requester's path rules leave out what they may not read, as in a listing.
+      // The requester's path rules leave out what they may not read, as in a listing;
+      // a folder whose listing is off (a `list: false` rule too) names no members.
       const dirPath = "/" + d.segments.map((s) => s + "/").join("");
+      if (!(site.paths?.rulesFor(dirPath).list ?? site.dirListing)) return site.replies.error(403);
       const entries = await collectEntriesAsync(real, site.policy, {
         max: site.page.listingCap,
         detail: true,
