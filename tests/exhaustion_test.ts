@@ -421,6 +421,10 @@ Deno.test(
       key: certs.key,
       headerTimeoutMs: handshakeMs,
     }).started();
+    // One probe first, not counted: the first TLS connection of this process
+    // and of the server worker costs 150-260 ms with no flood at all (cold
+    // TLS set-up, measured at load 2), which alone was the p99 of ~40 probes.
+    for (let i = 0; i < 2; i++) await get(server.port, "/small.txt", certs);
     const { promise: stop, resolve: end } = Promise.withResolvers<void>();
     const probes = probe(server.port, stop, 100, certs);
     // The flood from its own process, so its load does not delay the probes.
@@ -462,12 +466,18 @@ Deno.test(
       assert.ok(cut >= n, `${cut} handshake-deadline closes, want ${n}`);
       assert.ok(slowest <= handshakeMs + 2000, `slowest close after ${slowest.toFixed(0)} ms`);
       assert.equal(failed, 0, `${failed} probes failed`);
-      // The issue asks p99 <= 100 ms; not met yet. On a quiet 2-core machine
-      // (load < 2) a TLS probe alone takes ~2-4 ms (with NODELAY on the
-      // probe's side, see get()) and the flood's probes have p50 3.5-9 ms but
-      // p99 180-350 ms: the one or two probes that fall on the accept burst
-      // of 4,000 connections or on their mass cut. So the bound asserted is
-      // 2 s and the figure is printed above.
+      // The issue asks p99 <= 100 ms. Measured (2026-12-03, this 2-core
+      // machine shared with other work, load 2-13): with no flood the first
+      // TLS probe alone took 150-260 ms (cold TLS set-up in both processes),
+      // and with ~40 probes it WAS the p99: hence the uncounted warm-up
+      // above (p99 without a flood: 14-35 ms). With the flood, p50 stays
+      // 4-6 ms; the tail (200-900 ms, a few probes) falls on the accept burst
+      // (worker event-loop lag up to 190 ms) and on the mass cut at the
+      // deadline (each batch of 256 cuts holds a worker 15-60 ms, ~90% of it
+      // in reapSockets' shutdown(2) calls; 64 a batch or 25 ms between
+      // batches did not lower the tail, so it is mostly CPU: two workers,
+      // the attacker's 4,000 closes and the probes on two cores). The bound
+      // asserted is 2 s; the figure is printed above.
       assert.ok(quantile(times, 0.99) <= 2000, `probe p99 ${quantile(times, 0.99).toFixed(1)} ms`);
     } finally {
       end();
