@@ -558,7 +558,10 @@ export class Http2Connection {
    * @returns whether it was closed
    */
   shedIdle(): boolean {
-    if (this.#closed || this.#streams.size > 0 || this.#inflight > 0) return false;
+    // Already closing (shed before, a deadline, drain): nothing more to free, nor to count.
+    if (this.#closed || this.#closeAfterFlush || this.#streams.size > 0 || this.#inflight > 0) {
+      return false;
+    }
     this.#goaway = true;
     writeGoaway(this.#out, this.#lastStream, NO_ERROR);
     this.#closeAfterFlush = true;
