@@ -114,7 +114,7 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
+    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path, req.user);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const paths = this.#site.paths;
     const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
@@ -126,16 +126,19 @@ export class ListingStage {
       let sorted = listings.sorted(snap, q.sort, q.order);
       let mtimeMs = snap.mtimeMs;
       const filter = collectGuards(this.#site, path, real, req.user)?.filter;
+      let readme = snap.readme;
       if (filter !== undefined) {
-        // What this requester may not read leaves no name, size or date.
+        // What this requester may not read leaves no name, size or date: not
+        // even the folder's own mtime (a hidden file's creation moves it).
         sorted = sorted.filter((e) => filter(e.name));
-        mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
+        mtimeMs = newestMtime(0, sorted);
+        if (readme !== undefined && !filter(readme.name)) readme = undefined;
       }
       const cfg = this.#site.page;
       const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg, {
-        readme: snap.readme?.html,
-        readmeName: snap.readme?.name,
-        readmeTag: snap.readme?.tag,
+        readme: readme?.html,
+        readmeName: readme?.name,
+        readmeTag: readme?.tag,
       });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
@@ -148,7 +151,13 @@ export class ListingStage {
    * A search below the folder `real` (`?q=` without `scope=folder`): the
    * shared index, or a walk; the page's hits are stat'ed here.
    */
-  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+  async #search(
+    real: string,
+    q: ListingQuery,
+    json: boolean,
+    path: string,
+    user: string | undefined,
+  ): Promise<Reply> {
     const { policy, replies } = this.#site;
     const root = policy.root;
     // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
@@ -159,7 +168,7 @@ export class ListingStage {
       : undefined;
     const r = rel === undefined
       ? { hits: [], partial: true, more: false, source: "walk" as const }
-      : await search(policy, this.#site.search, rel, q.filter!);
+      : await search(policy, this.#site.search, rel, q.filter!, this.#allow(user));
     const p = renderSearch(
       r,
       (hits) => hitEntries(policy, rel ?? "", hits),
@@ -211,6 +220,13 @@ export class ListingStage {
     }
     listings.remember(routeKey(req), snap, vkey, page);
     return this.listed(req, page);
+  }
+
+  /** Search's filter under path rules: the hits this requester may read (by URL path). */
+  #allow(user: string | undefined): ((rel: string) => boolean) | undefined {
+    const paths = this.#site.paths;
+    if (paths === undefined || !paths.filters) return undefined;
+    return (rel) => paths.mayRead("/" + rel, user);
   }
 
   /** The path rules and the requester, for a pool thread to filter with (or nothing). */

@@ -21,7 +21,7 @@ import { decodePath } from "../http/resolve.ts";
 import { httpDate, makeETag } from "../http/conditional.ts";
 import { contentType } from "../http/mime.ts";
 import { collectEntriesAsync } from "../http/_collect.ts";
-import { realInRoot, type Site } from "../http/_site.ts";
+import { collectGuards, realInRoot, type Site } from "../http/_site.ts";
 import { isTempName } from "./atomic.ts";
 import {
   DAV,
@@ -247,6 +247,8 @@ export class DavStage {
       const entries = await collectEntriesAsync(real, site.policy, {
         max: site.page.listingCap,
         detail: true,
+        // The listing's per-requester filter: what they may not read is not a member.
+        ...collectGuards(site, "/" + d.segments.join("/"), real, req.user),
       });
       for (const e of entries) {
         if (e.lossy || isTempName(e.name)) continue;
