@@ -25,7 +25,7 @@ import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from ".
 import { resultHead } from "./job_protocol.ts";
 import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
-import { collectGuards, type Site } from "./_site.ts";
+import { collectGuards, type Site, underRoot } from "./_site.ts";
 import type { PathRules, PathRulesConfig } from "./path_rules.ts";
 import { newestMtime } from "./_collect.ts";
 
@@ -222,11 +222,28 @@ export class ListingStage {
     return this.listed(req, page);
   }
 
-  /** Search's filter under path rules: the hits this requester may read (by URL path). */
+  /**
+   * Search's filter under path rules: the hits this requester may read, by
+   * URL path and, for a name that is (or lies below) a symlink, by where it
+   * leads (as the listing's `linkOk`): a public link to a hidden file would
+   * give away its size and date.
+   */
   #allow(user: string | undefined): ((rel: string) => boolean) | undefined {
-    const paths = this.#site.paths;
+    const site = this.#site;
+    const paths = site.paths;
     if (paths === undefined || !paths.filters) return undefined;
-    return (rel) => paths.mayRead("/" + rel, user);
+    return (rel) => {
+      const url = "/" + rel;
+      if (!paths.mayRead(url, user)) return false;
+      let real: string;
+      try {
+        real = Deno.realPathSync(site.root + url);
+      } catch {
+        return false;
+      }
+      const to = underRoot(site, real);
+      return to === undefined || paths.sameProtection(url, to);
+    };
   }
 
   /** The path rules and the requester, for a pool thread to filter with (or nothing). */

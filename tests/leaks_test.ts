@@ -27,6 +27,9 @@ async function makeSite(): Promise<{ dir: string; root: string; args: string[] }
     "pub/priv/README.md": "# PRIV-README\n",
   };
   for (const [p, text] of Object.entries(files)) await Deno.writeTextFile(`${root}/${p}`, text);
+  // Public names leading into alice's folder and to the hidden file.
+  await Deno.symlink("priv", `${root}/pub/ln`);
+  await Deno.symlink("secret.txt", `${root}/pub/ln.txt`);
   const old = new Date("2001-01-01T00:00:00Z");
   for (const p of ["pub/a.txt", "pub/secret.txt", "pub/README.md", "pub/priv"]) {
     await Deno.utime(`${root}/${p}`, old, old);
@@ -184,6 +187,30 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
         assert.match(privListing.body, /PRIV-README/);
       },
     );
+
+    await t.step("pages, OPTIONS and symlinks tell nothing more", async () => {
+      // One visible entry (a.txt): a second page does not exist for anyone but alice.
+      const page2 = await get(base, "/pub/?per_page=1&page=2");
+      assert.equal(page2.status, 404);
+      assert.equal(
+        (await get(base, "/pub/?per_page=1&page=2", { authorization: ALICE })).status,
+        200,
+      );
+      for (const auth of [undefined, BOB]) {
+        const h: Record<string, string> = auth ? { authorization: auth } : {};
+        const opt = async (path: string) => {
+          const res = await fetch(base + path, { method: "OPTIONS", headers: h });
+          return shape({ status: res.status, headers: res.headers, body: await res.text() });
+        };
+        assert.deepEqual(await opt("/pub/secret.txt"), await opt("/pub/zecret.txt"));
+        assert.deepEqual(await opt("/pub/priv/p.txt"), await opt("/pub/priv/z.txt"));
+        for (const path of ["/pub/ln/p.txt", "/pub/ln/", "/pub/ln.txt"]) {
+          const g = await get(base, path, h);
+          assert.equal(g.status, 404, path);
+          assert.doesNotMatch(g.body, SECRETS, path);
+        }
+      }
+    });
 
     await t.step("PROPFIND Depth 1 lists only what the requester may read", async () => {
       for (const auth of [undefined, BOB]) {
