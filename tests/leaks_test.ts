@@ -19,12 +19,14 @@ async function makeSite(): Promise<{ dir: string; root: string; args: string[] }
   const dir = await Deno.makeTempDir({ prefix: "ringhttpd_leaks_" });
   const root = `${dir}/site`;
   await Deno.mkdir(`${root}/pub/priv`, { recursive: true });
+  await Deno.mkdir(`${root}/pub/caf\u00e9`);
   const files: Record<string, string> = {
     "pub/a.txt": "A\n",
     "pub/secret.txt": "SECRET-BYTES\n",
     "pub/README.md": "# README-SECRET\n",
     "pub/priv/p.txt": "PRIV-BYTES\n",
     "pub/priv/README.md": "# PRIV-README\n",
+    "pub/caf\u00e9/c.txt": "PRIV-BYTES (NFC)\n",
   };
   for (const [p, text] of Object.entries(files)) await Deno.writeTextFile(`${root}/${p}`, text);
   // Public names leading into alice's folder and to the hidden file.
@@ -41,6 +43,7 @@ async function makeSite(): Promise<{ dir: string; root: string; args: string[] }
         { path: "/pub/secret*", hidden: true },
         { path: "/pub/README.md", hidden: true },
         { path: "/pub/priv/**", access: ["alice"] },
+        { path: "/pub/caf\u00e9/**", access: ["alice"] },
         { path: "/pub/*.alice", access: ["alice"] },
         { path: "/pub/**", access: "public" },
       ],
@@ -268,6 +271,14 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
           ["/pub/secret.txt?download=zip", "/pub/missing.txt?download=zip"],
           ["/pub/README.md", "/pub/README.mdx"],
           ["http://x/pub/secret.txt", "http://x/pub/missing.txt"],
+          ["//pub/secret.txt", "//pub/missing.txt"],
+          ["/pub/%2e/secret.txt", "/pub/%2e/missing.txt"],
+          ["/pub/x/%2e%2e/secret.txt", "/pub/x/%2e%2e/missing.txt"],
+          ["/pub/x/%2E%2E/secret.txt", "/pub/x/%2E%2E/missing.txt"],
+          ["/pub\\secret.txt", "/pub\\missing.txt"],
+          ["/pub/secret.tx%74", "/pub/missing.tx%74"],
+          ["/pub/ln.txt", "/pub/zz.txt"],
+          ["/pub/ln", "/pub/zz"],
         ];
         for (const [hidden, missing] of pairs) {
           const a = await raw(port, hidden), b = await raw(port, missing);
@@ -288,11 +299,19 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
             "/pub/priv/",
             "/pub/priv/?format=json",
             "/pub/priv/?download=tar",
+            "/pub/caf%C3%A9/c.txt",
+            "/pub/cafe%CC%81/c.txt", // NFD spelling of the same name
+            "/pub/CAF%C3%A9/c.txt",
+            "/pub/caf%C3%A9/",
           ]
         ) {
           for (const auth of [undefined, BOB]) {
             const r = await raw(port, target, auth);
-            assert.doesNotMatch(r, /PRIV-BYTES|PRIV-README|p\.txt/, `${auth ?? "anon"} ${target}`);
+            assert.doesNotMatch(
+              r,
+              /PRIV-BYTES|PRIV-README|p\.txt|c\.txt/,
+              `${auth ?? "anon"} ${target}`,
+            );
             assert.match(
               r,
               /^HTTP\/1\.1 (40[01345]) /,
