@@ -151,6 +151,10 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
     await t.step(
       "listings (HTML, JSON, txt, sorted, HEAD) and search show only a.txt",
       async () => {
+        // Alice asks first: her pages are in the caches when the others ask.
+        for (const q of ["", "?format=json", "?format=txt", "?q=t&format=txt", "?download=tar"]) {
+          await get(base, "/pub/" + q, { authorization: ALICE });
+        }
         for (const auth of [undefined, BOB]) {
           const h: Record<string, string> = auth ? { authorization: auth } : {};
           for (
@@ -236,6 +240,16 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
       });
       assert.equal(hidden.status, 404);
       assert.equal(await hidden.text(), await missing.text());
+      // A public symlink to the hidden file or alice's folder: absent too (no size, no date).
+      for (const [link, absent] of [["/pub/ln.txt", "/pub/zz.txt"], ["/pub/ln/", "/pub/zz/"]]) {
+        for (const depth of ["0", "1"]) {
+          const a = await fetch(base + link, { method: "PROPFIND", headers: { depth } });
+          const b = await fetch(base + absent, { method: "PROPFIND", headers: { depth } });
+          const [ta, tb] = [await a.text(), await b.text()];
+          assert.equal(a.status, b.status, `${link} depth ${depth}: ${ta.slice(0, 200)}`);
+          assert.equal(ta, tb);
+        }
+      }
     });
 
     await t.step(
@@ -410,6 +424,7 @@ Deno.test("leaks: the same views over HTTP/2 (TLS, pooled listings)", async () =
       }).output();
       return new TextDecoder().decode(r.stdout).replace(/^date:.*\r\n/gim, "");
     };
+    for (const q of ["", "?format=json", "?format=txt"]) await curl("/pub/" + q, "-u", "alice:pw");
     for (const auth of [[], ["-u", "bob:pw"]]) {
       for (const q of ["", "?format=json", "?format=txt", "?q=e&format=json", "?q=p&format=txt"]) {
         const r = await curl("/pub/" + q, ...auth);
