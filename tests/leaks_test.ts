@@ -262,7 +262,7 @@ Deno.test("leaks: no view shows a hidden or protected entry to anyone who may no
           return { ...(shape(g) as object), body: g.body.replaceAll(JSON.stringify(name), "N") };
         };
         // Each against an absent name of the same length (the message quotes it).
-        for (const name of ["secret.txt", "README.md", "priv"]) {
+        for (const name of ["secret.txt", "README.md", "priv", "ln.txt", "ln"]) {
           assert.deepEqual(await err(name), await err("z" + name.slice(1)), name);
         }
       },
@@ -436,6 +436,11 @@ Deno.test("leaks: the same views over HTTP/2 (TLS, pooled listings)", async () =
         await curl("/pub/%73ecret.txt", ...auth),
         await curl("/pub/%6Dissing.txt", ...auth),
       );
+      for (const extra of [["-I"], ["-r", "0-3"], ["-H", "If-None-Match: *"]]) {
+        const a = await curl("/pub/secret.txt", ...auth, ...extra);
+        assert.equal(a, await curl("/pub/missing.txt", ...auth, ...extra), extra.join(" "));
+        assert.match(a, /^HTTP\/2 404/);
+      }
       const p = await curl("/pub/priv/p.txt", ...auth);
       assert.match(p, /^HTTP\/2 40[13]/);
       assert.doesNotMatch(p, /PRIV-BYTES/);
