@@ -29,6 +29,7 @@ import { runUntilStopped } from "./cli/lifecycle.ts";
 import { startupLines, urlHost } from "./cli/banner.ts";
 import { canReexec, dropRun, reexecWithWrite, writeGranted } from "./cli/reexec.ts";
 import { isAbsolute, resolve } from "node:path";
+import type { ListenAddress } from "./options/listen.ts";
 
 export { HELP, USAGE, UsageError, VERSION } from "./options/flags.ts";
 import { HELP, VERSION } from "./options/flags.ts";
@@ -93,7 +94,16 @@ function userDir(): string {
 function absolutePaths(settings: Settings, base: string): Settings {
   const out = { ...settings };
   for (
-    const key of ["root", "cert", "key", "accessLog", "config", "authFile", "tokenFile"] as const
+    const key of [
+      "root",
+      "cert",
+      "key",
+      "accessLog",
+      "config",
+      "authFile",
+      "tokenFile",
+      "notFoundPage",
+    ] as const
   ) {
     const v = (out as Record<string, unknown>)[key];
     if (typeof v === "string" && !(key === "accessLog" && v === "-") && !isAbsolute(v)) {
@@ -150,6 +160,47 @@ function checkPort(hostname: string, port: number): string | undefined {
   } catch (e) {
     return listenProblem(e, hostname, port);
   }
+}
+
+// ---- net: listeners (#13) ----
+
+/**
+ * systemd socket activation (`sd_listen_fds`): `LISTEN_FDS` sockets at fds
+ * 3... when `LISTEN_PID` is this process. The variables are removed after
+ * reading, as `sd_listen_fds(1)` does, so a child never takes them for its own.
+ * Without --allow-env for them (the serve task grants it) they are not seen.
+ */
+function socketActivation(): { count: number; names?: string } | undefined {
+  const can = (variable: string) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted";
+  if (!can("LISTEN_FDS") || !can("LISTEN_PID")) return undefined;
+  const fds = Deno.env.get("LISTEN_FDS");
+  const pid = Deno.env.get("LISTEN_PID");
+  if (fds === undefined || pid === undefined) return undefined;
+  const names = can("LISTEN_FDNAMES") ? Deno.env.get("LISTEN_FDNAMES") : undefined;
+  for (const v of ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) if (can(v)) Deno.env.delete(v);
+  if (pid !== String(Deno.pid) || !/^[1-9]\d{0,3}$/.test(fds)) return undefined;
+  return { count: Number(fds), names };
+}
+
+/** Start-up lines for several listeners (or a Unix one): the first stays parseable. */
+function listenerLines(
+  scheme: string,
+  cluster: { listeners: readonly ListenAddress[]; workers: number; mode: string },
+  root: string,
+  activation: { count: number } | undefined,
+): string[] {
+  const shown = cluster.listeners.map((a) =>
+    a.kind === "unix" ? `unix:${a.path}` : `${scheme}://${urlHost(a.hostname)}:${a.port}/`
+  );
+  const [first, ...rest] = shown;
+  const n = cluster.workers;
+  return [
+    `Listening on ${first} (${n} ${n === 1 ? "worker" : "workers"}, ${cluster.mode} mode)`,
+    `  Serving ${root}`,
+    ...rest.map((s) => `  Also:    ${s}`),
+    ...(activation ? [`  (socket activation: ${activation.count} inherited sockets)`] : []),
+  ];
 }
 
 /**
@@ -265,15 +316,39 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   options.root = root;
+  try {
+    // Site rules' files (--404, --spa), read before any worker starts.
+    const { checkSiteFiles } = await import("./http/_site_rules.ts");
+    checkSiteFiles(root, options);
+  } catch (e) {
+    console.error(`ringhttpd: ${errorMessage(e)}`);
+    return 1;
+  }
   const logFile = options.accessLog !== undefined && options.accessLog !== "-"
     ? options.accessLog
     : undefined;
+  // write (#14): only authenticated users write, so uploads without authentication are a mistake.
+  if (options.upload?.length && options.auth === undefined) {
+    console.error(
+      "ringhttpd: --upload needs authentication (--auth, --auth-file or --token-file): " +
+        "anonymous requests never write",
+    );
+    console.error(USAGE);
+    return 2;
+  }
   // write (#14): uploads need write access to the root, and to nothing else.
   const writable = [logFile, options.upload?.length ? root : undefined]
     .filter((p): p is string => p !== undefined);
   if (writable.some((p) => !writeGranted(p)) && canReexec()) {
     // The task grants no write: run again with write access to these paths only.
     return await reexecWithWrite(writable, args);
+  }
+  if (options.upload?.length && !writeGranted(root)) {
+    // A compiled binary or a plain `deno run` without --allow-write: say so, do not 403 later.
+    console.error(
+      `ringhttpd: --upload needs write access to the root: run with --allow-write=${root}`,
+    );
+    return 1;
   }
   dropRun();
   if (parsed.tlsFiles) {
@@ -294,7 +369,14 @@ export async function main(args: string[]): Promise<number> {
   }
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8000;
-  const portProblem = checkPort(hostname, port);
+  const activation = socketActivation();
+  if (activation !== undefined) {
+    options.listenFds = activation.count;
+    if (activation.names !== undefined) options.listenFdNames = activation.names;
+    delete options.listen;
+  }
+  // --listen and inherited sockets: serve() opens them and names the one that fails.
+  const portProblem = options.listen || activation ? undefined : checkPort(hostname, port);
   if (portProblem !== undefined) {
     console.error(`ringhttpd: ${portProblem}`);
     return 1;
@@ -312,12 +394,23 @@ export async function main(args: string[]): Promise<number> {
       console.error(`ringhttpd: ${e.message}`);
       return 2;
     }
+    if (e instanceof RangeError || (e as Error).name === "ListenError") {
+      // A listener that cannot be (a mode that cannot serve it, a file in the way).
+      console.error(`ringhttpd: ${errorMessage(e)}`);
+      return e instanceof RangeError ? 2 : 1;
+    }
     console.error(`ringhttpd: ${listenProblem(e, hostname, port)}`);
     return 1;
   }
   const { addr, workers, mode } = cluster;
   const scheme = options.cert ? "https" : "http";
-  for (const line of startupLines({ scheme, ...addr, workers, mode, root })) console.log(line);
+  const lines = startupLines({ scheme, ...addr, workers, mode, root });
+  if (cluster.listeners.length > 1 || cluster.listeners[0]?.kind === "unix") {
+    lines.splice(0, lines.length, ...listenerLines(scheme, cluster, root, activation));
+  } else if (activation !== undefined) {
+    lines.push(`  (socket activation: ${activation.count} inherited socket)`);
+  }
+  for (const line of lines) console.log(line);
   const reload = options.auth === undefined ? undefined : () => cluster.reloadAuth();
   return await runUntilStopped(cluster, options.graceMs ?? 10_000, reload);
 }

@@ -464,7 +464,7 @@ Deno.test("README's flags table and --help list the same flags", async () => {
   for (let i = start + 2; i < lines.length && lines[i].startsWith("|"); i++) rows.push(lines[i]);
   const documented = new Set(
     rows.flatMap((row) =>
-      [...row.split("|")[1].matchAll(/`(--?[A-Za-z][\w-]*)/g)].map((m) => m[1])
+      [...row.split("|")[1].matchAll(/`(--?[A-Za-z0-9][\w-]*)/g)].map((m) => m[1])
     ),
   );
   const helped = new Set(

@@ -43,6 +43,7 @@ export type { Credentials } from "./http/_access_stage.ts";
 export type { ReloadResult } from "./auth/config.ts";
 export type { Peer } from "./http/types.ts";
 export type { Cluster, ClusterStats, PoolSample, PoolStats, WorkerStats } from "./serve.ts";
+export type { ListenAddress, TcpAddress, UnixAddress } from "./options/listen.ts";
 export {
   createHandler,
   type FileHandler,
@@ -62,6 +63,9 @@ export type {
 } from "./http/job_protocol.ts";
 export type { Coding, FileVersion } from "./http/_compress.ts";
 export type { Page } from "./http/_listing_page.ts";
+export type { CacheControlKinds, SiteOptions } from "./http/_site_rules.ts";
+export type { Redirect } from "./options/redirects.ts";
+export type { RateLimit } from "./options/rate_limit.ts";
 export { corsPreflight, type Rule, type RuleContext } from "./http/rules.ts";
 export type { BodyPart, FileSlice, Handler, Reply, RequestHead } from "./http/types.ts";
 export { getHeader } from "./http/types.ts";
@@ -70,6 +74,7 @@ export type { ConnectionHooks, EngineOptions, Transport } from "./http/engine.ts
 // write (#14): what HandlerOptions.write and FileHandler.bodies are made of.
 export type { WriteGrant, WriteOp, WriteOptions, WriteRequest } from "./write/stage.ts";
 export type { BodyAcceptance, RequestBody } from "./write/body.ts";
+export type { IndexBuffers } from "./http/_name_index.ts";
 export {
   ByteRing,
   MpmcRing,

@@ -16,6 +16,8 @@ import type { WorkerAuth } from "./workers/_shared.ts";
 import type { AuthSources } from "./auth/config.ts";
 import type { PathRulesConfig } from "./http/path_rules.ts";
 import { resolveServeOptions } from "./options/resolve.ts";
+import { checkSiteFiles, siteOptionsOf } from "./http/_site_rules.ts";
+import { allocateRateTable } from "./http/_rate_limit.ts";
 export type { ServeOptions } from "./options/types.ts";
 
 /** Whether ring mode can run here: Linux, with FFI permission. */
@@ -30,6 +32,18 @@ function metricsPathOf(path: string | undefined, root: string, log: (l: string) 
   try {
     Deno.statSync(root + path);
     log(`notice: the metrics page ${path} hides the file of the same path under the root`);
+  } catch {
+    // Nothing there: nothing hidden.
+  }
+  return path;
+}
+
+/** Site rules (#13): says once, through `log`, that the health page hides a file of its path. */
+function healthPathOf(path: string | undefined, root: string, log: (l: string) => void) {
+  if (path === undefined) return undefined;
+  try {
+    Deno.statSync(root + path);
+    log(`notice: the health page ${path} hides the file of the same path under the root`);
   } catch {
     // Nothing there: nothing hidden.
   }
@@ -133,6 +147,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   // Every option checked once, by the resolver the CLI and createHandler() share.
   const o = resolveServeOptions(options);
   const root = o.root;
+  checkSiteFiles(root, o); // before any thread starts
   const log = o.log ?? ((line: string) => console.error(line));
   let mode = o.accept ?? "ring";
   const ffi = ringSupported();
@@ -150,6 +165,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     );
     mode = "reuseport";
   }
+  const net = listenersOf(o, mode, ffi);
   const limit = ffi ? openFileLimit() : undefined;
   const derivedCap = limit === undefined ? 448 : Math.max(16, Math.floor((limit - 128) / 2));
   const workers = o.workers ?? (navigator.hardwareConcurrency || 1);
@@ -170,8 +186,7 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
   }
   const access = await accessOf(o.auth, o.pathRules);
   const config: ClusterConfig = {
-    hostname: o.hostname ?? "0.0.0.0",
-    port: o.port ?? 8000,
+    ...net,
     workers,
     mode,
     io: "epoll",
@@ -188,6 +203,8 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     logRingSize: o.logRingSize ?? 8192,
     logFlushMs: o.logFlushMs ?? 20,
     metricsPath: metricsPathOf(o.metricsPath, root, log),
+    healthPath: healthPathOf(o.healthPath, root, log),
+    healthLog: o.healthLog ?? false,
     pool,
     handler: {
       root,
@@ -200,6 +217,9 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
       headers: o.headers,
       cacheMaxBytes: o.cacheMaxBytes ?? 64 * 1024 * 1024,
       revalidateMs: o.revalidateMs ?? 1000,
+      ...siteOptionsOf(o),
+      // One table for every worker: the limit is per client, not per thread.
+      ...(o.rateLimit ? { rateLimitTable: allocateRateTable(o.rateLimit) } : {}),
       // write (#14)
       webdav: o.webdav ?? false,
       upload: o.upload ?? [],
@@ -212,4 +232,70 @@ export async function serve(options: ServeOptions): Promise<Cluster> {
     authSources: access.sources,
   };
   return await Supervisor.start(config);
+}
+
+// ---- net: listeners and per-connection limits (#13) ----
+
+/**
+ * Where to listen and the per-address limit, checked against the mode: more
+ * than one address, a Unix socket, inherited sockets and the per-address
+ * limit need ring mode (one acceptor polls every listener and counts every
+ * connection); reuseport and HTTPS workers each bind one TCP address.
+ */
+function listenersOf(
+  o: ReturnType<typeof resolveServeOptions>,
+  mode: "ring" | "reuseport",
+  ffi: boolean,
+): Pick<
+  ClusterConfig,
+  | "hostname"
+  | "port"
+  | "listen"
+  | "unixMode"
+  | "inherited"
+  | "maxConnsPerIp"
+  | "limitRate"
+  | "limitRateAfter"
+> {
+  const listen = o.listenAddresses ??
+    [{ kind: "tcp", hostname: o.hostname ?? "0.0.0.0", port: o.port ?? 8000 }];
+  const maxConnsPerIp = o.maxConnsPerIp ?? 0;
+  const limitRate = o.limitRate ?? 0;
+  if (limitRate > 0 && o.tls) {
+    throw new RangeError(
+      "--limit-rate is not available with HTTPS yet (workers/tls.ts builds its own engine options)",
+    );
+  }
+  const why = o.tls
+    ? "HTTPS workers each listen themselves (Deno.listenTls takes no fd and no Unix path)"
+    : !ffi
+    ? "ring mode needs Linux and --allow-ffi"
+    : "in reuseport mode each worker binds its own socket";
+  const needRing = (what: string): RangeError =>
+    new RangeError(`${what} needs ring mode${o.tls || !ffi ? "" : " (--accept=ring)"}: ${why}`);
+  if (mode === "reuseport") {
+    if (o.listenFds !== undefined) {
+      throw needRing("socket activation (LISTEN_FDS)");
+    }
+    if (listen.length > 1) throw needRing(`listening on ${listen.length} addresses`);
+    if (listen[0].kind === "unix") throw needRing(`a Unix socket (unix:${listen[0].path})`);
+    if (maxConnsPerIp > 0 && o.tls) {
+      throw new RangeError(
+        "--max-conns-per-ip is not available with HTTPS yet (the TLS accept loop does not count)",
+      );
+    }
+  }
+  const first = listen[0];
+  return {
+    hostname: first.kind === "tcp" ? first.hostname : "0.0.0.0",
+    port: first.kind === "tcp" ? first.port : 0,
+    listen,
+    unixMode: o.unixMode ?? 0o660,
+    inherited: o.listenFds === undefined
+      ? undefined
+      : { count: o.listenFds, names: o.listenFdNames },
+    maxConnsPerIp,
+    limitRate,
+    limitRateAfter: o.limitRateAfter ?? 0,
+  };
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Peer, RequestHead } from "./types.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 
 /**
  * Where the engine's output goes.
@@ -92,6 +93,25 @@ export interface EngineOptions {
    * @default {30000}
    */
   writeTimeoutMs?: number;
+  /**
+   * Request bodies the handler reads (write/body.ts): these methods' bodies
+   * are streamed to it as `req.body` instead of skipped.
+   * @default {undefined (every body skipped, up to 64 KiB)}
+   */
+  bodies?: BodyAcceptance;
+  // net: --limit-rate (#13)
+  /**
+   * Download pacing, like nginx's `limit_rate`: each response's bytes past
+   * `limitRateAfter` go out at this many bytes per second at most. A
+   * response that fits one 16 KiB write is never paced. 0: off.
+   * @default {0}
+   */
+  limitRate?: number;
+  /**
+   * Bytes of each response sent at full speed before `limitRate` applies (nginx's `limit_rate_after`).
+   * @default {0}
+   */
+  limitRateAfter?: number;
 }
 
 /**

@@ -32,6 +32,8 @@ export interface FileMeta {
   coding?: string;
   /** A precompressed sibling exists: the answer depends on Accept-Encoding. */
   vary: boolean;
+  /** Cache-Control of this file (site rules: `cacheControl`), sent on 200/206/304/416. */
+  cacheControl?: string;
 }
 
 /**
@@ -86,6 +88,7 @@ export function baseHeaders(m: FileMeta): Array<[string, string]> {
   ];
   if (m.coding) h.push(["Content-Encoding", m.coding]);
   if (m.vary) h.push(["Vary", "Accept-Encoding"]);
+  if (m.cacheControl !== undefined) h.push(["Cache-Control", m.cacheControl]);
   return h;
 }
 
@@ -209,6 +212,8 @@ export function fileReply(
   if (pre === 304) {
     const h: Array<[string, string]> = [["ETag", m.etag], ["Last-Modified", m.lastModified]];
     if (m.vary) h.push(["Vary", "Accept-Encoding"]);
+    // RFC 9110 15.4.5: a 304 carries the Cache-Control a 200 would.
+    if (m.cacheControl !== undefined) h.push(["Cache-Control", m.cacheControl]);
     return replies.reply(304, h, [], 0, release);
   }
   if (pre === 412) {

@@ -227,6 +227,7 @@ export class FileStage {
       return site.replies.error(404);
     }
     const m = metaOf(versionOf(info), type, coding, vary);
+    if (site.cacheControl !== undefined) m.cacheControl = site.cacheControl(real, type);
     let z: Coding | null = null;
     if (!vary && site.compress && compressible(m.type, m.size)) {
       // Identity and compressed answers now differ by Accept-Encoding.
@@ -275,7 +276,12 @@ export class FileStage {
     file.close();
     const bytes = whole.bytes;
     // Rewritten before we read it: these bytes are a newer version.
-    if (whole.info !== info) m = metaOf(versionOf(whole.info), m.type, m.coding, m.vary);
+    if (whole.info !== info) {
+      m = {
+        ...metaOf(versionOf(whole.info), m.type, m.coding, m.vary),
+        cacheControl: m.cacheControl,
+      };
+    }
     const ino = whole.info.ino ?? 0;
     // Changed on disk while we read: these bytes may be the old version.
     if (gen === files.generation) files.insert(cacheKey, real, m, ino, bytes);
@@ -314,6 +320,8 @@ export class FileStage {
     if (r2 === null) return replies.error(404);
     if (r2 === "too large") return replies.error(403);
     const m = metaOf(r2.info, contentType(realName), undefined, false);
+    const cc = this.#site.cacheControl;
+    if (cc !== undefined) m.cacheControl = cc(realName, m.type);
     return fileReply(replies, pick(req), m, null, r2.bytes);
   }
 }

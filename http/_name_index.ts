@@ -42,9 +42,13 @@ import { collectEntries, type Entry } from "./_collect.ts";
 
 /** The index's shared memory (structured-clonable: shared, not copied). */
 export interface IndexBuffers {
+  /** Counters: records published, name bytes used, the ready flag, records tombstoned. */
   head: SharedArrayBuffer;
+  /** Fixed-size records (parent, name offset and length, flags, lower-case name offset and length), growable. */
   recs: SharedArrayBuffer;
+  /** The names' UTF-8 bytes, growable. */
   names: SharedArrayBuffer;
+  /** The same names lower-cased, for case-insensitive search, growable. */
   lower: SharedArrayBuffer;
 }
 

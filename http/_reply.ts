@@ -130,12 +130,14 @@ export class Replies {
    * cost no allocation). `bytes` null: no body and no Content-Length (304).
    *
    * @param status the status code
-   * @param headers the reply's own headers (taken over)
+   * @param headers the reply's own headers (copied, not changed)
    * @param bytes the whole body, or null
    * @returns the frozen reply, with `rawHead`
    */
   frozen(status: number, headers: Array<[string, string]>, bytes: Uint8Array | null): Reply {
-    for (const h of this.#common) headers.push(h);
+    // A copy: one rendered page can be frozen by two coalesced requests, and
+    // the first freeze must not make the second one's push throw.
+    headers = headers.concat(this.#common);
     let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
     for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
     if (bytes !== null) head += `Content-Length: ${bytes.length}\r\n`;

@@ -44,6 +44,30 @@ import {
 
 const returnFalse = (): false => false;
 
+// ---- net: --limit-rate (#13) ----
+
+/** Download pacing of one connection's responses (nginx's limit_rate / limit_rate_after). */
+export interface RateLimit {
+  /** Bytes per millisecond. */
+  perMs: number;
+  /** Bytes of each response sent before pacing starts. */
+  after: number;
+  /** Largest single send while paced: about 1/8 s of the rate, 4-64 KiB. */
+  step: number;
+}
+
+/**
+ * A {@linkcode RateLimit} for `bytesPerSecond`.
+ *
+ * @param bytesPerSecond the rate (> 0)
+ * @param after bytes of each response at full speed first
+ * @returns the limit
+ */
+export function rateOf(bytesPerSecond: number, after: number): RateLimit {
+  const step = Math.max(4096, Math.min(FILE_CHUNK, Math.floor(bytesPerSecond / 8)));
+  return { perMs: bytesPerSecond / 1000, after, step };
+}
+
 /** The output of one connection (one per connection, reused for every response). */
 export class ResponseWriter {
   /** The transport is closed (by {@linkcode ResponseWriter.close}). */
@@ -59,17 +83,24 @@ export class ResponseWriter {
   #chunk: Uint8Array | null = null;
   /** Bytes handed to the transport for the response being written (slow path). */
   #bytes = 0;
+  /** `--limit-rate`: pacing of the slow path; undefined: off. */
+  #rate: RateLimit | undefined;
+  /** When the paced response started (performance.now()). */
+  #t0 = 0;
 
   /**
    * @param transport Where the bytes go.
    * @param onResponse Told each response's status and bytes.
    * @param abort Closes the connection (a send failed, or the body cannot be completed).
+   * @param rate Download pacing (`--limit-rate`); undefined: none.
    */
   constructor(
     transport: Transport,
     onResponse: ConnectionHooks["onResponse"],
     abort: () => void,
+    rate?: RateLimit,
   ) {
+    this.#rate = rate;
     this.#t = transport;
     this.#onResponse = onResponse;
     this.#abort = abort;
@@ -278,6 +309,7 @@ export class ResponseWriter {
     chunked: boolean,
   ): Promise<boolean> {
     this.#bytes = 0;
+    if (this.#rate !== undefined) this.#t0 = performance.now();
     let ok = false;
     try {
       ok = reply.stream !== undefined
@@ -309,7 +341,11 @@ export class ResponseWriter {
       if (this.dead) return false;
       if (isSlice(part) && part.rawFd && sendFile) {
         const fd = part.rawFd();
-        const r = fd < 0 ? -2 : await this.#sendFile(headLeft, fd, part.start, part.end);
+        const r = fd < 0
+          ? -2
+          : this.#rate === undefined
+          ? await this.#sendFile(headLeft, fd, part.start, part.end)
+          : await this.#sendFilePaced(headLeft, fd, part.start, part.end);
         if (r === -1 || this.dead) return false;
         if (headLeft !== null && fd >= 0) {
           this.#bytes += headLeft.length;
@@ -329,17 +365,19 @@ export class ResponseWriter {
         if (this.dead) return false;
       }
       if (!isSlice(part)) {
-        await this.send(part);
+        await (this.#rate === undefined ? this.send(part) : this.#sendPaced(part));
         continue;
       }
       let pos = part.start;
       if (pos < part.end) await part.file.seek(pos, Deno.SeekMode.Start);
       const chunk = this.#chunk ??= chunkPool.pop() ?? new Uint8Array(FILE_CHUNK);
+      const most = this.#rate?.step ?? FILE_CHUNK;
       while (pos < part.end && !this.dead) {
-        const n = await part.file.read(chunk.subarray(0, Math.min(FILE_CHUNK, part.end - pos)));
+        const n = await part.file.read(chunk.subarray(0, Math.min(most, part.end - pos)));
         if (n === null || n === 0) return false; // The file shrank under us.
         pos += n;
         await this.send(chunk.subarray(0, n));
+        if (this.#rate !== undefined) await this.#pace(this.#bytes);
       }
     }
     return !this.dead;
@@ -388,6 +426,7 @@ export class ResponseWriter {
       sent += chunk.length;
       if (length >= 0 && sent > length) throw new Error(`stream passed its length ${length}`);
       await this.#sendChunk(chunk, chunked);
+      if (this.#rate !== undefined) await this.#pace(this.#bytes);
     }
     if (length >= 0 && !this.dead && sent !== length) {
       throw new Error(`stream ended at ${sent} of ${length} bytes`);
@@ -437,6 +476,48 @@ export class ResponseWriter {
         return -1;
       },
     );
+  }
+
+  /** `--limit-rate`: waits until `sent` bytes of this response are due. */
+  #pace(sent: number): Promise<void> | undefined {
+    const r = this.#rate!;
+    const wait = this.#t0 + (sent - r.after) / r.perMs - performance.now();
+    if (wait < 1 || this.dead) return;
+    return new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  /** `--limit-rate`: in-memory bytes in paced steps. */
+  async #sendPaced(bytes: Uint8Array): Promise<void> {
+    const step = this.#rate!.step;
+    for (let at = 0; at < bytes.length && !this.dead; at += step) {
+      await this.send(bytes.subarray(at, Math.min(bytes.length, at + step)));
+      await this.#pace(this.#bytes);
+    }
+  }
+
+  /**
+   * `--limit-rate`: {@linkcode ResponseWriter.#sendFile} in paced steps;
+   * same results (-2 only when nothing of the file went out).
+   */
+  async #sendFilePaced(
+    head: Uint8Array | null,
+    fd: number,
+    start: number,
+    end: number,
+  ): Promise<number> {
+    const step = this.#rate!.step;
+    const before = this.#bytes + (head?.length ?? 0);
+    let pos = start;
+    while (pos < end) {
+      const stop = Math.min(end, pos + step);
+      const r = await this.#sendFile(head, fd, pos, stop);
+      if (r < 0) return pos === start ? r : -1;
+      head = null;
+      pos += r;
+      if (r < stop - (pos - r) || this.dead) break; // truncated, or gone: the caller sees it
+      await this.#pace(before + pos - start);
+    }
+    return pos - start;
   }
 
   /** The peer took more of a long send: its write deadline starts over. */

@@ -36,6 +36,8 @@ export interface Site {
   archives: boolean;
   maxArchiveBytes: number;
   page: PageConfig;
+  /** Site rules: the Cache-Control of a file by its real path and type; undefined: none. */
+  cacheControl: ((real: string, type: string) => string | undefined) | undefined;
   /** The shared name index of search (browse), when the server has one. */
   search?: NameIndex;
   /**

@@ -28,6 +28,7 @@ const REASONS: Record<number, string> = {
   201: "Created",
   204: "No Content",
   206: "Partial Content",
+  207: "Multi-Status",
   301: "Moved Permanently",
   302: "Found",
   303: "See Other",
@@ -58,6 +59,7 @@ const REASONS: Record<number, string> = {
   503: "Service Unavailable",
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
+  507: "Insufficient Storage",
 };
 
 /** Reason phrase for `status` ("Unknown" when we have none; clients ignore it). */

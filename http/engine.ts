@@ -41,9 +41,10 @@
  *
  * @module
  */
-import type { Handler, Peer, Reply, RequestHead } from "./types.ts";
+import { getHeader, type Handler, type Peer, type Reply, type RequestHead } from "./types.ts";
+import { type BodyAcceptance, BodyError, BodyFeed } from "../write/body.ts";
 import { RequestParser } from "./parser.ts";
-import { ResponseWriter } from "./_response_writer.ts";
+import { rateOf, ResponseWriter } from "./_response_writer.ts";
 import { isThenable } from "./_wire.ts";
 import type { ConnectionHooks, EngineOptions, Transport } from "./_engine_types.ts";
 import { SHED_HEAD, SHED_IDLE } from "./connection_set.ts";
@@ -84,6 +85,10 @@ const SERVER_OPTIONS: Reply = {
   body: [],
   length: 0,
 };
+
+/** The interim answer to `Expect: 100-continue` (RFC 9110 sec. 10.1.1). */
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * One HTTP/1.1 connection: feed it received bytes, it writes responses.
@@ -132,6 +137,13 @@ export class HttpConnection {
   #phase = ++phaseClock;
   /** `performance.now()` at construction (once per connection, never per request). */
   readonly born: number = performance.now();
+  /** Which request bodies the handler streams (write/body.ts); null: none. */
+  readonly #bodies: BodyAcceptance | null;
+  /** The request body being received while its request is handled; null: none. */
+  #body: BodyFeed | null = null;
+  /** When the body last made progress (NaN: set at the next tick); a paused body does not age. */
+  #bodySince = NaN;
+  #bodyPaused = false;
 
   /**
    * Creates a connection over `transport`; call `feed` with received bytes.
@@ -151,10 +163,17 @@ export class HttpConnection {
     this.#handler = handler;
     this.#peer = transport.peer;
     this.#hooks = hooks;
-    this.#w = new ResponseWriter(transport, hooks.onResponse, () => this.#destroy());
+    this.#w = new ResponseWriter(
+      transport,
+      hooks.onResponse,
+      () => this.#destroy(),
+      options.limitRate ? rateOf(options.limitRate, options.limitRateAfter ?? 0) : undefined,
+    );
     this.#headerTimeout = options.headerTimeoutMs ?? 10000;
     this.#idleTimeout = options.idleTimeoutMs ?? 15000;
     this.#writeTimeout = options.writeTimeoutMs ?? 30000;
+    this.#bodies = options.bodies ?? null;
+    this.#parser!.streams = this.#bodies?.methods ?? null;
   }
 
   /** `true` once no more requests will be answered (the transport may still be finishing a write). */
@@ -170,6 +189,10 @@ export class HttpConnection {
    */
   feed(chunk: Uint8Array): Promise<void> | void {
     if (this.#closing || chunk.length === 0) return this.#busy ?? undefined;
+    const body = this.#body;
+    if (body !== null && !body.done && !body.failed && !body.abandoned) {
+      return this.#feedBody(body, chunk);
+    }
     if (this.#busy !== null) {
       // The caller ignored backpressure: keep a copy, handle it afterwards.
       this.#pending = append(this.#pending, chunk);
@@ -190,6 +213,7 @@ export class HttpConnection {
   /** The peer closed its side (or the read failed): finish the response in flight, then close. */
   end(): void {
     this.#eof = true;
+    this.#body?.fail(400, "client went away");
     if (this.#busy === null) this.#destroy();
   }
 
@@ -212,6 +236,13 @@ export class HttpConnection {
   tick(nowMs: number): number {
     const w = this.#w;
     if (w.dead) return 0;
+    const body = this.#body;
+    if (body !== null && !body.done && !body.failed && !this.#bodyPaused) {
+      // A stalled upload is cut by the idle deadline (the write stage then
+      // removes its temporary file and answers 408).
+      if (this.#bodySince !== this.#bodySince) this.#bodySince = nowMs;
+      else if (nowMs - this.#bodySince >= this.#idleTimeout) body.fail(408, "body stalled");
+    }
     if (w.writing) {
       if (w.since !== w.since) {
         w.since = nowMs;
@@ -321,9 +352,16 @@ export class HttpConnection {
       this.#discard = parser.contentLength;
       const req = parser.head!;
       if (this.#peer !== undefined) req.remote = this.#peer;
+      if (parser.streamBody) {
+        this.#discard = 0;
+        const p = this.#startBody(req, parser.chunked, parser.contentLength, data, pos);
+        if (p < 0) return;
+        pos = p;
+      }
       this.#setWait(WAIT_NONE);
       const done = this.#respond(req, parser.keepAlive);
       if (done === true) {
+        this.#body = null;
         if (this.#draining || this.#eof) this.#destroy();
         continue;
       }
@@ -333,12 +371,80 @@ export class HttpConnection {
       }
       const busy = done.then((more) => {
         this.#busy = null;
+        this.#body = null;
         if (!more || this.#draining || this.#eof) return this.#destroy();
         return this.#resume(data, pos);
       });
       this.#busy = busy;
+      // While its body streams in, the request is answered and read at once:
+      // keep reading (unless the body's queue is full).
+      const body = this.#body;
+      if (body !== null && !body.done && !body.failed) return this.#bodyWait(body);
       return busy;
     }
+  }
+
+  /**
+   * Starts streaming a request body to the handler (`req.body`): what of it
+   * is in `data[pos..]` goes in now, the rest as it arrives (#feedBody). A
+   * Content-Length over the limit is 413 before a byte is read.
+   * Returns where the body's bytes in `data` end, or -1 after an error answer.
+   */
+  #startBody(
+    req: RequestHead,
+    chunked: boolean,
+    length: number,
+    data: Uint8Array,
+    pos: number,
+  ): number {
+    const expect = getHeader(req, "expect")?.toLowerCase() === "100-continue";
+    let feed: BodyFeed;
+    try {
+      feed = new BodyFeed(
+        chunked ? { kind: "chunked" } : { kind: "length", length },
+        { maxBytes: this.#bodies!.maxBytes },
+        // 100 Continue only once the handler reads: a refusal goes out instead.
+        expect ? () => void this.#w.send(CONTINUE) : undefined,
+      );
+    } catch (e) {
+      this.#fail(e instanceof BodyError ? e.status : 400, req);
+      return -1;
+    }
+    (req as RequestHead & { body?: unknown }).body = feed.pipe;
+    this.#body = feed;
+    this.#bodySince = NaN;
+    return pos + feed.push(data.subarray(pos));
+  }
+
+  /** Body bytes that arrived while their request is being handled. */
+  #feedBody(body: BodyFeed, chunk: Uint8Array): Promise<void> | void {
+    const used = body.push(chunk);
+    this.#bodySince = NaN;
+    if (used < chunk.length && !body.failed) {
+      // The next request, pipelined: it waits for this one's answer.
+      this.#pending = append(this.#pending, chunk.subarray(used));
+      return this.#busy ?? undefined;
+    }
+    return this.#bodyWait(body);
+  }
+
+  /** A settled promise (read on), or one that resolves once the body's queue has room. */
+  #bodyWait(body: BodyFeed): Promise<void> {
+    const wait = body.wait;
+    // Settled: the transport reads on at once, but counts the connection
+    // busy, so its loop gives the write stage an event-loop turn.
+    if (wait === undefined) return SETTLED;
+    this.#bodyPaused = true;
+    return wait.then(() => {
+      this.#bodyPaused = false;
+      this.#bodySince = NaN;
+    });
+  }
+
+  /** Whether the connection can carry another request after this one's body. */
+  #bodyClean(): boolean {
+    const b = this.#body;
+    return b === null || (b.done && !b.failed);
   }
 
   #resume(data: Uint8Array, pos: number): Promise<void> | void {
@@ -368,14 +474,20 @@ export class HttpConnection {
     }
     if (isThenable(reply)) {
       return reply.then(
-        (r) => this.#w.write(req, r, keepAlive && !this.#draining && !this.#eof),
+        // A body still coming (or cut) cannot be skipped safely: close after the answer.
+        (r) =>
+          this.#w.write(req, r, keepAlive && !this.#draining && !this.#eof && this.#bodyClean()),
         (err) => {
           console.error(`ringhttpd: handler rejected for ${req.method} ${req.target}: ${err}`);
           return this.#failed(500, req);
         },
       );
     }
-    return this.#w.write(req, reply, keepAlive && !this.#draining && !this.#eof);
+    return this.#w.write(
+      req,
+      reply,
+      keepAlive && !this.#draining && !this.#eof && this.#bodyClean(),
+    );
   }
 
   /** {@linkcode HttpConnection.#fail} for `#respond`: false, or a promise of it. */
@@ -399,6 +511,8 @@ export class HttpConnection {
   #destroy(): void {
     this.#closing = true;
     this.#pending = null;
+    // An upload in flight is cut: the write stage removes its temporary file.
+    this.#body?.fail(400, "connection closed");
     if (this.#w.dead) return;
     this.#wait = WAIT_NONE;
     // #pump stops at #closing, so nothing parses after this.

@@ -35,6 +35,17 @@ import { parseArchiveQuery } from "./_archive_query.ts";
 import { accessRule, type Credentials, decorating } from "./_access_stage.ts";
 import { PathRules, type PathRulesConfig } from "./path_rules.ts";
 import { resolveHandlerOptions } from "../options/resolve.ts";
+import {
+  cachePolicy,
+  checkSiteFiles,
+  notFoundStage,
+  siteHeaders,
+  type SiteOptions,
+  spaPath,
+} from "./_site_rules.ts";
+import { redirectRule } from "./_redirects.ts";
+import { allocateRateTable, rateLimitRule, RateTable } from "./_rate_limit.ts";
+import { checkRedirects } from "../options/redirects.ts";
 // WebDAV and writes (#14): the stages after the route rules for every method but GET/HEAD,
 // loaded on demand (their XML, digest and glob packages stay out of a read-only worker).
 import type { DavStage } from "../write/dav.ts";
@@ -60,7 +71,7 @@ export type { PathRulesConfig, PathRuleSpec } from "./path_rules.ts";
  * console.assert(options.dirListing === false);
  * ```
  */
-export interface HandlerOptions {
+export interface HandlerOptions extends SiteOptions {
   /** The directory to serve. */
   root: string;
   /** Answer a directory without `index.html` with a listing. @default true */
@@ -378,7 +389,9 @@ function siteOf(root: string, options: HandlerOptions): Site {
     throw new Error(`maxArchiveBytes must be >= 0, got ${options.maxArchiveBytes}`);
   }
   const archives = dirListing && maxArchiveBytes > 0;
-  const replies = new Replies(commonHeaders(options.headers, options.cors));
+  const common = commonHeaders(options.headers, options.cors);
+  for (const h of siteHeaders(options, common)) common.push(h);
+  const replies = new Replies(common);
   const files: FileCache = new FileCache({
     maxBytes,
     maxFileBytes: options.cacheMaxFileBytes ?? 65536,
@@ -406,6 +419,10 @@ function siteOf(root: string, options: HandlerOptions): Site {
     archives,
     maxArchiveBytes,
     page: { listingCap, dotfiles, archives },
+    // A Cache-Control of the user's (`headers`) goes on every reply: it wins.
+    cacheControl: common.some(([k]) => k.toLowerCase() === "cache-control")
+      ? undefined
+      : cachePolicy(options.cacheControl),
     slow: () => Promise.reject(new Error("no pipeline yet")), // set by the Pipeline
     paths: undefined,
   };
@@ -446,7 +463,13 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const root = await realRoot(options.root);
   const site = siteOf(root, options);
   // The route rules, in order: CORS preflight first, then the caller's.
-  const rules: Rule[] = options.cors ? [corsPreflight] : [];
+  const rules: Rule[] = [];
+  // Site rules (#13): the rate limit first, so every kind of flood is limited.
+  if (options.rateLimit !== undefined) {
+    const sab = options.rateLimitTable ?? allocateRateTable(options.rateLimit);
+    rules.push(rateLimitRule(new RateTable(sab)));
+  }
+  if (options.cors) rules.push(corsPreflight);
   // Access first after preflight: before the caches and any other rule.
   const credentials = options.credentials;
   if (options.pathRules !== undefined || credentials !== undefined) {
@@ -457,10 +480,21 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
     }
   }
   for (const r of options.rules ?? []) rules.push(r);
+  // Site rules (#13): redirects after the caller's (access) rules.
+  if (options.redirects !== undefined && options.redirects.length > 0) {
+    rules.push(redirectRule(checkRedirects(options.redirects)));
+  }
   const pipeline = new Pipeline(site, rules);
   const { handle, invalidate, invalidateAll } = pipeline;
+  // Site rules around the pipeline: only those switched on.
+  let outer: Handler = handle;
+  const page = checkSiteFiles(root, options);
+  const spa = spaPath(options.spa);
+  if (page !== undefined || spa !== undefined) {
+    outer = notFoundStage(outer, site.replies, page, spa);
+  }
   const paths = site.paths;
-  const decorated = paths?.decorates ? decorating(paths, handle) : handle;
+  const decorated = paths?.decorates ? decorating(paths, outer) : outer;
   // browse (#17): --dev wraps the whole pipeline; without it nothing changes.
   const h = options.dev ? devHandler(decorated, root, site.policy, site.paths) : decorated;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {

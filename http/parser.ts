@@ -43,6 +43,9 @@
  *   sec. 5.3), so a list split over lines reads as one list.
  * - Empty lines before the request line are skipped (RFC 9112 sec. 2.2).
  * - `Expect: 100-continue` with a body: answered, then the connection closes.
+ * - Methods in `streams` (uploads, WebDAV: write/body.ts): their bodies are
+ *   left to the caller (`streamBody`, `chunked`, `contentLength`), with no
+ *   64 KiB bound; the caller answers `Expect` and enforces its own limit.
  *
  * @module
  */
@@ -591,6 +594,19 @@ export class RequestParser {
   keepAlive = false;
   /** Body bytes that follow `head` (<= MAX_DISCARD_BODY); the caller skips them. */
   contentLength = 0;
+  /**
+   * Methods whose bodies the caller streams (write/body.ts) instead of the
+   * parser skipping them: no 64 KiB bound, chunked bodies left unread.
+   * null: none (every body is skipped as above).
+   */
+  streams: ReadonlySet<string> | null = null;
+  /**
+   * The head just parsed has a body for the caller to stream (a `streams`
+   * method): `contentLength` bytes, or chunked when `chunked`.
+   */
+  streamBody = false;
+  /** With `streamBody`: the body is chunked. */
+  chunked = false;
 
   // Scan state, relative to `start`: where the current line begins, how far
   // LF was searched, and where the request line begins (after empty lines).
@@ -985,8 +1001,10 @@ export class RequestParser {
     if (lengths === 1) {
       cl = parseContentLength(length);
       if (cl === -1) return this.#fail(400);
-      if (cl === -2 || cl > MAX_DISCARD_BODY) return this.#fail(413);
+      if (cl === -2) return this.#fail(413);
     }
+    const stream = this.streams !== null && (cl > 0 || chunked) && this.streams.has(method);
+    if (!stream && cl > MAX_DISCARD_BODY) return this.#fail(413);
     if (this.#form !== 0) {
       const r = otherForm(method, target);
       if (typeof r === "number") return this.#fail(r);
@@ -1020,6 +1038,15 @@ export class RequestParser {
     // A client that sent `Expect: 100-continue` may never send the body once
     // it sees our final answer, so skipping Content-Length bytes could eat
     // its next request: answer, then close.
+    this.streamBody = stream;
+    this.chunked = stream && chunked;
+    if (stream) {
+      // The caller reads the body (and answers Expect itself): keep-alive as asked.
+      this.keepAlive = !close && (minor === 1 || keep);
+      this.error = 0;
+      this.head = head;
+      return used;
+    }
     const keepAlive = !close && (minor === 1 || keep) && !(expect && (cl > 0 || chunked));
     if (chunked && !expect) {
       // Read the chunked body here, as part of the request: the caller gets

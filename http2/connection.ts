@@ -42,6 +42,7 @@
  */
 import type { BodyPart, FileSlice, Handler, Peer, Reply, RequestHead } from "../http/types.ts";
 import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
+import { validAuthority } from "../http/parser.ts";
 import {
   ACK,
   applySettings,
@@ -331,6 +332,8 @@ export class Http2Connection {
   readonly #peer: PeerSettings = defaultSettings();
   readonly #streams = new Map<number, Stream>();
   readonly #recent: number[] = [];
+  /** Streams we reset (sent RST_STREAM) lately: their late frames are ignored (sec. 5.1). */
+  readonly #resetByUs: number[] = [];
   #sending: Stream[] = [];
 
   // Input.
@@ -471,7 +474,7 @@ export class Http2Connection {
           throw connError(FRAME_SIZE_ERROR, `frame of ${f.length} octets over our MAX_FRAME_SIZE`);
         }
         if (len - f.offset < f.length) break;
-        this.#onFrame(view, f);
+        this.#frameIn(view, f);
         at = f.offset + f.length;
         frames++;
       }
@@ -539,7 +542,10 @@ export class Http2Connection {
    * @returns whether it was closed
    */
   shedIdle(): boolean {
-    if (this.#closed || this.#streams.size > 0 || this.#inflight > 0) return false;
+    // Already closing (shed before, a deadline, drain): nothing more to free, nor to count.
+    if (this.#closed || this.#closeAfterFlush || this.#streams.size > 0 || this.#inflight > 0) {
+      return false;
+    }
     this.#goaway = true;
     writeGoaway(this.#out, this.#lastStream, NO_ERROR);
     this.#closeAfterFlush = true;
@@ -670,6 +676,19 @@ export class Http2Connection {
     }
   }
 
+  /**
+   * One frame; a stream error is answered here, so the frames after it in the
+   * same read are still processed (sec. 5.4.2: the connection goes on).
+   */
+  #frameIn(buf: Uint8Array, f: Frame): void {
+    try {
+      this.#onFrame(buf, f);
+    } catch (e) {
+      if (!(e instanceof H2Error) || e.stream === 0) throw e;
+      this.#error(e);
+    }
+  }
+
   #calm(why: string): void {
     this.#hooks.onEvent?.(EV_FLOOD);
     throw connError(ENHANCE_YOUR_CALM, why);
@@ -757,7 +776,8 @@ export class Http2Connection {
       writeWindowUpdate(this.#out, 0, this.#recvUnacked);
       this.#recvUnacked = 0;
     }
-    if (f.length === 0 && (f.flags & END_STREAM) === 0 && ++this.#empties > EMPTY_LIMIT) {
+    // No content (padding alone counts as none): the frame carries nothing but cost.
+    if (end === start && (f.flags & END_STREAM) === 0 && ++this.#empties > EMPTY_LIMIT) {
       return this.#calm("empty DATA flood");
     }
     const st = this.#streams.get(f.stream);
@@ -768,6 +788,8 @@ export class Http2Connection {
       if (f.stream > this.#lastStream) {
         throw connError(PROTOCOL_ERROR, "DATA on an idle stream (sec. 5.1)");
       }
+      // We reset it: what the peer sent before it saw that is ignored (sec. 5.1).
+      if (this.#resetByUs.includes(f.stream)) return;
       throw new H2Error(STREAM_CLOSED, f.stream, "DATA on a closed stream (sec. 5.1)");
     }
     if (st.remoteEnded) {
@@ -866,9 +888,17 @@ export class Http2Connection {
         throw new H2Error(PROTOCOL_ERROR, id, "trailers without END_STREAM (sec. 8.1)");
       }
       existing.remoteEnded = true;
+      if (!validTrailers(fields)) {
+        throw new H2Error(PROTOCOL_ERROR, id, "malformed trailers (sec. 8.1, 8.2.1)");
+      }
+      if (existing.contentLength >= 0 && existing.received !== existing.contentLength) {
+        throw new H2Error(PROTOCOL_ERROR, id, "DATA short of content-length (sec. 8.1.1)");
+      }
       return;
     }
     if (id <= this.#lastStream) {
+      // A stream we reset: its trailers in flight are ignored (sec. 5.1); decoded above.
+      if (this.#resetByUs.includes(id)) return;
       if (this.#recent.includes(id)) {
         throw connError(STREAM_CLOSED, "HEADERS on a closed stream (sec. 5.1)");
       }
@@ -883,7 +913,12 @@ export class Http2Connection {
     if (this.#streams.size >= this.#maxStreams || this.#inflight >= 2 * this.#maxStreams) {
       this.#hooks.onEvent?.(EV_REFUSED);
       this.#remember(id);
-      writeRst(this.#out, id, REFUSED_STREAM);
+      // Each refusal costs a RST_STREAM: within the reset budget too (reset flood).
+      if (++this.#resets > RESET_LIMIT) {
+        this.#hooks.onEvent?.(EV_RAPID_RESET);
+        throw connError(ENHANCE_YOUR_CALM, "rapid reset: streams refused again and again");
+      }
+      this.#rst(id, REFUSED_STREAM);
       return;
     }
     const st = new Stream(id, this.#peer.initialWindowSize);
@@ -943,6 +978,7 @@ export class Http2Connection {
     let method = "", scheme = "", path = "", authority: string | null = null;
     let regular = false;
     let hasHost = false;
+    let host: string | null = null;
     const headers: string[] = [];
     let cookie: string | null = null;
     for (let i = 0; i < f.length; i += 2) {
@@ -987,6 +1023,7 @@ export class Http2Connection {
           continue;
         case "host":
           hasHost = true;
+          host = value;
           break;
         case "content-length": {
           if (!/^[0-9]{1,15}$/.test(value)) return null;
@@ -999,6 +1036,8 @@ export class Http2Connection {
       headers.push(name, value);
     }
     if (method === "" || scheme === "" || path === "") return null;
+    if (!validMethod(method) || !validPath(path)) return null;
+    if (!validHosts(authority, host)) return null;
     if (path.charCodeAt(0) !== 47 && !(path === "*" && method === "OPTIONS")) return null;
     if (st.remoteEnded && st.contentLength > 0) return null;
     if (cookie !== null) headers.push("cookie", cookie);
@@ -1014,6 +1053,13 @@ export class Http2Connection {
       remote: this.#t.peer,
       user: undefined,
     };
+  }
+
+  /** Sends RST_STREAM and remembers we did: the peer's frames in flight are then ignored. */
+  #rst(id: number, code: number): void {
+    writeRst(this.#out, id, code);
+    this.#resetByUs.push(id);
+    if (this.#resetByUs.length > RECENT) this.#resetByUs.shift();
   }
 
   #remember(id: number): void {
@@ -1197,7 +1243,7 @@ export class Http2Connection {
 
   #failStream(st: Stream, why: string): void {
     console.error(`ringhttpd: h2 stream ${st.id}: ${why}`);
-    writeRst(this.#out, st.id, INTERNAL_ERROR);
+    this.#rst(st.id, INTERNAL_ERROR);
     this.#endStream(st, -1);
     this.#kick();
   }
@@ -1255,7 +1301,7 @@ export class Http2Connection {
       st.localEnded = true;
       // The response is complete while the peer still sends a body (which we drop):
       // ask it to stop without error (sec. 8.1).
-      if (!st.remoteEnded) writeRst(this.#out, st.id, NO_ERROR);
+      if (!st.remoteEnded) this.#rst(st.id, NO_ERROR);
     }
     this.#finish(st);
   }
@@ -1339,9 +1385,14 @@ export class Http2Connection {
       console.error(`ringhttpd: h2 engine error: ${e}`);
       e = connError(INTERNAL_ERROR, String(e));
     }
-    const err = e as H2Error;
+    let err = e as H2Error;
+    // Each stream error costs us a RST_STREAM: within the peer's reset budget (reset flood).
+    if (err.stream !== 0 && ++this.#resets > RESET_LIMIT) {
+      this.#hooks.onEvent?.(EV_RAPID_RESET);
+      err = connError(ENHANCE_YOUR_CALM, "rapid reset: too many stream errors");
+    }
     if (err.stream !== 0) {
-      writeRst(this.#out, err.stream, err.code);
+      this.#rst(err.stream, err.code);
       const st = this.#streams.get(err.stream);
       if (st !== undefined) this.#endStream(st, -1);
       else this.#remember(err.stream);
@@ -1380,9 +1431,49 @@ export class Http2Connection {
 function validName(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a)) return false;
+    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) return false;
   }
   return s.length > 0;
+}
+
+/** Trailers: regular fields only, valid as in a head, no connection-specific one (sec. 8.1). */
+function validTrailers(f: string[]): boolean {
+  for (let i = 0; i < f.length; i += 2) {
+    const name = f[i];
+    if (!validName(name) || !validValue(f[i + 1])) return false;
+    if (HOP.has(name) && name !== "date") return false;
+    if (name === "te" && f[i + 1] !== "trailers") return false;
+  }
+  return true;
+}
+
+/**
+ * `:authority` and Host as the HTTP/1.1 parser takes Host: a host[:port] without
+ * userinfo (sec. 8.3.1), and the same one when both are sent (sec. 8.3.1: a
+ * server SHOULD refuse a Host naming another entity).
+ */
+function validHosts(authority: string | null, host: string | null): boolean {
+  if (authority !== null && (authority.includes("@") || !validAuthority(authority))) return false;
+  if (host !== null && !validAuthority(host)) return false;
+  return authority === null || host === null || authority.toLowerCase() === host.toLowerCase();
+}
+
+/** `:method` is a token (RFC 9110 sec. 9.1), as the HTTP/1.1 parser requires. */
+function validMethod(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || '"(),/:;<=>?@[\\]{}'.includes(s[i])) return false;
+  }
+  return true;
+}
+
+/** `:path`: visible ASCII only (RFC 3986; the HTTP/1.1 parser's target rule). */
+function validPath(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
 }
 
 /** Field values: no NUL, CR or LF, no leading or trailing whitespace (sec. 8.2.1). */

@@ -103,6 +103,8 @@ export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
 const STATIC_LEN = STATIC_TABLE.length;
 /** RFC 7541 sec. 4.1: each entry costs its name and value octets plus 32. */
 export const ENTRY_OVERHEAD = 32;
+/** Huffman scratch kept between blocks (a 5 KiB cookie); a larger one is dropped after its block. */
+const SCRATCH_KEEP = 8192;
 /** Integers above this are refused (four continuation octets after an 8-bit prefix hold 2^28). */
 const MAX_INT = 0x0fffffff;
 
@@ -500,6 +502,11 @@ export class Decoder {
     return this.#table.max;
   }
 
+  /** Octets of scratch space held between blocks (for memory-bound tests). */
+  get retained(): number {
+    return this.#scratch.length;
+  }
+
   /**
    * Decodes one whole header block, appending `name, value` pairs to `out`.
    *
@@ -640,6 +647,8 @@ export class Decoder {
         emit(name, str(false));
       }
     }
+    // A long Huffman string's scratch is not kept by an idle connection.
+    if (this.#scratch.length > SCRATCH_KEEP) this.#scratch = new Uint8Array(256);
     return { size, over };
   }
 }

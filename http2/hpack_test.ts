@@ -232,3 +232,15 @@ Deno.test("hpack: a list over the limit is refused and the table stays in sync",
   assert.equal(d.decode(w2.bytes(), out2, 1000).over, false);
   assert.deepEqual(out2, ["x-keep", "1", "x-also", "2"]);
 });
+
+Deno.test("hpack: a block with a long Huffman string leaves no large scratch buffer behind (idle memory per connection)", () => {
+  const e = new Encoder();
+  const w = new ByteWriter();
+  e.encode([["cookie", "a".repeat(30_000)]], w); // Huffman: 'a' is 5 bits
+  const d = new Decoder();
+  const before = d.retained;
+  const out: string[] = [];
+  d.decode(w.bytes(), out, 1 << 20);
+  assert.equal(out[1].length, 30_000);
+  assert.ok(d.retained <= Math.max(before, 8192), `holds ${d.retained} octets`);
+});

@@ -26,6 +26,7 @@ import { parse, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { BOOL, BY_KEY, type PathRule, type Settings } from "./flags.ts";
 import { headerProblem, OptionError, show } from "./resolve.ts";
 import { dirname, resolve } from "node:path";
+import { checkRedirects } from "./redirects.ts";
 
 /** A config file mistake; the message starts with the file name. */
 export class ConfigError extends Error {
@@ -172,6 +173,11 @@ export function checkConfig(value: unknown, baseDir: string): Settings {
       out.rules = checkRules(v);
       continue;
     }
+    if (key === "redirects") {
+      // site rules (#13)
+      out.redirects = checkRedirects(v);
+      continue;
+    }
     if (key === "root") {
       if (typeof v !== "string" || v === "") throw new OptionError("root", "a directory path", v);
       out.root = resolve(baseDir, v);
@@ -182,7 +188,7 @@ export function checkConfig(value: unknown, baseDir: string): Settings {
       throw new RangeError(
         `unknown key ${JSON.stringify(key)} (value ${show(v)}); known keys: root, ${
           [...BY_KEY.keys()].join(", ")
-        }, rules`,
+        }, rules, redirects`,
       );
     }
     if (key === "headers") {

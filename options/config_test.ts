@@ -38,6 +38,24 @@ const SAME: Record<string, [string[], unknown]> = {
   accessLog: [["--access-log", "/var/log/r.log"], "/var/log/r.log"],
   logFormat: [["--log-format", "common"], "common"],
   metricsPath: [["--metrics-path", "/m"], "/m"],
+  // net: listeners and per-connection limits
+  listen: [["--listen", "127.0.0.1:1", "--listen", "unix:/s.sock"], [
+    "127.0.0.1:1",
+    "unix:/s.sock",
+  ]],
+  unixMode: [["--unix-mode", "600"], "600"],
+  maxConnsPerIp: [["--max-conns-per-ip", "4"], 4],
+  limitRate: [["--limit-rate", "1.5"], 1.5],
+  limitRateAfter: [["--limit-rate-after", "64"], 64],
+  // site rules (#13)
+  nosniff: [["--no-nosniff"], false],
+  coopCoep: [["--coop-coep"], true],
+  notFoundPage: [["--404", "/srv/404.html"], "/srv/404.html"],
+  spa: [["--spa=app.html"], "app.html"],
+  cacheControl: [["--cache-control=html:no-store"], { html: "no-store" }],
+  healthPath: [["--health-path", "/healthz"], "/healthz"],
+  healthLog: [["--health-log"], true],
+  rateLimit: [["--rate-limit", "100/s:200"], "100/s:200"],
   // write (#14)
   webdav: [["--webdav"], true],
   upload: [["--upload", "/a/**", "--upload", "/b/*"], ["/a/**", "/b/*"]],
@@ -123,7 +141,7 @@ async function refuses(text: string, message: string): Promise<void> {
 }
 
 Deno.test("each kind of config error names the key path and the value", async () => {
-  const known = `known keys: root, ${[...BY_KEY.keys()].join(", ")}, rules`;
+  const known = `known keys: root, ${[...BY_KEY.keys()].join(", ")}, rules, redirects`;
   const cases: Array<[string, string]> = [
     ['{ "prot": 8080 }', `unknown key "prot" (value 8080); ${known}`],
     ['{ "port": "8080" }', 'port must be 0-65535 (0 picks a free port), got "8080"'],

@@ -10,8 +10,21 @@
  * @module
  */
 import type { ServeOptions } from "./types.ts";
-import { headerProblem, HOSTNAME, METRICS_PATH, OptionError, type Rule } from "./resolve.ts";
+import {
+  CACHE_CONTROL,
+  CACHE_KINDS,
+  headerProblem,
+  HOSTNAME,
+  METRICS_PATH,
+  NOT_FOUND_PAGE,
+  OptionError,
+  type Rule,
+  SPA,
+} from "./resolve.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { parseListen } from "./listen.ts";
+import type { Redirect } from "./redirects.ts";
+import { parseRateLimit } from "./rate_limit.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -89,6 +102,36 @@ export interface Settings {
   metricsPath?: string;
   /** Config file only: per-path rules. */
   rules?: PathRule[];
+  // net: listeners and per-connection limits (#13)
+  /** `--listen`, repeatable. */
+  listen?: string[];
+  /** `--unix-mode`, octal text (`"660"`). */
+  unixMode?: string;
+  /** `--max-conns-per-ip`. */
+  maxConnsPerIp?: number;
+  /** `--limit-rate`, KiB/s. */
+  limitRate?: number;
+  /** `--limit-rate-after`, KiB. */
+  limitRateAfter?: number;
+  // --- site rules (#13) ---
+  /** `--no-nosniff` is `false`. */
+  nosniff?: boolean;
+  /** `--coop-coep`. */
+  coopCoep?: boolean;
+  /** `--404`, a file name. */
+  notFoundPage?: string;
+  /** `--spa` is `true`, `--spa=FILE` the file's name under the root. */
+  spa?: boolean | string;
+  /** `--cache-control` is `true`; `--cache-control=KIND:VALUE` sets one kind. */
+  cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
+  /** Config file only: redirects. */
+  redirects?: Redirect[];
+  /** `--health-path`. */
+  healthPath?: string;
+  /** `--health-log`. */
+  healthLog?: boolean;
+  /** `--rate-limit`, `N/s` or `N/s:BURST`. */
+  rateLimit?: string;
   // write (#14)
   /** `--webdav`. */
   webdav?: boolean;
@@ -127,6 +170,11 @@ export interface Flag {
   text?: (raw: string) => unknown;
   /** A switch: the value it sets. */
   sets?: boolean;
+  /**
+   * A switch that may take a value, attached only (`--spa=app.html`; a
+   * detached word stays the root): bare, it sets `sets`.
+   */
+  optional?: boolean;
   /** A file name, relative to where the user stands (or to the config file). */
   isPath?: boolean;
   /** The value `--print-config` shows when unset; absent: derived at start, not shown. */
@@ -170,6 +218,13 @@ const UPLOAD_GLOBS: Rule = {
   ok: (v) => (Array.isArray(v) ? v : [v]).every((g) => typeof g === "string" && g.startsWith("/")),
 };
 const cpus = () => navigator.hardwareConcurrency || 1;
+/** `listen` in a config file: a list of addresses (net). */
+const LISTEN_LIST: Rule = {
+  what: 'a list of "HOST:PORT", "[IPv6]:PORT" or "unix:/path" strings',
+  ok: (v) =>
+    Array.isArray(v) && v.length > 0 &&
+    v.every((a) => typeof a === "string" && typeof parseListen(a) !== "string"),
+};
 
 /** A `-H "Name: value"` argument, or throws naming it. */
 export function headerText(raw: string): [string, string] {
@@ -238,7 +293,7 @@ export const FLAGS: readonly Flag[] = [
     rule: int(1, 10_000_000, "an integer >= 1"),
     text: integer,
     help:
-      "Open connections at most; beyond it new ones wait\nin the kernel backlog (default: from RLIMIT_NOFILE)",
+      "Open connections at most; near it each new one\ncloses an idle or slow one (idle first, never one\nmid-response) (default: from RLIMIT_NOFILE)",
   },
   {
     name: "header-timeout",
@@ -389,6 +444,138 @@ export const FLAGS: readonly Flag[] = [
     rule: METRICS_PATH,
     help: "Serve Prometheus metrics at <path>, e.g.\n/.ringhttpd/metrics (default: off)",
   },
+  // ---- net: listeners and per-connection limits (#13) ----
+  {
+    name: "listen",
+    arg: "<addr>",
+    key: "listen",
+    rule: LISTEN_LIST,
+    help:
+      "Listen on HOST:PORT, [IPv6]:PORT or unix:/path\n(repeatable; replaces --host/-p; several or unix\n" +
+      "need ring mode). Under systemd socket activation\n(LISTEN_FDS) the inherited sockets are used",
+  },
+  {
+    name: "unix-mode",
+    arg: "<octal>",
+    key: "unixMode",
+    rule: { what: "octal permission bits, e.g. 660", ok: (v) => /^0?[0-7]{3}$/.test(String(v)) },
+    fallback: () => "660",
+    help:
+      "Permission bits of unix: socket files (default:\n660, the owner and the group may connect)",
+  },
+  {
+    name: "max-conns-per-ip",
+    arg: "<n>",
+    key: "maxConnsPerIp",
+    rule: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+    text: integer,
+    fallback: () => 0,
+    help:
+      "Connections open at once per client address,\nacross workers; more are closed at accept\n" +
+      "(default: 0, no limit; not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate",
+    arg: "<KB/s>",
+    key: "limitRate",
+    rule: {
+      what: "a number of KiB per second >= 0 (0: off)",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 30,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help:
+      "Download speed per response in KiB/s, like\nnginx's limit_rate (default: 0, unlimited;\n" +
+      "not with HTTPS yet)",
+  },
+  {
+    name: "limit-rate-after",
+    arg: "<KB>",
+    key: "limitRateAfter",
+    rule: {
+      what: "a number of KiB >= 0",
+      ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2 ** 40,
+    },
+    text: decimal,
+    fallback: () => 0,
+    help: "KiB of each response at full speed before\n--limit-rate applies (default: 0)",
+  },
+  // --- site rules (#13) ---
+  {
+    name: "no-nosniff",
+    key: "nosniff",
+    sets: false,
+    fallback: () => true,
+    help: "Do not send X-Content-Type-Options: nosniff\n(sent by default)",
+  },
+  {
+    name: "coop-coep",
+    key: "coopCoep",
+    sets: true,
+    fallback: () => false,
+    help:
+      "Cross-origin isolation: send COOP same-origin and\nCOEP require-corp (for SharedArrayBuffer pages)",
+  },
+  {
+    name: "404",
+    arg: "<file>",
+    key: "notFoundPage",
+    rule: NOT_FOUND_PAGE,
+    isPath: true,
+    help: "Body of every 404: this file (read at start; it\nmay be outside the root)",
+  },
+  {
+    name: "spa",
+    arg: "[=<file>]",
+    optional: true,
+    key: "spa",
+    sets: true,
+    rule: SPA,
+    fallback: () => false,
+    help:
+      "Single-page app: page navigations that find no\nfile get <file> of the root with 200 (default:\n" +
+      "index.html); missing assets still get 404",
+  },
+  {
+    name: "cache-control",
+    arg: "[=<kind>:<v>]",
+    optional: true,
+    key: "cacheControl",
+    sets: true,
+    rule: CACHE_CONTROL,
+    fallback: () => false,
+    help:
+      "Cache-Control by kind: html no-cache, hashed names\n(app.3f9a1c2b.js) a year immutable, other 5 min;\n" +
+      "=html:VALUE (or hashed:, other:; VALUE none: no\nheader) overrides one kind, repeatable",
+  },
+  {
+    name: "health-path",
+    arg: "<path>",
+    key: "healthPath",
+    rule: METRICS_PATH,
+    help:
+      "Serve a JSON health status (live workers and pool)\nat <path>, e.g. /healthz; not logged (default: off)",
+  },
+  {
+    name: "health-log",
+    key: "healthLog",
+    sets: true,
+    fallback: () => false,
+    help: "Access-log the health path's requests too",
+  },
+  {
+    name: "rate-limit",
+    arg: "<N/s[:B]>",
+    key: "rateLimit",
+    rule: {
+      what: 'N/s or N/s:BURST (e.g. "100/s:200"; rate at most 1000000/s, burst 1-1000000, ' +
+        "burst / rate at most 1000 s)",
+      ok: (v) => typeof v === "string" && parseRateLimit(v) !== undefined,
+    },
+    help:
+      "Requests per second per client address, across\nall workers, with bursts up to B (default: N);\n" +
+      "past it 429 + Retry-After (default: no limit)",
+  },
   // write (#14): WebDAV and uploads.
   {
     name: "webdav",
@@ -494,7 +681,9 @@ export const USAGE = "Usage: ringhttpd [root] [options]   (ringhttpd --help for 
 function helpLines(): string {
   const out: string[] = [];
   for (const f of FLAGS) {
-    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.arg ? ` ${f.arg}` : ""}`;
+    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${f.name}${
+      f.arg ? `${f.optional ? "" : " "}${f.arg}` : ""
+    }`;
     const [first, ...rest] = f.help.split("\n");
     out.push(left.padEnd(Math.max(28, left.length + 1)) + first);
     for (const line of rest) out.push(" ".repeat(28) + line);
@@ -574,9 +763,30 @@ export function parseCommandLine(args: string[]): CommandLine {
       out.config = raw;
       return;
     }
+    if (flag.key === "listen") {
+      const a = parseListen(raw);
+      if (typeof a === "string") throw new UsageError(`--listen ${a}, got ${q(raw)}`);
+      (settings.listen ??= []).push(raw);
+      return;
+    }
     if (flag.key === "headers") {
       const [name, value] = headerText(raw);
       setHeader(settings.headers ??= {}, name, value);
+      return;
+    }
+    if (flag.key === "cacheControl") {
+      // site rules (#13): KIND:VALUE, repeatable; kinds not named keep their default.
+      const colon = raw.indexOf(":");
+      const kind = raw.slice(0, colon);
+      const value = raw.slice(colon + 1).trim();
+      if (colon < 0 || !CACHE_KINDS.includes(kind) || !CACHE_CONTROL.ok({ [kind]: value })) {
+        throw new UsageError(
+          `--cache-control must be html:VALUE, hashed:VALUE or other:VALUE (VALUE visible ` +
+            `ASCII, or none), got ${q(raw)}`,
+        );
+      }
+      const was = settings.cacheControl;
+      settings.cacheControl = { ...(typeof was === "object" ? was : {}), [kind]: value };
       return;
     }
     if (flag.key !== undefined && REPEATABLE.has(flag.key)) {
@@ -595,6 +805,8 @@ export function parseCommandLine(args: string[]): CommandLine {
   };
   const toggle = (flag: Flag): void => {
     if (flag.name === "print-config") out.printConfig = true;
+    // `--cache-control` after `--cache-control=KIND:VALUE`: already on.
+    else if (flag.key === "cacheControl" && typeof settings.cacheControl === "object") return;
     else (settings as Record<string, unknown>)[flag.key!] = flag.sets;
   };
   // A value may itself start with "-" only when attached (`--host=-x`); a
@@ -619,7 +831,10 @@ export function parseCommandLine(args: string[]): CommandLine {
       if (flag === undefined) {
         throw new UsageError(`unknown flag ${q(eq === -1 ? arg : arg.slice(0, eq))}`);
       }
-      if (flag.arg) {
+      if (flag.optional) {
+        if (eq === -1) toggle(flag);
+        else set(flag, arg.slice(eq + 1));
+      } else if (flag.arg) {
         set(flag, eq === -1 ? takeValue(flag, ++i) : arg.slice(eq + 1));
       } else {
         if (eq !== -1) throw new UsageError(`--${flag.name} takes no value, got ${q(arg)}`);
@@ -700,6 +915,7 @@ export function effectiveSettings(settings: Settings): Settings {
     if (v !== undefined) out[f.key] = v;
   }
   out.rules = settings.rules ?? [];
+  if (settings.redirects !== undefined) out.redirects = settings.redirects;
   // Passwords are not printed: the output may land in a shared terminal or file.
   if (Array.isArray(out.auth)) {
     out.auth = (out.auth as string[]).map((v) =>
@@ -750,6 +966,28 @@ export function toServeOptions(
   if (s.accessLog !== undefined) o.accessLog = s.accessLog;
   if (s.logFormat !== undefined) o.logFormat = s.logFormat;
   if (s.metricsPath !== undefined) o.metricsPath = s.metricsPath;
+  if (s.listen !== undefined) o.listen = s.listen;
+  if (s.unixMode !== undefined) o.unixMode = parseInt(s.unixMode, 8);
+  if (s.maxConnsPerIp !== undefined && s.maxConnsPerIp > 0) o.maxConnsPerIp = s.maxConnsPerIp;
+  if (s.limitRate !== undefined && s.limitRate > 0) o.limitRate = Math.round(s.limitRate * 1024);
+  if (s.limitRateAfter !== undefined && s.limitRateAfter > 0) {
+    o.limitRateAfter = Math.round(s.limitRateAfter * 1024);
+  }
+  // site rules (#13)
+  if (s.nosniff !== undefined) o.nosniff = s.nosniff;
+  if (s.coopCoep !== undefined) o.coopCoep = s.coopCoep;
+  if (s.notFoundPage !== undefined) o.notFoundPage = s.notFoundPage;
+  if (s.spa !== undefined) o.spa = s.spa;
+  if (s.cacheControl !== undefined) o.cacheControl = s.cacheControl;
+  if (s.redirects !== undefined) o.redirects = s.redirects;
+  if (s.healthPath !== undefined) o.healthPath = s.healthPath;
+  if (s.healthLog !== undefined) o.healthLog = s.healthLog;
+  if (s.rateLimit !== undefined) o.rateLimit = parseRateLimit(s.rateLimit);
+  if (s.healthPath !== undefined && s.healthPath === s.metricsPath) {
+    throw new UsageError(
+      `--health-path and --metrics-path must differ, got both ${q(s.healthPath)}`,
+    );
+  }
   // write (#14)
   if (s.webdav !== undefined) o.webdav = s.webdav;
   if (s.upload !== undefined) o.upload = Array.isArray(s.upload) ? [...s.upload] : [s.upload];

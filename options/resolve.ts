@@ -14,6 +14,9 @@
  */
 import type { ServeOptions } from "./types.ts";
 import type { HandlerOptions } from "../http/handler.ts";
+import { type ListenAddress, parseListen } from "./listen.ts";
+import { checkRedirects } from "./redirects.ts";
+import { rateLimitProblem } from "./rate_limit.ts";
 
 /**
  * A bad option value: a `RangeError` whose message names the option and
@@ -86,6 +89,42 @@ export const METRICS_PATH: Rule = {
   ok: (v) => typeof v === "string" && /^\/[A-Za-z0-9._~\/-]*$/.test(v),
 };
 
+/** `--404` / `notFoundPage`: a file name (checked to be a readable file at start). */
+export const NOT_FOUND_PAGE: Rule = {
+  what: "needs a file name",
+  ok: (v) => typeof v === "string" && v !== "",
+};
+
+/** `--spa` / `spa`: on, off, or the name of a file under the root. */
+export const SPA: Rule = {
+  what: "true, false or a file name under the root",
+  ok: (v) => typeof v === "boolean" || (typeof v === "string" && v !== ""),
+};
+
+/** Kinds `cacheControl` may name. */
+export const CACHE_KINDS: readonly string[] = ["html", "hashed", "other"];
+
+/** `--cache-control` / `cacheControl`: on, off, or values per kind (`"none"`: no header). */
+export const CACHE_CONTROL: Rule = {
+  what: 'true, false or an object of "html", "hashed", "other" to a Cache-Control value or "none"',
+  ok: (v) =>
+    typeof v === "boolean" ||
+    (typeof v === "object" && v !== null && !Array.isArray(v) &&
+      Object.entries(v).every(([k, x]) =>
+        CACHE_KINDS.includes(k) && typeof x === "string" && x.trim() !== "" &&
+        /^[\t\x20-\x7e]*$/.test(x)
+      )),
+};
+
+/** `rateLimit`: `{ rate, burst }` within bounds (`options/rate_limit.ts`). */
+export const RATE_LIMIT: Rule = {
+  what: "{ rate, burst } with rate 0-1000000/s, burst 1-1000000, burst / rate at most 1000 s",
+  ok: (v) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) &&
+    Object.keys(v).every((k) => k === "rate" || k === "burst") &&
+    rateLimitProblem(v as { rate: number; burst: number }) === undefined,
+};
+
 /**
  * Every `ServeOptions` field's rule (API units: milliseconds, bytes). Fields
  * checked by code of their own (root, headers, cert/key) are marked `null`.
@@ -128,7 +167,25 @@ export const SERVE_RULES: { readonly [K in keyof Required<ServeOptions>]: Rule |
   },
   logFlushMs: int(1, DAY_MS),
   metricsPath: METRICS_PATH,
+  // net: listeners and per-connection limits (#13)
+  listen: null,
+  unixMode: int(0, 0o777, "permission bits 0-0o777"),
+  listenFds: int(1, 1000, "an integer 1-1000"),
+  listenFdNames: { what: "a string", ok: (v) => typeof v === "string" },
+  maxConnsPerIp: int(0, 10_000_000, "an integer >= 0 (0: no limit)"),
+  limitRate: int(0, 2 ** 40, "an integer number of bytes per second >= 0 (0: off)"),
+  limitRateAfter: int(0, 2 ** 50, "an integer number of bytes >= 0"),
   log: { what: "a function", ok: (v) => typeof v === "function" },
+  // site rules (#13)
+  nosniff: bool,
+  coopCoep: bool,
+  notFoundPage: NOT_FOUND_PAGE,
+  spa: SPA,
+  cacheControl: CACHE_CONTROL,
+  redirects: null,
+  healthPath: METRICS_PATH,
+  healthLog: bool,
+  rateLimit: RATE_LIMIT,
   // write (#14)
   webdav: bool,
   upload: {
@@ -295,6 +352,21 @@ export interface ResolvedServeOptions extends ServeOptions {
   headers: Array<[string, string]>;
   /** The TLS pair, when both were given. */
   tls?: { cert: string; key: string };
+  /** `listen`, parsed (net). */
+  listenAddresses?: ListenAddress[];
+}
+
+/** Parses `listen` (net): each entry, or throws naming it. */
+function checkListen(listen: unknown): ListenAddress[] | undefined {
+  if (listen === undefined) return undefined;
+  if (!Array.isArray(listen) || listen.length === 0) {
+    throw new OptionError("listen", 'a non-empty array of "HOST:PORT" strings', listen);
+  }
+  return listen.map((text, i) => {
+    const a = typeof text === "string" ? parseListen(text) : "must be a string";
+    if (typeof a === "string") throw new RangeError(`listen[${i}] ${a}, got ${show(text)}`);
+    return a;
+  });
 }
 
 /**
@@ -335,8 +407,16 @@ export function resolveServeOptions(options: ServeOptions): ResolvedServeOptions
     headers: checkHeaders(options.headers),
   };
   if (hostname !== undefined) resolved.hostname = hostname;
+  if (options.redirects !== undefined) resolved.redirects = checkRedirects(options.redirects);
+  if (options.healthPath !== undefined && options.healthPath === options.metricsPath) {
+    throw new RangeError(
+      `healthPath and metricsPath must differ, got both ${show(options.healthPath)}`,
+    );
+  }
   const tls = checkTls(options.cert, options.key);
   if (tls) resolved.tls = tls;
+  const listen = checkListen(options.listen);
+  if (listen) resolved.listenAddresses = listen;
   return resolved;
 }
 
@@ -358,6 +438,15 @@ export type HandlerOptionsLike = Pick<
   | "revalidateMs"
   | "maxArchiveBytes"
   | "compress"
+  // site rules (#13)
+  | "nosniff"
+  | "coopCoep"
+  | "notFoundPage"
+  | "spa"
+  | "cacheControl"
+  | "redirects"
+  | "rateLimit"
+  | "rateLimitTable"
 >;
 
 const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null } = {
@@ -373,6 +462,18 @@ const HANDLER_RULES: { readonly [K in keyof HandlerOptionsLike]-?: Rule | null }
   revalidateMs: SERVE_RULES.revalidateMs,
   maxArchiveBytes: SERVE_RULES.maxArchiveBytes,
   compress: bool,
+  // site rules (#13)
+  nosniff: bool,
+  coopCoep: bool,
+  notFoundPage: NOT_FOUND_PAGE,
+  spa: SPA,
+  cacheControl: CACHE_CONTROL,
+  redirects: null,
+  rateLimit: RATE_LIMIT,
+  rateLimitTable: {
+    what: "a SharedArrayBuffer from allocateRateTable",
+    ok: (v) => v instanceof SharedArrayBuffer,
+  },
 };
 
 /**
@@ -397,9 +498,11 @@ export function resolveHandlerOptions<T extends HandlerOptionsLike>(options: T):
   for (const [name, rule] of Object.entries(HANDLER_RULES)) {
     if (rule) checkRule(name, rule, options[name as keyof HandlerOptionsLike]);
   }
-  return {
+  const out = {
     ...options,
     root: checkRoot(options.root),
     headers: checkHeaders(options.headers),
   };
+  if (options.redirects !== undefined) out.redirects = checkRedirects(options.redirects);
+  return out;
 }

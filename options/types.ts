@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Redirect } from "./redirects.ts";
 
 /**
  * Options of {@linkcode serve}. Every field but `root` is optional.
@@ -62,7 +63,9 @@ export interface ServeOptions {
   /**
    * Cap on connections open at once (ring mode: plus those queued to a
    * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
-   * At the cap, new connections wait in the kernel's backlog.
+   * Near the cap each new connection sheds an idle or slow one (kept-alive
+   * idle first, never one mid-response); only when nothing can be shed do
+   * new ones wait in the kernel's backlog.
    * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
    */
   maxConns?: number;
@@ -202,6 +205,51 @@ export interface ServeOptions {
    * @default {undefined (not served)}
    */
   metricsPath?: string;
+  // ---- net: listeners and per-connection limits (#13) ----
+  /**
+   * Addresses to listen on, replacing `hostname`/`port`: `"HOST:PORT"`,
+   * `"[IPv6]:PORT"` or `"unix:/path/to.sock"`. Several, or a Unix socket,
+   * need ring mode (the acceptor polls them all); reuseport and HTTPS serve
+   * one TCP address (each worker binds its own socket there).
+   * @default {undefined (one address: hostname:port)}
+   */
+  listen?: string[];
+  /**
+   * Permission bits of Unix socket files (`listen: ["unix:..."]`): who may connect.
+   * @default {0o660 (owner and group)}
+   */
+  unixMode?: number;
+  /**
+   * Socket activation: serve on the `listenFds` listening sockets inherited
+   * at fds 3, 4, ... (systemd's `LISTEN_FDS`) instead of binding; the CLI
+   * reads `LISTEN_FDS`/`LISTEN_PID` itself. Ring mode only (Deno cannot
+   * turn an inherited fd into a `Deno.Listener`).
+   * @default {undefined (bind)}
+   */
+  listenFds?: number;
+  /** Socket activation: `LISTEN_FDNAMES` (colon-separated names, shown at start). */
+  listenFdNames?: string;
+  /**
+   * Connections open at once per client address (IPv4, or the whole IPv6
+   * address; Unix-socket clients share the address `unix`), across all
+   * workers; over it a new connection is closed at accept. Ring mode (epoll
+   * I/O) and reuseport mode; not HTTPS yet. 0: no limit.
+   * @default {0}
+   */
+  maxConnsPerIp?: number;
+  /**
+   * Download pacing per response, bytes per second, like nginx's
+   * `limit_rate`: past `limitRateAfter` bytes, a response goes out at this
+   * rate at most (in steps of about 1/8 s). A response that fits one 16 KiB
+   * write is never paced. Plain HTTP/1.1 only (not HTTPS yet). 0: off.
+   * @default {0}
+   */
+  limitRate?: number;
+  /**
+   * Bytes of each response sent at full speed before `limitRate` applies (nginx's `limit_rate_after`).
+   * @default {0}
+   */
+  limitRateAfter?: number;
   // write (#14): WebDAV and uploads.
   /**
    * Answer WebDAV's read side (OPTIONS `DAV: 1`, PROPFIND Depth 0/1): a
@@ -233,6 +281,71 @@ export interface ServeOptions {
    * @default {console.error}
    */
   log?: (line: string) => void;
+  // --- site rules (#13) ---
+  /**
+   * Send `X-Content-Type-Options: nosniff` with every response.
+   * @default {true}
+   */
+  nosniff?: boolean;
+  /**
+   * Send `Cross-Origin-Opener-Policy: same-origin` and
+   * `Cross-Origin-Embedder-Policy: require-corp` with every response (pages
+   * using `SharedArrayBuffer` need both).
+   * @default {false}
+   */
+  coopCoep?: boolean;
+  /**
+   * A file (path on disk; it may be outside the root) sent as the body of
+   * every 404, with the Content-Type of its extension. Read once at start,
+   * at most 1 MiB; `serve()` rejects a missing or unreadable one.
+   * @default {undefined (a plain-text 404)}
+   */
+  notFoundPage?: string;
+  /**
+   * Single-page-app fallback: a GET/HEAD that finds nothing, accepts
+   * `text/html` and has no extension (or `.html`) gets this file of the
+   * root with 200; `true` is `index.html`. Missing assets keep their 404.
+   * @default {false}
+   */
+  spa?: boolean | string;
+  /**
+   * Cache-Control on file replies by kind: `true` sends `no-cache` for HTML,
+   * `public, max-age=31536000, immutable` for fingerprinted names
+   * (`app.3f9a1c2b.js`) and `public, max-age=300` for the rest; an object
+   * `{ html?, hashed?, other? }` overrides kinds (`"none"`: no header). A
+   * `Cache-Control` in `headers` wins over it. 304s carry it too.
+   * @default {false}
+   */
+  cacheControl?: boolean | { html?: string; hashed?: string; other?: string };
+  /**
+   * Redirects: `{ from, to, status }` (301, 302, 307, 308; default 301),
+   * `from` an exact path or a `/**` prefix whose tail `to` takes as
+   * `:splat`; `to` a path of this site or an absolute http(s) URL. Checked
+   * at start: a bad one is a RangeError naming it (`redirects[1].to ...`).
+   * @default {[]}
+   */
+  redirects?: Redirect[];
+  /**
+   * Serve a JSON health status at this exact path (e.g. `/healthz`): 200
+   * with the live workers and pool threads, 503 when no pool thread is
+   * alive. Answered in front of the files (it hides a file of the same path;
+   * `serve()` says so through `log`), without credentials, not access-logged
+   * unless `healthLog`. Must differ from `metricsPath`.
+   * @default {undefined (not served)}
+   */
+  healthPath?: string;
+  /**
+   * Access-log the health path's requests too.
+   * @default {false}
+   */
+  healthLog?: boolean;
+  /**
+   * Requests per second per client address (IPv6 per /64), counted across
+   * every worker in shared memory, with bursts up to `burst`: past it, 429
+   * with `Retry-After`. The CLI's `--rate-limit 100/s:200`.
+   * @default {undefined (no limit)}
+   */
+  rateLimit?: { rate: number; burst: number };
   // --- access (#13: authentication and path rules) ---
   /**
    * Authentication: with it, every path needs credentials (HTTP Basic, or

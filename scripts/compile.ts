@@ -31,6 +31,7 @@ export const COMPILE_FLAGS: readonly string[] = [
   "workers/pool.ts",
   "--include",
   "auth/_verify_worker.ts",
+  "--include",
   "workers/_index_thread.ts",
 ];
 /** The program compiled. */

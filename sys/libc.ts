@@ -64,6 +64,11 @@ const SYMBOLS = {
   getpgid: { parameters: ["i32"], result: "i32" },
   // Memory (the slab gives freed chunks' pages back).
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // Listeners (net: unix sockets, socket activation).
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 
 /** The typed libc symbols. */

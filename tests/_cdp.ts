@@ -280,12 +280,18 @@ export class Page {
     return this.#b.send(method, params, this.#session);
   }
 
-  /** Resolves at the next `load` event of this page. */
-  nextLoad(): Promise<void> {
-    return new Promise((resolve) => {
+  /** Resolves at the next `load` event of this page; rejects after `timeoutMs`. */
+  nextLoad(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // A hang becomes a failure: e.g. a click that downloads instead of navigating.
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`no page load within ${timeoutMs} ms`));
+      }, timeoutMs);
       const off = this.#b.on("Page.loadEventFired", (_p, s) => {
         if (s !== this.#session) return;
         off();
+        clearTimeout(timer);
         resolve();
       });
     });

@@ -60,36 +60,136 @@ Deno.test("a read-only WebDAV share (--webdav) lists with rclone and cadaver, hi
   }
 });
 
-Deno.test("--upload without an authenticated user writes nothing: PUT, MKCOL, DELETE, MOVE get 403", async () => {
+Deno.test("--upload through the CLI: anonymous writes nothing (401, or 403 on a public path); the user writes with curl -T and rclone", async () => {
   const root = await share();
+  await Deno.mkdir(`${root}/up`);
+  await Deno.writeTextFile(`${root}/up/${TEMP_PREFIX}1`, "left by a crash");
   try {
-    await using server = await startCli([root, "--upload", "/**", "--workers", "1"]);
+    await using server = await startCli([
+      root,
+      "--upload",
+      "/up/**",
+      "--auth",
+      "al:secret",
+      "--public",
+      "/up/pub/**",
+      "--workers",
+      "1",
+    ]);
     const url = server.origin;
-    const tries: Array<[string, string, Record<string, string>]> = [
-      ["PUT", "/new.txt", {}],
-      ["PUT", "/sub%20dir/a.txt", {}],
-      ["MKCOL", "/d/", {}],
-      ["DELETE", "/b.txt", {}],
-      ["MOVE", "/b.txt", { destination: `${url}/c.txt` }],
-      ["COPY", "/b.txt", { destination: `${url}/c.txt` }],
+    const tries: Array<[string, string, Record<string, string>, number]> = [
+      ["PUT", "/up/new.txt", {}, 401],
+      ["PUT", "/up/pub/new.txt", {}, 403], // public and in the glob: still no anonymous write
+      ["MKCOL", "/up/d/", {}, 401],
+      ["DELETE", "/b.txt", {}, 401],
+      ["MOVE", "/b.txt", { destination: `${url}/up/c.txt` }, 401],
     ];
-    for (const [method, path, headers] of tries) {
+    for (const [method, path, headers, want] of tries) {
       const r = await fetch(url + path, {
         method,
         headers,
         body: method === "PUT" ? "x" : undefined,
       });
       await r.body?.cancel();
-      assert.equal(r.status, 403, `${method} ${path}`);
+      assert.equal(r.status, want, `${method} ${path}`);
     }
-    const names = [...Deno.readDirSync(root)].map((e) => e.name).sort();
-    assert.deepEqual(names, [".hidden", "b.txt", "sub dir"]); // the crash leftover was swept
-    assert.equal(await Deno.readTextFile(`${root}/sub dir/a.txt`), "hello");
+    // Authenticated, but outside the --upload glob: 403.
+    const auth = { authorization: `Basic ${btoa("al:secret")}` };
+    const outside = await fetch(url + "/b.txt", { method: "PUT", headers: auth, body: "x" });
+    await outside.body?.cancel();
+    assert.equal(outside.status, 403);
+    assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name).sort(), [
+      ".hidden",
+      `${TEMP_PREFIX}0`, // outside the upload folders: not ours to sweep (and never served)
+      "b.txt",
+      "sub dir",
+      "up",
+    ]);
+    // The upload folder's leftover from a crash was removed at start.
+    assert.deepEqual([...Deno.readDirSync(`${root}/up`)], []);
+    assert.equal(await Deno.readTextFile(`${root}/b.txt`), "b");
+    // curl -T with credentials, through the worker's epoll engine.
+    const file = `${root}/sub dir/a.txt`;
+    const curl = await run("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-u",
+      "al:secret",
+      "-T",
+      file,
+      `${url}/up/x/a.txt`,
+    ]);
+    assert.equal(curl.stdout, "201", curl.stderr);
+    assert.equal(await Deno.readTextFile(`${root}/up/x/a.txt`), "hello");
+    // rclone copy, then check, with the webdav backend and the user's password.
+    const pass = (await run("rclone", ["obscure", "secret"])).stdout.trim();
+    const remote = ["--webdav-url", `${url}/up/`, "--webdav-user", "al", "--webdav-pass", pass];
+    const copy = await run("rclone", ["copy", `${root}/sub dir`, ...remote, ":webdav:rc"]);
+    assert.equal(copy.code, 0, copy.stderr);
+    const check = await run("rclone", [
+      "check",
+      "--download",
+      `${root}/sub dir`,
+      ...remote,
+      ":webdav:rc",
+    ]);
+    assert.equal(check.code, 0, check.stderr);
     // The share is mountable (WebDAV on with --upload).
-    const opt = await fetch(url + "/", { method: "OPTIONS" });
+    const opt = await fetch(url + "/", { method: "OPTIONS", headers: auth });
     await opt.body?.cancel();
     assert.equal(opt.headers.get("dav"), "1");
     assert.match(opt.headers.get("allow") ?? "", /PUT, DELETE, MKCOL, COPY, MOVE/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("--upload without authentication is a usage error (exit 2)", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../mod.ts", import.meta.url).pathname, root, "--upload", "/**"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 2);
+    assert.match(dec.decode(out.stderr), /--upload needs authentication/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("--upload without write permission (no re-exec possible) exits 1 naming --allow-write", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-net",
+        "--allow-env",
+        "--allow-sys",
+        "--allow-ffi",
+        new URL("../mod.ts", import.meta.url).pathname,
+        root,
+        "--upload",
+        "/**",
+        "--auth",
+        "al:secret",
+        "--port",
+        "0",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    assert.match(
+      dec.decode(out.stderr),
+      /--upload needs write access to the root: run with --allow-write=/,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -91,13 +91,22 @@ export class AccessLogProducer {
   readonly #counters: CounterWriter;
   readonly #handler: Handler;
   readonly #shared: ConnectionTap;
+  readonly #unlogged: string | undefined;
 
   /**
    * @param handler the worker's handler
    * @param counters this worker's counters
    * @param ring this worker's log ring; undefined when logging is off
+   * @param unlogged a request path whose responses are counted but not
+   *   logged (the health path: probes every few seconds would flood the log)
    */
-  constructor(handler: Handler, counters: CounterWriter, ring?: SharedArrayBuffer) {
+  constructor(
+    handler: Handler,
+    counters: CounterWriter,
+    ring?: SharedArrayBuffer,
+    unlogged?: string,
+  ) {
+    this.#unlogged = unlogged;
     this.#handler = handler;
     this.#counters = counters;
     this.#ring = ring === undefined ? undefined : new ByteRing(ring);
@@ -138,6 +147,7 @@ export class AccessLogProducer {
       },
       onResponse: (req, status, bytes, h2) => {
         this.#counters.response(status, bytes);
+        if (req !== null && req.path === this.#unlogged) return;
         const now = Date.now();
         this.#record(req, status, bytes, addr, req === null ? now : start, now, h2 === true);
       },

@@ -249,13 +249,16 @@ const peerLen = new Uint32Array(1);
  * `2001:db8::1`; an IPv4-mapped IPv6 peer is shown as IPv4.
  *
  * @param fd a connected TCP socket
- * @returns the address, or `"-"` when `getpeername` fails (peer gone)
+ * @returns the address, `"unix"` for a Unix socket, or `"-"` when
+ *   `getpeername` fails (peer gone)
  */
 export function peerAddress(fd: number): string {
   peerLen[0] = peer.length;
   if (libc().getpeername(fd, peer, new Uint8Array(peerLen.buffer)) !== 0) return "-";
   const family = peer[0] | (peer[1] << 8);
   if (family === AF_INET) return peer.subarray(4, 8).join(".");
+  // A Unix socket peer has no address worth logging (net: --listen unix:).
+  if (family === 1) return "unix";
   if (family !== AF_INET6) return "-";
   const a = peer.subarray(8, 24);
   if (a.subarray(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff) {
@@ -431,4 +434,201 @@ export function sendFileFd(out: number, inFd: number, offset: number, count: num
   sendfileOffset[0] = BigInt(offset);
   const n = Number(libc().sendfile(out, inFd, sendfileOffset, BigInt(count)));
   return n >= 0 ? n : -errno();
+}
+
+// ---- listeners (net: --listen unix:, socket activation) --------------------
+
+const AF_UNIX = 1;
+const SO_TYPE = 3;
+const SO_ACCEPTCONN = 30;
+const SO_DOMAIN = 39;
+const F_SETFD = 2, F_GETFL = 3, F_SETFL = 4;
+const FD_CLOEXEC = 1;
+const O_NONBLOCK = 0o4000;
+const ECONNREFUSED = 111;
+const ENOENT = 2;
+const netLibc = libc;
+
+const cString = (s: string): Uint8Array => new TextEncoder().encode(s + "\0");
+
+/** A `sockaddr_un` for `path` (at most 107 bytes: the caller checked). */
+function sockaddrUn(path: string): Uint8Array {
+  const buf = new Uint8Array(110);
+  new DataView(buf.buffer).setUint16(0, AF_UNIX, true);
+  buf.set(new TextEncoder().encode(path), 2);
+  return buf;
+}
+
+/**
+ * Whether a server accepts connections on the Unix socket at `path` (a
+ * non-blocking `connect`: ECONNREFUSED means nobody listens: a leftover).
+ *
+ * @param path the socket file
+ * @returns true when something listens there
+ */
+export function unixSocketLive(path: string): boolean {
+  const c = netLibc();
+  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new LibcError("socket", errno());
+  try {
+    const addr = sockaddrUn(path);
+    if (c.connect(fd, addr, addr.length) === 0) return true;
+    const code = errno();
+    // EAGAIN: its backlog is full, so it is very much alive.
+    return code !== ECONNREFUSED && code !== ENOENT;
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * `unlink(path)`.
+ *
+ * @returns 0, or the errno
+ */
+export function unlinkPath(path: string): number {
+  return netLibc().unlink(cString(path)) === 0 ? 0 : errno();
+}
+
+/**
+ * Creates a non-blocking, close-on-exec listening Unix stream socket at
+ * `path` with file mode `mode`. The mode is set between `bind` and `listen`,
+ * so no client can connect while the file still has the umask's mode.
+ * The caller has dealt with a file already at `path`.
+ *
+ * @param path where (absolute, at most 107 bytes)
+ * @param backlog the `listen` backlog
+ * @param mode permission bits of the socket file, e.g. `0o660`
+ * @returns the fd
+ * @throws {LibcError} with the errno's text
+ */
+export function listenUnix(path: string, backlog: number, mode: number): number {
+  const c = netLibc();
+  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new LibcError("socket", errno());
+  try {
+    const addr = sockaddrUn(path);
+    if (c.bind(fd, addr, addr.length) !== 0) throw new LibcError("bind", errno());
+    if (c.chmod(cString(path), mode) !== 0) {
+      const code = errno();
+      unlinkPath(path);
+      throw new LibcError("chmod", code);
+    }
+    if (c.listen(fd, backlog) !== 0) {
+      const code = errno();
+      unlinkPath(path);
+      throw new LibcError("listen", code);
+    }
+    return fd;
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+}
+
+/** What an inherited listening socket is. */
+export type SocketInfo =
+  | { family: "tcp"; hostname: string; port: number }
+  | { family: "unix"; path: string };
+
+function intOpt(fd: number, name: number): number {
+  const v = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  if (
+    netLibc().getsockopt(fd, SOL_SOCKET, name, new Uint8Array(v.buffer), new Uint8Array(len.buffer))
+  ) throw new LibcError("getsockopt", errno());
+  return v[0];
+}
+
+/**
+ * Checks that `fd` (inherited, e.g. from systemd) is a listening stream
+ * socket, makes it non-blocking and close-on-exec, and says what it is.
+ *
+ * @param fd the descriptor
+ * @returns its address
+ * @throws {Error} naming the fd when it is not a listening TCP or Unix stream socket
+ */
+export function adoptListener(fd: number): SocketInfo {
+  const c = netLibc();
+  let domain: number;
+  try {
+    if (intOpt(fd, SO_TYPE) !== SOCK_STREAM) throw new Error("not a stream socket");
+    if (intOpt(fd, SO_ACCEPTCONN) !== 1) throw new Error("not listening");
+    domain = intOpt(fd, SO_DOMAIN);
+  } catch (e) {
+    const why = e instanceof LibcError && e.code === 88 ? "not a socket" : (e as Error).message;
+    throw new Error(`inherited fd ${fd} is ${why.startsWith("not") ? why : `unusable: ${why}`}`);
+  }
+  if (domain !== AF_INET && domain !== AF_INET6 && domain !== AF_UNIX) {
+    throw new Error(`inherited fd ${fd} is not a TCP or Unix socket (domain ${domain})`);
+  }
+  const flags = c.fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || c.fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    throw new LibcError("fcntl", errno());
+  }
+  c.fcntl(fd, F_SETFD, FD_CLOEXEC);
+  const addr = new Uint8Array(112);
+  const len = new Uint32Array([addr.length]);
+  if (c.getsockname(fd, addr, new Uint8Array(len.buffer)) !== 0) {
+    throw new LibcError("getsockname", errno());
+  }
+  if (domain === AF_UNIX) {
+    const raw = addr.subarray(2, len[0]);
+    const nul = raw.indexOf(0);
+    // An abstract socket starts with a NUL byte: shown with "@", as ss does.
+    const path = raw[0] === 0
+      ? "@" + new TextDecoder().decode(raw.subarray(1))
+      : new TextDecoder().decode(nul < 0 ? raw : raw.subarray(0, nul));
+    return { family: "unix", path };
+  }
+  // Accepted sockets inherit TCP_NODELAY (see listenTcp).
+  setInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  const view = new DataView(addr.buffer);
+  const port = view.getUint16(2, false);
+  const hostname = domain === AF_INET
+    ? addr.subarray(4, 8).join(".")
+    : ipv6Text(addr.subarray(8, 24));
+  return { family: "tcp", hostname, port };
+}
+
+function ipv6Text(a: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((a[i] << 8) | a[i + 1]).toString(16));
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * Several listening sockets polled at once (the acceptor with more than one
+ * listener): `wait` blocks until one is readable, `ready(k)` says whether
+ * listener `k` was.
+ */
+export class PollSet {
+  readonly fds: readonly number[];
+  #pollfds: Int32Array;
+  #bytes: Uint8Array;
+
+  /** @param fds the listening sockets */
+  constructor(fds: readonly number[]) {
+    this.fds = fds;
+    this.#pollfds = new Int32Array(fds.length * 2);
+    this.#bytes = new Uint8Array(this.#pollfds.buffer);
+  }
+
+  /**
+   * @param timeoutMs how long to block this thread
+   * @returns true when at least one listener is readable
+   */
+  wait(timeoutMs: number): boolean {
+    const p = this.#pollfds;
+    for (let k = 0; k < this.fds.length; k++) {
+      p[2 * k] = this.fds[k];
+      p[2 * k + 1] = POLLIN;
+    }
+    return netLibc().poll(this.#bytes, BigInt(this.fds.length), timeoutMs) > 0;
+  }
+
+  /** Whether listener `k` was readable at the last {@linkcode wait}. */
+  ready(k: number): boolean {
+    return (this.#pollfds[2 * k + 1] >>> 16 & POLLIN) !== 0;
+  }
 }

@@ -24,7 +24,17 @@ import { type PoolBuffers, type PoolSample, samplePool } from "./_jobs.ts";
 import { ByteRing } from "../queue/byte_ring.ts";
 import { SpscRing } from "../queue/spsc.ts";
 import type { Handler, Reply, RequestHead } from "../http/types.ts";
-import { ACCEPTED, ALIVE, CONNS, DROPPED, EMFILE, OPEN, RESTARTS, slot } from "./_shared.ts";
+import {
+  ACCEPTED,
+  ALIVE,
+  CONNS,
+  DROPPED,
+  EMFILE,
+  OPEN,
+  PER_IP_REFUSED,
+  RESTARTS,
+  slot,
+} from "./_shared.ts";
 
 /** Counter indexes. */
 export const REQ_1XX = 0,
@@ -200,6 +210,8 @@ export interface Sample {
   accepted: number;
   dropped: number;
   emfile: number;
+  /** Connections closed at accept: over --max-conns-per-ip (net). */
+  perIpRefused?: number;
   workers: WorkerSample[];
   /** The job pool, when there is one. */
   pool?: PoolSample;
@@ -305,6 +317,13 @@ export function renderPrometheus(s: Sample): string {
     "accept() failures for lack of fds.",
   );
   emfile[3].push(` ${s.emfile}`);
+  // net: --max-conns-per-ip
+  const perIp = fam(
+    "ringhttpd_accept_per_ip_refused_total",
+    "counter",
+    "Connections closed at accept: their client address was at --max-conns-per-ip.",
+  );
+  perIp[3].push(` ${s.perIpRefused ?? 0}`);
   const pool: Family[] = [];
   if (s.pool) {
     const p = s.pool;
@@ -343,6 +362,7 @@ export function renderPrometheus(s: Sample): string {
       accepted,
       fdDropped,
       emfile,
+      perIp,
       ...pool,
     ]
   ) {
@@ -420,6 +440,7 @@ export class Collector {
       accepted: this.#mode === "ring" ? Atomics.load(ctl, ACCEPTED) : conns,
       dropped: Atomics.load(ctl, DROPPED),
       emfile: Atomics.load(ctl, EMFILE),
+      perIpRefused: Atomics.load(ctl, PER_IP_REFUSED),
       workers,
       pool: this.#pool && samplePool(this.#pool, this.#poolViews),
     };

@@ -62,6 +62,8 @@ export class PoolHost {
   readonly #log: (line: string) => void;
   #closing = false;
   #restarts = 0;
+  /** Told +1 when a thread is ready, -1 when one dies (the health page's count). */
+  onLive?: (delta: number) => void;
   /** Each thread's slot; a replacement gets a fresh one (see `#died`). */
   readonly #slotOf: number[] = [];
   /** Slots not in use, least recently retired first. */
@@ -127,6 +129,7 @@ export class PoolHost {
       let ready = false;
       w.onmessage = () => {
         ready = true;
+        this.onLive?.(1);
         resolve();
       };
       w.onerror = (e) => {
@@ -152,6 +155,7 @@ export class PoolHost {
   #died(i: number, dead: Worker, reason: string): void {
     if (this.#threads[i] !== dead) return;
     this.#threads[i] = undefined;
+    this.onLive?.(-1);
     // Takes effect at the thread's next interrupt check, not now: until then
     // it may still run. Retiring its slot makes it stop at its next step.
     dead.terminate();

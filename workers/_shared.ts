@@ -14,6 +14,8 @@
  * word 5   DRAIN      supervisor: 1 once the acceptor stopped; workers drain
  *                    (also sent as a message; an epoll worker may see that late)
  * word 6   CRASH      supervisor's test hook: the acceptor throws when it sees 1
+ * word 7   PER_IP_REFUSED  acceptor: connections closed at accept, over --max-conns-per-ip (stat)
+ * word 8   POOL_LIVE  supervisor: job pool threads running (+1 when one is ready, -1 when it dies)
  * word 16 + 16*i     slot i (one per HTTP worker), 64 bytes apart so the
  *                    acceptor's and the workers' writes fall on different cache lines:
  *   +0 OPEN      acceptor adds 1 per fd it hands over; the worker subtracts 1
@@ -51,6 +53,7 @@ import type { IndexBuffers } from "../http/_name_index.ts";
 import type { InvalidationSlot } from "./_invalidate.ts";
 
 import type { PoolBuffers } from "./_jobs.ts";
+import type { SiteOptions } from "../http/_site_rules.ts";
 
 /** Index of the state word. */
 export const STATE = 0;
@@ -66,6 +69,10 @@ export const EMFILE = 4;
 export const DRAIN = 5;
 /** Index of the acceptor's test-only crash request. */
 export const CRASH = 6;
+/** Index of the per-address refusals counter (net: --max-conns-per-ip). */
+export const PER_IP_REFUSED = 7;
+/** Index of the count of live job pool threads (the health page reads it). */
+export const POOL_LIVE = 8;
 
 /** STATE value: accept and serve. */
 export const RUNNING = 0;
@@ -161,8 +168,18 @@ export interface WorkerConfig {
   logRings?: SharedArrayBuffer[];
   /** Ring mode: every slot's connection ring (the metrics page shows their depths). */
   rings?: SharedArrayBuffer[];
+  /** `--limit-rate` (net): bytes per second per response; 0: off. */
+  limitRate: number;
+  /** `--limit-rate-after` (net): bytes of each response at full speed first. */
+  limitRateAfter: number;
+  /** Reuseport mode, `--max-conns-per-ip` (net): the shared counts and the limit. */
+  perIp?: { buffer: SharedArrayBuffer; limit: number };
   /** Serve the Prometheus text page at this exact path; undefined: off. */
   metricsPath?: string;
+  /** Site rules (#13): serve the health JSON at this exact path; undefined: off. */
+  healthPath?: string;
+  /** Site rules (#13): log health requests too. */
+  healthLog?: boolean;
   /** The job pool's shared memory (`_jobs.ts`); undefined: `--pool 0`. */
   pool?: PoolBuffers;
   /** This slot's cache invalidation ring (`_invalidate.ts`); undefined: no watcher, no cache. */
@@ -196,7 +213,7 @@ export interface WorkerConfig {
     dev?: boolean;
     /** browse (#17): the shared search index, when the supervisor runs one. */
     searchIndex?: IndexBuffers;
-  };
+  } & SiteOptions;
   /** Authentication; undefined: none. */
   auth?: WorkerAuth;
 }
@@ -215,11 +232,10 @@ export interface WorkerAuth {
 
 /** Options the acceptor gets. */
 export interface AcceptorConfig {
-  hostname: string;
-  port: number;
-  /** A listening fd from a previous acceptor (restart); else it binds. */
-  listenFd?: number;
-  backlog: number;
+  /** The listening sockets (opened by the supervisor: `_listeners.ts`), polled together. */
+  listenFds: number[];
+  /** `--max-conns-per-ip` (`_per_ip.ts`); 0: off. */
+  maxConnsPerIp: number;
   control: SharedArrayBuffer;
   rings: SharedArrayBuffer[];
   io: RingIo;
@@ -245,7 +261,7 @@ export type FromWorker =
 
 /** Acceptor -> supervisor. */
 export type FromAcceptor =
-  | { type: "ready"; port: number; fd: number }
+  | { type: "ready" }
   | { type: "stopped" }
   | { type: "error"; message: string }
   | { type: "log"; message: string };

@@ -33,7 +33,8 @@
  * @module
  */
 import { SpscRing } from "../queue/spsc.ts";
-import { accept, close, E, epollAdd, EPOLLIN, listenTcp, pollIn } from "./_libc.ts";
+import { accept, close, E, epollAdd, EPOLLIN, pollIn, PollSet } from "./_libc.ts";
+import { PerIpLimit } from "./_per_ip.ts";
 import {
   ACCEPTED,
   type AcceptorConfig,
@@ -46,6 +47,7 @@ import {
   type FromAcceptor,
   MAX_CONNS,
   OPEN,
+  PER_IP_REFUSED,
   RUNNING,
   SHED,
   shedMark,
@@ -63,26 +65,20 @@ function send(msg: FromAcceptor): void {
 self.onmessage = (e: MessageEvent<{ type: "start"; config: AcceptorConfig }>) => {
   if (e.data.type !== "start") return;
   const config = e.data.config;
-  let lfd: number;
-  let port: number;
-  try {
-    if (config.listenFd !== undefined) {
-      lfd = config.listenFd;
-      port = config.port;
-    } else {
-      ({ fd: lfd, port } = listenTcp(config.hostname, config.port, config.backlog));
-    }
-  } catch (err) {
-    send({ type: "error", message: err instanceof Error ? err.message : String(err) });
-    return;
-  }
-  send({ type: "ready", port, fd: lfd });
-  run(lfd, config);
-  close(lfd);
+  // The supervisor opened the listeners (main thread): raw fds are process-wide.
+  send({ type: "ready" });
+  run(config.listenFds, config);
+  for (const fd of config.listenFds) close(fd);
   send({ type: "stopped" });
 };
 
-function run(lfd: number, config: AcceptorConfig): void {
+function run(lfds: readonly number[], config: AcceptorConfig): void {
+  // One listener (the default) polls it directly; several go through one poll().
+  const lfd = lfds[0];
+  const set = lfds.length > 1 ? new PollSet(lfds) : undefined;
+  const waiting = set === undefined
+    ? (ms: number) => pollIn(lfd, ms)
+    : (ms: number) => set.wait(ms);
   const ctl = new Int32Array(config.control);
   const rings = config.rings.map((b) => new SpscRing(b));
   const n = rings.length;
@@ -109,7 +105,9 @@ function run(lfd: number, config: AcceptorConfig): void {
   };
   const epoll = config.io === "epoll";
   const owners = epoll ? new Int32Array(config.owners!) : new Int32Array(0);
+  const perIp = config.maxConnsPerIp > 0 ? new PerIpLimit(config.maxConnsPerIp, owners) : undefined;
   const drop = (fd: number): void => {
+    perIp?.forget(fd);
     if (fd < owners.length) Atomics.store(owners, fd, 0);
     close(fd);
     Atomics.add(ctl, DROPPED, 1);
@@ -138,6 +136,8 @@ function run(lfd: number, config: AcceptorConfig): void {
       // The ring holds at least the cap, so this only happens if a slot's
       // count went wrong: close rather than leak.
       for (let j = room; j < fds.length; j++) {
+        perIp?.forget(fds[j]);
+        if (fds[j] < owners.length) Atomics.store(owners, fds[j], 0);
         close(fds[j]);
         Atomics.sub(ctl, slot(i, OPEN), 1);
         Atomics.add(ctl, DROPPED, 1);
@@ -200,6 +200,7 @@ function run(lfd: number, config: AcceptorConfig): void {
     }
     // Slot maintenance: a handful of loads per loop.
     let total = scan();
+    perIp?.sweep();
     for (let i = 0; i < n; i++) {
       if (live[i] || Atomics.load(ctl, slot(i, ACK)) !== 0) continue;
       // Slot i died: nobody reads its ring now. Hand what was queued there
@@ -230,7 +231,7 @@ function run(lfd: number, config: AcceptorConfig): void {
     if (liveCount === 0 || total >= cap) {
       // A connection is waiting: make room (a no-op while every connection
       // is mid-response); meanwhile it waits in the kernel backlog.
-      if (liveCount > 0 && pollIn(lfd, 0)) {
+      if (liveCount > 0 && waiting(0)) {
         requestShed(total - mark + grow(cap));
         Atomics.wait(ctl, STATE, RUNNING, 1);
       } else {
@@ -239,37 +240,47 @@ function run(lfd: number, config: AcceptorConfig): void {
       }
       continue;
     }
-    if (!pollIn(lfd, POLL_MS)) continue;
+    if (!waiting(POLL_MS)) continue;
     // The poll may have slept 100 ms: see workers that became ready meanwhile.
     total = scan();
     if (liveCount === 0) continue;
 
     let budget = Math.min(BATCH, cap - total);
     let accepted = 0;
-    while (budget > 0) {
-      const fd = accept(lfd);
-      if (fd < 0) {
-        const code = -fd;
-        if (code === E.AGAIN) break;
-        // The connection died in the backlog, or a signal: try the next one.
-        if (code === E.INTR || code === E.CONNABORTED || code === E.PERM) continue;
-        if (code === E.MFILE || code === E.NFILE || code === E.NOBUFS || code === E.NOMEM) {
-          // Temporary: connections wait in the backlog until fds free up,
-          // which shedding idle or slow connections does at once.
-          Atomics.add(ctl, EMFILE, 1);
-          requestShed(Math.max(1, Math.min(32, Math.ceil(total / 16))));
-          Atomics.wait(ctl, STATE, RUNNING, backoffMs);
-          backoffMs = Math.min(backoffMs * 2, 500);
-        } else {
-          send({ type: "log", message: `accept4() failed with errno ${code}; retrying` });
-          Atomics.wait(ctl, STATE, RUNNING, 100);
+    listeners: for (let k = 0; k < lfds.length && budget > 0; k++) {
+      if (set !== undefined && !set.ready(k)) continue;
+      const from = lfds[k];
+      while (budget > 0) {
+        const fd = accept(from);
+        if (fd < 0) {
+          const code = -fd;
+          if (code === E.AGAIN) break;
+          // The connection died in the backlog, or a signal: try the next one.
+          if (code === E.INTR || code === E.CONNABORTED || code === E.PERM) continue;
+          if (code === E.MFILE || code === E.NFILE || code === E.NOBUFS || code === E.NOMEM) {
+            // Temporary: connections wait in the backlog until fds free up,
+            // which shedding idle or slow connections does at once.
+            Atomics.add(ctl, EMFILE, 1);
+            requestShed(Math.max(1, Math.min(32, Math.ceil(total / 16))));
+            Atomics.wait(ctl, STATE, RUNNING, backoffMs);
+            backoffMs = Math.min(backoffMs * 2, 500);
+          } else {
+            send({ type: "log", message: `accept4() failed with errno ${code}; retrying` });
+            Atomics.wait(ctl, STATE, RUNNING, 100);
+          }
+          break listeners;
         }
-        break;
+        backoffMs = 10;
+        budget--;
+        if (perIp !== undefined && !perIp.admit(fd)) {
+          // Over --max-conns-per-ip: closed at once, never handed over.
+          close(fd);
+          Atomics.add(ctl, PER_IP_REFUSED, 1);
+          continue;
+        }
+        accepted++;
+        dispatch(fd);
       }
-      backoffMs = 10;
-      budget--;
-      accepted++;
-      dispatch(fd);
     }
     if (accepted === 0) continue;
     Atomics.add(ctl, ACCEPTED, accepted);
@@ -277,9 +288,9 @@ function run(lfd: number, config: AcceptorConfig): void {
     // Past the mark, each new connection sheds one (after its publish, so
     // the worker picks among connections it held before).
     if (total + accepted > mark) {
-      const waiting = pollIn(lfd, 0);
-      if (!waiting) burst = 0;
-      requestShed(total + accepted - mark + (waiting ? grow(cap) : 0));
+      const more = waiting(0);
+      if (!more) burst = 0;
+      requestShed(total + accepted - mark + (more ? grow(cap) : 0));
     }
   }
 }

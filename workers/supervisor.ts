@@ -41,6 +41,7 @@ import {
   type FromWorker,
   MAX_CONNS,
   OPEN,
+  POOL_LIVE,
   REQUESTS,
   RESTARTS,
   type RingIo,
@@ -58,6 +59,9 @@ import { PoolHost, type PoolStats } from "./_pool_host.ts";
 import type { IndexBuffers } from "../http/_name_index.ts";
 import type { FromIndex, ToIndex } from "./_index_thread.ts";
 import { InvalidationHub } from "./_invalidate.ts";
+import { adoptInherited, type BoundListener, closeListeners, openListeners } from "./_listeners.ts";
+import type { ListenAddress } from "../options/listen.ts";
+import { SharedPerIp } from "./_per_ip.ts";
 import type { AuthSources, ReloadResult } from "../auth/config.ts";
 
 /** Everything the supervisor needs, defaults already applied. */
@@ -87,10 +91,27 @@ export interface ClusterConfig {
   logFlushMs: number;
   /** Path of the Prometheus page; undefined: not served. */
   metricsPath?: string;
+  /** Site rules (#13): the health JSON's path; undefined: off. */
+  healthPath?: string;
+  /** Site rules (#13): log health requests too. */
+  healthLog?: boolean;
   /** Job pool threads (listings, compression); 0: HTTP workers do that work inline. */
   pool: number;
   handler: WorkerConfig["handler"];
   log: (line: string) => void;
+  // net: listeners and per-connection limits (#13)
+  /** Ring mode: every address to listen on (reuseport mode uses hostname and port). */
+  listen: ListenAddress[];
+  /** Permission bits of Unix socket files. */
+  unixMode: number;
+  /** Ring mode: serve on `count` inherited sockets (fds 3...) instead of `listen`. */
+  inherited?: { count: number; names?: string };
+  /** Ring mode: connections per client address at most; 0: no limit. */
+  maxConnsPerIp: number;
+  /** Download pacing per response, bytes per second; 0: off. */
+  limitRate: number;
+  /** Bytes of each response at full speed before the pacing. */
+  limitRateAfter: number;
   /** Authentication (already loaded); undefined: none. */
   auth?: WorkerConfig["auth"];
   /** Where `auth` was loaded from, for {@linkcode Cluster.reloadAuth}. */
@@ -167,6 +188,8 @@ export interface ClusterStats {
   dropped: number;
   /** accept() failures for lack of file descriptors (each retried later). */
   emfile: number;
+  /** Connections closed at accept because their address was at `maxConnsPerIp`. */
+  perIpRefused?: number;
   /** One entry per worker slot, in slot order. */
   workers: WorkerStats[];
   /** The job pool; absent with `pool: 0`. */
@@ -193,8 +216,13 @@ export interface ClusterStats {
  * ```
  */
 export interface Cluster {
-  /** The bound address; `port` is the real one when 0 was asked for. */
+  /**
+   * The first bound address; `port` is the real one when 0 was asked for.
+   * A Unix socket shows as `{ hostname: "unix:/path", port: 0 }`.
+   */
   readonly addr: { hostname: string; port: number };
+  /** Every address listened on, in order (real ports; inherited sockets included). */
+  readonly listeners: readonly ListenAddress[];
   /** Number of HTTP workers. */
   readonly workers: number;
   /** How connections reach the workers. */
@@ -243,6 +271,8 @@ export class Supervisor implements Cluster {
   readonly addr: { hostname: string; port: number };
   readonly workers: number;
   readonly mode: "ring" | "reuseport";
+  listeners: ListenAddress[];
+  #bound: BoundListener[] = [];
   #config: ClusterConfig;
   #ctl: Int32Array;
   #metrics: SharedArrayBuffer;
@@ -256,9 +286,10 @@ export class Supervisor implements Cluster {
   #rings: SharedArrayBuffer[] = [];
   #owners?: SharedArrayBuffer;
   #pool?: PoolHost;
+  /** Reuseport mode with --max-conns-per-ip: the shared counts (`_per_ip.ts`). */
+  #perIp?: SharedArrayBuffer;
   #threads: (Worker | undefined)[] = [];
   #acceptor?: Worker;
-  #listenFd?: number;
   #acceptorStopped?: () => void;
   #drained: ((() => void) | undefined)[] = [];
   /** Acknowledgements of a credentials reload, by slot. */
@@ -310,6 +341,7 @@ export class Supervisor implements Cluster {
   private constructor(config: ClusterConfig) {
     this.#config = config;
     this.addr = { hostname: config.hostname, port: config.port };
+    this.listeners = [{ kind: "tcp", hostname: config.hostname, port: config.port }];
     this.workers = config.workers;
     this.mode = config.mode;
     this.#ctl = allocateControl(config.workers);
@@ -336,6 +368,8 @@ export class Supervisor implements Cluster {
       await s.#startAll();
     } catch (e) {
       s.#closing = true;
+      // Nobody polls them yet when the acceptor never started.
+      closeListeners(s.#bound, s.#acceptor === undefined);
       s.#terminateAll();
       await s.#log?.close();
       throw e;
@@ -363,6 +397,8 @@ export class Supervisor implements Cluster {
     if (c.pool > 0) {
       // Before the workers: they attach to its rings when they start.
       this.#pool = new PoolHost(c.pool, c.workers, c.handler, c.log);
+      const ctl = this.#ctl;
+      this.#pool.onLive = (d) => Atomics.add(ctl, POOL_LIVE, d); // the health page reads it
       await this.#pool.start();
     }
     if (c.mode === "ring") {
@@ -371,13 +407,27 @@ export class Supervisor implements Cluster {
       if (c.io === "epoll") {
         this.#owners = new SharedArrayBuffer(Math.min(c.fdLimit, 1 << 21) * 4);
       }
-      this.addr.port = await this.#startAcceptor();
+      this.#bound = c.inherited
+        ? adoptInherited(c.inherited.count, c.inherited.names)
+        : openListeners(c.listen, c.backlog, c.unixMode, c.log);
+      this.listeners = this.#bound.map((l) => l.address);
+      const first = this.listeners[0];
+      if (first.kind === "tcp") {
+        this.addr.hostname = first.hostname;
+        this.addr.port = first.port;
+      } else {
+        this.addr.hostname = `unix:${first.path}`;
+        this.addr.port = 0;
+      }
+      await this.#startAcceptor();
       this.#collector = this.#newCollector();
       await Promise.all(this.#rings.map((_, i) => this.#startWorker(i)));
     } else {
+      if (c.maxConnsPerIp > 0) this.#perIp = SharedPerIp.allocate(c.workers);
       // Port 0: the first worker picks the port, the others join it.
       this.#collector = this.#newCollector();
       this.addr.port = await this.#startWorker(0);
+      this.listeners = [{ kind: "tcp", hostname: c.hostname, port: this.addr.port }];
       await Promise.all(
         Array.from({ length: c.workers - 1 }, (_, k) => this.#startWorker(k + 1)),
       );
@@ -397,7 +447,7 @@ export class Supervisor implements Cluster {
     );
   }
 
-  #startAcceptor(): Promise<number> {
+  #startAcceptor(): Promise<void> {
     const c = this.#config;
     const w = new Worker(ACCEPTOR_URL, { type: "module", name: "acceptor" });
     this.#acceptor = w;
@@ -418,8 +468,7 @@ export class Supervisor implements Cluster {
         const m = e.data;
         if (m.type === "ready") {
           ready = true;
-          this.#listenFd = m.fd;
-          resolve(m.port);
+          resolve();
         } else if (m.type === "stopped") {
           this.#acceptorStopped?.();
         } else if (m.type === "log") {
@@ -433,10 +482,8 @@ export class Supervisor implements Cluster {
         fail(e.message);
       };
       const config: AcceptorConfig = {
-        hostname: c.hostname,
-        port: this.addr.port,
-        listenFd: this.#listenFd,
-        backlog: c.backlog,
+        listenFds: this.#bound.map((l) => l.fd),
+        maxConnsPerIp: c.maxConnsPerIp,
         control: this.#ctl.buffer as SharedArrayBuffer,
         rings: this.#rings,
         io: c.io,
@@ -540,6 +587,11 @@ export class Supervisor implements Cluster {
         logRings: c.accessLog === undefined ? undefined : this.#logRings,
         rings: c.mode === "ring" ? this.#rings : undefined,
         metricsPath: c.metricsPath,
+        perIp: this.#perIp && { buffer: this.#perIp, limit: c.maxConnsPerIp },
+        limitRate: c.limitRate,
+        limitRateAfter: c.limitRateAfter,
+        healthPath: c.healthPath,
+        healthLog: c.healthLog,
         pool: this.#pool?.buffers,
         invalidation: this.#inval?.slot(i),
         handler: this.#searchIndex === undefined
@@ -585,6 +637,9 @@ export class Supervisor implements Cluster {
     if (recent.length > 2) await sleep(Math.min(1000, 100 * 2 ** (recent.length - 3)));
     if (this.#closing) return;
     const tSpawn = performance.now();
+    // Its connections died with it: their per-address charges go now, once
+    // (late, so that nothing of the terminated thread can still run).
+    if (this.#perIp) SharedPerIp.clear(this.#perIp, i);
     try {
       await this.#startWorker(i);
       Atomics.add(ctl, slot(i, RESTARTS), 1);
@@ -633,6 +688,7 @@ export class Supervisor implements Cluster {
       accepted: sample.accepted,
       dropped: sample.dropped,
       emfile: sample.emfile,
+      perIpRefused: sample.perIpRefused,
       workers: sample.workers.map((w, i) => ({
         alive: w.up,
         open: w.open,
@@ -698,6 +754,8 @@ export class Supervisor implements Cluster {
   }
 
   #terminateAll(): void {
+    // The acceptor closed the fds (or they close at exit): only the files remain.
+    closeListeners(this.#bound, false);
     this.#inval?.close();
     this.#indexThread?.terminate();
     for (const w of this.#threads) w?.terminate();

@@ -31,6 +31,7 @@
  * @module
  */
 import { ConnectionSet, serveDenoConn, SHED_HEAD, SHED_IDLE } from "../http/engine.ts";
+import type { EngineOptions } from "../http/engine.ts";
 import { type Handler, peerOfAddr } from "../http/types.ts";
 import type { ConnectionTap } from "./_access_log.ts";
 import { noDelayListener, reapSockets, type SocketPair } from "./_tls_fd.ts";
@@ -53,6 +54,8 @@ export interface TlsServerOptions {
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   writeTimeoutMs: number;
+  /** Request bodies the handler streams over HTTP/1.1 (write #14); undefined: none. */
+  bodies?: EngineOptions["bodies"];
   /** Called with +1 when a connection is taken and -1 when it closes. */
   onConn(delta: 1 | -1): void;
   /**
@@ -64,6 +67,8 @@ export interface TlsServerOptions {
   onHandshakeTimeout?(n: number): void;
   /** Told how many connections still in their handshake were shed at the cap. */
   onHandshakeShed?(n: number): void;
+  /** Told how many idle HTTP/2 connections were shed at the cap. */
+  onH2Shed?(n: number): void;
   /** Called when accept() fails for lack of file descriptors (retried later). */
   onEmfile(): void;
   /**
@@ -119,10 +124,11 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
   // Responses go out in pieces (head, file chunks): no Nagle delay between them.
   noDelayListener(listener.addr as Deno.NetAddr);
   const tap = o.tap ?? (() => ({ handler, onResponse() {} }));
-  const engine = {
+  const engine: EngineOptions = {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     writeTimeoutMs: o.writeTimeoutMs,
+    bodies: o.bodies,
   };
   const h2conns = new Set<Http2Connection>();
   let draining = false;
@@ -165,10 +171,13 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     if (n <= 0) return 0;
     let done = shedH1(n, SHED_IDLE);
     if (done < n) {
+      let h2 = 0;
       for (const c of h2conns) {
-        if (done >= n) break;
-        if (c.idle && c.shedIdle()) done++;
+        if (done + h2 >= n) break;
+        if (c.idle && c.shedIdle()) h2++;
       }
+      done += h2;
+      if (h2 > 0) o.onH2Shed?.(h2);
     }
     if (done < n && handshaking.size > 0) {
       const victims: Deno.TlsConn[] = [];

@@ -31,6 +31,7 @@
 import { SpscRing } from "../queue/spsc.ts";
 import { ConnectionSet, serveDenoConn } from "../http/engine.ts";
 import { createHandler, type Credentials, type SubmitJob } from "../http/handler.ts";
+import type { BodyAcceptance } from "../write/body.ts";
 import type { Credential } from "../auth/htpasswd.ts";
 import { JOB_CODE, JobClient } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
@@ -49,6 +50,8 @@ import {
   SHED as SHED_COUNT,
 } from "./_metrics.ts";
 import { InvalidationConsumer } from "./_invalidate.ts";
+import { SharedPerIp } from "./_per_ip.ts";
+import { healthHandler } from "./_health.ts";
 import {
   CONNS,
   DRAIN,
@@ -56,6 +59,7 @@ import {
   EPFD,
   type FromWorker,
   OPEN,
+  PER_IP_REFUSED,
   REQUESTS,
   SHED,
   slot,
@@ -180,13 +184,29 @@ async function start(config: WorkerConfig): Promise<void> {
     );
     inner = metricsHandler(config.metricsPath, collector, inner);
   }
+  if (config.healthPath !== undefined) {
+    // Site rules (#13): the health JSON, in front of the files like the metrics page.
+    inner = healthHandler(
+      config.healthPath,
+      config.control,
+      config.workers,
+      config.pool?.threads ?? 0,
+      inner,
+      config.handler.nosniff ?? true,
+    );
+  }
   const files = inner;
   const handler: Handler = (req: RequestHead) => {
     Atomics.add(ctl, requests, 1);
     return files(req);
   };
   // Counts every response; with the access log on, also queues one record each.
-  log = new AccessLogProducer(handler, counters, config.logRings?.[config.index]);
+  log = new AccessLogProducer(
+    handler,
+    counters,
+    config.logRings?.[config.index],
+    config.healthLog ? undefined : config.healthPath, // health probes are not logged
+  );
   // The epoll loop ticks the deadlines itself (timers run late while it
   // blocks in epoll_wait), so the set needs no interval timer of its own.
   // Listening (reuseport, TLS) workers tick twice a second: a deadline fires at most 0.5 s late.
@@ -202,10 +222,15 @@ async function start(config: WorkerConfig): Promise<void> {
     if (done > 0) counters.add(SHED_COUNT, done);
     return done;
   };
-  const options = {
+  const options: EngineOptions = {
+    // write (#14): the bodies the file handler reads (WebDAV, uploads).
+    bodies: fileHandler.bodies,
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     writeTimeoutMs: config.writeTimeoutMs,
+    // net: --limit-rate (the engine paces each response's writer)
+    limitRate: config.limitRate,
+    limitRateAfter: config.limitRateAfter,
   };
   if (config.tls) {
     const open = slot(config.index, OPEN);
@@ -219,6 +244,7 @@ async function start(config: WorkerConfig): Promise<void> {
       shed,
       onHandshakeTimeout: (n: number) => counters.add(CLOSE_HANDSHAKE, n),
       onHandshakeShed: (n: number) => counters.add(SHED_COUNT, n),
+      onH2Shed: (n: number) => counters.add(SHED_COUNT, n),
       onConn(delta) {
         Atomics.add(ctl, open, delta);
         if (delta > 0) Atomics.add(ctl, conns, 1);
@@ -246,7 +272,17 @@ async function start(config: WorkerConfig): Promise<void> {
   }
 }
 
-type EngineOptions = { headerTimeoutMs: number; idleTimeoutMs: number; writeTimeoutMs: number };
+type EngineOptions = {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  /** Request bodies the file handler streams (write #14); undefined: none. */
+  bodies?: BodyAcceptance;
+  /** Download pacing (net: --limit-rate), bytes/s; 0 or undefined: off. */
+  limitRate?: number;
+  /** Bytes sent at full speed before the pacing applies. */
+  limitRateAfter?: number;
+};
 
 /**
  * Ring mode: the epoll loop over the connections the acceptor hands this
@@ -307,6 +343,8 @@ async function runListener(
 ): Promise<void> {
   const open = slot(config.index, OPEN);
   const conns = slot(config.index, CONNS);
+  const perIp = config.perIp &&
+    new SharedPerIp(config.perIp.buffer, config.index, config.perIp.limit);
   const loop = new AcceptLoop<Deno.Conn>(listener, {
     maxConns: config.maxConns,
     stopped: () => draining,
@@ -317,11 +355,22 @@ async function runListener(
       if (delta > 0) Atomics.add(ctl, conns, 1);
     },
     serve(conn) {
+      let charge = 0;
+      if (perIp !== undefined) {
+        // --max-conns-per-ip (net): over it, closed before a byte is read.
+        charge = perIp.admit((conn.remoteAddr as Deno.NetAddr).hostname);
+        if (charge < 0) {
+          Atomics.add(ctl, PER_IP_REFUSED, 1);
+          conn.close();
+          return Promise.resolve();
+        }
+      }
       // Head and body may go out in separate writes: without this, Nagle and
       // delayed ACKs add 40 ms to each keep-alive response.
       (conn as Deno.TcpConn).setNoDelay(true);
       const tap = log.tap(conn.remoteAddr);
-      return serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+      const served = serveDenoConn(conn, tap.handler, set, options, tap.onResponse);
+      return perIp === undefined ? served : served.finally(() => perIp.release(charge));
     },
   });
   stopSource = () => {

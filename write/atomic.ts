@@ -123,11 +123,12 @@ export class AtomicFile {
    * @returns the open temporary file
    * @throws {InsufficientStorage} on ENOSPC/EDQUOT; other file system errors as they are
    */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   static async create(dir: string, durable = false, mode = 0o644): Promise<AtomicFile> {
     for (let attempt = 0;; attempt++) {
       const path = `${dir}/${TEMP_PREFIX}${randomHex()}`;
       try {
-        const file = await Deno.open(path, { write: true, createNew: true, mode });
+        const file = Deno.openSync(path, { write: true, createNew: true, mode });
         return new AtomicFile(dir, path, file, durable);
       } catch (e) {
         if (e instanceof Deno.errors.AlreadyExists && attempt < 4) continue;
@@ -178,14 +179,15 @@ export class AtomicFile {
     if (f === null || this.#settled) throw new Error("commit after commit or abort");
     try {
       // Delayed allocation can report a full disk only here.
+      // Off this thread: a flush can take milliseconds on a real disk.
       await f.syncData();
       f.close();
       this.#file = null;
       if (options.noReplace) {
-        await Deno.link(this.tempPath, target);
-        await Deno.remove(this.tempPath);
+        Deno.linkSync(this.tempPath, target);
+        Deno.removeSync(this.tempPath);
       } else {
-        await Deno.rename(this.tempPath, target);
+        Deno.renameSync(this.tempPath, target);
       }
       this.#settled = true;
     } catch (e) {
@@ -197,6 +199,7 @@ export class AtomicFile {
   }
 
   /** Closes and removes the temporary file, unless committed. Never throws. */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async abort(): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
@@ -205,7 +208,7 @@ export class AtomicFile {
     } catch { /* already closed */ }
     this.#file = null;
     try {
-      await Deno.remove(this.tempPath);
+      Deno.removeSync(this.tempPath);
     } catch { /* gone already */ }
   }
 }
@@ -216,7 +219,7 @@ export class AtomicFile {
  * @param dir the directory
  */
 export async function syncDir(dir: string): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
+  const d = Deno.openSync(dir, { read: true });
   try {
     await d.sync();
   } finally {

@@ -251,11 +251,12 @@ export class DavStage {
     let xml = responseXml(resourceOf(hrefOf(d.segments, info.isDirectory), name, info), ask);
     if (depth === "1" && info.isDirectory) {
       if (!site.dirListing) return site.replies.error(403);
+      // The requester's path rules leave out what they may not read, as in a listing.
+      const dirPath = "/" + d.segments.map((s) => s + "/").join("");
       const entries = await collectEntriesAsync(real, site.policy, {
         max: site.page.listingCap,
         detail: true,
-        // The listing's per-requester filter: what they may not read is not a member.
-        ...collectGuards(site, "/" + d.segments.join("/"), real, req.user),
+        ...collectGuards(site, dirPath, real, req.user),
       });
       for (const e of entries) {
         if (e.lossy || isTempName(e.name)) continue;

@@ -18,6 +18,10 @@
  *         -> Overwrite (F: 412 if taken) -> rename / atomic copy -> 201/204
  * ```
  *
+ * File system calls are synchronous (except the flushes): on the epoll
+ * workers an async op's result waits for a loop turn, and these calls take
+ * microseconds on a local disk.
+ *
  * Statuses: 400 bad Destination, bad digest field, digest mismatch,
  * Content-Range on PUT (RFC 9110 sec. 14.5); 403 no grant; 405 PUT or MKCOL on a
  * directory / existing name; 409 missing parent, non-empty directory; 412
@@ -31,7 +35,7 @@
 import { getHeader, type Reply, type RequestHead } from "../http/types.ts";
 import { decodePath, servable } from "../http/resolve.ts";
 import { makeETag } from "../http/conditional.ts";
-import type { Site } from "../http/_site.ts";
+import { collectGuards, type Site, underRoot } from "../http/_site.ts";
 import { collectEntries } from "../http/_collect.ts";
 import { errorStatus } from "../http/_fs_errors.ts";
 import { AtomicFile, InsufficientStorage, isNoSpace, isTempName } from "./atomic.ts";
@@ -164,6 +168,12 @@ export class WriteStage {
 
   #check(req: WriteRequest, segments: string[], op: WriteOp, dir = false): void {
     const path = "/" + segments.join("/") + (dir && segments.length > 0 ? "/" : "");
+    // Nothing is written where the requester may not read (path rules): a
+    // hidden path looks missing, a denied one is refused.
+    const paths = this.#site.paths;
+    if (paths !== undefined && !paths.mayRead(path, req.user)) {
+      throw new Status(paths.rulesFor(path).hidden ? 404 : 403, `no read access to ${path}`);
+    }
     if (!this.#grant(req.user, path, op)) throw new Status(403, `no ${op} grant for ${path}`);
   }
 
@@ -172,6 +182,7 @@ export class WriteStage {
    * checks a path (inside the root, not hidden, symlinks per policy).
    * Missing directories are made when `mkdir` is granted, else 409.
    */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async #parent(req: WriteRequest, segments: string[], mkdir: boolean): Promise<string> {
     const site = this.#site;
     let dir = site.root;
@@ -179,13 +190,13 @@ export class WriteStage {
       const next = dir + "/" + segments[i];
       let info: Deno.FileInfo;
       try {
-        info = await Deno.lstat(next);
+        info = Deno.lstatSync(next);
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
         if (!mkdir) throw new Status(409, "parent missing");
         this.#check(req, segments.slice(0, i + 1), "mkdir", true);
         try {
-          await Deno.mkdir(next);
+          Deno.mkdirSync(next);
         } catch (e2) {
           if (!(e2 instanceof Deno.errors.AlreadyExists)) throw e2;
         }
@@ -194,9 +205,9 @@ export class WriteStage {
         continue;
       }
       if (info.isSymlink) {
-        const real = await Deno.realPath(next);
+        const real = Deno.realPathSync(next);
         if (!servable(site.policy, real)) throw new Status(404, "outside the root");
-        info = await Deno.stat(real);
+        info = Deno.statSync(real);
         dir = real;
       } else {
         dir = next;
@@ -207,11 +218,12 @@ export class WriteStage {
   }
 
   /** The real target path in `dir` and its current version (null: absent). */
+  // deno-lint-ignore require-await -- synchronous file calls; async so failures are rejections
   async #target(dir: string, name: string): Promise<{ path: string; info: Deno.FileInfo | null }> {
     const path = dir + "/" + name;
     let info: Deno.FileInfo;
     try {
-      info = await Deno.lstat(path);
+      info = Deno.lstatSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return { path, info: null };
       throw e;
@@ -222,12 +234,12 @@ export class WriteStage {
     if (!this.#site.policy.followSymlinks) throw new Status(403, "symlink");
     let real: string;
     try {
-      real = await Deno.realPath(path);
+      real = Deno.realPathSync(path);
     } catch {
       throw new Status(403, "dangling symlink");
     }
     if (!servable(this.#site.policy, real)) throw new Status(404, "outside the root");
-    return { path: real, info: await Deno.stat(real) };
+    return { path: real, info: Deno.statSync(real) };
   }
 
   async #put(req: WriteRequest): Promise<Reply> {
@@ -279,7 +291,7 @@ export class WriteStage {
       await file.abort();
     }
     this.#invalidate(t.path);
-    const info = await Deno.stat(t.path);
+    const info = Deno.statSync(t.path);
     const headers: Array<[string, string]> = [
       ["ETag", makeETag(info.size, info.mtime?.getTime() ?? 0, info.ino ?? 0)],
     ];
@@ -297,12 +309,12 @@ export class WriteStage {
     this.#check(req, segments, "delete", req.path.endsWith("/"));
     const dir = await this.#parent(req, segments, false);
     const path = dir + "/" + segments[segments.length - 1];
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     if (info.isSymlink) {
       // What GET cannot see, DELETE cannot touch; a visible link is removed, not its target.
       let real: string | null = null;
       try {
-        real = await Deno.realPath(path);
+        real = Deno.realPathSync(path);
       } catch { /* dangling */ }
       if (real === null || !servable(this.#site.policy, real)) throw new Status(404);
     } else if (info.isFile) {
@@ -310,7 +322,7 @@ export class WriteStage {
       if (failed !== 0) throw new Status(failed);
     }
     try {
-      await Deno.remove(path);
+      Deno.removeSync(path);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "ENOTEMPTY" || code === "EEXIST" || /not empty/i.test(String(e))) {
@@ -332,7 +344,7 @@ export class WriteStage {
     const dir = await this.#parent(req, segments, false);
     const path = dir + "/" + segments[segments.length - 1];
     try {
-      await Deno.mkdir(path);
+      Deno.mkdirSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) throw new Status(405, "exists");
       throw e;
@@ -378,7 +390,7 @@ export class WriteStage {
       if (dst.info.isDirectory) {
         // Overwrite: T means DELETE first; we never delete recursively.
         try {
-          await Deno.remove(dst.path);
+          Deno.removeSync(dst.path);
         } catch {
           throw new Status(409, "destination is a non-empty directory");
         }
@@ -390,14 +402,16 @@ export class WriteStage {
         // A link, then the old name removed: atomic no-clobber, so a name created
         // meanwhile is never replaced by a MOVE that found none.
         try {
-          await Deno.link(src.path, dst.path);
+          Deno.linkSync(src.path, dst.path);
         } catch (e) {
           if (e instanceof Deno.errors.AlreadyExists) throw new Status(412, "created meanwhile");
-          await Deno.rename(src.path, dst.path);
+          Deno.renameSync(src.path, dst.path);
         }
-        await Deno.remove(src.path).catch(() => {});
+        try {
+          Deno.removeSync(src.path);
+        } catch { /* renamed above */ }
       } else {
-        await Deno.rename(src.path, dst.path);
+        Deno.renameSync(src.path, dst.path);
       }
       this.#invalidate(src.path);
     } else if (isDir) {
@@ -422,11 +436,11 @@ export class WriteStage {
       mode & 0o7777,
     );
     try {
-      const input = await Deno.open(src, { read: true });
+      const input = Deno.openSync(src, { read: true });
       try {
         const buf = new Uint8Array(256 * 1024);
         for (;;) {
-          const n = await input.read(buf);
+          const n = input.readSync(buf);
           if (n === null) break;
           await file.write(buf.subarray(0, n));
         }
@@ -456,17 +470,20 @@ export class WriteStage {
     to: string[],
     shallow: boolean,
   ): Promise<void> {
-    await Deno.mkdir(dst);
+    Deno.mkdirSync(dst);
     if (shallow) return;
     const policy = this.#site.policy;
-    for (const e of collectEntries(src, policy, { raw: false, detail: true })) {
+    const srcUrl = "/" + (underRoot(this.#site, src) ?? "/").slice(1).split("/").filter(Boolean)
+      .map((s) => s + "/").join("");
+    const guards = collectGuards(this.#site, srcUrl, src, req.user);
+    for (const e of collectEntries(src, policy, { raw: false, detail: true, ...guards })) {
       if (e.lossy) continue;
       const from = e.target ?? src + "/" + e.name;
       const segs = [...to, e.name];
       this.#check(req, segs, "put", e.isDir);
       if (e.isDir) await this.#copyTree(req, from, dst + "/" + e.name, segs, false);
       else {
-        const info = await Deno.stat(from);
+        const info = Deno.statSync(from);
         if (info.isFile) await this.#copyFile(from, dst + "/" + e.name, info.mode ?? 0o644, true);
       }
     }
@@ -481,7 +498,7 @@ function currentOf(info: Deno.FileInfo | null): Current | null {
 
 async function syncQuiet(dir: string): Promise<void> {
   try {
-    const d = await Deno.open(dir, { read: true });
+    const d = Deno.openSync(dir, { read: true });
     try {
       await d.sync();
     } finally {
