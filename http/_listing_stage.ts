@@ -25,7 +25,7 @@ import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from ".
 import { resultHead } from "./job_protocol.ts";
 import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
-import { collectGuards, type Site } from "./_site.ts";
+import { collectGuards, type Site, underRoot } from "./_site.ts";
 import type { PathRules, PathRulesConfig } from "./path_rules.ts";
 import { newestMtime } from "./_collect.ts";
 
@@ -76,6 +76,16 @@ export function searchFilter(
     if (!paths.mayRead("/" + rel, user)) return false;
     return slash < folderRel.length || listed("/" + rel.slice(0, slash));
   };
+}
+
+/** Both filters (either may be absent). */
+function both(
+  a: ((rel: string, isDir: boolean) => boolean) | undefined,
+  b: ((rel: string) => boolean) | undefined,
+): ((rel: string, isDir: boolean) => boolean) | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return (rel, isDir) => a(rel, isDir) && b(rel);
 }
 
 /** The listing view of one handler. */
@@ -157,16 +167,19 @@ export class ListingStage {
       let sorted = listings.sorted(snap, q.sort, q.order);
       let mtimeMs = snap.mtimeMs;
       const filter = collectGuards(this.#site, path, real, req.user)?.filter;
+      let readme = snap.readme;
       if (filter !== undefined) {
-        // What this requester may not read leaves no name, size or date.
+        // What this requester may not read leaves no name, size or date: not
+        // even the folder's own mtime (a hidden file's creation moves it).
         sorted = sorted.filter((e) => filter(e.name));
-        mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
+        mtimeMs = newestMtime(0, sorted);
+        if (readme !== undefined && !filter(readme.name)) readme = undefined;
       }
       const cfg = this.#site.page;
       const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg, {
-        readme: snap.readme?.html,
-        readmeName: snap.readme?.name,
-        readmeTag: snap.readme?.tag,
+        readme: readme?.html,
+        readmeName: readme?.name,
+        readmeTag: readme?.tag,
       });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
@@ -202,7 +215,7 @@ export class ListingStage {
         this.#site.search,
         rel,
         q.filter!,
-        searchFilter(this.#site, rel, req.user),
+        both(searchFilter(this.#site, rel, req.user), this.#allow(req.user)),
       );
     // A symlinked hit must lead where the same rules protect it (as in a listing).
     const linkOk = collectGuards(this.#site, "/", root, req.user)?.linkOk;
@@ -257,6 +270,30 @@ export class ListingStage {
     }
     listings.remember(routeKey(req), snap, vkey, page);
     return this.listed(req, page);
+  }
+
+  /**
+   * Search's filter under path rules: the hits this requester may read, by
+   * URL path and, for a name that is (or lies below) a symlink, by where it
+   * leads (as the listing's `linkOk`): a public link to a hidden file would
+   * give away its size and date.
+   */
+  #allow(user: string | undefined): ((rel: string) => boolean) | undefined {
+    const site = this.#site;
+    const paths = site.paths;
+    if (paths === undefined || !paths.filters) return undefined;
+    return (rel) => {
+      const url = "/" + rel;
+      if (!paths.mayRead(url, user)) return false;
+      let real: string;
+      try {
+        real = Deno.realPathSync(site.root + url);
+      } catch {
+        return false;
+      }
+      const to = underRoot(site, real);
+      return to === undefined || paths.sameProtection(url, to);
+    };
   }
 
   /** The path rules and the requester, for a pool thread to filter with (or nothing). */

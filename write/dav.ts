@@ -21,7 +21,7 @@ import { decodePath } from "../http/resolve.ts";
 import { httpDate, makeETag } from "../http/conditional.ts";
 import { contentType } from "../http/mime.ts";
 import { collectEntriesAsync } from "../http/_collect.ts";
-import { collectGuards, realInRoot, type Site } from "../http/_site.ts";
+import { collectGuards, realInRoot, type Site, underRoot } from "../http/_site.ts";
 import { isTempName } from "./atomic.ts";
 import {
   DAV,
@@ -237,6 +237,13 @@ export class DavStage {
     const fsPath = d.segments.length === 0 ? site.root : site.root + "/" + d.segments.join("/");
     const real = await realInRoot(site, fsPath);
     if (real === null) return site.replies.error(404);
+    // Through a symlink: only to a place protected alike, as GET (resolveTarget).
+    const there = real === fsPath ? undefined : underRoot(site, real);
+    if (there !== undefined && site.paths?.filters) {
+      if (!site.paths.sameProtection("/" + d.segments.join("/"), there)) {
+        return site.replies.error(404);
+      }
+    }
     const info = await Deno.stat(real);
     if (!info.isDirectory && !info.isFile) return site.replies.error(404);
     if (info.isFile && d.trailingSlash) return site.replies.error(404);
