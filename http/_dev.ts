@@ -14,6 +14,7 @@
  */
 import type { BodyPart, Handler, Reply, RequestHead } from "./types.ts";
 import type { ServePolicy } from "./resolve.ts";
+import type { PathRules } from "./path_rules.ts";
 import { type TreeWatch, watchTree } from "../workers/_watch_tree.ts";
 
 /** The live-reload event stream's path (a dot segment: never a file a listing shows). */
@@ -48,9 +49,12 @@ class ReloadHub {
   #watch?: TreeWatch;
   #ping?: ReturnType<typeof setInterval>;
 
-  constructor(root: string, policy: ServePolicy) {
+  readonly #paths: PathRules | undefined;
+
+  constructor(root: string, policy: ServePolicy, paths?: PathRules) {
     this.#root = root;
     this.#policy = policy;
+    this.#paths = paths;
   }
 
   #start(): void {
@@ -73,6 +77,10 @@ class ReloadHub {
     const rel = p.slice(root === "/" ? 0 : root.length) || "/";
     // An editor's swap files (`.x.swp`) and .git churn reload nothing.
     if (!this.#policy.dotfiles && /\/\./.test(rel)) return null;
+    // The stream is answered before the access stage, to anyone: it names
+    // only what an anonymous requester may read (path rules, #13).
+    const paths = this.#paths;
+    if (paths?.filters && !paths.mayRead(rel, undefined)) return null;
     return rel.replace(/[\r\n]/g, "");
   }
 
@@ -167,6 +175,7 @@ function inject(html: Uint8Array): Uint8Array {
  * @param inner The pipeline.
  * @param root The real root (watched while a page listens).
  * @param policy What listings show (dotfile changes reload nothing unless served).
+ * @param paths The path rules: changes of paths an anonymous requester may not read are not announced.
  * @returns The development handler.
  * @example
  * ```ts ignore
@@ -176,8 +185,13 @@ function inject(html: Uint8Array): Uint8Array {
  * });
  * ```
  */
-export function devHandler(inner: Handler, root: string, policy: ServePolicy): Handler {
-  const hub = new ReloadHub(root, policy);
+export function devHandler(
+  inner: Handler,
+  root: string,
+  policy: ServePolicy,
+  paths?: PathRules,
+): Handler {
+  const hub = new ReloadHub(root, policy, paths);
   return async (req) => {
     if (req.path === DEV_EVENTS && (req.method === "GET" || req.method === "HEAD")) {
       return {

@@ -25,7 +25,7 @@ import { type DirSnap, newSnap, type Rendered, type Route, sameEntries } from ".
 import { resultHead } from "./job_protocol.ts";
 import { loadReadme } from "./_readme.ts";
 import { TEXT } from "./_reply.ts";
-import { collectGuards, type Site } from "./_site.ts";
+import { collectGuards, type Site, underRoot } from "./_site.ts";
 import type { PathRules, PathRulesConfig } from "./path_rules.ts";
 import { newestMtime } from "./_collect.ts";
 
@@ -45,6 +45,47 @@ export function routeKey(req: RequestHead, paths?: PathRules): string {
   const key = req.path + "?" + req.query + (wantsJson(req) ? "\0j" : "\0h");
   // Path rules that show each requester their own entries: one page each.
   return paths === undefined ? key : key + paths.viewerKey(req.user);
+}
+
+/**
+ * What search may show one requester, or undefined when no rule filters: a
+ * path (relative to the root) passes when the requester may read it (not
+ * hidden, access allows them: as each folder's listing filters it) and no
+ * folder above it has its listing off (`list: false`, or listings off and
+ * no rule turning them on): such a folder's own name is found, as its
+ * parent's listing shows it, but nothing below it, which no listing shows.
+ * (`search` asks about every folder on a hit's way, so each asks only about
+ * its parent; folders above the searched one are not asked about listing:
+ * the searched one is listed, or this view would not run.)
+ *
+ * @param site the handler
+ * @param folderRel the searched folder, relative to the root ("" for the root)
+ * @param user the requester (`req.user`)
+ * @returns the search's access filter
+ */
+export function searchFilter(
+  site: Site,
+  folderRel: string,
+  user: string | undefined,
+): ((relPath: string, isDir: boolean) => boolean) | undefined {
+  const paths = site.paths;
+  if (paths === undefined) return undefined;
+  const listed = (dir: string) => paths.rulesFor(dir).list ?? site.dirListing;
+  return (rel) => {
+    const slash = rel.lastIndexOf("/");
+    if (!paths.mayRead("/" + rel, user)) return false;
+    return slash < folderRel.length || listed("/" + rel.slice(0, slash));
+  };
+}
+
+/** Both filters (either may be absent). */
+function both(
+  a: ((rel: string, isDir: boolean) => boolean) | undefined,
+  b: ((rel: string) => boolean) | undefined,
+): ((rel: string, isDir: boolean) => boolean) | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return (rel, isDir) => a(rel, isDir) && b(rel);
 }
 
 /** The listing view of one handler. */
@@ -114,7 +155,7 @@ export class ListingStage {
     }
     const json = q.json || wantsJson(req);
     const path = segments.length === 0 ? "/" : "/" + segments.join("/") + "/";
-    if (q.filter !== undefined && !q.here) return this.#search(real, q, json, path);
+    if (q.filter !== undefined && !q.here) return this.#search(req, real, q, json, path);
     // The HTML shows the URL path (title, breadcrumbs); the JSON does not.
     const paths = this.#site.paths;
     const vkey = variantKey(q, json, path) + (paths?.viewerKey(req.user) ?? "");
@@ -126,16 +167,19 @@ export class ListingStage {
       let sorted = listings.sorted(snap, q.sort, q.order);
       let mtimeMs = snap.mtimeMs;
       const filter = collectGuards(this.#site, path, real, req.user)?.filter;
+      let readme = snap.readme;
       if (filter !== undefined) {
-        // What this requester may not read leaves no name, size or date.
+        // What this requester may not read leaves no name, size or date: not
+        // even the folder's own mtime (a hidden file's creation moves it).
         sorted = sorted.filter((e) => filter(e.name));
-        mtimeMs = newestMtime(snap.dirMtimeMs, sorted);
+        mtimeMs = newestMtime(0, sorted);
+        if (readme !== undefined && !filter(readme.name)) readme = undefined;
       }
       const cfg = this.#site.page;
       const p = renderPage(sorted, snap.truncated, mtimeMs, q, json, path, cfg, {
-        readme: snap.readme?.html,
-        readmeName: snap.readme?.name,
-        readmeTag: snap.readme?.tag,
+        readme: readme?.html,
+        readmeName: readme?.name,
+        readmeTag: readme?.tag,
       });
       if (p.status === 404) return replies.error(404);
       page = this.#rendered(p, p.body);
@@ -146,9 +190,16 @@ export class ListingStage {
 
   /**
    * A search below the folder `real` (`?q=` without `scope=folder`): the
-   * shared index, or a walk; the page's hits are stat'ed here.
+   * shared index, or a walk; the page's hits are stat'ed here. The path
+   * rules apply as in a listing of each folder on the way ({@linkcode searchFilter}).
    */
-  async #search(real: string, q: ListingQuery, json: boolean, path: string): Promise<Reply> {
+  async #search(
+    req: RequestHead,
+    real: string,
+    q: ListingQuery,
+    json: boolean,
+    path: string,
+  ): Promise<Reply> {
     const { policy, replies } = this.#site;
     const root = policy.root;
     // A folder reached through a symlink out of the root (followSymlinks) is not in the index.
@@ -159,10 +210,18 @@ export class ListingStage {
       : undefined;
     const r = rel === undefined
       ? { hits: [], partial: true, more: false, source: "walk" as const }
-      : await search(policy, this.#site.search, rel, q.filter!);
+      : await search(
+        policy,
+        this.#site.search,
+        rel,
+        q.filter!,
+        both(searchFilter(this.#site, rel, req.user), this.#allow(req.user)),
+      );
+    // A symlinked hit must lead where the same rules protect it (as in a listing).
+    const linkOk = collectGuards(this.#site, "/", root, req.user)?.linkOk;
     const p = renderSearch(
       r,
-      (hits) => hitEntries(policy, rel ?? "", hits),
+      (hits) => hitEntries(policy, rel ?? "", hits, linkOk),
       q,
       json,
       path,
@@ -211,6 +270,30 @@ export class ListingStage {
     }
     listings.remember(routeKey(req), snap, vkey, page);
     return this.listed(req, page);
+  }
+
+  /**
+   * Search's filter under path rules: the hits this requester may read, by
+   * URL path and, for a name that is (or lies below) a symlink, by where it
+   * leads (as the listing's `linkOk`): a public link to a hidden file would
+   * give away its size and date.
+   */
+  #allow(user: string | undefined): ((rel: string) => boolean) | undefined {
+    const site = this.#site;
+    const paths = site.paths;
+    if (paths === undefined || !paths.filters) return undefined;
+    return (rel) => {
+      const url = "/" + rel;
+      if (!paths.mayRead(url, user)) return false;
+      let real: string;
+      try {
+        real = Deno.realPathSync(site.root + url);
+      } catch {
+        return false;
+      }
+      const to = underRoot(site, real);
+      return to === undefined || paths.sameProtection(url, to);
+    };
   }
 
   /** The path rules and the requester, for a pool thread to filter with (or nothing). */

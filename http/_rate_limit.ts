@@ -25,7 +25,7 @@
  *
  * Times are microseconds of the wall clock (`Date.now() * 1000`, the same in
  * every thread) modulo 2^32, compared by their wrapped difference, which is
- * exact while it stays under 2^31 µs (35 minutes): a live TAT is never more
+ * exact while it stays under 2^31 us (35 minutes): a live TAT is never more
  * than tau + T ahead of now (checked at allocation: at most 1000 s).
  * Note: a slot idle for a multiple of 71.6 minutes give or take tau can look
  * recent again; its address then waits at most tau once (rare, tolerated).

@@ -154,9 +154,16 @@ function byPath(a: Hit, b: Hit): number {
  * @param policy What GET serves.
  * @param folderRel The searched folder.
  * @param hits This page's hits.
+ * @param linkOk The path rules' symlink check (the collector's `linkOk`): a
+ *   symlinked hit whose target is protected otherwise is left out.
  * @returns Entries named by their path under the folder, with hrefs.
  */
-export function hitEntries(policy: ServePolicy, folderRel: string, hits: readonly Hit[]): Entry[] {
+export function hitEntries(
+  policy: ServePolicy,
+  folderRel: string,
+  hits: readonly Hit[],
+  linkOk?: (link: string, real: string) => boolean,
+): Entry[] {
   const out: Entry[] = [];
   const cut = folderRel === "" ? 0 : folderRel.length + 1;
   for (const h of hits) {
@@ -165,6 +172,7 @@ export function hitEntries(policy: ServePolicy, folderRel: string, hits: readonl
     try {
       const real = h.isLink ? Deno.realPathSync(abs) : abs;
       if (!servable(policy, real)) continue;
+      if (h.isLink && linkOk !== undefined && !linkOk(abs, real)) continue;
       const st = Deno.statSync(real);
       size = st.size;
       mtimeMs = st.mtime?.getTime() ?? 0;

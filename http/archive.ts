@@ -50,7 +50,7 @@
  */
 import { crc32 } from "node:zlib";
 import type { ServePolicy } from "./resolve.ts";
-import { collectEntriesAsync, type CollectOptions, type Entry } from "./_collect.ts";
+import { collectEntriesAsync, type CollectOptions, type Entry, newestMtime } from "./_collect.ts";
 import { type ArchiveLayout, type Member, segmentAt } from "./_archive_layout.ts";
 
 /**
@@ -189,7 +189,9 @@ async function walkDir(
       name: name + "/",
       path: dir,
       size: 0,
-      mtimeMs: info.mtime?.getTime() ?? 0,
+      // Under path rules not the folder's own mtime (a hidden entry's
+      // creation moves it): the newest of what this requester sees.
+      mtimeMs: policy.guards === undefined ? info.mtime?.getTime() ?? 0 : newestMtime(0, entries),
       mode: 0o755,
     });
     // Code-unit order: repeatable bytes, whatever the locale.

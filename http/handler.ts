@@ -496,7 +496,7 @@ export async function createHandler(options: HandlerOptions): Promise<FileHandle
   const paths = site.paths;
   const decorated = paths?.decorates ? decorating(paths, outer) : outer;
   // browse (#17): --dev wraps the whole pipeline; without it nothing changes.
-  const h = options.dev ? devHandler(decorated, root, site.policy) : decorated;
+  const h = options.dev ? devHandler(decorated, root, site.policy, site.paths) : decorated;
   if (options.webdav || options.write || (options.upload ?? []).length > 0) {
     const { createDavStage } = await import("../write/dav.ts");
     const dav = await createDavStage(site, options, pipeline.invalidate);

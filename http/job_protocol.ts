@@ -220,7 +220,8 @@ export function runListingJob(a: ListingArgs, ctx: JobContext): JobOutput<"listi
   });
   const truncated = entries.length > collectMax;
   if (truncated) entries.length = collectMax;
-  const mtimeMs = newestMtime(dirInfo.mtime?.getTime() ?? 0, entries);
+  // Under path rules not the folder's own mtime: a hidden entry's creation moves it.
+  const mtimeMs = newestMtime(a.access === undefined ? dirInfo.mtime?.getTime() ?? 0 : 0, entries);
   sortEntries(entries, q.sort, q.order);
   // The README is read and rendered here too: off the HTTP worker's loop.
   const readme = a.json || q.json || q.txt ? undefined : loadReadmeSync(a.real, entries);

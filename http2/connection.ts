@@ -42,6 +42,7 @@
  */
 import type { BodyPart, FileSlice, Handler, Peer, Reply, RequestHead } from "../http/types.ts";
 import { ByteWriter, Decoder, Encoder, HpackError, VOLATILE } from "./hpack.ts";
+import { type BodyAcceptance, BodyError, BodyPipe } from "../write/body.ts";
 import { validAuthority } from "../http/parser.ts";
 import {
   ACK,
@@ -145,12 +146,20 @@ export interface H2Options {
   maxConcurrentStreams?: number;
   /** Advertised SETTINGS_MAX_HEADER_LIST_SIZE. @default {32768} */
   maxHeaderListSize?: number;
+  /**
+   * Request bodies the handler streams (write/body.ts, as the HTTP/1.1
+   * engine's `bodies`): these methods' DATA go to `req.body`, the stream's
+   * window reopened as the stage drains them. Undefined: bodies are dropped.
+   */
+  bodies?: BodyAcceptance;
 }
 
 /** Our SETTINGS_MAX_FRAME_SIZE (the default: larger frames buy nothing for requests). */
 const OUR_MAX_FRAME = MIN_MAX_FRAME;
-/** Our initial stream window (request bodies are read and dropped). */
+/** Our initial stream window (also the most a body stream may send ahead of its reader). */
 const OUR_WINDOW = 65535;
+/** Body bytes queued for the write stage per stream before its window stays shut. */
+const BODY_HIGH_WATER = 65536;
 /** Output stops being filled with DATA past this (bytes). */
 const HIGH_WATER = 256 * 1024;
 /** Output (control frames from a peer that does not read) past this closes the connection. */
@@ -244,6 +253,7 @@ function errorReply(status: number): Reply {
         {
           400: "Bad Request",
           411: "Length Required",
+          413: "Content Too Large",
           431: "Request Header Fields Too Large",
           500: "Internal Server Error",
         }[
@@ -285,6 +295,10 @@ class Stream {
   /** Request Content-Length, or -1; DATA octets received. */
   contentLength = -1;
   received = 0;
+  /** The request body handed to the handler (`bodies` methods), or null: DATA dropped. */
+  body: BodyPipe | null = null;
+  /** The body's window is shut until its reader drains it. */
+  bodyWaiting = false;
   // Body sending.
   parts: BodyPart[] = [];
   part = 0;
@@ -327,6 +341,7 @@ export class Http2Connection {
   readonly #maxStreams: number;
   readonly #maxList: number;
   readonly #maxBlock: number;
+  readonly #bodies: BodyAcceptance | undefined;
   readonly #decoder = new Decoder(4096);
   readonly #encoder = new Encoder();
   readonly #peer: PeerSettings = defaultSettings();
@@ -401,6 +416,7 @@ export class Http2Connection {
     this.#maxList = options.maxHeaderListSize ?? 32768;
     // An HPACK block is at most a little larger than the list it encodes.
     this.#maxBlock = this.#maxList + 4096;
+    this.#bodies = options.bodies;
     this.#born = Date.now();
     writeSettings(this.#out, [
       [SETTINGS_MAX_CONCURRENT_STREAMS, this.#maxStreams],
@@ -542,7 +558,10 @@ export class Http2Connection {
    * @returns whether it was closed
    */
   shedIdle(): boolean {
-    if (this.#closed || this.#streams.size > 0 || this.#inflight > 0) return false;
+    // Already closing (shed before, a deadline, drain): nothing more to free, nor to count.
+    if (this.#closed || this.#closeAfterFlush || this.#streams.size > 0 || this.#inflight > 0) {
+      return false;
+    }
     this.#goaway = true;
     writeGoaway(this.#out, this.#lastStream, NO_ERROR);
     this.#closeAfterFlush = true;
@@ -800,16 +819,49 @@ export class Http2Connection {
     if (st.contentLength >= 0 && st.received > st.contentLength) {
       throw new H2Error(PROTOCOL_ERROR, f.stream, "DATA beyond content-length (sec. 8.1.1)");
     }
+    let room = true;
+    const body = st.body;
+    if (body !== null && this.#bodies !== undefined && st.received > this.#bodies.maxBytes) {
+      // Over the upload limit without a Content-Length: the stage answers 413; the rest is dropped.
+      body.fail(new BodyError(413, `request body over ${this.#bodies.maxBytes} bytes`));
+      st.body = null;
+    } else if (body !== null && end > start) room = body.push(buf.subarray(start, end));
     if (f.flags & END_STREAM) {
       st.remoteEnded = true;
       if (st.contentLength >= 0 && st.received !== st.contentLength) {
         throw new H2Error(PROTOCOL_ERROR, f.stream, "DATA short of content-length (sec. 8.1.1)");
       }
+      st.body?.end();
+    } else if (st.body !== null) {
+      // A body the stage reads: its window reopens only as fast as the stage drains the
+      // queue (backpressure on the peer, per stream), so a stream holds at most
+      // BODY_HIGH_WATER + OUR_WINDOW bytes. The connection window is returned above at
+      // once: one slow writer does not stall the other streams.
+      if (!room) this.#bodyWait(st);
+      else if (!st.bodyWaiting && st.recvWindow < OUR_WINDOW / 2) this.#reopen(st);
     } else if (st.recvWindow < OUR_WINDOW / 2) {
       // The body is dropped (we serve files): open the window again at once.
       writeWindowUpdate(this.#out, st.id, OUR_WINDOW - st.recvWindow);
       st.recvWindow = OUR_WINDOW;
     }
+  }
+
+  /** Reopens `st`'s receive window in full. */
+  #reopen(st: Stream): void {
+    writeWindowUpdate(this.#out, st.id, OUR_WINDOW - st.recvWindow);
+    st.recvWindow = OUR_WINDOW;
+  }
+
+  /** Keeps `st`'s window shut until its body's reader has drained the queue. */
+  #bodyWait(st: Stream): void {
+    if (st.bodyWaiting) return;
+    st.bodyWaiting = true;
+    st.body!.drained().then(() => {
+      st.bodyWaiting = false;
+      if (st.done || st.remoteEnded || this.#closed || st.recvWindow === OUR_WINDOW) return;
+      this.#reopen(st);
+      this.#kick();
+    });
   }
 
   #onHeaders(buf: Uint8Array, f: Frame): void {
@@ -891,6 +943,8 @@ export class Http2Connection {
       if (existing.contentLength >= 0 && existing.received !== existing.contentLength) {
         throw new H2Error(PROTOCOL_ERROR, id, "DATA short of content-length (sec. 8.1.1)");
       }
+      // A request body ends with its trailers too (their fields are not passed on).
+      existing.body?.end();
       return;
     }
     if (id <= this.#lastStream) {
@@ -934,11 +988,22 @@ export class Http2Connection {
     if (head.target === "*") {
       return this.#respond(st, head.method === "OPTIONS" ? SERVER_OPTIONS : errorReply(400));
     }
-    // Request bodies are not handed to the handler over HTTP/2 yet (they are read and
-    // dropped). A body without Content-Length would look like no body at all to a stage
-    // that writes what it receives (an empty PUT): refuse it (411) rather than guess.
-    // With a Content-Length the handler sees one was declared and can refuse it itself.
-    if (!endStream && st.contentLength < 0 && head.method !== "GET" && head.method !== "HEAD") {
+    // The handler's body methods (uploads, WebDAV) get the DATA as `req.body`, as
+    // over HTTP/1.1 (write/body.ts): without a Content-Length the body ends with
+    // END_STREAM, which HTTP/2 frames reliably (sec. 8.1).
+    const bodies = this.#bodies;
+    if (bodies !== undefined && bodies.methods.has(head.method)) {
+      if (st.contentLength > bodies.maxBytes) return this.#respond(st, errorReply(413));
+      const pipe = new BodyPipe(endStream ? 0 : st.contentLength, BODY_HIGH_WATER);
+      if (endStream) pipe.end();
+      st.body = pipe;
+      (head as RequestHead & { body?: unknown }).body = pipe;
+    } else if (
+      !endStream && st.contentLength < 0 && head.method !== "GET" && head.method !== "HEAD"
+    ) {
+      // Other bodies are dropped. One without Content-Length would look like no body
+      // at all to a stage that writes what it receives: refuse it (411) rather than guess.
+      // With a Content-Length the handler sees one was declared and can refuse it itself.
       return this.#respond(st, errorReply(411));
     }
     this.#inflight++;
@@ -1118,7 +1183,9 @@ export class Http2Connection {
     }
     st.parts = reply.body;
     st.left = reply.length;
-    st.streamed = reply.length < 0;
+    // Any reply with a `stream` is pulled, also one whose length is known ahead
+    // (zip/tar): then it must be exactly that long (checked in #fill and #pull).
+    st.streamed = reply.stream !== undefined;
     this.#sending.push(st);
   }
 
@@ -1206,7 +1273,11 @@ export class Http2Connection {
         st.loading = false;
         if (st.done) return;
         if (r.done) {
-          // End of a stream of unknown length: an empty DATA with END_STREAM.
+          // A known length not reached: RST_STREAM, so the client sees the body
+          // as incomplete (HTTP/1.1 closes the connection there).
+          if (st.left > 0) return this.#failStream(st, `stream ended ${st.left} bytes short`);
+          // End of the stream (a known length was met, or none was announced): an
+          // empty DATA with END_STREAM, sent only now so an overshoot is still caught.
           const before = this.#out.length;
           writeData(this.#out, st.id, new Uint8Array(0), 0, 0, true);
           st.bytes += this.#out.length - before;
@@ -1260,11 +1331,18 @@ export class Http2Connection {
           this.#advance(st);
           if (st.pending === null) break;
         }
+        // Bytes past the announced length: only a stream can have them (a
+        // parts-only reply ends at `last`); cut it, never send a wrong body.
+        if (st.left === 0) {
+          this.#failStream(st, "stream passed its length");
+          break;
+        }
         let n = Math.min(st.pendingEnd - st.pendingOff, st.sendWindow, this.#sendWindow, maxFrame);
         // Never past the length we announced (parts longer than it are cut).
         if (st.left >= 0 && n > st.left) n = st.left;
         if (n <= 0) break;
-        const last = st.left === n;
+        // A stream's end is known only when it says so (#pull), even at its length.
+        const last = st.left === n && !st.streamed;
         const before = out.length;
         writeData(out, st.id, st.pending, st.pendingOff, st.pendingOff + n, last);
         st.bytes += out.length - before;
@@ -1305,6 +1383,9 @@ export class Http2Connection {
 
   #finish(st: Stream): void {
     st.done = true;
+    // A body cut by a reset or a closed connection: the stage's read throws and it
+    // removes its temporary file (a no-op once the body ended).
+    st.body?.fail(new BodyError(400, "the HTTP/2 stream ended before its request body"));
     this.#streams.delete(st.id);
     this.#remember(st.id);
     if (st.pending !== null && st.pooled) this.#putChunk(st.pending);

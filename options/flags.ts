@@ -293,7 +293,7 @@ export const FLAGS: readonly Flag[] = [
     rule: int(1, 10_000_000, "an integer >= 1"),
     text: integer,
     help:
-      "Open connections at most; beyond it new ones wait\nin the kernel backlog (default: from RLIMIT_NOFILE)",
+      "Open connections at most; near it each new one\ncloses an idle or slow one (idle first, never one\nmid-response) (default: from RLIMIT_NOFILE)",
   },
   {
     name: "header-timeout",

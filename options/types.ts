@@ -63,7 +63,9 @@ export interface ServeOptions {
   /**
    * Cap on connections open at once (ring mode: plus those queued to a
    * worker; reuseport mode: each worker takes `ceil(maxConns / workers)`).
-   * At the cap, new connections wait in the kernel's backlog.
+   * Near the cap each new connection sheds an idle or slow one (kept-alive
+   * idle first, never one mid-response); only when nothing can be shed do
+   * new ones wait in the kernel's backlog.
    * @default {(RLIMIT_NOFILE - 128) / 2, at least 16: each connection may hold a socket and a file; 448 when the limit cannot be read}
    */
   maxConns?: number;

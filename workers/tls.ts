@@ -67,6 +67,8 @@ export interface TlsServerOptions {
   onHandshakeTimeout?(n: number): void;
   /** Told how many connections still in their handshake were shed at the cap. */
   onHandshakeShed?(n: number): void;
+  /** Told how many idle HTTP/2 connections were shed at the cap. */
+  onH2Shed?(n: number): void;
   /** Called when accept() fails for lack of file descriptors (retried later). */
   onEmfile(): void;
   /**
@@ -169,10 +171,13 @@ export function startTls(handler: Handler, set: ConnectionSet, o: TlsServerOptio
     if (n <= 0) return 0;
     let done = shedH1(n, SHED_IDLE);
     if (done < n) {
+      let h2 = 0;
       for (const c of h2conns) {
-        if (done >= n) break;
-        if (c.idle && c.shedIdle()) done++;
+        if (done + h2 >= n) break;
+        if (c.idle && c.shedIdle()) h2++;
       }
+      done += h2;
+      if (h2 > 0) o.onH2Shed?.(h2);
     }
     if (done < n && handshaking.size > 0) {
       const victims: Deno.TlsConn[] = [];

@@ -244,6 +244,7 @@ async function start(config: WorkerConfig): Promise<void> {
       shed,
       onHandshakeTimeout: (n: number) => counters.add(CLOSE_HANDSHAKE, n),
       onHandshakeShed: (n: number) => counters.add(SHED_COUNT, n),
+      onH2Shed: (n: number) => counters.add(SHED_COUNT, n),
       onConn(delta) {
         Atomics.add(ctl, open, delta);
         if (delta > 0) Atomics.add(ctl, conns, 1);

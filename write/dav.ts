@@ -21,7 +21,7 @@ import { decodePath } from "../http/resolve.ts";
 import { httpDate, makeETag } from "../http/conditional.ts";
 import { contentType } from "../http/mime.ts";
 import { collectEntriesAsync } from "../http/_collect.ts";
-import { collectGuards, realInRoot, type Site } from "../http/_site.ts";
+import { collectGuards, realInRoot, type Site, underRoot } from "../http/_site.ts";
 import { isTempName } from "./atomic.ts";
 import {
   DAV,
@@ -237,15 +237,23 @@ export class DavStage {
     const fsPath = d.segments.length === 0 ? site.root : site.root + "/" + d.segments.join("/");
     const real = await realInRoot(site, fsPath);
     if (real === null) return site.replies.error(404);
+    // Through a symlink: only to a place protected alike, as GET (resolveTarget).
+    const there = real === fsPath ? undefined : underRoot(site, real);
+    if (there !== undefined && site.paths?.filters) {
+      if (!site.paths.sameProtection("/" + d.segments.join("/"), there)) {
+        return site.replies.error(404);
+      }
+    }
     const info = await Deno.stat(real);
     if (!info.isDirectory && !info.isFile) return site.replies.error(404);
     if (info.isFile && d.trailingSlash) return site.replies.error(404);
     const name = d.segments.length === 0 ? "" : d.segments[d.segments.length - 1];
     let xml = responseXml(resourceOf(hrefOf(d.segments, info.isDirectory), name, info), ask);
     if (depth === "1" && info.isDirectory) {
-      if (!site.dirListing) return site.replies.error(403);
-      // The requester's path rules leave out what they may not read, as in a listing.
+      // The requester's path rules leave out what they may not read, as in a listing;
+      // a folder whose listing is off (a `list: false` rule too) names no members.
       const dirPath = "/" + d.segments.map((s) => s + "/").join("");
+      if (!(site.paths?.rulesFor(dirPath).list ?? site.dirListing)) return site.replies.error(403);
       const entries = await collectEntriesAsync(real, site.policy, {
         max: site.page.listingCap,
         detail: true,
