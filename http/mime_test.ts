@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { contentType, DEFAULT_TYPE } from "./mime.ts";
+import { buildTypes, renderTable } from "../scripts/gen_mime.ts";
 
 Deno.test("contentType() adds charset=utf-8 to text types", () => {
   assert.equal(contentType("index.html"), "text/html; charset=utf-8");
@@ -18,5 +19,23 @@ Deno.test("contentType() gives binary types without charset", () => {
 Deno.test("contentType() falls back to application/octet-stream", () => {
   for (const n of ["noext", "a.unknownext", "dir.d/file", "trailing.", ".bashrc"]) {
     assert.equal(contentType(n), DEFAULT_TYPE, n);
+  }
+});
+
+Deno.test("the generated _mime_table.ts matches mime-db (else run scripts/gen_mime.ts)", async () => {
+  const file = await Deno.readTextFile(new URL("./_mime_table.ts", import.meta.url));
+  assert.equal(
+    file,
+    renderTable(buildTypes()),
+    "run: deno run --allow-write=http scripts/gen_mime.ts",
+  );
+});
+
+Deno.test("contentType() gives mime-db's type for every extension mime-db knows", () => {
+  const types = buildTypes();
+  assert.ok(types.size > 1000, `only ${types.size} extensions`);
+  for (const [ext, type] of types) {
+    assert.equal(contentType(`a.${ext}`), type, ext);
+    assert.equal(contentType(`A.${ext.toUpperCase()}`), type, ext);
   }
 });

@@ -45,8 +45,8 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 }
 
 /** One pool thread serving one HTTP worker slot, outside any cluster. */
-async function startPoolHost(): Promise<PoolHost> {
-  const host = new PoolHost(1, 1, {
+async function startPoolHost(threads = 1): Promise<PoolHost> {
+  const host = new PoolHost(threads, 1, {
     root,
     dirListing: true,
     dotfiles: false,
@@ -59,6 +59,22 @@ async function startPoolHost(): Promise<PoolHost> {
   await host.start();
   return host;
 }
+
+Deno.test("pool: threads start on demand: none while idle, the first on the first job, more when jobs wait", async () => {
+  const host = await startPoolHost(3);
+  const client = new JobClient(host.buffers, 0);
+  try {
+    assert.equal(host.stats().started, 0, "an idle pool costs no thread");
+    assert.equal((await client.submit(SLEEP, { ms: 1 })).status, 200);
+    assert.equal(host.stats().started, 1);
+    // Three long jobs at once: the first thread is busy, so the others start.
+    const slow = [1, 2, 3].map(() => client.submit(SLEEP, { ms: 1500 }));
+    await until(() => host.stats().started === 3, 30_000, "all three threads to start");
+    for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
+  } finally {
+    host.terminate();
+  }
+});
 
 Deno.test("slab: values span chunks, come back whole, and every chunk is freed exactly once", () => {
   const slab = new Slab(Slab.allocate(8, 64));

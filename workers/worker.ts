@@ -37,7 +37,6 @@ import { JOB_CODE, JobClient } from "./_jobs.ts";
 import type { Handler, RequestHead } from "../http/types.ts";
 import { EpollLoop } from "./_epoll_io.ts";
 import { AcceptLoop } from "./_accept_loop.ts";
-import { startTls } from "./tls.ts";
 import { AccessLogProducer } from "./_access_log.ts";
 import {
   CLOSE_HANDSHAKE,
@@ -235,6 +234,8 @@ async function start(config: WorkerConfig): Promise<void> {
   if (config.tls) {
     const open = slot(config.index, OPEN);
     const conns = slot(config.index, CONNS);
+    // perf (#16): TLS and HTTP/2 load only when TLS is on (~7 MiB per worker otherwise).
+    const { startTls } = await import("./tls.ts");
     const tls = startTls(handler, set, {
       ...options,
       hostname: config.hostname,
