@@ -11,7 +11,8 @@
  *
  * 200 while this worker answers and the job pool (when there is one) has a
  * live thread: `"ok"` when every worker and pool thread is up, `"degraded"`
- * while one is being replaced. 503 (`"down"`) when no pool thread is alive:
+ * while one is being replaced (a pool thread not started yet, since they
+ * start on demand, counts as alive). 503 (`"down"`) when no pool thread is alive:
  * listings and compression would fail. Like the metrics page it is answered
  * in front of the file handler: it hides a file of the same path, and it needs
  * no credentials (it tells counts, nothing of the files).

@@ -143,6 +143,9 @@ export class PoolHost {
         if (this.#jobs.size() === 0 || this.#idle() > 0) continue;
       }
       const i = this.#started++;
+      // A thread not started yet counts as alive (it starts on demand): from
+      // here it is starting, and counts again once ready.
+      this.onLive?.(-1);
       await this.#start(i).catch((e) => this.#restartFailed(i, e, 1000));
     }
   }

@@ -398,7 +398,10 @@ export class Supervisor implements Cluster {
       // Before the workers: they attach to its rings when they start.
       this.#pool = new PoolHost(c.pool, c.workers, c.handler, c.log);
       const ctl = this.#ctl;
-      this.#pool.onLive = (d) => Atomics.add(ctl, POOL_LIVE, d); // the health page reads it
+      // The health page reads it: threads not started yet count as alive
+      // (they start on demand), so an idle server with a pool is healthy.
+      Atomics.store(ctl, POOL_LIVE, c.pool);
+      this.#pool.onLive = (d) => Atomics.add(ctl, POOL_LIVE, d);
       await this.#pool.start();
     }
     if (c.mode === "ring") {
